@@ -1,0 +1,33 @@
+from setuptools import find_packages, setup
+
+setup(
+    name="nnunet_thrombus",
+    version="0.1.0",
+    description=(
+        "nnU-Net v2 plugin: coarse-to-fine intracranial thrombus segmentation and measurement "
+        "on paired NCCT + CTA (Zhu et al., AJNR 2023)"
+    ),
+    python_requires=">=3.10",
+    packages=find_packages(include=["nnunet_thrombus", "nnunet_thrombus.*", "dataset_conversion",
+                                    "dataset_conversion.*"]),
+    package_data={"nnunet_thrombus": ["resources/*.json"]},
+    install_requires=[
+        "nnunetv2>=2.8",
+        "torch>=2.1",
+        "SimpleITK>=2.2",
+        "batchgenerators>=0.25",
+        "acvl-utils>=0.2",
+        "dynamic-network-architectures>=0.4",
+        "numpy>=1.24",
+        "scipy>=1.10",
+        "pydicom>=2.4",
+        "matplotlib>=3.7",
+        "tqdm>=4.60",
+    ],
+    extras_require={
+        "dicomseg": ["highdicom>=0.22"],
+        "distributed": ["ray>=2.9"],
+        "test": ["pytest>=7", "pytest-timeout>=2"],
+    },
+    entry_points={"console_scripts": ["nnunet_thrombus=nnunet_thrombus.cli:main"]},
+)
