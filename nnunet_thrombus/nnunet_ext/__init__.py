@@ -1,0 +1,1 @@
+"""Folder named by ``nnUNet_extTrainer``: nnU-Net imports ``thrombus_trainers`` from here to find our trainers."""

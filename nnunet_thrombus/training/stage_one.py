@@ -1,0 +1,154 @@
+"""Stage-1 (coarse) results the fine stage depends on: checkpoints, ``predicted_next_stage``, and regenerating it.
+
+nnU-Net writes stage-1 predictions for the next stage only for the validation cases of each trained fold, so a fine
+stage needs all five stage-1 folds, and a missing one surfaces as a bare ``FileNotFoundError`` deep in the data
+loader. Here the fine stage checks first and names the missing folds and the commands that fix it, and
+:func:`export_next_stage` rebuilds ``predicted_next_stage`` from whatever stage-1 checkpoints exist.
+"""
+from __future__ import annotations
+
+import json
+import os
+from os.path import isdir, isfile, join
+
+N_FOLDS = 5
+_SEG_ENDINGS = (".b2nd", ".npz", ".npy")
+
+
+def stage1_folder(plans_manager, previous_stage: str, trainer_name: str) -> str:
+    from nnunetv2.paths import nnUNet_results
+
+    return join(str(nnUNet_results), plans_manager.dataset_name,
+                f"{trainer_name}__{plans_manager.plans_name}__{previous_stage}")
+
+
+def predicted_next_stage_folder(plans_manager, previous_stage: str, next_stage: str, trainer_name: str) -> str:
+    return join(stage1_folder(plans_manager, previous_stage, trainer_name), "predicted_next_stage", next_stage)
+
+
+def trained_folds(folder: str, checkpoint_name: str = "checkpoint_final.pth") -> list:
+    """Folds (ints, and 'all') under ``folder`` that have ``checkpoint_name``."""
+    if not isdir(folder):
+        return []
+    out = []
+    for name in sorted(os.listdir(folder)):
+        if name.startswith("fold_") and isfile(join(folder, name, checkpoint_name)):
+            tag = name[len("fold_"):]
+            out.append(int(tag) if tag.isdigit() else tag)
+    return out
+
+
+def _dataset_id(plans_manager) -> str:
+    name = plans_manager.dataset_name
+    return str(int(name[len("Dataset"):len("Dataset") + 3])) if name.startswith("Dataset") else name
+
+
+def fix_commands(plans_manager, previous_stage: str, trainer_name: str, folds) -> str:
+    ds = _dataset_id(plans_manager)
+    plans = plans_manager.plans_name
+    lines = [f"  nnUNetv2_train {ds} {previous_stage} {f} -tr {trainer_name} -p {plans}" for f in folds]
+    lines.append(f"  or, from the stage-1 folds you already have: nnunet_thrombus export-next-stage -d {ds} "
+                 f"-tr {trainer_name} -p {plans}")
+    return "\n".join(lines)
+
+
+def stage1_checkpoint(plans_manager, previous_stage: str, fold, trainer_name: str, this_stage: str) -> str:
+    """Path of the same fold's stage-1 ``checkpoint_final.pth``; ``FileNotFoundError`` with the fix if absent."""
+    folder = stage1_folder(plans_manager, previous_stage, trainer_name)
+    path = join(folder, f"fold_{fold}", "checkpoint_final.pth")
+    if not isfile(path):
+        have = trained_folds(folder)
+        raise FileNotFoundError(
+            f"{this_stage} fold {fold} needs the coarse stage's weights, but {path} does not exist "
+            f"(trained stage-1 folds: {have or 'none'}). Train it first:\n"
+            f"  nnUNetv2_train {_dataset_id(plans_manager)} {previous_stage} {fold} -tr {trainer_name} "
+            f"-p {plans_manager.plans_name}")
+    return path
+
+
+def missing_predictions(folder: str, identifiers) -> list[str]:
+    present = set()
+    if isdir(folder):
+        for name in os.listdir(folder):
+            for ending in _SEG_ENDINGS:
+                if name.endswith(ending):
+                    present.add(name[: -len(ending)])
+    return sorted(i for i in identifiers if i not in present)
+
+
+def require_previous_stage_predictions(plans_manager, previous_stage: str, this_stage: str, trainer_name: str,
+                                       identifiers, folder: str) -> None:
+    """Raise ``FileNotFoundError`` naming the missing cases, the untrained stage-1 folds and the fix."""
+    missing = missing_predictions(folder, identifiers)
+    if not missing:
+        return
+    s1 = stage1_folder(plans_manager, previous_stage, trainer_name)
+    have = [f for f in trained_folds(s1) if f != "all"]
+    need = [f for f in range(N_FOLDS) if f not in have]
+    shown = ", ".join(missing[:8]) + (f" and {len(missing) - 8} more" if len(missing) > 8 else "")
+    raise FileNotFoundError(
+        f"{this_stage} needs stage-1 ({previous_stage}) predictions of every training case in {folder}; "
+        f"{len(missing)} are missing ({shown}). nnU-Net writes them when a stage-1 fold finishes its validation, "
+        f"so all {N_FOLDS} folds are needed; trained: {have or 'none'}, missing folds: {need}. Fix:\n"
+        + fix_commands(plans_manager, previous_stage, trainer_name, need))
+
+
+def export_next_stage(dataset: str | int, trainer_name: str = "ThrombusCascadeTrainer", plans_name: str = "nnUNetPlans",
+                      previous_stage: str = "3d_lowres", device: str = "cpu", use_mirroring: bool = False,
+                      checkpoint_name: str = "checkpoint_final.pth", verbose: bool = True) -> dict:
+    """Write stage-1 predictions for every preprocessed case into ``predicted_next_stage/<next stage>``.
+
+    A case is predicted by the stage-1 fold that held it out when that fold is trained (out-of-fold, exactly what
+    nnU-Net itself writes); otherwise by the ensemble of the trained folds. Cases predicted by a model that saw them
+    in training are listed in ``export_info.json`` (``in_sample``): such predictions are optimistic, so fine-stage
+    training on them sees cleaner coarse maps than at test time. Returns that info dict.
+    """
+    import torch
+    from nnunetv2.inference.export_prediction import resample_and_save
+    from nnunetv2.inference.predict_from_raw_data import nnUNetPredictor
+    from nnunetv2.paths import nnUNet_preprocessed, nnUNet_results
+    from nnunetv2.training.dataloading.nnunet_dataset import infer_dataset_class
+    from nnunetv2.utilities.dataset_name_id_conversion import maybe_convert_to_dataset_name
+    from nnunetv2.utilities.plans_handling.plans_handler import PlansManager
+
+    dataset_name = maybe_convert_to_dataset_name(dataset)
+    model_dir = join(str(nnUNet_results), dataset_name, f"{trainer_name}__{plans_name}__{previous_stage}")
+    folds = [f for f in trained_folds(model_dir, checkpoint_name) if f != "all"]
+    if not folds:
+        raise FileNotFoundError(f"no stage-1 checkpoint ({checkpoint_name}) under {model_dir}; train one first: "
+                                f"nnUNetv2_train {dataset} {previous_stage} 0 -tr {trainer_name} -p {plans_name}")
+    predictor = nnUNetPredictor(tile_step_size=0.5, use_gaussian=True, use_mirroring=use_mirroring,
+                                device=torch.device(device), allow_tqdm=False)
+    predictor.initialize_from_trained_model_folder(model_dir, use_folds=tuple(folds), checkpoint_name=checkpoint_name)
+    all_params = list(predictor.list_of_parameters)
+    pm = PlansManager(join(model_dir, "plans.json"))
+    cm = pm.get_configuration(previous_stage)
+    pre_base = join(str(nnUNet_preprocessed), dataset_name)
+    splits = json.load(open(join(pre_base, "splits_final.json")))
+    holdout = {k: f for f in folds for k in splits[f]["val"]}
+    src_folder = join(pre_base, cm.data_identifier)
+    ds_class = infer_dataset_class(src_folder)
+    identifiers = ds_class.get_identifiers(src_folder)
+    info = {"folds": folds, "in_sample": [], "out_of_fold": [], "next_stages": cm.next_stage_names or []}
+    for nxt in info["next_stages"]:
+        os.makedirs(join(model_dir, "predicted_next_stage", nxt), exist_ok=True)
+    for i, key in enumerate(identifiers):
+        data, _, _, props = ds_class(src_folder, [key]).load_case(key)
+        x = torch.from_numpy(data[:]).float()
+        fold = holdout.get(key)
+        predictor.list_of_parameters = [all_params[folds.index(fold)]] if fold is not None else all_params
+        (info["out_of_fold"] if fold is not None else info["in_sample"]).append(key)
+        logits = predictor.predict_logits_from_preprocessed_data(x).cpu()
+        for nxt in info["next_stages"]:
+            next_cm = pm.get_configuration(nxt)
+            next_folder = join(pre_base, next_cm.data_identifier)
+            next_class = infer_dataset_class(next_folder)
+            d, _, _, _ = next_class(next_folder, [key]).load_case(key)
+            resample_and_save(logits, d.shape[1:], join(model_dir, "predicted_next_stage", nxt, key), pm, cm,
+                              props, join(model_dir, "dataset.json"), 1, next_class)
+        if verbose:
+            print(f"[export-next-stage] {i + 1}/{len(identifiers)} {key} "
+                  f"({'fold ' + str(fold) if fold is not None else 'ensemble of folds ' + str(folds)})", flush=True)
+    with open(join(model_dir, "predicted_next_stage", "export_info.json"), "w") as fh:
+        json.dump(info, fh, indent=1)
+    return info

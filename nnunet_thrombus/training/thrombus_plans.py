@@ -1,0 +1,185 @@
+"""Write the cascade (``3d_lowres`` + ``3d_cascade_fullres``) into a planned nnU-Net dataset, for any image size.
+
+nnU-Net's planner only creates a cascade when the images are much larger than the full-resolution patch, so small
+data (our synthetic cohort) gets none. :func:`build_thrombus_plans` starts from nnU-Net's own plans (fingerprint,
+``3d_fullres``) and writes a new plans identifier (default ``ThrombusPlans``) with:
+
+- ``3d_fullres``: single-stage ``ThrombusCoarseUNet`` (CBAM + pyramid fusion) at full resolution;
+- ``3d_lowres``: the coarse stage at the fine spacing times the paper's ratio (1.08/0.625, 0.844/0.488, 0.844/0.488);
+- ``3d_cascade_fullres``: inherits ``3d_fullres``, ``previous_stage`` ``3d_lowres``, ``ThrombusCascadeNet``.
+
+Presets: ``paper`` (the paper's spacing, patch, features, BatchNorm; ``plans/paper_plans.json``), ``auto`` (nnU-Net's
+own 3d_fullres choices, only the cascade added), ``cpu`` (``auto`` with ``plans/cpu_plans.json``'s smaller features and
+patch). ``ct_window='vessel'`` replaces nnU-Net's CT clip range (0.5-99.5 percentile of thrombus voxels, which clips
+contrast-filled arteries on CTA to about 100 HU) by a fixed window per channel (:data:`VESSEL_WINDOW`).
+"""
+from __future__ import annotations
+
+import copy
+import json
+import math
+from pathlib import Path
+
+PAPER_RATIO = (1.08 / 0.625, 0.844 / 0.488, 0.844 / 0.488)
+PLANS_DIR = Path(__file__).resolve().parents[2] / "plans"
+COARSE_CLASS = "nnunet_thrombus.networks.coarse_net.ThrombusCoarseUNet"
+CASCADE_CLASS = "nnunet_thrombus.networks.cascade_net.ThrombusCascadeNet"
+#: channel -> (lower HU, upper HU): CTA keeps contrast-filled vessels (250-500 HU) and the clot (40-70 HU) apart;
+#: NCCT keeps hyperdense clot, calcification onset (130 HU) and brain.
+VESSEL_WINDOW = {"0": (-20.0, 600.0), "1": (-20.0, 150.0)}
+PRESETS = ("auto", "cpu", "paper")
+
+
+def load_preset_json(name: str) -> dict:
+    path = PLANS_DIR / f"{name}_plans.json"
+    if not path.is_file():
+        raise FileNotFoundError(f"preset file {path} is missing (preset {name!r})")
+    return json.loads(path.read_text())
+
+
+def _divisibility(strides) -> list[int]:
+    return [int(math.prod(s[i] for s in strides)) for i in range(len(strides[0]))]
+
+
+def _fit_patch(patch, image_shape, strides) -> list[int]:
+    """``patch`` shrunk (never grown) to the image size rounded up to the network's divisibility."""
+    div = _divisibility(strides)
+    return [max(d, min(int(p), int(math.ceil(s / d) * d))) for p, s, d in zip(patch, image_shape, div)]
+
+
+def _set_architecture(cfg: dict, class_name: str, features=None, strides=None, kernel=None, n_conv=None,
+                      norm_op=None, norm_kwargs=None) -> None:
+    arch = cfg["architecture"]
+    kw = arch["arch_kwargs"]
+    arch["network_class_name"] = class_name
+    if strides is not None:
+        kw["strides"] = [list(s) for s in strides]
+    if features is not None:
+        n = len(features)
+        kw["features_per_stage"] = list(features)
+        kw["strides"] = (kw["strides"] + [[2] * len(kw["strides"][0])] * n)[:n]
+    n = len(kw["features_per_stage"])
+    kw["n_stages"] = n
+    if kernel is not None:
+        kw["kernel_sizes"] = [list(kernel)] * n
+    else:
+        kw["kernel_sizes"] = (kw["kernel_sizes"] + [kw["kernel_sizes"][-1]] * n)[:n]
+    per_stage = n_conv if n_conv is not None else (kw["n_conv_per_stage"][0] if kw["n_conv_per_stage"] else 2)
+    kw["n_conv_per_stage"] = [per_stage] * n
+    kw["n_conv_per_stage_decoder"] = [per_stage] * (n - 1)
+    if norm_op is not None:
+        kw["norm_op"] = norm_op
+        kw["norm_op_kwargs"] = dict(norm_kwargs or {"eps": 1e-5, "affine": True})
+    kw.setdefault("use_cbam", True)
+    kw.setdefault("use_pyramid_fusion", True)
+    arch.setdefault("_kw_requires_import", ["conv_op", "norm_op", "dropout_op", "nonlin"])
+
+
+def build_thrombus_plans(base_plans: dict, preset: str = "auto", plans_name: str = "ThrombusPlans",
+                         ct_window: str = "foreground", patch_size=None, features=None,
+                         batch_size: int | None = None) -> dict:
+    """New plans dict (see module docstring). ``base_plans``: nnU-Net's plans with a ``3d_fullres`` configuration."""
+    if preset not in PRESETS:
+        raise ValueError(f"preset={preset!r}; choose one of {PRESETS}")
+    if ct_window not in ("foreground", "vessel"):
+        raise ValueError(f"ct_window={ct_window!r}; choose 'foreground' (nnU-Net) or 'vessel'")
+    if "3d_fullres" not in base_plans.get("configurations", {}):
+        raise ValueError("the source plans have no 3d_fullres configuration; run nnUNetv2_plan_and_preprocess "
+                         "(or nnUNetv2_plan_experiment) with -c 3d_fullres first")
+    plans = copy.deepcopy(base_plans)
+    plans["plans_name"] = plans_name
+    base = plans["configurations"]["3d_fullres"]
+    for key in ("inherits_from", "previous_stage", "next_stage"):
+        base.pop(key, None)
+    fine = copy.deepcopy(base)
+    fine["data_identifier"] = f"{plans_name}_3d_fullres"
+    ratio = PAPER_RATIO
+    arch_args = {}
+    if preset == "paper":
+        p = load_preset_json("paper")
+        fine["spacing"] = list(p["fine_spacing_mm"])
+        ratio = tuple(c / f for c, f in zip(p["coarse_spacing_mm"], p["fine_spacing_mm"]))
+        fine["patch_size"] = list(p["patch_size"])
+        fine["batch_size"] = int(p["batch_size"])
+        arch_args = dict(features=p["features_per_stage"], strides=p["strides"], kernel=p["kernel_size"],
+                         n_conv=p["n_conv_per_stage"], norm_op=p["norm_op"], norm_kwargs=p["norm_op_kwargs"])
+        fine["architecture"]["arch_kwargs"]["nonlin"] = p["nonlin"]
+        fine["architecture"]["arch_kwargs"]["nonlin_kwargs"] = p["nonlin_kwargs"]
+        scale = [o / n for o, n in zip(plans["original_median_spacing_after_transp"], fine["spacing"])]
+        fine["median_image_size_in_voxels"] = [s * k for s, k in
+                                               zip(plans["original_median_shape_after_transp"], scale)]
+    elif preset == "cpu":
+        p = load_preset_json("cpu")
+        fine["batch_size"] = int(p["batch_size"])
+        arch_args = dict(features=p["features_per_stage"])
+        fine["patch_size"] = list(p["patch_size"])
+    if features is not None:
+        arch_args["features"] = list(features)
+    if patch_size is not None:
+        fine["patch_size"] = [int(v) for v in patch_size]
+    if batch_size is not None:
+        fine["batch_size"] = int(batch_size)
+    _set_architecture(fine, COARSE_CLASS, **arch_args)
+    strides = fine["architecture"]["arch_kwargs"]["strides"]
+    fine["patch_size"] = _fit_patch(fine["patch_size"], fine["median_image_size_in_voxels"], strides)
+
+    coarse = copy.deepcopy(fine)
+    coarse["data_identifier"] = f"{plans_name}_3d_lowres"
+    coarse["spacing"] = [s * r for s, r in zip(fine["spacing"], ratio)]
+    coarse["median_image_size_in_voxels"] = [s / r for s, r in zip(fine["median_image_size_in_voxels"], ratio)]
+    coarse["patch_size"] = _fit_patch(fine["patch_size"], coarse["median_image_size_in_voxels"], strides)
+    coarse["batch_dice"] = False
+    coarse["next_stage"] = "3d_cascade_fullres"
+
+    cascade_arch = copy.deepcopy(fine["architecture"])
+    cascade_arch["network_class_name"] = CASCADE_CLASS
+    cascade_arch["arch_kwargs"]["use_coarse_features"] = True
+    cascade_arch["arch_kwargs"]["freeze_coarse"] = True
+    plans["configurations"] = {
+        "3d_fullres": fine,
+        "3d_lowres": coarse,
+        "3d_cascade_fullres": {"inherits_from": "3d_fullres", "previous_stage": "3d_lowres",
+                               "architecture": cascade_arch},
+    }
+    if ct_window == "vessel":
+        props = plans["foreground_intensity_properties_per_channel"]
+        for ch, (lo, hi) in VESSEL_WINDOW.items():
+            if ch in props:
+                props[ch].update({"percentile_00_5": lo, "percentile_99_5": hi, "mean": (lo + hi) / 2,
+                                  "std": (hi - lo) / 2})
+    plans["thrombus_plans"] = {"preset": preset, "ct_window": ct_window, "coarse_to_fine_spacing_ratio": list(ratio),
+                               "source_plans": base_plans.get("plans_name")}
+    return plans
+
+
+def apply_plans(dataset: str | int, preset: str = "auto", plans_name: str = "ThrombusPlans",
+                source_plans: str = "nnUNetPlans", ct_window: str = "foreground", patch_size=None, features=None,
+                batch_size: int | None = None) -> Path:
+    """Read ``<nnUNet_preprocessed>/<dataset>/<source_plans>.json``, write ``<plans_name>.json`` beside it; returns
+    its path. When ``plans_name == source_plans`` the original is kept as ``<name>.orig.json``."""
+    from nnunetv2.paths import nnUNet_preprocessed
+    from nnunetv2.utilities.dataset_name_id_conversion import maybe_convert_to_dataset_name
+
+    folder = Path(str(nnUNet_preprocessed)) / maybe_convert_to_dataset_name(dataset)
+    src = folder / f"{source_plans}.json"
+    if not src.is_file():
+        raise FileNotFoundError(f"{src} does not exist: plan the dataset first, e.g. "
+                                f"nnUNetv2_plan_and_preprocess -d {dataset} -c 3d_fullres")
+    base = json.loads(src.read_text())
+    plans = build_thrombus_plans(base, preset, plans_name, ct_window, patch_size, features, batch_size)
+    dst = folder / f"{plans_name}.json"
+    if dst == src:
+        backup = folder / f"{source_plans}.orig.json"
+        if not backup.exists():
+            backup.write_text(src.read_text())
+    tmp = dst.with_suffix(".json.tmp")
+    tmp.write_text(json.dumps(plans, indent=2))
+    tmp.replace(dst)
+    return dst
+
+
+def preprocess_dataset_id(dataset: str | int) -> int:
+    """The integer id nnU-Net's preprocess API wants, from ``501`` or ``Dataset501_Name``."""
+    from nnunetv2.utilities.dataset_name_id_conversion import maybe_convert_to_dataset_name
+
+    return int(maybe_convert_to_dataset_name(dataset)[len("Dataset"):len("Dataset") + 3])

@@ -1,0 +1,113 @@
+"""ThrombusCascadeTrainer: the coarse-to-fine model of Zhu et al. (AJNR 2023) inside ``nnUNetv2_train``.
+
+One trainer name serves both stages, because nnU-Net finds a cascade's previous-stage predictions through the
+trainer name:
+
+- ``3d_lowres`` (stage 1, coarse): :class:`ThrombusCoarseUNet` (CBAM + scale-aware pyramid fusion).
+- ``3d_cascade_fullres`` (stage 2, fine): :class:`ThrombusCascadeNet`; its coarse branch is loaded from the same
+  fold's stage-1 ``checkpoint_final.pth`` and frozen (``freeze_coarse``).
+
+Recipe (paper, where explicit): SGD Nesterov momentum 0.99, lr 0.01, poly decay 0.9, weight decay 3e-5, batch 2
+(from the plans), Dice + CE with deep-supervision weights halving per level and normalised to sum 1 (nnU-Net zeroes
+the lowest level; the paper does not), nnU-Net's augmentation (rotation, scaling, low-resolution simulation, ...).
+Short schedules: ``THROMBUS_*`` environment variables (:mod:`nnunet_thrombus.training.short_run`).
+"""
+from __future__ import annotations
+
+import numpy as np
+import torch
+from nnunetv2.training.nnUNetTrainer.nnUNetTrainer import nnUNetTrainer
+
+from nnunet_thrombus.training.network_builder import NetworkSwitches, build_thrombus_network
+from nnunet_thrombus.training.short_run import schedule_overrides
+from nnunet_thrombus.training import stage_one
+
+
+def unwrap_network(network: torch.nn.Module) -> torch.nn.Module:
+    """The plain module under DDP (``.module``) and torch.compile (``._orig_mod``) wrappers."""
+    while True:
+        if hasattr(network, "module") and isinstance(network.module, torch.nn.Module):
+            network = network.module
+        elif hasattr(network, "_orig_mod"):
+            network = network._orig_mod
+        else:
+            return network
+
+
+class ThrombusCascadeTrainer(nnUNetTrainer):
+    #: ablation switches (see :class:`NetworkSwitches`); variants in :mod:`nnunet_thrombus.training.variants`
+    use_cbam = True
+    use_pyramid_fusion = True
+    use_coarse_features = True
+    freeze_coarse = True
+    #: trainer whose stage-1 results (checkpoint, predicted_next_stage) the fine stage uses; None = this trainer
+    stage1_trainer_name: str | None = None
+
+    def __init__(self, plans: dict, configuration: str, fold: int, dataset_json: dict,
+                 device: torch.device = torch.device("cuda")):
+        super().__init__(plans, configuration, fold, dataset_json, device)
+        self.initial_lr = 1e-2
+        self.weight_decay = 3e-5
+        for attr, value in schedule_overrides().items():
+            setattr(self, attr, value)
+        if self.is_cascaded and self.stage1_trainer_name is not None:
+            self.folder_with_segs_from_previous_stage = stage_one.predicted_next_stage_folder(
+                self.plans_manager, self.configuration_manager.previous_stage_name, self.configuration_name,
+                self.stage1_trainer_name)
+        self.coarse_branch_status = "not used"
+
+    @classmethod
+    def network_switches(cls) -> NetworkSwitches:
+        return NetworkSwitches(cls.use_cbam, cls.use_pyramid_fusion, cls.use_coarse_features, cls.freeze_coarse)
+
+    @classmethod
+    def build_network_architecture(cls, plans_manager, configuration_manager, num_input_channels: int,
+                                   num_output_channels: int, enable_deep_supervision: bool = True):
+        """nnU-Net's (new) signature; a classmethod so ablation variants pass their switches. The predictor calls it
+        with the plans of the results folder, so ``nnUNetv2_predict`` rebuilds the same network."""
+        return build_thrombus_network(plans_manager, configuration_manager, num_input_channels,
+                                      num_output_channels, enable_deep_supervision, cls.network_switches())
+
+    # ------------------------------------------------------------------ setup
+    def initialize(self):
+        already = self.was_initialized
+        super().initialize()
+        if already:
+            return
+        net = unwrap_network(self.network)
+        if self.is_cascaded and getattr(net, "use_coarse_features", False):
+            ckpt = stage_one.stage1_checkpoint(self.plans_manager, self.configuration_manager.previous_stage_name,
+                                               self.fold, self.stage1_trainer_name or self.__class__.__name__,
+                                               self.configuration_name)
+            net.load_coarse_weights(ckpt)
+            frozen = not any(p.requires_grad for p in net.coarse_branch.parameters())
+            self.coarse_branch_status = f"loaded from {ckpt}, {'frozen' if frozen else 'fine-tuned'}"
+        elif self.is_cascaded:
+            self.coarse_branch_status = "disabled (use_coarse_features=False)"
+        self.print_to_log_file(f"ThrombusCascadeTrainer: configuration {self.configuration_name}, network "
+                               f"{type(net).__name__}, switches {self.network_switches()}, "
+                               f"coarse branch: {self.coarse_branch_status}")
+
+    def _build_loss(self):
+        loss = super()._build_loss()
+        if self.enable_deep_supervision:
+            n = len(loss.weight_factors)
+            weights = np.array([1 / (2 ** i) for i in range(n)])
+            loss.weight_factors = tuple(weights / weights.sum())
+        return loss
+
+    def configure_optimizers(self):
+        params = [p for p in self.network.parameters() if p.requires_grad]
+        optimizer = torch.optim.SGD(params, self.initial_lr, weight_decay=self.weight_decay, momentum=0.99,
+                                    nesterov=True)
+        from nnunetv2.training.lr_scheduler.polylr import PolyLRScheduler
+        return optimizer, PolyLRScheduler(optimizer, self.initial_lr, self.num_epochs, exponent=0.9)
+
+    def on_train_start(self):
+        if self.is_cascaded:
+            tr_keys, val_keys = self.do_split()
+            stage_one.require_previous_stage_predictions(
+                self.plans_manager, self.configuration_manager.previous_stage_name, self.configuration_name,
+                self.stage1_trainer_name or self.__class__.__name__, list(tr_keys) + list(val_keys),
+                self.folder_with_segs_from_previous_stage)
+        super().on_train_start()
