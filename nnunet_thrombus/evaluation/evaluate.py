@@ -1,0 +1,190 @@
+"""Evaluate a folder of predicted thrombus masks against reference masks.
+
+``evaluate_folder`` matches files by name (nnU-Net naming ``<case>.nii.gz``), computes per case the
+segmentation metrics of ``surface_metrics`` (DESIGN.md sec 5), volume and length of reference and
+prediction with their errors, and the detection outcome of thrombus presence and of LVO; it writes
+``metrics.csv``, ``summary.json``, ``summary.md`` and PNG plots, each atomically.
+
+Multi-component handling: Dice, HD95, ASSD, NSD and volume use all thrombus voxels (label > 0) of
+each mask together; length is that of the largest 26-connected component; the predicted call
+(``measure.lvo.lvo_call``) ignores components below the rule's minimum volume and decides on the
+largest remaining one.
+
+Truth: occlusion present = reference mask non-empty; LVO = metadata column ``lvo`` when a metadata
+CSV is given, otherwise the LVO rule applied to the reference mask. Subgroups: ``site`` and
+``isodense`` from metadata; size group (<30 mm^3 vs >=30 mm^3) from the reference volume.
+"""
+from __future__ import annotations
+
+import csv
+import os
+import time
+
+import numpy as np
+
+from nnunet_thrombus.evaluation.atomic_io import write_csv, write_json, write_text
+from nnunet_thrombus.evaluation.summary import summarise, to_markdown
+from nnunet_thrombus.evaluation.surface_metrics import all_metrics
+
+SUFFIX = ".nii.gz"
+SMALL_CLOT_MM3 = 30.0
+FIELDS = ["case", "dice", "hd95_mm", "assd_mm", "nsd_1mm", "ref_volume_mm3", "pred_volume_mm3", "volume_error_mm3",
+          "abs_volume_error_mm3", "rel_volume_error", "ref_length_mm", "pred_length_mm", "length_error_mm",
+          "abs_length_error_mm", "rel_length_error", "ref_components", "pred_components", "ref_present",
+          "pred_present", "presence_outcome", "ref_lvo", "pred_lvo", "lvo_outcome", "pred_call", "pred_site",
+          "site", "size_group", "density_group"]
+
+
+def _truthy(value) -> bool:
+    s = str(value).strip().lower()
+    if s in ("1", "true", "yes", "y", "t", "1.0"):
+        return True
+    if s in ("0", "false", "no", "n", "f", "0.0", "", "none", "nan"):
+        return False
+    raise ValueError(f"cannot read {value!r} as a boolean")
+
+
+def read_metadata(path) -> dict:
+    """metadata.csv -> {case: row dict}; needs a ``case`` column."""
+    with open(path, newline="") as f:
+        reader = csv.DictReader(f)
+        if reader.fieldnames is None or "case" not in reader.fieldnames:
+            raise ValueError(f"metadata {path} needs a 'case' column, got columns {reader.fieldnames}")
+        return {row["case"]: row for row in reader}
+
+
+def check_geometry(case: str, pred, ref, tol: float = 1e-3) -> None:
+    """Raise ValueError naming ``case`` when two SimpleITK images differ in size, spacing, origin or
+    direction (absolute tolerance ``tol`` mm / cosine)."""
+    if pred.GetSize() != ref.GetSize():
+        raise ValueError(f"case {case}: prediction size {pred.GetSize()} != reference size {ref.GetSize()}")
+    for name in ("Spacing", "Origin", "Direction"):
+        a, b = getattr(pred, f"Get{name}")(), getattr(ref, f"Get{name}")()
+        if not np.allclose(a, b, atol=tol, rtol=0):
+            raise ValueError(f"case {case}: prediction {name.lower()} {tuple(np.round(a, 4))} != reference "
+                             f"{name.lower()} {tuple(np.round(b, 4))}")
+
+
+def _cases(pred_dir, ref_dir) -> list[str]:
+    refs = sorted(f[: -len(SUFFIX)] for f in os.listdir(ref_dir) if f.endswith(SUFFIX) and not f.startswith("."))
+    if not refs:
+        raise ValueError(f"no reference masks (*{SUFFIX}) in {ref_dir}")
+    missing = [c for c in refs if not os.path.isfile(os.path.join(pred_dir, c + SUFFIX))]
+    if missing:
+        raise ValueError(f"no prediction in {pred_dir} for reference case(s) {missing}")
+    return refs
+
+
+def _outcome(truth: bool, pred: bool) -> str:
+    return "TP" if truth and pred else "FN" if truth else "FP" if pred else "TN"
+
+
+def evaluate_case(case, pred_img, ref_img, meta=None, brain_img=None, lvo_rule=None, tolerance_mm=1.0) -> dict:
+    """One row of metrics.csv from SimpleITK label images (prediction, reference) of one case."""
+    import SimpleITK as sitk
+
+    from nnunet_thrombus.measure.components import measure_components
+    from nnunet_thrombus.measure.length import length_mm
+    from nnunet_thrombus.measure.lvo import LVOThresholds, lvo_call
+
+    check_geometry(case, pred_img, ref_img)
+    rule = lvo_rule or LVOThresholds()
+    pred = sitk.GetArrayFromImage(pred_img) > 0
+    ref = sitk.GetArrayFromImage(ref_img) > 0
+    brain = None if brain_img is None else sitk.GetArrayFromImage(brain_img) > 0
+    spacing = ref_img.GetSpacing()[::-1]
+    m = all_metrics(pred, ref, spacing, tolerance_mm)
+    geo = dict(spacing=spacing, origin=ref_img.GetOrigin(), direction=ref_img.GetDirection())
+    pred_comps = measure_components(pred, brain_mask=brain, **geo)
+    ref_comps = measure_components(ref, brain_mask=brain, **geo)
+    voxel = float(np.prod(spacing))
+    rv, pv = float(ref.sum()) * voxel, float(pred.sum()) * voxel
+    rl = length_mm(ref, spacing) if rv else 0.0
+    pl = length_mm(pred, spacing) if pv else 0.0
+    call = lvo_call(pred_comps, rule)
+    meta = meta or {}
+    ref_lvo = _truthy(meta["lvo"]) if "lvo" in meta else lvo_call(ref_comps, rule)["call"] == "LVO"
+    ref_present, pred_present = bool(ref.any()), call["call"] != "no occlusion"
+    density = None
+    if meta.get("isodense", "") != "":
+        density = "isodense" if _truthy(meta["isodense"]) else "hyperdense"
+    return {
+        "case": case, "dice": m["dice"], "hd95_mm": m["hd95_mm"], "assd_mm": m["assd_mm"], "nsd_1mm": m["nsd"],
+        "ref_volume_mm3": rv, "pred_volume_mm3": pv, "volume_error_mm3": pv - rv, "abs_volume_error_mm3": abs(pv - rv),
+        "rel_volume_error": abs(pv - rv) / rv if rv else float("nan"),
+        "ref_length_mm": rl, "pred_length_mm": pl, "length_error_mm": pl - rl, "abs_length_error_mm": abs(pl - rl),
+        "rel_length_error": abs(pl - rl) / rl if rl else float("nan"),
+        "ref_components": len(ref_comps), "pred_components": len(pred_comps),
+        "ref_present": ref_present, "pred_present": pred_present,
+        "presence_outcome": _outcome(ref_present, pred_present),
+        "ref_lvo": ref_lvo, "pred_lvo": call["call"] == "LVO",
+        "lvo_outcome": _outcome(ref_lvo, call["call"] == "LVO"), "pred_call": call["call"],
+        "pred_site": pred_comps[0]["site"] if pred_comps else "none",
+        "site": meta.get("site") or None,
+        "size_group": (f"<{SMALL_CLOT_MM3:g} mm3" if rv < SMALL_CLOT_MM3 else f">={SMALL_CLOT_MM3:g} mm3") if rv else None,
+        "density_group": density,
+    }
+
+
+def evaluate_folder(pred_dir, ref_dir, out_dir, metadata_csv=None, raters_dir=None, *, brain_mask_dir=None,
+                    lvo_thresholds=None, tolerance_mm: float = 1.0, plots: bool = True, quiet: bool = False) -> dict:
+    """Evaluate ``pred_dir/<case>.nii.gz`` against ``ref_dir/<case>.nii.gz`` for every reference case.
+
+    Args:
+        pred_dir: folder of predicted label maps (label > 0 = thrombus).
+        ref_dir: folder of reference label maps; every one needs a prediction (else ValueError listing
+            the cases); predictions without a reference are ignored and listed in the summary.
+        out_dir: output folder (created): metrics.csv, summary.json, summary.md, PNG plots.
+        metadata_csv: optional metadata.csv (columns case, site, lvo, isodense, ... ).
+        raters_dir: optional ``DIR/<case>/rater_*.nii.gz`` for the STAPLE rater study.
+        brain_mask_dir: optional ``<case>.nii.gz`` brain masks for the site frame (else image extent).
+        lvo_thresholds: ``LVOThresholds`` or a path to its JSON (default thresholds otherwise).
+        tolerance_mm: NSD tolerance in mm.
+
+    Returns:
+        The summary dict (also in summary.json).
+    """
+    import SimpleITK as sitk
+
+    from nnunet_thrombus.measure.lvo import LVOThresholds
+
+    start = time.perf_counter()
+    for name, d in (("pred_dir", pred_dir), ("ref_dir", ref_dir)):
+        if not os.path.isdir(d):
+            raise ValueError(f"{name} {d} is not a folder")
+    rule = LVOThresholds.load(lvo_thresholds) if isinstance(lvo_thresholds, (str, os.PathLike)) else lvo_thresholds
+    cases = _cases(pred_dir, ref_dir)
+    meta = read_metadata(metadata_csv) if metadata_csv else {}
+    os.makedirs(out_dir, exist_ok=True)
+    rows = []
+    for i, case in enumerate(cases, start=1):
+        brain = None
+        if brain_mask_dir is not None and os.path.isfile(os.path.join(brain_mask_dir, case + SUFFIX)):
+            brain = sitk.ReadImage(os.path.join(brain_mask_dir, case + SUFFIX))
+        rows.append(evaluate_case(case, sitk.ReadImage(os.path.join(pred_dir, case + SUFFIX)),
+                                  sitk.ReadImage(os.path.join(ref_dir, case + SUFFIX)), meta.get(case), brain,
+                                  rule, tolerance_mm))
+        if not quiet:
+            r = rows[-1]
+            print(f"[{i}/{len(cases)}] {case}: Dice {r['dice']:.3f}, call {r['pred_call']}", flush=True)
+    summary = summarise(rows)
+    summary["lvo_rule"] = (rule or LVOThresholds()).to_dict()
+    summary["unmatched_predictions"] = sorted(
+        f[: -len(SUFFIX)] for f in os.listdir(pred_dir) if f.endswith(SUFFIX) and f[: -len(SUFFIX)] not in set(cases))
+    if raters_dir:
+        from nnunet_thrombus.evaluation.raters import rater_study
+
+        summary["raters"] = rater_study(raters_dir, pred_dir)
+    write_csv(os.path.join(out_dir, "metrics.csv"), rows, FIELDS)
+    write_json(os.path.join(out_dir, "summary.json"), summary)
+    write_text(os.path.join(out_dir, "summary.md"), to_markdown(summary))
+    if plots:
+        from nnunet_thrombus.evaluation import plots as p
+
+        p.dice_boxplot(rows, os.path.join(out_dir, "dice_by_subgroup.png"))
+        for q in ("volume", "length"):
+            p.scatter_identity(rows, q, os.path.join(out_dir, f"{q}_scatter.png"))
+            p.bland_altman_plot(rows, q, os.path.join(out_dir, f"{q}_bland_altman.png"))
+    if not quiet:
+        print(f"evaluated {len(rows)} cases in {time.perf_counter() - start:.2f} s -> {out_dir}", flush=True)
+    return summary

@@ -1,0 +1,115 @@
+"""Table-2-style summary of per-case evaluation rows, and its Markdown rendering.
+
+Which cases enter which number (docs/metrics.md):
+- segmentation metrics (Dice, HD95, ASSD, NSD) and volume/length agreement: cases whose reference
+  has a thrombus; HD95/ASSD of cases with an empty prediction are NaN and counted in ``n_nan``;
+- detection: all cases (occlusion vs no occlusion; LVO vs non-LVO, where non-LVO includes no occlusion);
+- subgroups (site, size < 30 mm^3 vs larger by reference volume, isodense vs hyperdense) when the
+  rows carry them.
+"""
+from __future__ import annotations
+
+import math
+
+from nnunet_thrombus.evaluation.statistics import (bland_altman, median_iqr, pearson, sensitivity_specificity,
+                                                   spearman)
+
+SEG_METRICS = ("dice", "hd95_mm", "assd_mm", "nsd_1mm")
+MEASURES = ("ref_length_mm", "pred_length_mm", "length_error_mm", "abs_length_error_mm",
+            "ref_volume_mm3", "pred_volume_mm3", "volume_error_mm3", "abs_volume_error_mm3")
+GROUP_KEYS = ("site", "size_group", "density_group")
+
+
+def _counts(rows, truth: str, pred: str) -> dict:
+    c = {"tp": 0, "fn": 0, "fp": 0, "tn": 0}
+    for r in rows:
+        t, p = bool(r[truth]), bool(r[pred])
+        c["tp" if t and p else "fn" if t else "fp" if p else "tn"] += 1
+    return sensitivity_specificity(**c)
+
+
+def summarise(rows: list[dict]) -> dict:
+    """Summary dict of per-case rows (see module docstring)."""
+    seg = [r for r in rows if r["ref_present"]]
+    out = {"n_cases": len(rows), "n_with_reference_thrombus": len(seg), "metrics": {}, "correlation": {},
+           "bland_altman": {}, "detection": {}, "subgroups": {}}
+    for key in SEG_METRICS + MEASURES:
+        out["metrics"][key] = median_iqr([r[key] for r in seg])
+    for q in ("length", "volume"):
+        unit = "mm" if q == "length" else "mm3"
+        ref = [r[f"ref_{q}_{unit}"] for r in seg]
+        pred = [r[f"pred_{q}_{unit}"] for r in seg]
+        out["correlation"][q] = {"pearson": pearson(ref, pred), "spearman": spearman(ref, pred)}
+        out["bland_altman"][q] = bland_altman(ref, pred)
+    out["detection"]["occlusion_vs_none"] = _counts(rows, "ref_present", "pred_present")
+    out["detection"]["lvo_vs_non_lvo"] = _counts(rows, "ref_lvo", "pred_lvo")
+    for key in GROUP_KEYS:
+        values = sorted({str(r[key]) for r in rows if r.get(key) not in (None, "")})
+        if not values:
+            continue
+        out["subgroups"][key] = {}
+        for v in values:
+            sub = [r for r in rows if str(r.get(key)) == v]
+            sub_seg = [r for r in sub if r["ref_present"]]
+            out["subgroups"][key][v] = {
+                "n": len(sub), "dice": median_iqr([r["dice"] for r in sub_seg]),
+                "detection": _counts(sub, "ref_present", "pred_present"),
+            }
+    return out
+
+
+def _fmt(x, digits=2) -> str:
+    return "n/a" if x is None or (isinstance(x, float) and math.isnan(x)) else f"{x:.{digits}f}"
+
+
+def _miqr(s: dict, scale: float = 1.0, digits: int = 2) -> str:
+    if s["n"] == 0:
+        return "n/a"
+    return f"{_fmt(s['median'] * scale, digits)} ({_fmt(s['q1'] * scale, digits)} to {_fmt(s['q3'] * scale, digits)})"
+
+
+def _pct_ci(d: dict, key: str) -> str:
+    num = d["tp"] if key == "sensitivity" else d["tn"]
+    den = d["tp"] + d["fn"] if key == "sensitivity" else d["tn"] + d["fp"]
+    if den == 0:
+        return "n/a"
+    lo, hi = d[f"{key}_ci"]
+    return f"{100 * d[key]:.1f}% ({num}/{den}; 95% CI {100 * lo:.1f}-{100 * hi:.1f})"
+
+
+def to_markdown(summary: dict) -> str:
+    """A pasteable Markdown table of the summary (Table 2 of the paper, plus detection and subgroups)."""
+    m = summary["metrics"]
+    lines = [f"Cases: {summary['n_cases']} ({summary['n_with_reference_thrombus']} with a reference thrombus)", "",
+             "| metric | median (IQR) |", "| --- | --- |"]
+    labels = [("dice", "Dice (%)", 100.0), ("assd_mm", "ASSD (mm)", 1.0), ("hd95_mm", "HD95 (mm)", 1.0),
+              ("nsd_1mm", "NSD@1mm (%)", 100.0), ("ref_length_mm", "Reference length (mm)", 1.0),
+              ("pred_length_mm", "Prediction length (mm)", 1.0), ("length_error_mm", "Length difference (mm)", 1.0),
+              ("abs_length_error_mm", "Absolute length difference (mm)", 1.0),
+              ("ref_volume_mm3", "Reference volume (mm^3)", 1.0), ("pred_volume_mm3", "Prediction volume (mm^3)", 1.0),
+              ("volume_error_mm3", "Volume difference (mm^3)", 1.0),
+              ("abs_volume_error_mm3", "Absolute volume difference (mm^3)", 1.0)]
+    for key, label, scale in labels:
+        extra = f" ({m[key]['n_nan']} undefined)" if m[key]["n_nan"] else ""
+        lines.append(f"| {label} | {_miqr(m[key], scale)}{extra} |")
+    for q in ("length", "volume"):
+        c = summary["correlation"][q]
+        lines.append(f"| {q.capitalize()} correlation, Pearson r (p) | {_fmt(c['pearson']['r'])} "
+                     f"(p={_fmt(c['pearson']['p'], 3)}) |")
+        lines.append(f"| {q.capitalize()} correlation, Spearman r (p) | {_fmt(c['spearman']['r'])} "
+                     f"(p={_fmt(c['spearman']['p'], 3)}) |")
+    lines += ["", "| detection | sensitivity | specificity |", "| --- | --- | --- |"]
+    for key, label in (("occlusion_vs_none", "occlusion vs no occlusion"), ("lvo_vs_non_lvo", "LVO vs non-LVO")):
+        d = summary["detection"][key]
+        lines.append(f"| {label} | {_pct_ci(d, 'sensitivity')} | {_pct_ci(d, 'specificity')} |")
+    for key, groups in summary["subgroups"].items():
+        lines += ["", f"| {key} | n | Dice (%) median (IQR) | detection sensitivity |", "| --- | --- | --- | --- |"]
+        for v, g in groups.items():
+            lines.append(f"| {v} | {g['n']} | {_miqr(g['dice'], 100.0)} | {_pct_ci(g['detection'], 'sensitivity')} |")
+    raters = summary.get("raters")
+    if raters:
+        lines += ["", f"Rater study ({raters['n_cases']} cases, STAPLE consensus, threshold 0.5)", "",
+                  "| segmenter | Dice vs consensus (%) median (IQR) |", "| --- | --- |"]
+        for name, s in raters["dice_vs_consensus"].items():
+            lines.append(f"| {name} | {_miqr(s, 100.0)} |")
+    return "\n".join(lines) + "\n"
