@@ -25,10 +25,10 @@ def _cohort(tmp_path):
     shape = (20, 40, 60)
     cases = {}
     a = np.zeros(shape, bool)
-    a[8:12, 18:22, 34:50] = True  # right-side (x > centre) horizontal clot: 4*4*16 voxels = 64 mm3
+    a[3:7, 18:22, 34:50] = True  # low, lateral (M1 in the image-extent frame): 4*4*16 voxels = 64 mm3
     cases["case_000"] = (a, a)  # perfect
     b = np.zeros(shape, bool)
-    b[8:12, 18:22, 36:50] = True  # shorter prediction: 56 mm3
+    b[3:7, 18:22, 36:50] = True  # shorter prediction: 56 mm3
     cases["case_001"] = (a, b)
     cases["case_002"] = (np.zeros(shape, bool), np.zeros(shape, bool))  # true negative
     c = np.zeros(shape, bool)
@@ -91,7 +91,7 @@ def test_rater_study_with_staple(tmp_path):
     raters = tmp_path / "raters" / "case_001"
     raters.mkdir(parents=True)
     base = np.zeros((20, 40, 60), bool)
-    base[8:12, 18:22, 34:50] = True
+    base[3:7, 18:22, 34:50] = True
     for k, shift in enumerate((0, 0, 2)):
         _write(np.roll(base, shift, axis=2), raters / f"rater_{k + 1}.nii.gz")
     summary = evaluate_folder(pred, ref, tmp_path / "out", raters_dir=tmp_path / "raters", quiet=True, plots=False)
