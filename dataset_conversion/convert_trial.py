@@ -88,7 +88,7 @@ def _convert_one(case: Case, dataset_dir: str, split: str, options: dict) -> dic
         record["outputs"] = [str(final.relative_to(out)) for _, final in temps]
         flags = []
         if not reg.qc_pass:
-            flags.append(f"registration QC: NCC {reg.ncc_brain:.3f} below pass threshold")
+            flags.append(f"registration QC failed: NCC {reg.ncc_brain:.3f}, peak margin {reg.ncc_peak_margin:+.3f}")
         if cta_thick or ncct_thick:
             flags.append("thick slices resampled to 1 mm")
         if qc.get("label_outside_brain_frac", 0) > 0.05:

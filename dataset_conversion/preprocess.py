@@ -12,7 +12,7 @@ import time
 import numpy as np
 import SimpleITK as sitk
 
-from dataset_conversion.registration import RegistrationResult, masked_ncc, register_ncct_to_cta, QC_NCC_PASS
+from dataset_conversion.registration import RegistrationResult, register_ncct_to_cta, registration_qc
 from dataset_conversion.skull_strip import apply_brain_mask, skull_strip
 
 OUTSIDE_BRAIN_HU = -1024
@@ -54,13 +54,12 @@ def preprocess_case(ncct: sitk.Image, cta: sitk.Image, *, registration_kwargs: d
     t1 = time.perf_counter()
     brain = skull_strip(reg.ncct_on_cta, second=cta)
     t2 = time.perf_counter()
-    region = sitk.BinaryDilate(brain, [max(1, int(round(4.0 / s))) for s in cta.GetSpacing()], sitk.sitkBall)
-    reg.ncc_brain = masked_ncc(cta, reg.ncct_on_cta, region)
-    reg.qc_pass = bool(reg.ncc_brain >= QC_NCC_PASS)
+    qc_reg = registration_qc(cta, ncct, reg.transform, brain)
+    reg.ncc_brain, reg.ncc_peak_margin, reg.qc_pass = qc_reg["ncc_brain"], qc_reg["ncc_peak_margin"], qc_reg["qc_pass"]
     qc = reg.qc_row()
     voxel_ml = float(np.prod(cta.GetSpacing())) / 1000.0
     qc.update(brain_volume_ml=round(float(sitk.GetArrayViewFromImage(brain).sum()) * voxel_ml, 1),
-              time_registration_s=round(t1 - t0, 2), time_skull_strip_s=round(t2 - t1, 2))
+              time_registration_s=round(t1 - t0, 2), time_skull_strip_s=round(t2 - t1, 2), time_qc_s=round(time.perf_counter() - t2, 2))
     return {"cta": apply_brain_mask(cta, brain, OUTSIDE_BRAIN_HU),
             "ncct_on_cta": apply_brain_mask(reg.ncct_on_cta, brain, OUTSIDE_BRAIN_HU),
             "brain_mask": brain, "registration": reg, "qc": qc}

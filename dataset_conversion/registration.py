@@ -8,12 +8,13 @@ masks, which is robust to the air value), then a regular-step gradient descent (
 (shrink 4/2/1 of the working grid, smoothing 2/1/0 mm).  The returned transform maps CTA (fixed)
 points to NCCT (moving) points, as ``sitk.Resample`` expects.
 
-QC: the normalised cross-correlation of CTA and resampled NCCT, both clipped to [-50, 150] HU,
-inside the brain mask dilated by 4 mm (so the inner skull table and CSF/brain edges drive it).
-``QC_NCC_PASS`` (0.6) separates good from doubtful alignments (flagged, still converted);
-below ``QC_NCC_FAIL`` (0.3), or with a rotation > 45 deg / translation > 80 mm, the registration
-counts as diverged and ``RegistrationError`` is raised.  Thresholds were set on the synthetic cohort,
-where aligned cases give NCC > 0.85 and a 5 mm / 5 deg offset gives below 0.5 (docs/data_formats.md).
+QC (``registration_qc``): the normalised cross-correlation (NCC) of CTA and registered NCCT, both
+clipped to [-50, 150] HU, inside the brain mask dilated by 4 mm (so the inner skull table and the
+CSF/brain edges drive it), and the same NCC after moving the NCCT by +-2 mm along each axis.  The
+absolute NCC depends on noise (0.54-0.77 for aligned tiny synthetic cases, 0.86 for a low-noise
+phantom), so the pass rule is that the result sits on the NCC peak (no 2 mm shift raises NCC by more
+than 0.01) with NCC >= 0.2; a failing case is flagged in qc.csv, still converted.  NCC < 0.2, or
+a rotation > 45 deg / shift > 80 mm, counts as diverged: ``RegistrationError``, case not converted.
 """
 from __future__ import annotations
 
@@ -22,8 +23,9 @@ from dataclasses import dataclass, field
 import numpy as np
 import SimpleITK as sitk
 
-QC_NCC_PASS = 0.6
-QC_NCC_FAIL = 0.3
+QC_NCC_FAIL = 0.2
+QC_SHIFT_MM = 2.0
+QC_PEAK_TOLERANCE = 0.01
 MAX_ROTATION_DEG = 45.0
 MAX_TRANSLATION_MM = 80.0
 AIR_HU = -1024
@@ -42,13 +44,15 @@ class RegistrationResult:
     final_metric: float
     ncc_brain: float
     qc_pass: bool
+    ncc_peak_margin: float = float("nan")
     parameters: dict = field(default_factory=dict)
     n_iterations: int = 0
     stop_condition: str = ""
 
     def qc_row(self) -> dict:
         row = {"reg_metric": round(self.final_metric, 5), "ncc_brain": round(self.ncc_brain, 4),
-               "reg_qc_pass": self.qc_pass, "reg_iterations": self.n_iterations}
+               "ncc_peak_margin": round(self.ncc_peak_margin, 4), "reg_qc_pass": self.qc_pass,
+               "reg_iterations": self.n_iterations}
         row.update({k: round(v, 4) for k, v in self.parameters.items()})
         return row
 
@@ -81,16 +85,53 @@ def euler_parameters(transform: sitk.Transform) -> dict:
             "trans_x_mm": float(tx), "trans_y_mm": float(ty), "trans_z_mm": float(tz)}
 
 
-def masked_ncc(a: sitk.Image, b: sitk.Image, mask: sitk.Image, clip=(-50.0, 150.0)) -> float:
-    """Normalised cross-correlation of two images on the same grid inside ``mask`` (values clipped to ``clip`` HU)."""
-    m = sitk.GetArrayViewFromImage(mask) > 0
-    if m.sum() < 10:
+def _ncc_arrays(x: np.ndarray, y: np.ndarray, clip=(-50.0, 150.0)) -> float:
+    if x.size < 10:
         return float("nan")
-    x = np.clip(sitk.GetArrayViewFromImage(a)[m].astype(np.float64), *clip)
-    y = np.clip(sitk.GetArrayViewFromImage(b)[m].astype(np.float64), *clip)
+    x = np.clip(x.astype(np.float64), *clip)
+    y = np.clip(y.astype(np.float64), *clip)
     x, y = x - x.mean(), y - y.mean()
     denom = np.sqrt((x * x).sum() * (y * y).sum())
     return float((x * y).sum() / denom) if denom > 0 else 0.0
+
+
+def masked_ncc(a: sitk.Image, b: sitk.Image, mask: sitk.Image, clip=(-50.0, 150.0)) -> float:
+    """Normalised cross-correlation of two images on the same grid inside ``mask`` (values clipped to ``clip`` HU)."""
+    m = sitk.GetArrayViewFromImage(mask) > 0
+    return _ncc_arrays(sitk.GetArrayViewFromImage(a)[m], sitk.GetArrayViewFromImage(b)[m], clip)
+
+
+def registration_qc(cta: sitk.Image, ncct: sitk.Image, transform: sitk.Transform, brain_mask: sitk.Image,
+                    shift_mm: float = QC_SHIFT_MM, grid_mm: float = 1.0) -> dict:
+    """QC of a finished registration on a >= ``grid_mm`` copy of the CTA grid, inside the brain mask dilated by 4 mm.
+
+    ``ncc_brain``: NCC (HU clipped to [-50, 150]) of CTA and NCCT mapped with ``transform``;
+    ``ncc_peak_margin``: ``ncc_brain`` minus the best NCC after moving the NCCT by +-``shift_mm`` along x, y, z
+    (>= 0 when the result sits on the NCC peak, independent of the noise level that sets the absolute NCC);
+    ``qc_pass``: ``ncc_brain >= QC_NCC_FAIL`` and ``ncc_peak_margin >= -QC_PEAK_TOLERANCE``.
+    """
+    ref = _working_image(cta, grid_mm)
+    region = sitk.BinaryDilate(sitk.Cast(brain_mask > 0, sitk.sitkUInt8),
+                               [max(1, int(round(4.0 / s))) for s in brain_mask.GetSpacing()], sitk.sitkBall)
+    region = sitk.Resample(region, ref, sitk.Transform(), sitk.sitkNearestNeighbor, 0, sitk.sitkUInt8)
+    euler = sitk.Euler3DTransform(transform)
+
+    def moved_ncct(offset) -> np.ndarray:
+        moved = sitk.Euler3DTransform(euler)
+        moved.SetTranslation([float(a + b) for a, b in zip(euler.GetTranslation(), offset)])
+        img = sitk.Resample(ncct, ref, moved, sitk.sitkLinear, float("nan"), sitk.sitkFloat32)
+        return sitk.GetArrayFromImage(img)
+
+    offsets = [(0.0, 0.0, 0.0)] + [tuple(sign * shift_mm * (i == axis) for i in range(3))
+                                   for axis in range(3) for sign in (-1, 1)]
+    stack = [moved_ncct(o) for o in offsets]
+    # common voxels inside the NCCT field of view for all shifts, so the FOV edge cannot bias the comparison
+    valid = (sitk.GetArrayViewFromImage(region) > 0) & np.all([np.isfinite(a) for a in stack], axis=0)
+    fixed = sitk.GetArrayViewFromImage(ref)
+    values = [_ncc_arrays(fixed[valid], a[valid]) for a in stack]
+    centre, margin = values[0], values[0] - max(values[1:])
+    return {"ncc_brain": centre, "ncc_peak_margin": margin,
+            "qc_pass": bool(centre >= QC_NCC_FAIL and margin >= -QC_PEAK_TOLERANCE)}
 
 
 def register_ncct_to_cta(ncct: sitk.Image, cta: sitk.Image, *, brain_mask: sitk.Image | None = None,
@@ -153,7 +194,7 @@ def register_ncct_to_cta(ncct: sitk.Image, cta: sitk.Image, *, brain_mask: sitk.
     if ncc < QC_NCC_FAIL:
         raise RegistrationError(f"registration diverged: NCC inside the brain {ncc:.3f} < {QC_NCC_FAIL}")
     return RegistrationResult(transform=euler, ncct_on_cta=ncct_on_cta, final_metric=metric, ncc_brain=ncc,
-                              qc_pass=bool(ncc >= QC_NCC_PASS), parameters=params,
+                              qc_pass=True, parameters=params,
                               n_iterations=int(reg.GetOptimizerIteration()),
                               stop_condition=reg.GetOptimizerStopConditionDescription())
 
