@@ -59,9 +59,9 @@ class ImageGeometry:
 class SiteThresholds:
     """Normalised-brain-coordinate thresholds of ``classify_site`` (see module docstring)."""
 
-    posterior_ap: float = 0.6
+    posterior_ap: float = 0.72
     aca_max_lr: float = 0.12
-    ica_max_lr: float = 0.30
+    ica_max_lr: float = 0.34
     ica_max_si: float = 0.30
     m1_max_lr: float = 0.62
     m1_max_si: float = 0.45
