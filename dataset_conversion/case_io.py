@@ -18,7 +18,7 @@ from dataset_conversion.registration import apply_transform_to_mask
 from dataset_conversion.staple import dice, staple_consensus
 
 QC_COLUMNS = ["case_id", "patient", "status", "error", "reg_metric", "ncc_brain", "ncc_peak_margin", "reg_qc_pass", "reg_iterations",
-              "rot_x_deg", "rot_y_deg", "rot_z_deg", "trans_x_mm", "trans_y_mm", "trans_z_mm", "brain_volume_ml",
+              "rot_x_deg", "rot_y_deg", "rot_z_deg", "trans_x_mm", "trans_y_mm", "trans_z_mm", "brain_volume_ml", "ncct_missing_brain_frac",
               "label_voxels", "label_outside_brain_frac", "n_raters", "rater_dice_vs_staple",
               "rater_sensitivity", "rater_specificity", "label_vs_staple_dice", "time_registration_s",
               "time_skull_strip_s", "time_s"]

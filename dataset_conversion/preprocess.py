@@ -52,13 +52,20 @@ def preprocess_case(ncct: sitk.Image, cta: sitk.Image, *, registration_kwargs: d
     cta = sitk.Cast(cta, sitk.sitkInt16)
     reg: RegistrationResult = register_ncct_to_cta(ncct, cta, **(registration_kwargs or {}))
     t1 = time.perf_counter()
-    brain = skull_strip(reg.ncct_on_cta, second=cta)
+    # where the NCCT does not cover the CTA field of view (resampling default -1024), the CTA stands in
+    ncct_arr = sitk.GetArrayViewFromImage(reg.ncct_on_cta)
+    outside_fov = ncct_arr == OUTSIDE_BRAIN_HU
+    strip_input = sitk.GetImageFromArray(np.where(outside_fov, sitk.GetArrayViewFromImage(cta), ncct_arr))
+    strip_input.CopyInformation(cta)
+    brain = skull_strip(strip_input, second=cta)
     t2 = time.perf_counter()
     qc_reg = registration_qc(cta, ncct, reg.transform, brain)
     reg.ncc_brain, reg.ncc_peak_margin, reg.qc_pass = qc_reg["ncc_brain"], qc_reg["ncc_peak_margin"], qc_reg["qc_pass"]
     qc = reg.qc_row()
     voxel_ml = float(np.prod(cta.GetSpacing())) / 1000.0
-    qc.update(brain_volume_ml=round(float(sitk.GetArrayViewFromImage(brain).sum()) * voxel_ml, 1),
+    in_brain = sitk.GetArrayViewFromImage(brain) > 0
+    qc.update(ncct_missing_brain_frac=round(float((outside_fov & in_brain).sum()) / max(1, int(in_brain.sum())), 4),
+              brain_volume_ml=round(float(sitk.GetArrayViewFromImage(brain).sum()) * voxel_ml, 1),
               time_registration_s=round(t1 - t0, 2), time_skull_strip_s=round(t2 - t1, 2), time_qc_s=round(time.perf_counter() - t2, 2))
     return {"cta": apply_brain_mask(cta, brain, OUTSIDE_BRAIN_HU),
             "ncct_on_cta": apply_brain_mask(reg.ncct_on_cta, brain, OUTSIDE_BRAIN_HU),

@@ -9,8 +9,12 @@ Steps (on a copy resampled to >= 1 mm working spacing, then brought back to the 
    contrast-filled vessels (CTA, > 100 HU) and calcifications lying inside the brain;
 5. remove voxels above ``bone_hu`` (300 HU) that are connected to the skull, so the inner table never
    stays in the mask;
-6. at full resolution, add back a ``rim_mm`` (1.5 mm) rim of voxels below ``bone_hu`` around the mask
-   (brain voxels blurred with the inner table by partial volume read 100-300 HU), using ``second`` too.
+6. at full resolution, add back a ``rim_mm`` (1.5 mm) rim of voxels below ``rim_max_hu`` (700 HU, about
+   half way between brain and cortical bone) around the mask: brain voxels blurred with the inner table
+   by partial volume read 100-700 HU (on both scans when ``second`` is given).
+
+The working image is padded by edge replication first, so a brain cut by the field of view keeps its
+edge slices.
 
 Works on NCCT and CTA; the converter uses the NCCT registered on the CTA grid (no contrast).
 """
@@ -44,13 +48,13 @@ def _fill_holes(mask: np.ndarray) -> np.ndarray:
 
 
 def skull_strip(ct: sitk.Image, *, soft_window_hu=(-15.0, 100.0), bone_hu: float = 300.0, erode_mm: float = 3.0,
-                close_mm: float = 4.0, rim_mm: float = 1.5,
+                close_mm: float = 4.0, rim_mm: float = 1.5, rim_max_hu: float = 700.0,
                 working_spacing_mm: float = 1.0, second: sitk.Image | None = None) -> sitk.Image:
     """Brain mask (uint8 0/1, same grid as ``ct``) of a head CT in HU.
 
     second: optional other scan on the same grid (the converter passes the native CTA when ``ct`` is the
-    NCCT resampled onto it): a rim voxel is kept when either scan reads soft tissue there, which undoes
-    the blur that resampling adds at the inner table.
+    NCCT resampled onto it): a rim voxel is only added when both scans read below ``rim_max_hu`` there,
+    so the blur that resampling adds at the inner table cannot pull bone in.
 
     Raises ``ValueError`` when no brain-like soft tissue is found (e.g. the image is not a head CT).
     """
@@ -58,6 +62,8 @@ def skull_strip(ct: sitk.Image, *, soft_window_hu=(-15.0, 100.0), bone_hu: float
         raise ValueError(f"skull_strip expects a 3D image, got dimension {ct.GetDimension()}")
     work = _to_working(ct, working_spacing_mm)
     sp = work.GetSpacing()
+    edge_pad = [r + 2 for r in _ball(max(erode_mm, close_mm), sp)]
+    work = sitk.ZeroFluxNeumannPad(work, edge_pad, edge_pad)
     soft = sitk.BinaryThreshold(work, soft_window_hu[0], soft_window_hu[1], 1, 0)
     opened = sitk.BinaryDilate(sitk.BinaryErode(soft, _ball(erode_mm, sp), sitk.sitkBall), _ball(erode_mm, sp),
                                sitk.sitkBall)
@@ -84,6 +90,8 @@ def skull_strip(ct: sitk.Image, *, soft_window_hu=(-15.0, 100.0), bone_hu: float
             arr = labels == (int(np.argmax(sizes)) + 1)
     mask = sitk.GetImageFromArray(arr.astype(np.float32))
     mask.CopyInformation(work)
+    mask = sitk.Crop(mask, edge_pad, edge_pad)
+    work = sitk.Crop(work, edge_pad, edge_pad)
     if work.GetSize() != ct.GetSize():
         mask = sitk.Resample(mask, ct, sitk.Transform(), sitk.sitkLinear, 0.0, sitk.sitkFloat32)
         full = sitk.GetArrayFromImage(mask) >= 0.5
@@ -97,12 +105,12 @@ def skull_strip(ct: sitk.Image, *, soft_window_hu=(-15.0, 100.0), bone_hu: float
     rim.CopyInformation(ct)
     grown = sitk.GetArrayFromImage(sitk.BinaryDilate(rim, _ball(rim_mm, ct.GetSpacing()), sitk.sitkBall)) > 0
     ct_arr = sitk.GetArrayViewFromImage(ct)
-    soft_rim = (ct_arr >= soft_window_hu[0]) & (ct_arr < bone_hu)
+    soft_rim = (ct_arr >= soft_window_hu[0]) & (ct_arr < rim_max_hu)
     if second is not None:
         if second.GetSize() != ct.GetSize():
             raise ValueError(f"second image size {second.GetSize()} differs from ct size {ct.GetSize()}")
         sec = sitk.GetArrayViewFromImage(second)
-        soft_rim |= (sec >= soft_window_hu[0]) & (sec < bone_hu)
+        soft_rim &= (sec >= soft_window_hu[0]) & (sec < rim_max_hu)
     full |= grown & soft_rim
     out = sitk.GetImageFromArray(full.astype(np.uint8))
     out.CopyInformation(ct)
