@@ -106,7 +106,7 @@ def evaluate_case(case, pred_img, ref_img, meta=None, brain_img=None, lvo_rule=N
     ref_lvo = _truthy(meta["lvo"]) if "lvo" in meta else lvo_call(ref_comps, rule)["call"] == "LVO"
     ref_present, pred_present = bool(ref.any()), call["call"] != "no occlusion"
     density = None
-    if meta.get("isodense", "") != "":
+    if rv and meta.get("isodense", "") != "":
         density = "isodense" if _truthy(meta["isodense"]) else "hyperdense"
     return {
         "case": case, "dice": m["dice"], "hd95_mm": m["hd95_mm"], "assd_mm": m["assd_mm"], "nsd_1mm": m["nsd"],

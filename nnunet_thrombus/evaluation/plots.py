@@ -1,6 +1,7 @@
 """Evaluation figures (matplotlib, Agg backend): Dice box plot by subgroup, ref-vs-pred scatter
 with identity line, Bland-Altman plots. Each function takes the per-case rows of
-``evaluate.evaluate_folder`` and writes one PNG atomically."""
+``evaluate.evaluate_folder`` and writes one PNG atomically; scatter and Bland-Altman plots use the
+cases with a reference thrombus, like the summary statistics."""
 from __future__ import annotations
 
 import numpy as np
@@ -46,6 +47,7 @@ def scatter_identity(rows: list[dict], quantity: str, path) -> None:
     """Prediction vs reference ``quantity`` ("volume" or "length") with the identity line."""
     plt = _plt()
     key, unit = _key(quantity)
+    rows = [r for r in rows if r["ref_present"]]  # same cases as the summary's agreement statistics
     ref = np.array([r[f"ref_{key}"] for r in rows], float)
     pred = np.array([r[f"pred_{key}"] for r in rows], float)
     fig, ax = plt.subplots(figsize=(4, 4))
@@ -63,6 +65,7 @@ def bland_altman_plot(rows: list[dict], quantity: str, path) -> None:
     """Bland-Altman plot of ``quantity``: difference (pred - ref) against the pair mean."""
     plt = _plt()
     key, unit = _key(quantity)
+    rows = [r for r in rows if r["ref_present"]]  # same cases as the summary's agreement statistics
     ref = np.array([r[f"ref_{key}"] for r in rows], float)
     pred = np.array([r[f"pred_{key}"] for r in rows], float)
     ba = bland_altman(ref, pred)
