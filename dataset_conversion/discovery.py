@@ -16,6 +16,7 @@ from __future__ import annotations
 import csv
 import json
 import re
+import unicodedata
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -39,8 +40,9 @@ class Case:
 
 
 def safe_case_id(name: str) -> str:
-    """ASCII file-name-safe identifier: anything outside [A-Za-z0-9-] becomes '_'."""
-    ident = re.sub(r"[^A-Za-z0-9-]+", "_", name).strip("_")
+    """ASCII file-name-safe identifier: accents dropped (NFKD), anything else outside [A-Za-z0-9-] becomes '_'."""
+    ascii_name = unicodedata.normalize("NFKD", name).encode("ascii", "ignore").decode("ascii")
+    ident = re.sub(r"[^A-Za-z0-9-]+", "_", ascii_name).strip("_")
     return ident or "case"
 
 

@@ -1,0 +1,121 @@
+"""Bad input: each problem gives a clear per-patient error, other cases still convert, nothing half-written."""
+from __future__ import annotations
+
+import csv
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+import SimpleITK as sitk
+from _phantom import make_case, write_dicom_series, write_patient
+
+from dataset_conversion.dicom_io import ScanError, read_dicom_series
+
+
+@pytest.fixture(scope="module")
+def phantom():
+    return make_case(5)
+
+
+@pytest.fixture(scope="module")
+def bad_root(tmp_path_factory, phantom) -> Path:
+    root = tmp_path_factory.mktemp("bad input") / "trial ø"
+    case = phantom
+    write_patient(root, "Patiënt 01 good", case, fmt="dicom")              # non-ASCII + spaces: must work
+    write_patient(root, "ncct_masks", case, fmt="nifti", masks_on="ncct")   # masks drawn on NCCT
+    p = write_patient(root, "missing_ncct", case, fmt="nifti")
+    (p / "ncct.nii.gz").unlink()
+    p = root / "non_ct"
+    write_dicom_series(case["ncct"], p / "NCCT", modality="MR")
+    write_dicom_series(case["cta"], p / "CTA")
+    p = root / "missing_slice"
+    write_dicom_series(case["ncct"], p / "NCCT", drop_slices=(20,))
+    write_dicom_series(case["cta"], p / "CTA")
+    p = root / "duplicate_slice"
+    write_dicom_series(case["ncct"], p / "NCCT")
+    write_dicom_series(case["cta"], p / "CTA", duplicate_slice=7)
+    p = root / "tilted"
+    write_dicom_series(case["ncct"], p / "NCCT", tilt=0.2)
+    write_dicom_series(case["cta"], p / "CTA")
+    p = write_patient(root, "bad_mask", case, fmt="nifti")
+    sitk.WriteImage(sitk.Image(10, 10, 10, sitk.sitkUInt8), str(p / "masks" / "thrombus.nii.gz"))
+    p = write_patient(root, "empty_image", case, fmt="nifti")
+    sitk.WriteImage(sitk.Image(case["ncct"].GetSize(), sitk.sitkInt16), str(p / "ncct.nii.gz"))
+    p = root / "corrupt_file"
+    write_dicom_series(case["ncct"], p / "NCCT")
+    write_dicom_series(case["cta"], p / "CTA")
+    (p / "CTA" / "im0003.dcm").write_bytes(b"not a dicom file at all" * 10)
+    p = write_patient(root, "diverges", case, fmt="nifti")
+    rng = np.random.default_rng(0)
+    junk = np.full(sitk.GetArrayFromImage(case["ncct"]).shape, -1000, np.int16)
+    junk[10:40, 5:30, 50:80] = rng.normal(300, 400, (30, 25, 30)).astype(np.int16)
+    img = sitk.GetImageFromArray(junk)
+    img.CopyInformation(case["ncct"])
+    sitk.WriteImage(img, str(p / "ncct.nii.gz"))
+    return root
+
+
+EXPECTED = {
+    "missing_ncct": "missing NCCT",
+    "non_ct": "modality is 'MR'",
+    "missing_slice": "missing slice",
+    "duplicate_slice": "duplicate slice",
+    "tilted": "gantry tilt",
+    "bad_mask": "matches neither the CTA",
+    "empty_image": "empty image",
+    "corrupt_file": "corrupt",
+    "diverges": "diverged",
+}
+
+
+def test_bad_cases_fail_cleanly_and_good_ones_convert(bad_root, tmp_path):
+    from nnunet_thrombus.cli import main
+
+    out = tmp_path / "nnUNet raw é"
+    rc = main(["convert", "-i", str(bad_root), "-o", str(out), "-q"])
+    assert rc == 1
+    ds = out / "Dataset501_Thrombus"
+    rows = {r["case_id"]: r for r in csv.DictReader((ds / "qc.csv").open(encoding="utf-8"))}
+    assert rows["Patient_01_good"]["status"] in ("ok", "flagged") and rows["Patient_01_good"]["patient"] == \
+        "Patiënt 01 good"
+    assert rows["ncct_masks"]["status"] in ("ok", "flagged")
+    for case_id, needle in EXPECTED.items():
+        assert rows[case_id]["status"] == "failed", case_id
+        assert needle in rows[case_id]["error"], (case_id, rows[case_id]["error"])
+        assert not list(ds.rglob(f"{case_id}*.nii.gz")), case_id  # nothing half-written
+    assert sorted(p.name for p in (ds / "labelsTr").iterdir()) == ["Patient_01_good.nii.gz", "ncct_masks.nii.gz"]
+    assert not list(ds.rglob(".tmp-*"))
+
+
+def test_label_drawn_on_ncct_matches_truth(bad_root, tmp_path, phantom):
+    from dataset_conversion.convert_trial import convert_trial_dataset
+    from dataset_conversion.staple import dice
+
+    root = tmp_path / "one"
+    shutil.copytree(bad_root / "ncct_masks", root / "ncct_masks")
+    res = convert_trial_dataset(root, tmp_path / "out", masks_on="ncct", quiet=True)
+    lab = sitk.ReadImage(str(Path(res["dataset_dir"]) / "labelsTr" / "ncct_masks.nii.gz"))
+    assert dice(sitk.GetArrayFromImage(lab) > 0, sitk.GetArrayFromImage(phantom["label"]) > 0) >= 0.8
+
+
+def test_thick_slices_refused_unless_allowed(phantom):
+    from dataset_conversion.preprocess import check_slice_thickness
+
+    thick = sitk.Resample(phantom["cta"], [80, 96, 22], sitk.Transform(), sitk.sitkLinear, phantom["cta"].GetOrigin(),
+                          (1.6, 1.6, 5.0))
+    with pytest.raises(ValueError, match="thickness 5.00 mm > 2.5"):
+        check_slice_thickness(thick, 5.0, "CTA", allow_thick=False)
+    out, flagged = check_slice_thickness(thick, 5.0, "CTA", allow_thick=True)
+    assert flagged and out.GetSpacing()[2] == 1.0 and out.GetSize()[2] == 110
+
+
+def test_multiphase_cta_picks_phase_two_by_acquisition_time(tmp_path, phantom):
+    write_patient(tmp_path, "mp", phantom, fmt="dicom", n_phases=3)
+    img, info = read_dicom_series(tmp_path / "mp" / "CTA")
+    assert info["phase"] == 2 and info["n_series"] == 3 and info["series_number"] == 12
+    img1, info1 = read_dicom_series(tmp_path / "mp" / "CTA", phase=1)
+    assert info1["series_number"] == 11
+    with pytest.raises(ScanError, match="phase 4 requested"):
+        read_dicom_series(tmp_path / "mp" / "CTA", phase=4)
+    assert np.array_equal(sitk.GetArrayFromImage(img), sitk.GetArrayFromImage(phantom["cta"]))  # rescale applied
