@@ -232,7 +232,7 @@ class ThrombusUNetBase(AbstractDynamicNetworkArchitectures):
         for s, stride in enumerate(self.encoder.strides):
             size = [i // j for i, j in zip(size, stride)]
             n_maps = (2 if self.use_cbam else 0) + (
-                2 * len(self.encoder.bottleneck_fusion.branches) if self.use_pyramid_fusion and
+                2 * len(self.encoder.bottleneck_fusion.dilations) if self.use_pyramid_fusion and
                 s == len(self.encoder.strides) - 1 else 0)
             total += np.int64(n_maps) * np.prod([self.encoder.output_channels[s], *size], dtype=np.int64)
         return total

@@ -21,8 +21,8 @@ def test_receptive_field_grows_with_dilation(dilations, extent):
     torch.manual_seed(0)
     module = ScaleAwarePyramidFusion(2, nn.Conv3d, dilations, norm_op=None, nonlin=nn.LeakyReLU)
     with torch.no_grad():
-        for b in module.branches:
-            b.all_modules[0].weight.abs_()  # positive weights: no cancellation, LeakyReLU keeps sign
+        for conv in module.convs:
+            conv.weight.abs_()  # positive weights: no cancellation, LeakyReLU keeps sign
     x = torch.zeros(1, 2, 15, 15, 15)
     x[0, :, 7, 7, 7] = 1.0
     with torch.no_grad():
@@ -30,6 +30,14 @@ def test_receptive_field_grows_with_dilation(dilations, extent):
     nz = torch.nonzero(delta > 0)
     for axis in range(3):
         assert int(nz[:, axis].max() - nz[:, axis].min() + 1) == extent
+
+
+def test_shared_weights_cut_parameters_by_the_number_of_branches():
+    shared = ScaleAwarePyramidFusion(8, nn.Conv3d, (1, 2, 3), conv_bias=False)
+    separate = ScaleAwarePyramidFusion(8, nn.Conv3d, (1, 2, 3), conv_bias=False, share_weights=False)
+    head = sum(p.numel() for p in shared.scale_attention.parameters())
+    assert sum(p.numel() for p in shared.parameters()) - head == 8 * 8 * 27
+    assert sum(p.numel() for p in separate.parameters()) - head == 3 * 8 * 8 * 27
 
 
 @pytest.mark.parametrize("kwargs", [dict(dilations=()), dict(dilations=(0,)), dict(kernel_size=2)])
