@@ -10,7 +10,8 @@ Layout under ``out_dir`` (see docs/synthetic_data.md)::
 
 In the nnU-Net images, voxels outside the brain mask (intracranial space) are set to -1024 HU in both
 channels (skull stripping, DESIGN.md section 3). Occlusion sites are assigned by quota (largest
-remainder of :data:`SITE_PROBABILITIES` x n) and shuffled, so every cohort has the stated class balance.
+remainder of :data:`SITE_PROBABILITIES` x n) and shuffled, and 15% (at least 10%) of the occluded
+cases get an isodense clot, so every cohort has the stated class balance.
 """
 from __future__ import annotations
 
@@ -32,6 +33,7 @@ from nnunet_thrombus.synthetic.thrombus import SITE_PROBABILITIES
 METADATA_COLUMNS = ("case", "split", "site", "side", "lvo", "volume_mm3", "length_mm", "ncct_density_hu",
                     "perviousness_hu", "isodense", "slice_thickness_mm")
 SKULL_STRIP_HU = -1024
+ISODENSE_SHARE, ISODENSE_MIN_SHARE = 0.15, 0.10   # share of occluded cases with an isodense clot (38-45 HU)
 
 
 def _atomic_text(path: Path, text: str) -> None:
@@ -109,6 +111,9 @@ def write_cohort(out_dir, n_cases: int, seed: int = 0, preset: str = "tiny", dat
     rng = np.random.default_rng([seed, n_cases])
     sites = site_quota(n_cases, rng)
     thick = set(rng.choice(n_cases, int(round(thick_fraction * n_cases)), replace=False).tolist())
+    occluded = [i for i, s in enumerate(sites) if s != "none"]
+    n_iso = max(int(np.ceil(ISODENSE_MIN_SHARE * len(occluded))), int(round(ISODENSE_SHARE * len(occluded))))
+    isodense = set(rng.choice(occluded, n_iso, replace=False).tolist()) if occluded else set()
     test_ids = set(range(n_cases - n_test, n_cases))
     rows, times = [], []
     from tqdm import tqdm
@@ -117,7 +122,7 @@ def write_cohort(out_dir, n_cases: int, seed: int = 0, preset: str = "tiny", dat
         case_id = f"SYN_{i:04d}"
         t0 = time.perf_counter()
         case = generate_case(seed * 100_000 + i, preset, case_id=case_id, site=sites[i], n_raters=n_raters,
-                             thick_slices=i in thick)
+                             thick_slices=i in thick, isodense=i in isodense)
         if "nifti" in formats:
             f = out / "raw_nifti" / case_id
             _atomic_image(case.ncct, f / "ncct.nii.gz")
