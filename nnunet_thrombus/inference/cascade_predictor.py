@@ -1,0 +1,153 @@
+"""Two-stage prediction of one case: coarse stage (fold ensemble), then the fine stage with coarse features.
+
+Both stages reuse nnU-Net's predictor (preprocessing from the plans, Gaussian-weighted sliding window, mirroring
+TTA). What is ours:
+
+- the fine stage's sliding window visits only tiles near the coarse candidate region
+  (:class:`~nnunet_thrombus.inference.roi_predictor.ROIRestrictedPredictor`), with a whole-image fallback when the
+  coarse stage finds nothing (so a coarse miss is not automatically a final miss);
+- export resamples only the thrombus probability channel, with torch interpolation on the prediction's device,
+  instead of nnU-Net's CPU resampling of every class channel.
+
+Arrays are numpy in SimpleITK order: images ``(C, Z, Y, X)``, spacing ``(z, y, x)`` mm.
+"""
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from os.path import isdir, isfile, join
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from nnunet_thrombus.inference.roi_predictor import ROIRestrictedPredictor
+
+#: coarse probability above which a voxel is a candidate for the fine stage
+DEFAULT_ROI_THRESHOLD = 0.1
+
+
+@dataclass
+class CascadeResult:
+    """Output on the input grid (Z, Y, X): thrombus probability (float32), mask (uint8), and bookkeeping."""
+
+    probability: np.ndarray
+    segmentation: np.ndarray
+    coarse_probability: np.ndarray
+    timings_s: dict = field(default_factory=dict)
+    fine_tiles: tuple = (0, 0)
+    roi_fallback: bool = False
+    folds: tuple = ()
+
+
+def _model_dir_check(path: str, what: str) -> None:
+    if not isdir(path) or not isfile(join(path, "plans.json")):
+        raise FileNotFoundError(f"{what} model folder {path} is missing or incomplete (no plans.json); train it "
+                                f"or pass -m with an nnU-Net results folder that contains it")
+
+
+def _make_predictor(model_dir: str, folds, device: torch.device, use_mirroring: bool, checkpoint: str,
+                    tile_step_size: float) -> ROIRestrictedPredictor:
+    from nnunet_thrombus.training.stage_one import trained_folds
+
+    have = trained_folds(model_dir, checkpoint)
+    use = tuple(have) if folds is None else tuple(folds)
+    missing = [f for f in use if f not in have]
+    if not use or missing:
+        raise FileNotFoundError(f"{model_dir}: no {checkpoint} for folds {missing or list(use) or '(any)'} "
+                                f"(available: {have or 'none'})")
+    pred = ROIRestrictedPredictor(tile_step_size=tile_step_size, use_gaussian=True, use_mirroring=use_mirroring,
+                                  perform_everything_on_device=device.type == "cuda", device=device,
+                                  allow_tqdm=False)
+    pred.initialize_from_trained_model_folder(model_dir, use_folds=use, checkpoint_name=checkpoint)
+    return pred
+
+
+def foreground_probability_to_input_grid(logits: torch.Tensor, properties: dict, plans_manager) -> np.ndarray:
+    """Thrombus probability (1 - background softmax) of ``logits`` (C, z, y, x) at network spacing, resampled
+    (trilinear, torch, on the logits' device) to the cropped input shape and pasted into the uncropped grid."""
+    prob = 1.0 - torch.softmax(logits.float(), dim=0)[0]
+    target = [int(s) for s in properties["shape_after_cropping_and_before_resampling"]]
+    if list(prob.shape) != target:
+        prob = F.interpolate(prob[None, None], size=target, mode="trilinear", align_corners=False)[0, 0]
+    full = np.zeros([int(s) for s in properties["shape_before_cropping"]], dtype=np.float32)
+    bbox = properties["bbox_used_for_cropping"]
+    full[tuple(slice(a, b) for a, b in bbox)] = prob.clamp_(0, 1).cpu().numpy()
+    return full.transpose(plans_manager.transpose_backward)
+
+
+class ThrombusCascadePredictor:
+    """Load the coarse (``3d_lowres``) and fine (``3d_cascade_fullres``) models once, predict many cases."""
+
+    def __init__(self, coarse_model_dir: str, fine_model_dir: str, folds=None, device: str = "cpu",
+                 use_mirroring: bool = True, roi_restrict: bool = True, roi_threshold: float = DEFAULT_ROI_THRESHOLD,
+                 checkpoint_name: str = "checkpoint_final.pth", tile_step_size: float = 0.5):
+        _model_dir_check(coarse_model_dir, "coarse (3d_lowres)")
+        _model_dir_check(fine_model_dir, "fine (3d_cascade_fullres)")
+        self.device = torch.device(device)
+        self.coarse = _make_predictor(coarse_model_dir, folds, self.device, use_mirroring, checkpoint_name,
+                                      tile_step_size)
+        self.fine = _make_predictor(fine_model_dir, folds, self.device, use_mirroring, checkpoint_name,
+                                    tile_step_size)
+        n_img = len(self.fine.dataset_json["channel_names"])
+        n_coarse = len(self.coarse.dataset_json["channel_names"])
+        if n_img != n_coarse:
+            raise ValueError(f"coarse model expects {n_coarse} channels, fine model {n_img}: models do not match")
+        self.num_channels = n_img
+        self.roi_restrict = roi_restrict
+        self.roi_threshold = float(roi_threshold)
+        self.folds = tuple(sorted(str(f) for f in (folds if folds is not None else
+                                                   [k for k in range(len(self.fine.list_of_parameters))])))
+
+    def _preprocess(self, predictor, images: np.ndarray, spacing, seg_prev=None) -> dict:
+        from nnunetv2.inference.data_iterators import PreprocessAdapterFromNpy
+
+        ppa = PreprocessAdapterFromNpy([images], [seg_prev], [{"spacing": list(spacing)}], [None],
+                                       predictor.plans_manager, predictor.dataset_json,
+                                       predictor.configuration_manager, num_threads_in_multithreaded=1)
+        return next(ppa)
+
+    def _fine_roi(self, coarse_prob: np.ndarray, props: dict, shape) -> np.ndarray | None:
+        """Candidate region on the fine stage's preprocessed grid, or None (fallback: whole image)."""
+        pm = self.fine.plans_manager
+        prob = coarse_prob.transpose(pm.transpose_forward)
+        prob = prob[tuple(slice(a, b) for a, b in props["bbox_used_for_cropping"])]
+        t = torch.from_numpy(np.ascontiguousarray(prob))[None, None].float()
+        t = F.interpolate(t, size=[int(s) for s in shape], mode="trilinear", align_corners=False)[0, 0]
+        roi = (t > self.roi_threshold).numpy()
+        return roi if roi.any() else None
+
+    def predict(self, images: np.ndarray, spacing) -> CascadeResult:
+        """``images``: (C, Z, Y, X) float32, channel order as in training (CTA, NCCT); ``spacing``: (z, y, x) mm."""
+        if images.ndim != 4 or images.shape[0] != self.num_channels:
+            raise ValueError(f"images must be (C={self.num_channels}, Z, Y, X); got shape {images.shape}")
+        timings = {}
+        t0 = time.perf_counter()
+        dct = self._preprocess(self.coarse, images, spacing)
+        timings["coarse_preprocess"] = time.perf_counter() - t0
+        t0 = time.perf_counter()
+        self.coarse.roi = None
+        logits = self.coarse.predict_logits_from_preprocessed_data(dct["data"])
+        coarse_prob = foreground_probability_to_input_grid(logits, dct["data_properties"],
+                                                           self.coarse.plans_manager)
+        timings["coarse"] = time.perf_counter() - t0
+
+        t0 = time.perf_counter()
+        coarse_seg = (coarse_prob > 0.5).astype(np.int16)
+        dct = self._preprocess(self.fine, images, spacing, seg_prev=coarse_seg[None])
+        timings["fine_preprocess"] = time.perf_counter() - t0
+        t0 = time.perf_counter()
+        roi = None
+        if self.roi_restrict:
+            roi = self._fine_roi(coarse_prob, dct["data_properties"], dct["data"].shape[1:])
+            patch = self.fine.configuration_manager.patch_size
+            self.fine.margin = tuple(int(np.ceil(p / 2)) for p in patch)
+        self.fine.roi = roi
+        logits = self.fine.predict_logits_from_preprocessed_data(dct["data"])
+        timings["fine"] = time.perf_counter() - t0
+        t0 = time.perf_counter()
+        prob = foreground_probability_to_input_grid(logits, dct["data_properties"], self.fine.plans_manager)
+        timings["export"] = time.perf_counter() - t0
+        return CascadeResult(probability=prob, segmentation=(prob > 0.5).astype(np.uint8),
+                             coarse_probability=coarse_prob, timings_s=timings, fine_tiles=self.fine.last_tiles,
+                             roi_fallback=self.roi_restrict and roi is None, folds=self.folds)
