@@ -98,7 +98,7 @@ def _apply_inverse(tr: sitk.Euler3DTransform, pts: np.ndarray) -> np.ndarray:
 
 
 def write_dicom_series(image: sitk.Image, folder: Path, *, modality="CT", series_number=1, acq_time="101500",
-                       drop_slices=(), duplicate_slice=None, tilt=0.0, study_uid=None) -> Path:
+                       drop_slices=(), duplicate_slice=None, tilt=0.0, study_uid=None, z_shift=None) -> Path:
     """One file per axial slice, stored as uint16 with RescaleIntercept -1024."""
     folder.mkdir(parents=True, exist_ok=True)
     arr = sitk.GetArrayFromImage(image).astype(np.int32) + 1024
@@ -119,7 +119,7 @@ def write_dicom_series(image: sitk.Image, folder: Path, *, modality="CT", series
         ds.SeriesNumber, ds.InstanceNumber, ds.AcquisitionTime = series_number, k + 1, acq_time
         ds.StudyDate = datetime.date(2020, 1, 1).strftime("%Y%m%d")
         ds.ImageOrientationPatient = [1, 0, 0, 0, 1, 0]
-        ds.ImagePositionPatient = [org[0], org[1] + tilt * z * sp[2], org[2] + z * sp[2]]
+        ds.ImagePositionPatient = [org[0], org[1] + tilt * z * sp[2], org[2] + z * sp[2] + (z_shift or {}).get(z, 0.0)]
         ds.PixelSpacing = [sp[1], sp[0]]
         ds.SliceThickness = sp[2]
         ds.GantryDetectorTilt = 0.0

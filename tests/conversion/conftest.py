@@ -46,7 +46,8 @@ def converted(cohort, tmp_path_factory) -> dict:
     for fmt in ("dicom", "nifti"):
         raw = tmp_path_factory.mktemp(f"nnunet_raw_{fmt}")
         results[fmt] = convert_trial_dataset(cohort / f"raw_{fmt}", raw, dataset_id=501, quiet=True,
-                                             test_fraction=0.2 if fmt == "nifti" else 0.0)
+                                             test_fraction=0.2 if fmt == "nifti" else 0.0,
+                                             n_jobs=2 if fmt == "nifti" else 1)
         results[fmt]["raw"] = raw
     return results
 

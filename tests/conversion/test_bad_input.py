@@ -119,3 +119,15 @@ def test_multiphase_cta_picks_phase_two_by_acquisition_time(tmp_path, phantom):
     with pytest.raises(ScanError, match="phase 4 requested"):
         read_dicom_series(tmp_path / "mp" / "CTA", phase=4)
     assert np.array_equal(sitk.GetArrayFromImage(img), sitk.GetArrayFromImage(phantom["cta"]))  # rescale applied
+
+
+def test_uneven_spacing_and_non_hu_values_are_refused(tmp_path, phantom):
+    from dataset_conversion.dicom_io import read_image
+
+    write_dicom_series(phantom["cta"], tmp_path / "uneven", z_shift={30: 0.6})
+    with pytest.raises(ScanError, match="inconsistent slice spacing"):
+        read_dicom_series(tmp_path / "uneven")
+    raw = sitk.Cast(sitk.Cast(phantom["cta"], sitk.sitkFloat32) + 1024, sitk.sitkInt16)  # rescale not applied
+    sitk.WriteImage(raw, str(tmp_path / "raw.nii.gz"))
+    with pytest.raises(ScanError, match="do not look like HU"):
+        read_image(tmp_path / "raw.nii.gz")

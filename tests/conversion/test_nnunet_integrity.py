@@ -17,7 +17,7 @@ def test_plan_and_preprocess_verifies_converted_dataset(converted, tmp_path):
                nnUNet_results=str(tmp_path / "res"), OMP_NUM_THREADS="1")
     exe = shutil.which("nnUNetv2_plan_and_preprocess", path=str(Path(sys.executable).parent)) or \
         "nnUNetv2_plan_and_preprocess"
-    proc = subprocess.run([exe, "-d", "501", "-c", "3d_fullres", "--verify_dataset_integrity", "-np", "1"],
+    proc = subprocess.run([exe, "-d", "501", "-c", "3d_fullres", "--verify_dataset_integrity", "-np", "1", "-npfp", "1"],
                           env=env, capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     pre = tmp_path / "pre" / "Dataset501_Thrombus"
