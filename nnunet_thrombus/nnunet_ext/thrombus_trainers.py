@@ -5,4 +5,5 @@ from nnunet_thrombus.training.variants import (  # noqa: F401
     ThrombusCascadeTrainer_noCoarseFeatures,
     ThrombusCascadeTrainer_noPyramidFusion,
     ThrombusCascadeTrainer_plain,
+    nnUNetTrainer_envSchedule,
 )

@@ -4,6 +4,11 @@
 (checkpoint and ``predicted_next_stage``); the others change both stages and train their own stage 1.
 ``_plain`` switches everything off: the same parameter count as nnU-Net's PlainConvUNet (a sanity baseline).
 """
+import torch
+from nnunetv2.training.nnUNetTrainer.nnUNetTrainer import nnUNetTrainer
+
+from nnunet_thrombus.training.network_builder import resolve_arch_kwargs
+from nnunet_thrombus.training.short_run import schedule_overrides
 from nnunet_thrombus.training.trainer import ThrombusCascadeTrainer
 
 
@@ -24,3 +29,27 @@ class ThrombusCascadeTrainer_plain(ThrombusCascadeTrainer):
     use_cbam = False
     use_pyramid_fusion = False
     use_coarse_features = False
+
+
+class nnUNetTrainer_envSchedule(nnUNetTrainer):
+    """Vanilla nnU-Net (PlainConvUNet, nnU-Net's loss and recipe) for side-by-side baselines: the same plans as our
+    trainer (the ``Thrombus*`` class names in them are replaced by PlainConvUNet with the same kwargs) and the same
+    ``THROMBUS_*`` short schedule, so both train under one budget."""
+
+    def __init__(self, plans: dict, configuration: str, fold: int, dataset_json: dict,
+                 device: torch.device = torch.device("cuda")):
+        super().__init__(plans, configuration, fold, dataset_json, device)
+        for attr, value in schedule_overrides().items():
+            setattr(self, attr, value)
+
+    @staticmethod
+    def build_network_architecture(plans_manager, configuration_manager, num_input_channels: int,
+                                   num_output_channels: int, enable_deep_supervision: bool = True):
+        from dynamic_network_architectures.architectures.unet import PlainConvUNet
+
+        cm = configuration_manager
+        arch = resolve_arch_kwargs(cm.network_arch_init_kwargs, cm.network_arch_init_kwargs_req_import)
+        net = PlainConvUNet(input_channels=num_input_channels, num_classes=num_output_channels,
+                            deep_supervision=enable_deep_supervision, **arch)
+        net.apply(net.initialize)
+        return net

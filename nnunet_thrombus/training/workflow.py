@@ -1,0 +1,110 @@
+"""Run nnU-Net's own commands (plan, preprocess, train, predict) as subprocesses, with our trainer findable.
+
+Used by the demo, the benchmark and the tests, so that what they run is exactly what a user types. Each call
+appends the command's output to a log file and, on failure, raises ``RuntimeError`` with the command and the last
+lines of that log.
+"""
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from nnunet_thrombus.nnunet_env import nnunet_environment
+from nnunet_thrombus.training.short_run import schedule_environment
+
+BIN = Path(sys.executable).parent
+
+
+@dataclass
+class NnunetWorkspace:
+    """The three nnU-Net folders of one run, and where command output is logged."""
+
+    raw: Path
+    preprocessed: Path
+    results: Path
+    log_dir: Path
+
+    @classmethod
+    def under(cls, root: str | os.PathLike, raw: str | os.PathLike | None = None) -> "NnunetWorkspace":
+        root = Path(root)
+        ws = cls(Path(raw) if raw else root / "nnUNet_raw", root / "nnUNet_preprocessed", root / "nnUNet_results",
+                 root / "logs")
+        for p in (ws.raw, ws.preprocessed, ws.results, ws.log_dir):
+            p.mkdir(parents=True, exist_ok=True)
+        return ws
+
+    def env(self, **extra: str) -> dict:
+        env = nnunet_environment(self.raw, self.preprocessed, self.results, cpu_friendly=True)
+        env.update({k: str(v) for k, v in extra.items()})
+        return env
+
+    def run(self, args: list[str], log_name: str, timeout: float | None = None, **extra_env: str) -> float:
+        """Run ``args`` (first item a console script of this environment); returns seconds taken."""
+        exe = BIN / args[0]
+        cmd = [str(exe) if exe.exists() else args[0]] + [str(a) for a in args[1:]]
+        log = self.log_dir / f"{log_name}.log"
+        t0 = time.perf_counter()
+        with open(log, "a") as fh:
+            fh.write(f"$ {' '.join(cmd)}\n")
+            fh.flush()
+            proc = subprocess.run(cmd, stdout=fh, stderr=subprocess.STDOUT, env=self.env(**extra_env),
+                                  timeout=timeout)
+        if proc.returncode != 0:
+            tail = "".join(log.read_text(errors="replace").splitlines(keepends=True)[-25:])
+            raise RuntimeError(f"command failed ({proc.returncode}): {' '.join(cmd)}\nlog {log}, last lines:\n{tail}")
+        return time.perf_counter() - t0
+
+
+def plan_and_preprocess(ws: NnunetWorkspace, dataset_id: int, preset: str = "cpu", plans_name: str = "ThrombusPlans",
+                        features=None, patch_size=None, ct_window: str = "foreground",
+                        configurations=("3d_fullres", "3d_lowres")) -> float:
+    """Fingerprint + nnU-Net's planner, then our cascade plans (``apply-plans``), then preprocessing."""
+    t = ws.run(["nnUNetv2_extract_fingerprint", "-d", dataset_id, "-np", "1", "--verify_dataset_integrity"],
+               "plan", nnUNet_n_proc_DA="1")
+    t += ws.run(["nnUNetv2_plan_experiment", "-d", dataset_id], "plan", nnUNet_n_proc_DA="1")
+    args = ["nnunet_thrombus", "apply-plans", "-d", dataset_id, "--preset", preset, "-pl", plans_name,
+            "--ct-window", ct_window]
+    if features:
+        args += ["--features", *features]
+    if patch_size:
+        args += ["--patch-size", *patch_size]
+    t += ws.run(args, "plan")
+    t += ws.run(["nnUNetv2_preprocess", "-d", dataset_id, "-plans_name", plans_name, "-c", *configurations,
+                 "-np", *(["1"] * len(configurations))], "plan", nnUNet_n_proc_DA="1")
+    return t
+
+
+def train(ws: NnunetWorkspace, dataset_id: int, configuration: str, fold: int | str = 0,
+          trainer: str = "ThrombusCascadeTrainer", plans_name: str = "ThrombusPlans", epochs: int = 1,
+          iters: int = 10, val_iters: int = 2, device: str = "cpu", extra_args=()) -> float:
+    """``nnUNetv2_train`` with a ``THROMBUS_*`` short schedule (vanilla ``nnUNetTrainer`` ignores it: see
+    :func:`vanilla_trainer_name`)."""
+    env = schedule_environment(epochs, iters, val_iters, save_every=max(1, epochs))
+    return ws.run(["nnUNetv2_train", dataset_id, configuration, fold, "-tr", trainer, "-p", plans_name,
+                   "-device", device, *extra_args], f"train_{trainer}_{configuration}_{fold}", **env)
+
+
+def export_next_stage(ws: NnunetWorkspace, dataset_id: int, trainer: str = "ThrombusCascadeTrainer",
+                      plans_name: str = "ThrombusPlans") -> float:
+    return ws.run(["nnunet_thrombus", "export-next-stage", "-d", dataset_id, "-tr", trainer, "-p", plans_name],
+                  f"export_{trainer}")
+
+
+def train_cascade(ws: NnunetWorkspace, dataset_id: int, fold: int = 0, trainer: str = "ThrombusCascadeTrainer",
+                  plans_name: str = "ThrombusPlans", coarse_schedule=(1, 10, 2), fine_schedule=(1, 10, 2),
+                  device: str = "cpu") -> dict:
+    """Stage 1, ``predicted_next_stage`` for every training case, stage 2. Returns seconds per step."""
+    times = {"coarse": train(ws, dataset_id, "3d_lowres", fold, trainer, plans_name, *coarse_schedule, device=device)}
+    times["export_next_stage"] = export_next_stage(ws, dataset_id, trainer, plans_name)
+    times["fine"] = train(ws, dataset_id, "3d_cascade_fullres", fold, trainer, plans_name, *fine_schedule,
+                          device=device)
+    return times
+
+
+def model_folder(ws: NnunetWorkspace, dataset_name: str, configuration: str, trainer: str = "ThrombusCascadeTrainer",
+                 plans_name: str = "ThrombusPlans") -> Path:
+    return ws.results / dataset_name / f"{trainer}__{plans_name}__{configuration}"

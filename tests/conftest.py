@@ -1,0 +1,47 @@
+"""Session fixtures shared by the end-to-end tests: one tiny synthetic cohort and one short-trained cascade.
+
+The trained model is built once per test session through nnU-Net's own commands (subprocesses), in temp folders;
+training, predict and benchmark tests all reuse it so CI stays within its budget.
+"""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+DATASET_ID = 501
+DATASET_NAME = "Dataset501_SynthThrombus"
+#: (epochs, iterations per epoch, validation iterations) for each stage of the shared model
+TINY_SCHEDULE = (2, 6, 1)
+
+
+@pytest.fixture(scope="session")
+def tiny_cohort(tmp_path_factory) -> dict:
+    from nnunet_thrombus.synthetic.cohort import write_cohort
+
+    root = tmp_path_factory.mktemp("tiny_cohort")
+    summary = write_cohort(root / "synth", n_cases=10, seed=7, preset="tiny", dataset_id=DATASET_ID, n_test=3,
+                           n_raters=0, formats=("dicom", "nifti"), progress=False)
+    return {"root": root, "synth": root / "synth", "summary": summary,
+            "raw": root / "synth" / "nnUNet_raw", "dataset": root / "synth" / "nnUNet_raw" / DATASET_NAME}
+
+
+@pytest.fixture(scope="session")
+def tiny_cascade(tiny_cohort) -> dict:
+    """Plan (cpu preset, tiny network), preprocess, train 3d_lowres and 3d_cascade_fullres on fold 0."""
+    from nnunet_thrombus.training.workflow import NnunetWorkspace, model_folder, plan_and_preprocess, train_cascade
+
+    ws = NnunetWorkspace.under(tiny_cohort["root"] / "work", raw=tiny_cohort["raw"])
+    times = {"plan": plan_and_preprocess(ws, DATASET_ID, preset="cpu", features=(8, 16, 32),
+                                         patch_size=(32, 48, 48))}
+    times.update(train_cascade(ws, DATASET_ID, 0, coarse_schedule=TINY_SCHEDULE, fine_schedule=TINY_SCHEDULE))
+    return {"ws": ws, "times": times, "cohort": tiny_cohort,
+            "coarse_dir": model_folder(ws, DATASET_NAME, "3d_lowres"),
+            "fine_dir": model_folder(ws, DATASET_NAME, "3d_cascade_fullres"),
+            "plans": json.loads((ws.preprocessed / DATASET_NAME / "ThrombusPlans.json").read_text())}
+
+
+def pytest_collection_modifyitems(config, items):
+    """Run the slow end-to-end tests last, so the fast ones report first."""
+    items.sort(key=lambda item: item.get_closest_marker("slow") is not None)

@@ -1,0 +1,68 @@
+"""The user's commands, as subprocesses: nnUNetv2_train (both stages) and nnUNetv2_predict with the cascade."""
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import SimpleITK as sitk
+import torch
+
+pytestmark = pytest.mark.slow
+
+
+def _train_losses(model_dir):
+    ckpt = torch.load(model_dir / "fold_0" / "checkpoint_final.pth", map_location="cpu", weights_only=False)
+    return ckpt["logging"]["train_losses"], ckpt
+
+
+def test_both_stages_train_and_loss_goes_down(tiny_cascade):
+    for key in ("coarse_dir", "fine_dir"):
+        losses, ckpt = _train_losses(tiny_cascade[key])
+        assert len(losses) == 2
+        assert losses[-1] < losses[0], f"{key}: train loss did not go down: {losses}"
+        assert ckpt["trainer_name"] == "ThrombusCascadeTrainer"
+    log = next((tiny_cascade["fine_dir"] / "fold_0").glob("training_log_*.txt")).read_text()
+    assert "coarse branch: loaded from" in log and "frozen" in log
+
+
+def test_fine_checkpoint_carries_the_stage1_weights_frozen(tiny_cascade):
+    _, coarse = _train_losses(tiny_cascade["coarse_dir"])
+    _, fine = _train_losses(tiny_cascade["fine_dir"])
+    cw, fw = coarse["network_weights"], fine["network_weights"]
+    branch = {k[len("coarse_branch."):]: v for k, v in fw.items() if k.startswith("coarse_branch.")}
+    assert branch, "fine checkpoint has no coarse_branch weights"
+    shared = [k for k in branch if k in cw]
+    assert len(shared) == len(cw)
+    assert all(torch.equal(branch[k], cw[k]) for k in shared), "frozen coarse branch changed during fine training"
+
+
+def test_plans_define_the_cascade_with_our_networks(tiny_cascade):
+    cfg = tiny_cascade["plans"]["configurations"]
+    assert cfg["3d_lowres"]["next_stage"] == "3d_cascade_fullres"
+    assert cfg["3d_cascade_fullres"]["previous_stage"] == "3d_lowres"
+    assert cfg["3d_cascade_fullres"]["architecture"]["network_class_name"].endswith("ThrombusCascadeNet")
+    ratio = np.array(cfg["3d_lowres"]["spacing"]) / np.array(cfg["3d_fullres"]["spacing"])
+    np.testing.assert_allclose(ratio, [1.08 / 0.625, 0.844 / 0.488, 0.844 / 0.488], rtol=1e-6)
+
+
+def test_nnunetv2_predict_cascade_keeps_input_geometry(tiny_cascade, tmp_path):
+    ws = tiny_cascade["ws"]
+    images_ts = tiny_cascade["cohort"]["dataset"] / "imagesTs"
+    low, fine = tmp_path / "lowres", tmp_path / "fine"
+    common = ["-d", "501", "-tr", "ThrombusCascadeTrainer", "-p", "ThrombusPlans", "-f", "0", "-device", "cpu",
+              "--disable_tta", "-npp", "1", "-nps", "1"]
+    ws.run(["nnUNetv2_predict", "-i", images_ts, "-o", low, "-c", "3d_lowres", *common], "predict_test")
+    ws.run(["nnUNetv2_predict", "-i", images_ts, "-o", fine, "-c", "3d_cascade_fullres",
+            "-prev_stage_predictions", low, *common], "predict_test")
+    cases = sorted(p.name[: -len("_0000.nii.gz")] for p in images_ts.glob("*_0000.nii.gz"))
+    assert len(cases) == 3
+    for case in cases:
+        ref = sitk.ReadImage(str(images_ts / f"{case}_0000.nii.gz"))
+        out = sitk.ReadImage(str(fine / f"{case}.nii.gz"))
+        assert out.GetSize() == ref.GetSize()
+        np.testing.assert_allclose(out.GetSpacing(), ref.GetSpacing(), atol=1e-5)
+        np.testing.assert_allclose(out.GetOrigin(), ref.GetOrigin(), atol=1e-4)
+        assert set(np.unique(sitk.GetArrayFromImage(out))) <= {0, 1}
+    info = json.loads((tiny_cascade["coarse_dir"] / "predicted_next_stage" / "export_info.json").read_text())
+    assert info["folds"] == [0] and len(info["out_of_fold"]) >= 1

@@ -1,0 +1,101 @@
+"""apply-plans: the paper's numbers land in the plans, and nnU-Net's PlansManager + our trainer build from them."""
+from __future__ import annotations
+
+import copy
+import json
+
+import numpy as np
+import pytest
+
+from nnunet_thrombus.training.thrombus_plans import VESSEL_WINDOW, build_thrombus_plans
+
+BASE = {
+    "dataset_name": "Dataset501_SynthThrombus", "plans_name": "nnUNetPlans",
+    "original_median_spacing_after_transp": [1.5, 1.5, 1.5], "original_median_shape_after_transp": [32, 48, 40],
+    "image_reader_writer": "SimpleITKIO", "transpose_forward": [0, 1, 2], "transpose_backward": [0, 1, 2],
+    "experiment_planner_used": "ExperimentPlanner", "label_manager": "LabelManager",
+    "foreground_intensity_properties_per_channel": {
+        "0": {"max": 179.0, "mean": 101.9, "median": 101.0, "min": 45.0, "percentile_00_5": 45.0,
+              "percentile_99_5": 168.0, "std": 37.4},
+        "1": {"max": 77.0, "mean": 42.7, "median": 42.0, "min": 26.0, "percentile_00_5": 26.0,
+              "percentile_99_5": 77.0, "std": 8.2}},
+    "configurations": {"3d_fullres": {
+        "data_identifier": "nnUNetPlans_3d_fullres", "preprocessor_name": "DefaultPreprocessor", "batch_size": 2,
+        "patch_size": [32, 48, 40], "median_image_size_in_voxels": [32.0, 48.0, 40.0], "spacing": [1.5, 1.5, 1.5],
+        "normalization_schemes": ["CTNormalization", "CTNormalization"], "use_mask_for_norm": [False, False],
+        "resampling_fn_data": "resample_data_or_seg_to_shape", "resampling_fn_seg": "resample_data_or_seg_to_shape",
+        "resampling_fn_data_kwargs": {"is_seg": False, "order": 3, "order_z": 0, "force_separate_z": None},
+        "resampling_fn_seg_kwargs": {"is_seg": True, "order": 1, "order_z": 0, "force_separate_z": None},
+        "resampling_fn_probabilities": "resample_data_or_seg_to_shape",
+        "resampling_fn_probabilities_kwargs": {"is_seg": False, "order": 1, "order_z": 0, "force_separate_z": None},
+        "architecture": {
+            "network_class_name": "dynamic_network_architectures.architectures.unet.PlainConvUNet",
+            "arch_kwargs": {"n_stages": 4, "features_per_stage": [32, 64, 128, 256],
+                            "conv_op": "torch.nn.modules.conv.Conv3d", "kernel_sizes": [[3, 3, 3]] * 4,
+                            "strides": [[1, 1, 1], [2, 2, 2], [2, 2, 2], [2, 2, 2]], "n_conv_per_stage": [2] * 4,
+                            "n_conv_per_stage_decoder": [2] * 3, "conv_bias": True,
+                            "norm_op": "torch.nn.modules.instancenorm.InstanceNorm3d",
+                            "norm_op_kwargs": {"eps": 1e-05, "affine": True}, "dropout_op": None,
+                            "dropout_op_kwargs": None, "nonlin": "torch.nn.LeakyReLU",
+                            "nonlin_kwargs": {"inplace": True}},
+            "_kw_requires_import": ["conv_op", "norm_op", "dropout_op", "nonlin"]},
+        "batch_dice": False}},
+}
+
+
+def test_paper_preset_carries_the_papers_numbers():
+    plans = build_thrombus_plans(copy.deepcopy(BASE), preset="paper")
+    fine, coarse = plans["configurations"]["3d_fullres"], plans["configurations"]["3d_lowres"]
+    assert fine["spacing"] == [0.625, 0.488, 0.488]
+    np.testing.assert_allclose(coarse["spacing"], [1.08, 0.844, 0.844], rtol=1e-9)
+    kw = fine["architecture"]["arch_kwargs"]
+    assert kw["features_per_stage"] == [32, 64, 128, 256, 320]
+    assert kw["kernel_sizes"] == [[3, 3, 3]] * 5
+    assert kw["norm_op"].endswith("BatchNorm3d") and kw["nonlin"].endswith("LeakyReLU")
+    assert fine["batch_size"] == 2
+    # the tiny base image at paper spacing is 77x148x123 voxels: the 96x160x160 patch is kept where it fits
+    # and shrunk to the image (rounded up to the network's divisibility of 16) where it does not
+    assert fine["patch_size"] == [80, 160, 128]
+    casc = plans["configurations"]["3d_cascade_fullres"]
+    assert casc["previous_stage"] == "3d_lowres" and casc["inherits_from"] == "3d_fullres"
+    assert plans["plans_name"] == "ThrombusPlans"
+
+
+def test_paper_patch_on_a_paper_size_image():
+    base = copy.deepcopy(BASE)
+    base["original_median_spacing_after_transp"] = [0.625, 0.488, 0.488]
+    base["original_median_shape_after_transp"] = [257, 456, 436]
+    plans = build_thrombus_plans(base, preset="paper")
+    assert plans["configurations"]["3d_fullres"]["patch_size"] == [96, 160, 160]
+    assert plans["configurations"]["3d_lowres"]["patch_size"] == [96, 160, 160]
+
+
+def test_vessel_window_replaces_the_thrombus_percentiles():
+    plans = build_thrombus_plans(copy.deepcopy(BASE), preset="auto", ct_window="vessel")
+    props = plans["foreground_intensity_properties_per_channel"]
+    for ch, (lo, hi) in VESSEL_WINDOW.items():
+        assert (props[ch]["percentile_00_5"], props[ch]["percentile_99_5"]) == (lo, hi)
+    assert BASE["foreground_intensity_properties_per_channel"]["0"]["percentile_99_5"] == 168.0
+
+
+@pytest.mark.parametrize("kwargs", [{"preset": "huge"}, {"ct_window": "bone"}])
+def test_bad_arguments_raise(kwargs):
+    with pytest.raises(ValueError):
+        build_thrombus_plans(copy.deepcopy(BASE), **kwargs)
+
+
+def test_trainer_builds_both_stages_from_paper_plans():
+    from nnunetv2.utilities.plans_handling.plans_handler import PlansManager
+
+    from nnunet_thrombus.training.trainer import ThrombusCascadeTrainer
+
+    pm = PlansManager(build_thrombus_plans(copy.deepcopy(BASE), preset="paper"))
+    coarse = ThrombusCascadeTrainer.build_network_architecture(pm, pm.get_configuration("3d_lowres"), 2, 2, True)
+    fine = ThrombusCascadeTrainer.build_network_architecture(pm, pm.get_configuration("3d_cascade_fullres"), 3, 2,
+                                                             True)
+    assert type(coarse).__name__ == "ThrombusCoarseUNet"
+    assert type(fine).__name__ == "ThrombusCascadeNet"
+    assert not any(p.requires_grad for p in fine.coarse_branch.parameters())
+    n_coarse = sum(p.numel() for p in coarse.parameters())
+    n_branch = sum(p.numel() for p in fine.coarse_branch.parameters())
+    assert n_branch == n_coarse

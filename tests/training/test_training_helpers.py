@@ -1,0 +1,61 @@
+"""Short-run schedule variables, the stage-1 error message, and the deep-supervision weights."""
+from __future__ import annotations
+
+from types import SimpleNamespace
+
+import numpy as np
+import pytest
+
+from nnunet_thrombus.training import stage_one
+from nnunet_thrombus.training.short_run import schedule_overrides
+
+
+def test_schedule_overrides_parse_and_reject():
+    got = schedule_overrides({"THROMBUS_NUM_EPOCHS": "3", "THROMBUS_ITERS_PER_EPOCH": "7"})
+    assert got == {"num_epochs": 3, "num_iterations_per_epoch": 7}
+    for bad in ("0", "-2", "ten"):
+        with pytest.raises(ValueError, match="THROMBUS_VAL_ITERS"):
+            schedule_overrides({"THROMBUS_VAL_ITERS": bad})
+
+
+def test_missing_stage1_predictions_name_folds_and_commands(tmp_path, monkeypatch):
+    monkeypatch.setenv("nnUNet_results", str(tmp_path))
+    pm = SimpleNamespace(dataset_name="Dataset501_SynthThrombus", plans_name="ThrombusPlans")
+    folder = stage_one.predicted_next_stage_folder(pm, "3d_lowres", "3d_cascade_fullres", "ThrombusCascadeTrainer")
+    s1 = tmp_path / "Dataset501_SynthThrombus" / "ThrombusCascadeTrainer__ThrombusPlans__3d_lowres"
+    (s1 / "fold_2").mkdir(parents=True)
+    (s1 / "fold_2" / "checkpoint_final.pth").write_bytes(b"x")
+    (tmp_path / folder).mkdir(parents=True, exist_ok=True)
+    (tmp_path / folder / "A.b2nd").write_bytes(b"x")
+    with pytest.raises(FileNotFoundError) as err:
+        stage_one.require_previous_stage_predictions(pm, "3d_lowres", "3d_cascade_fullres", "ThrombusCascadeTrainer",
+                                                     ["A", "B", "C"], folder)
+    msg = str(err.value)
+    assert "2 are missing (B, C)" in msg
+    assert "trained: [2], missing folds: [0, 1, 3, 4]" in msg
+    assert "nnUNetv2_train 501 3d_lowres 0 -tr ThrombusCascadeTrainer -p ThrombusPlans" in msg
+    assert "nnunet_thrombus export-next-stage -d 501" in msg
+    stage_one.require_previous_stage_predictions(pm, "3d_lowres", "3d_cascade_fullres", "ThrombusCascadeTrainer",
+                                                 ["A"], folder)
+
+
+def test_missing_stage1_checkpoint_names_the_command(tmp_path, monkeypatch):
+    monkeypatch.setenv("nnUNet_results", str(tmp_path))
+    pm = SimpleNamespace(dataset_name="Dataset501_SynthThrombus", plans_name="ThrombusPlans")
+    with pytest.raises(FileNotFoundError, match="nnUNetv2_train 501 3d_lowres 3 -tr ThrombusCascadeTrainer"):
+        stage_one.stage1_checkpoint(pm, "3d_lowres", 3, "ThrombusCascadeTrainer", "3d_cascade_fullres")
+
+
+def test_deep_supervision_weights_halve_and_sum_to_one(monkeypatch):
+    """nnU-Net zeroes the lowest level's weight; the paper halves per level and normalises, keeping all levels."""
+    from nnunetv2.training.loss.deep_supervision import DeepSupervisionWrapper
+    from nnunetv2.training.nnUNetTrainer.nnUNetTrainer import nnUNetTrainer
+
+    from nnunet_thrombus.training.trainer import ThrombusCascadeTrainer
+
+    monkeypatch.setattr(nnUNetTrainer, "_build_loss",
+                        lambda self: DeepSupervisionWrapper(lambda *a: 0.0, (0.5, 0.25, 0.125, 0.0)))
+    trainer = object.__new__(ThrombusCascadeTrainer)
+    trainer.enable_deep_supervision = True
+    loss = trainer._build_loss()
+    np.testing.assert_allclose(loss.weight_factors, np.array([8, 4, 2, 1]) / 15)
