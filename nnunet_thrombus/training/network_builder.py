@@ -78,6 +78,9 @@ def build_thrombus_network(plans_manager, configuration_manager, num_input_chann
         prev = plans_manager.get_configuration(cm.previous_stage_name)
         _check_class_name(prev.network_arch_class_name, cm.previous_stage_name)
         coarse_arch = resolve_arch_kwargs(prev.network_arch_init_kwargs, prev.network_arch_init_kwargs_req_import)
+        # the coarse branch must be the stage-1 network exactly (its checkpoint is loaded into it)
+        stage1 = switches.combined_with(prev.network_arch_init_kwargs)
+        coarse_arch.update(use_cbam=stage1.use_cbam, use_pyramid_fusion=stage1.use_pyramid_fusion)
         ratio = tuple(float(c) / float(f) for c, f in zip(prev.spacing, cm.spacing))
         n_seg_channels = num_output_channels - 1  # one-hot of the foreground labels of the previous stage
         net = ThrombusCascadeNet(
