@@ -58,16 +58,12 @@ class RegistrationResult:
 
 
 def _working_image(image: sitk.Image, spacing_mm: float) -> sitk.Image:
-    image = sitk.Clamp(sitk.Cast(image, sitk.sitkFloat32), sitk.sitkFloat32, -200.0, 1500.0)
-    old_sp, old_size = np.array(image.GetSpacing()), np.array(image.GetSize())
-    new_sp = np.maximum(old_sp, spacing_mm)
-    if np.allclose(new_sp, old_sp):
-        return image
-    sigma = np.sqrt(np.maximum(new_sp**2 - old_sp**2, 0)) / 2.355
-    image = sitk.SmoothingRecursiveGaussian(image, [float(max(s, 1e-3)) for s in sigma])
-    new_size = [int(max(1, round(s))) for s in old_size * old_sp / new_sp]
-    return sitk.Resample(image, new_size, sitk.Transform(), sitk.sitkLinear, image.GetOrigin(),
-                         [float(s) for s in new_sp], image.GetDirection(), -200.0, sitk.sitkFloat32)
+    """float32 copy clipped to [-200, 1500] HU, block-averaged (``BinShrink``) by integer factors towards
+    ``spacing_mm`` per axis (never finer than the input); averaging is the anti-aliasing."""
+    factors = [max(1, int(spacing_mm / s + 1e-6)) for s in image.GetSpacing()]
+    if any(f > 1 for f in factors):
+        image = sitk.BinShrink(sitk.Cast(image, sitk.sitkFloat32), factors)
+    return sitk.Clamp(sitk.Cast(image, sitk.sitkFloat32), sitk.sitkFloat32, -200.0, 1500.0)
 
 
 def head_mask(image: sitk.Image, threshold_hu: float = -400.0) -> sitk.Image:
@@ -111,9 +107,10 @@ def registration_qc(cta: sitk.Image, ncct: sitk.Image, transform: sitk.Transform
     ``qc_pass``: ``ncc_brain >= QC_NCC_FAIL`` and ``ncc_peak_margin >= -QC_PEAK_TOLERANCE``.
     """
     ref = _working_image(cta, grid_mm)
-    region = sitk.BinaryDilate(sitk.Cast(brain_mask > 0, sitk.sitkUInt8),
-                               [max(1, int(round(4.0 / s))) for s in brain_mask.GetSpacing()], sitk.sitkBall)
-    region = sitk.Resample(region, ref, sitk.Transform(), sitk.sitkNearestNeighbor, 0, sitk.sitkUInt8)
+    region = sitk.Resample(sitk.Cast(brain_mask > 0, sitk.sitkFloat32), ref, sitk.Transform(), sitk.sitkLinear, 0.0,
+                           sitk.sitkFloat32) >= 0.5
+    region = sitk.BinaryDilate(sitk.Cast(region, sitk.sitkUInt8), [max(1, int(round(4.0 / s))) for s in ref.GetSpacing()],
+                               sitk.sitkBall)
     euler = sitk.Euler3DTransform(transform)
 
     def moved_ncct(offset) -> np.ndarray:
@@ -178,13 +175,12 @@ def register_ncct_to_cta(ncct: sitk.Image, cta: sitk.Image, *, brain_mask: sitk.
     # translation relative to the geometric centres (the raw parameter depends on the rotation centre)
     shift = np.array(euler.TransformPoint(euler.GetCenter())) - np.array(euler.GetCenter())
     ncct_on_cta = sitk.Resample(ncct, cta, euler, sitk.sitkLinear, AIR_HU, sitk.sitkInt16)
+    # divergence check on the working grid (the converter recomputes the QC with the real brain mask)
     if brain_mask is None:
-        head = head_mask(cta)
-        radius = [max(1, int(round(10.0 / s))) for s in cta.GetSpacing()]
-        brain_mask = sitk.BinaryErode(head, radius, sitk.sitkBall)
-    region = sitk.BinaryDilate(sitk.Cast(brain_mask > 0, sitk.sitkUInt8),
-                               [max(1, int(round(4.0 / s))) for s in cta.GetSpacing()], sitk.sitkBall)
-    ncc = masked_ncc(cta, ncct_on_cta, region)
+        brain_mask = sitk.BinaryErode(fixed_head, [max(1, int(round(10.0 / s))) for s in fixed.GetSpacing()],
+                                      sitk.sitkBall)
+    qc = registration_qc(cta, ncct, euler, brain_mask, grid_mm=working_spacing_mm)
+    ncc = qc["ncc_brain"]
     rotation = max(abs(params[k]) for k in ("rot_x_deg", "rot_y_deg", "rot_z_deg"))
     if not np.isfinite(metric) or not np.isfinite(ncc):
         raise RegistrationError(f"registration diverged: metric {metric}, NCC {ncc}")
