@@ -1,0 +1,156 @@
+"""Inference time and Dice of four ways to segment the same cases with the same trained weights, in one run.
+
+(a) vanilla nnU-Net 3d_fullres, (b) vanilla nnU-Net cascade (3d_lowres -> 3d_cascade_fullres), both through
+nnU-Net's own predictor in this process (``nnUNetPredictor.predict_single_npy_array``: model loading and process
+start-up are excluded); (c) our cascade (``ThrombusCascadePredictor``) with the fine stage's full sliding window;
+(d) the same with the ROI-restricted fine stage. All four use the same TTA setting and device; the cases are
+visited in turn (a, b, c, d for case 1, then case 2, ...) so that load on a shared machine hits all alike.
+Times are seconds per case from image array in to label array out (preprocessing, sliding window, resampling to
+the input grid), printed as a ratio to (a); (d)/(c) is the acceptance figure of issue 9.
+
+CPU example (the weights of a ``nnunet_thrombus benchmark`` run):
+
+    python benchmarks/inference_speed.py -r OUT/work/nnUNet_results -i RAW/Dataset501_SynthThrombus/imagesTs \\
+        -l RAW/Dataset501_SynthThrombus/labelsTs -d 501 -o docs/results/inference_speed.json
+
+GPU, paper preset (models trained with ``nnunet_thrombus benchmark -d 501 --budget gpu``):
+
+    python benchmarks/inference_speed.py -r OUT/work/nnUNet_results -i .../imagesTs -l .../labelsTs -d 501 \\
+        --device cuda --tta
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from pathlib import Path
+
+import numpy as np
+
+PLANS = "ThrombusPlans"
+
+
+def dice(a: np.ndarray, b: np.ndarray) -> float:
+    """Dice of two boolean masks; both empty = 1.0 (docs/metrics.md)."""
+    a, b = a > 0, b > 0
+    s = int(a.sum()) + int(b.sum())
+    return 1.0 if s == 0 else 2.0 * int(np.logical_and(a, b).sum()) / s
+
+
+def _nnunet_predictor(model_dir: Path, device, tta: bool):
+    from nnunetv2.inference.predict_from_raw_data import nnUNetPredictor
+
+    p = nnUNetPredictor(tile_step_size=0.5, use_gaussian=True, use_mirroring=tta,
+                        perform_everything_on_device=device.type == "cuda", device=device, verbose=False,
+                        verbose_preprocessing=False, allow_tqdm=False)
+    p.initialize_from_trained_model_folder(str(model_dir), use_folds=(0,), checkpoint_name="checkpoint_final.pth")
+    return p
+
+
+def _folder(results: Path, dataset: str, trainer: str, config: str) -> Path:
+    return results / dataset / f"{trainer}__{PLANS}__{config}"
+
+
+def run(results: Path, images: Path, labels: Path, dataset_id: int, vanilla: str, ours: str, device: str,
+        tta: bool, max_cases: int | None, threads: int) -> dict:
+    import torch
+    from nnunetv2.imageio.simpleitk_reader_writer import SimpleITKIO
+
+    from nnunet_thrombus.inference.cascade_predictor import ThrombusCascadePredictor
+    from nnunet_thrombus.nnunet_env import ext_trainer_value
+    import os
+
+    os.environ["nnUNet_extTrainer"] = ext_trainer_value(os.environ.get("nnUNet_extTrainer"))
+    torch.set_num_threads(threads)
+    dev = torch.device(device)
+    dataset = next(p.name for p in results.glob(f"Dataset{dataset_id:03d}_*"))
+    t0 = time.perf_counter()
+    a = _nnunet_predictor(_folder(results, dataset, vanilla, "3d_fullres"), dev, tta)
+    b_low = _nnunet_predictor(_folder(results, dataset, vanilla, "3d_lowres"), dev, tta)
+    b_fine = _nnunet_predictor(_folder(results, dataset, vanilla, "3d_cascade_fullres"), dev, tta)
+    kw = dict(folds=(0,), device=device, use_mirroring=tta)
+    coarse, fine = _folder(results, dataset, ours, "3d_lowres"), _folder(results, dataset, ours, "3d_cascade_fullres")
+    c = ThrombusCascadePredictor(str(coarse), str(fine), roi_restrict=False, **kw)
+    d = ThrombusCascadePredictor(str(coarse), str(fine), roi_restrict=True, **kw)
+    load_s = time.perf_counter() - t0
+    cases = sorted(p.name[: -len("_0000.nii.gz")] for p in images.glob("*_0000.nii.gz"))[:max_cases]
+    io = SimpleITKIO()
+    rows = []
+    for case in cases:
+        files = sorted(str(p) for p in images.glob(f"{case}_[0-9][0-9][0-9][0-9].nii.gz"))
+        data, props = io.read_images(files)
+        ref, _ = io.read_seg(str(labels / f"{case}.nii.gz"))
+        ref = ref[0] > 0
+        row = {"case": case, "shape_zyx": list(data.shape[1:]), "reference_voxels": int(ref.sum())}
+        t = time.perf_counter()
+        seg = a.predict_single_npy_array(data, props, None, None, False)
+        row["a_s"], row["a_dice"], row["a_found"] = time.perf_counter() - t, dice(seg, ref), bool((seg & ref).any())
+        t = time.perf_counter()
+        low = b_low.predict_single_npy_array(data, props, None, None, False)
+        seg = b_fine.predict_single_npy_array(data, props, low[None], None, False)
+        row["b_s"], row["b_dice"], row["b_found"] = time.perf_counter() - t, dice(seg, ref), bool((seg & ref).any())
+        for key, pred in (("c", c), ("d", d)):
+            t = time.perf_counter()
+            res = pred.predict(data.astype(np.float32), props["spacing"])
+            seg = res.segmentation > 0
+            row[f"{key}_s"], row[f"{key}_dice"] = time.perf_counter() - t, dice(seg, ref)
+            row[f"{key}_found"] = bool((seg & ref).any())
+            row[f"{key}_fine_tiles"] = list(res.fine_tiles)
+            row[f"{key}_fallback"] = bool(res.roi_fallback)
+        rows.append(row)
+        print(f"{case} {row['shape_zyx']}: " + ", ".join(f"({k}) {row[k + '_s']:.2f} s Dice {row[k + '_dice']:.3f}"
+                                                         for k in "abcd") + f"; (d) tiles {row['d_fine_tiles']}",
+              flush=True)
+    summary = {"n_cases": len(rows), "device": device, "tta": tta, "threads": threads, "model_load_s": load_s,
+               "trainers": {"vanilla": vanilla, "ours": ours}, "results": str(results)}
+    for k in "abcd":
+        summary[f"{k}_median_s"] = float(np.median([r[f"{k}_s"] for r in rows]))
+        summary[f"{k}_total_s"] = float(np.sum([r[f"{k}_s"] for r in rows]))
+        summary[f"{k}_ratio_to_a"] = summary[f"{k}_total_s"] / summary["a_total_s"]
+        summary[f"{k}_median_dice"] = float(np.median([r[f"{k}_dice"] for r in rows]))
+    summary["d_over_c"] = summary["d_total_s"] / summary["c_total_s"]
+    summary["dice_d_minus_c"] = summary["d_median_dice"] - summary["c_median_dice"]
+    summary["missed_by_d_found_by_c"] = [r["case"] for r in rows if r["c_found"] and not r["d_found"]]
+    return {"summary": summary, "cases": rows}
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("-r", "--results", required=True, type=Path, help="nnUNet_results folder. Required.")
+    ap.add_argument("-i", "--images", required=True, type=Path, help="imagesTs folder. Required.")
+    ap.add_argument("-l", "--labels", required=True, type=Path, help="labelsTs folder. Required.")
+    ap.add_argument("-d", "--dataset", type=int, default=501, help="dataset id. Default: 501.")
+    ap.add_argument("--vanilla", default="nnUNetTrainer_envSchedule", help="vanilla trainer. Default: "
+                    "nnUNetTrainer_envSchedule.")
+    ap.add_argument("--ours", default="ThrombusCascadeTrainer", help="our trainer. Default: ThrombusCascadeTrainer.")
+    ap.add_argument("--device", default="cpu", help="torch device. Default: cpu.")
+    ap.add_argument("--tta", action="store_true", help="mirroring TTA for all four. Default: off.")
+    ap.add_argument("-n", "--max-cases", type=int, default=None, help="first N cases only. Default: all.")
+    ap.add_argument("-t", "--threads", type=int, default=1, help="torch CPU threads. Default: 1.")
+    ap.add_argument("-o", "--output", type=Path, default=None, help="JSON with per-case rows. Default: none.")
+    args = ap.parse_args(argv)
+    out = run(args.results, args.images, args.labels, args.dataset, args.vanilla, args.ours, args.device, args.tta,
+              args.max_cases, args.threads)
+    s = out["summary"]
+    print(f"\n{s['n_cases']} cases, device {s['device']}, TTA {'on' if s['tta'] else 'off'}")
+    names = {"a": "vanilla 3d_fullres", "b": "vanilla cascade", "c": "ours, full sliding window",
+             "d": "ours, ROI-restricted"}
+    for k, name in names.items():
+        print(f"({k}) {name:28s} median {s[k + '_median_s']:.2f} s/case  ratio to (a) {s[k + '_ratio_to_a']:.2f}  "
+              f"median Dice {s[k + '_median_dice']:.3f}")
+    print(f"(d)/(c) time {s['d_over_c']:.2f}; Dice (d)-(c) {s['dice_d_minus_c']:+.3f}; "
+          f"cases found by (c) and missed by (d): {s['missed_by_d_found_by_c'] or 'none'}")
+    if args.output:
+        import os
+        import tempfile
+
+        args.output.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=args.output.parent, prefix=".tmp_")
+        with os.fdopen(fd, "w") as f:
+            json.dump(out, f, indent=2)
+        os.replace(tmp, args.output)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,1 @@
+"""Side-by-side benchmark of vanilla nnU-Net, our cascade and its ablations (``nnunet_thrombus benchmark``)."""

@@ -1,0 +1,44 @@
+"""``nnunet_thrombus benchmark``: vanilla nnU-Net vs our cascade and its ablations, one budget, one table."""
+from __future__ import annotations
+
+import argparse
+
+
+def add_parser(subparsers) -> argparse.ArgumentParser:
+    from nnunet_thrombus.benchmark.budgets import BUDGETS, VARIANTS
+
+    p = subparsers.add_parser(
+        "benchmark", help="train + evaluate vanilla nnU-Net, our cascade and ablations under one budget",
+        description="Train (fold 0, same plans, same short schedule), predict the test images and evaluate: vanilla "
+                    "nnU-Net 3d_fullres and cascade, ThrombusCascadeTrainer and its ablations. Writes "
+                    "benchmark.csv/.md/.json to OUT with every timing also as a ratio to vanilla 3d_fullres.")
+    p.add_argument("-d", "--dataset", type=int, required=True, help="nnU-Net dataset id. Required.")
+    p.add_argument("-b", "--budget", choices=sorted(BUDGETS), default="smoke",
+                   help="data/plans/schedule budget (see docs/benchmark.md). Default: smoke.")
+    p.add_argument("-o", "--output", default="benchmark_out", help="output folder. Default: benchmark_out.")
+    p.add_argument("-v", "--variants", nargs="+", choices=list(VARIANTS), default=None,
+                   help="variants to run (vanilla_3d_fullres is always added). Default: all.")
+    p.add_argument("-r", "--raw", default=None, help="nnUNet_raw folder. Default: $nnUNet_raw.")
+    p.add_argument("--preprocessed", default=None,
+                   help="nnUNet_preprocessed folder whose ThrombusPlans to reuse. Default: plan in OUT/work.")
+    p.add_argument("-s", "--synthetic", type=int, default=None,
+                   help="if the dataset is missing, generate a synthetic cohort of N cases. Default: off.")
+    p.add_argument("-p", "--preset", choices=("tiny", "demo", "paper"), default=None,
+                   help="synthetic geometry preset. Default: the budget's (smoke tiny, cpu demo, gpu paper).")
+    p.add_argument("--seed", type=int, default=0, help="synthetic cohort seed. Default: 0.")
+    p.add_argument("-q", "--quiet", action="store_true", help="no progress output. Default: off.")
+    p.set_defaults(func=run)
+    return p
+
+
+def run(args) -> int:
+    import shlex
+    import sys
+
+    from nnunet_thrombus.benchmark.benchmark import run_benchmark
+
+    run_benchmark(args.dataset, args.budget, args.output, variants=args.variants, raw=args.raw,
+                  preprocessed=args.preprocessed, synthetic=args.synthetic, preset=args.preset, seed=args.seed,
+                  command=" ".join(["nnunet_thrombus"] + [shlex.quote(a) for a in sys.argv[1:]]),
+                  progress=not args.quiet)
+    return 0
