@@ -1,0 +1,72 @@
+"""``nnunet_thrombus predict``: NCCT + CTA scans -> thrombus mask, report, overlay per case (docs/predict.md)."""
+from __future__ import annotations
+
+import argparse
+
+
+def _fold(value: str):
+    if value == "all" or value.isdigit():
+        return int(value) if value.isdigit() else value
+    raise argparse.ArgumentTypeError(f"fold must be an integer or 'all', got {value!r}")
+
+
+def add_parser(subparsers) -> argparse.ArgumentParser:
+    p = subparsers.add_parser(
+        "predict", help="segment and measure thrombi on NCCT + CTA (DICOM folders, NIfTI, nnU-Net imagesTs).",
+        description="Predict each case of INPUT into OUT/<case>/: thrombus.nii.gz, report.json, overlay.png "
+                    "(and probabilities.npz, thrombus_seg.dcm on request), plus OUT/summary.csv and "
+                    "OUT/failures.csv. Re-running skips finished cases.")
+    p.add_argument("-i", "--input", required=True, nargs="+",
+                   help="patient folder(s), folder(s) of patient folders, or an nnU-Net imagesTs folder. Required.")
+    p.add_argument("-o", "--output", required=True, help="output folder. Required.")
+    src = p.add_mutually_exclusive_group(required=True)
+    src.add_argument("-d", "--dataset", default=None, help="dataset id or name under nnUNet_results. Default: none.")
+    src.add_argument("-m", "--model", default=None,
+                     help="folder holding the <trainer>__<plans>__3d_lowres and ..3d_cascade_fullres model "
+                          "folders (a copied results folder). Default: none.")
+    p.add_argument("-f", "--folds", nargs="+", type=_fold, default=None,
+                   help="folds to ensemble. Default: every trained fold.")
+    p.add_argument("--device", choices=("cpu", "cuda"), default="cpu", help="torch device. Default: cpu.")
+    p.add_argument("--disable-tta", action="store_true", help="no mirroring test-time augmentation. Default: TTA on.")
+    p.add_argument("--no-roi", action="store_true",
+                   help="fine stage over the whole image instead of the coarse candidate region. Default: ROI on.")
+    p.add_argument("--save-probabilities", action="store_true",
+                   help="also write probabilities.npz (float16). Default: off.")
+    p.add_argument("--dicom-seg", action="store_true",
+                   help="also write thrombus_seg.dcm (DICOM SEG) for DICOM input. Default: off.")
+    p.add_argument("--anonymize-seg", action="store_true",
+                   help="de-identify the DICOM SEG (patient name/id = case id). Default: source patient module.")
+    p.add_argument("--keep-phi", action="store_true",
+                   help="allow DICOM patient identifiers in report.json. Default: case id only.")
+    p.add_argument("--allow-thick-slices", action="store_true",
+                   help="accept slices > 2.5 mm (resampled to 1 mm, flagged). Default: refused.")
+    p.add_argument("--num-parts", type=int, default=1, help="split the cases into N parts. Default: 1.")
+    p.add_argument("--part-id", type=int, default=0, help="which part (0..N-1) this run predicts. Default: 0.")
+    p.add_argument("--overwrite", action="store_true", help="redo finished cases too. Default: skip them.")
+    p.add_argument("-q", "--quiet", action="store_true", help="no per-case progress. Default: off.")
+    p.set_defaults(func=run, _parser=p)
+    return p
+
+
+def run(args) -> int:
+    if args.num_parts < 1 or not 0 <= args.part_id < args.num_parts:
+        args._parser.error(f"need --num-parts >= 1 and 0 <= --part-id < --num-parts, got {args.num_parts}, "
+                           f"{args.part_id}")
+    if args.anonymize_seg and not args.dicom_seg:
+        args._parser.error("--anonymize-seg needs --dicom-seg")
+    import sys
+
+    from nnunet_thrombus.inference.model_files import ModelError
+    from nnunet_thrombus.inference.pipeline import predict_cases
+
+    try:
+        result = predict_cases(args.input, args.output, model=args.model, dataset=args.dataset, folds=args.folds,
+                               device=args.device, use_tta=not args.disable_tta, roi_restrict=not args.no_roi,
+                               save_probabilities=args.save_probabilities, dicom_seg=args.dicom_seg,
+                               anonymize_seg=args.anonymize_seg, keep_phi=args.keep_phi,
+                               allow_thick_slices=args.allow_thick_slices, num_parts=args.num_parts,
+                               part_id=args.part_id, overwrite=args.overwrite, quiet=args.quiet)
+    except (ModelError, OSError, ValueError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    return 1 if result["failed"] else 0

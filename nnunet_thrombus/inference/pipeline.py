@@ -1,0 +1,212 @@
+"""``predict_cases``: NCCT + CTA scans -> per-case thrombus mask, report, overlay (and DICOM SEG), batch-safe.
+
+Per case (``OUT/<case>/``): ``thrombus.nii.gz`` on the CTA grid, ``report.json`` (``docs/report_schema.json``),
+``overlay.png``, optionally ``probabilities.npz`` and ``thrombus_seg.dcm``; plus ``OUT/summary.csv`` (one row per
+finished case) and ``OUT/failures.csv``. Stages per case: preprocess (read, register, skull-strip, checks),
+coarse and fine (``ThrombusCascadePredictor``), measure, export. A failing case is recorded and the batch goes
+on; outputs are staged in ``OUT/.<case>.partial/`` and renamed when complete, so an interrupted batch resumes
+(finished cases that verify are skipped). Ctrl-C removes the partial case and re-raises ``KeyboardInterrupt``.
+"""
+from __future__ import annotations
+
+import csv
+import io
+import json
+import time
+import traceback
+from pathlib import Path
+
+import numpy as np
+import SimpleITK as sitk
+
+from nnunet_thrombus.evaluation.atomic_io import write_csv
+from nnunet_thrombus.inference import case_outputs as co
+from nnunet_thrombus.inference.inputs import CaseInputError, PreparedCase, find_cases, prepare_case, select_part
+from nnunet_thrombus.inference.report import SUMMARY_COLUMNS, build_report, summary_row
+from nnunet_thrombus.measure.components import measure_components
+from nnunet_thrombus.measure.lvo import LVOThresholds
+
+FAILURE_COLUMNS = ["case_id", "stage", "error"]
+
+
+def _progress(quiet: bool, text: str) -> None:
+    if not quiet:
+        print(text, flush=True)
+
+
+def _image_like(array: np.ndarray, reference: sitk.Image, pixel=sitk.sitkUInt8) -> sitk.Image:
+    img = sitk.Cast(sitk.GetImageFromArray(array), pixel)
+    img.CopyInformation(reference)
+    return img
+
+
+def _stage_timings(prep: PreparedCase, model_t: dict, measure_s: float, export_s: float) -> dict:
+    coarse = model_t.get("coarse_preprocess", 0.0) + model_t.get("coarse", 0.0)
+    fine = model_t.get("fine_preprocess", 0.0) + model_t.get("fine", 0.0)
+    t = {"preprocess": prep.preprocess_s, "coarse": coarse, "fine": fine,
+         "export": model_t.get("export", 0.0) + export_s, "measure": measure_s}
+    t["total"] = sum(t.values())
+    return t
+
+
+def predict_one(prep: PreparedCase, predictor, out_dir: Path, *, rule: LVOThresholds, rule_source: str,
+                model_info: dict, save_probabilities: bool = False, dicom_seg: bool = False,
+                anonymize_seg: bool = False, keep_phi: bool = False) -> dict:
+    """Predict, measure and write one prepared case into ``OUT/<case>/``; returns its report."""
+    from nnunet_thrombus.inference.dicom_seg import write_dicom_seg
+    from nnunet_thrombus.inference.overlay import write_overlay
+
+    result = predictor.predict(prep.channels(), prep.cta.GetSpacing()[::-1])
+    seg = np.asarray(result.segmentation, dtype=np.uint8)
+    t0 = time.perf_counter()
+    cta, ncct = sitk.GetArrayFromImage(prep.cta), sitk.GetArrayFromImage(prep.ncct)
+    brain = sitk.GetArrayFromImage(prep.brain_mask)
+    components = measure_components(seg, ncct, cta, brain, spacing=prep.cta.GetSpacing()[::-1],
+                                    origin=prep.cta.GetOrigin(), direction=prep.cta.GetDirection())
+    measure_s = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    tmp = co.start_case(out_dir, prep.case_id)
+    mask_img = _image_like(seg, prep.cta)
+    native_mask = mask_img
+    if prep.cta.GetSize() != prep.cta_native.GetSize():  # thick slices were resampled: back to the CTA grid
+        native_mask = sitk.Resample(mask_img, prep.cta_native, sitk.Transform(), sitk.sitkNearestNeighbor, 0,
+                                    sitk.sitkUInt8)
+    co.write_image(native_mask, tmp / co.MASK)
+    if save_probabilities:
+        co.write_npz(tmp / "probabilities.npz", probability=np.asarray(result.probability, np.float16),
+                     spacing_zyx=np.asarray(prep.cta.GetSpacing()[::-1]), origin_xyz=np.asarray(prep.cta.GetOrigin()),
+                     direction=np.asarray(prep.cta.GetDirection()))
+    warnings = list(prep.warnings)
+    info = dict(model_info, roi_fallback=bool(getattr(result, "roi_fallback", False)),
+                fine_tiles=list(getattr(result, "fine_tiles", ()) or ()))
+    report = build_report(prep.case_id, components=components, probability=np.asarray(result.probability),
+                          mask=seg, input_info=prep.input_info, registration_qc=prep.registration_qc,
+                          model_info=info, folds=result.folds, rule=rule, rule_source=rule_source,
+                          warnings=warnings, timings_s={}, phi=prep.phi if keep_phi else None)
+    write_overlay(tmp / "overlay.png", cta, ncct, seg, prep.cta.GetSpacing()[::-1], report, brain)
+    if dicom_seg and prep.dicom_cta_folder is not None:
+        write_dicom_seg(tmp / "thrombus_seg.dcm", native_mask, prep.cta_native, prep.dicom_cta_folder,
+                        prep.case_id, series_uid=prep.dicom_series_uid, anonymize=anonymize_seg)
+    timings = _stage_timings(prep, dict(result.timings_s), measure_s, time.perf_counter() - t0)
+    report["timings_s"] = {k: round(float(v), 3) for k, v in timings.items()}
+    co.finish_case(out_dir, prep.case_id, tmp, report)
+    return report
+
+
+def _load_reports(out_dir: Path) -> dict:
+    rows = {}
+    for path in sorted(Path(out_dir).glob(f"*/{co.REPORT}")):
+        if path.parent.name.startswith("."):
+            continue
+        try:
+            rows[path.parent.name] = summary_row(json.loads(path.read_text(encoding="utf-8")))
+        except (OSError, ValueError, KeyError, IndexError):
+            continue
+    return rows
+
+
+def _write_tables(out_dir: Path, rows: dict, failures: list, failures_name: str) -> None:
+    write_csv(out_dir / "summary.csv", [rows[k] for k in sorted(rows)], SUMMARY_COLUMNS)
+    write_csv(out_dir / failures_name, failures, FAILURE_COLUMNS)
+
+
+def predict_cases(inputs, out_dir, *, model=None, dataset=None, predictor=None, folds=None, device: str = "cpu",
+                  use_tta: bool = True, roi_restrict: bool = True, save_probabilities: bool = False,
+                  dicom_seg: bool = False, anonymize_seg: bool = False, keep_phi: bool = False,
+                  allow_thick_slices: bool = False, num_parts: int = 1, part_id: int = 0, overwrite: bool = False,
+                  quiet: bool = False) -> dict:
+    """Predict every case of ``inputs`` (path or list of paths) into ``out_dir``.
+
+    Model: ``model`` (a folder holding the two stage folders, or a ``ModelFiles``) or ``dataset`` (id/name under
+    ``nnUNet_results``); tests may pass a ready ``predictor`` (any object with ``predict(images, spacing)``).
+    Returns {"done": [ids], "skipped": [ids], "failed": {id: error}, "out_dir": str, "timings_s": {id: {...}}}.
+    Raises ``ModelError`` (bad model), ``OSError`` (output folder not writable), ``KeyboardInterrupt`` (Ctrl-C,
+    after removing the partial case).
+    """
+    from nnunet_thrombus.inference.model_files import ModelFiles, load_predictor, resolve_model
+
+    out_dir = Path(out_dir)
+    co.check_writable(out_dir)
+    rule, rule_source, model_info = LVOThresholds(), "default", {"model": "custom predictor"}
+    if predictor is None or model is not None or dataset is not None:
+        files = model if isinstance(model, ModelFiles) else resolve_model(dataset=dataset, model_folder=model,
+                                                                          folds=folds)
+        rule, rule_source, model_info = files.lvo_thresholds, files.lvo_source, files.describe()
+        if predictor is None:
+            predictor = load_predictor(files, folds=folds, device=device, use_mirroring=use_tta,
+                                       roi_restrict=roi_restrict)
+    model_info.update(tta=bool(use_tta), roi_restrict=bool(roi_restrict))
+    cases = select_part(find_cases(inputs), num_parts, part_id)
+    failures_name = "failures.csv" if num_parts == 1 else f"failures_part{part_id}of{num_parts}.csv"
+    rows = _load_reports(out_dir)
+    done, skipped, failed, timings = [], [], {}, {}
+    failure_rows: list[dict] = []
+    current = None
+    t_batch = time.perf_counter()
+    try:
+        for i, case in enumerate(cases, start=1):
+            current = case.case_id
+            tag = f"[{i}/{len(cases)}] {case.case_id}"
+            co.abandon_case(out_dir, case.case_id)
+            ok, why = co.verify_case(out_dir / case.case_id, case.case_id)
+            if ok and not overwrite:
+                skipped.append(case.case_id)
+                _progress(quiet, f"{tag}: already done, skipped")
+                continue
+            t0 = time.perf_counter()
+            stage = "input"
+            try:
+                prep = prepare_case(case, allow_thick_slices=allow_thick_slices)
+                stage = "predict"
+                report = predict_one(prep, predictor, out_dir, rule=rule, rule_source=rule_source,
+                                     model_info=model_info, save_probabilities=save_probabilities,
+                                     dicom_seg=dicom_seg, anonymize_seg=anonymize_seg, keep_phi=keep_phi)
+            except Exception as exc:  # one bad case must not stop the batch
+                co.abandon_case(out_dir, case.case_id)
+                if isinstance(exc, OSError) and exc.errno is not None:
+                    msg = co.describe_os_error(exc, case.case_id, out_dir)
+                    stage = "write"
+                elif isinstance(exc, CaseInputError):
+                    msg = str(exc)
+                else:
+                    msg = f"case {case.case_id}: {type(exc).__name__}: {exc}"
+                    if not quiet:
+                        traceback.print_exc()
+                failed[case.case_id] = msg
+                failure_rows.append({"case_id": case.case_id, "stage": stage, "error": msg})
+                _progress(quiet, f"{tag}: FAILED ({msg})")
+                current = None
+                continue
+            current = None
+            rows[case.case_id] = summary_row(report)
+            timings[case.case_id] = report["timings_s"]
+            done.append(case.case_id)
+            t = report["timings_s"]
+            big = report["components"][0]["volume_mm3"] if report["components"] else 0.0
+            _progress(quiet, f"{tag}: {report['call']['call']}, {report['n_components']} component(s), largest "
+                             f"{big:.0f} mm3 in {time.perf_counter() - t0:.2f} s (preprocess {t['preprocess']:.2f}, "
+                             f"coarse {t['coarse']:.2f}, fine {t['fine']:.2f}, export {t['export']:.2f})")
+            try:
+                _write_tables(out_dir, rows, failure_rows, failures_name)
+            except OSError as exc:  # tables are rewritten after the next case; say so and go on
+                _progress(quiet, f"warning: could not update summary.csv ({exc})")
+    except KeyboardInterrupt:
+        for case in cases:
+            co.abandon_case(out_dir, case.case_id)
+        _write_tables(out_dir, {**_load_reports(out_dir)}, failure_rows, failures_name)
+        _progress(False, f"interrupted: {len(done)} case(s) finished and kept"
+                         + (f", partial outputs of {current} removed" if current else ""))
+        raise
+    rows = {**_load_reports(out_dir), **rows} if num_parts > 1 else rows
+    _write_tables(out_dir, rows, failure_rows, failures_name)
+    _progress(quiet, f"{len(done)} predicted, {len(skipped)} skipped (already done), {len(failed)} failed "
+                     f"in {time.perf_counter() - t_batch:.1f} s; outputs in {out_dir}")
+    if failed:
+        _progress(quiet, "failed cases:\n" + "\n".join(f"  {k}: {v}" for k, v in failed.items()))
+    return {"done": done, "skipped": skipped, "failed": failed, "out_dir": str(out_dir), "timings_s": timings}
+
+
+def read_failures(out_dir, name: str = "failures.csv") -> list[dict]:
+    """Rows of ``OUT/failures.csv`` (case_id, stage, error)."""
+    text = (Path(out_dir) / name).read_text(encoding="utf-8")
+    return list(csv.DictReader(io.StringIO(text)))

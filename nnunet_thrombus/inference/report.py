@@ -1,0 +1,164 @@
+"""The per-case report (``report.json``), its schema, the warnings it carries, and its ``summary.csv`` row.
+
+``report_schema()`` is the single source of ``docs/report_schema.json`` (a test checks that the file matches).
+A report holds the user's case id and nothing else from the DICOM headers, unless ``keep_phi`` puts the
+identifying header values under ``patient``.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from nnunet_thrombus import __version__
+from nnunet_thrombus.measure.lvo import CALLS, LVOThresholds, lvo_call
+
+SCHEMA_VERSION = "1.0"
+#: largest component below this volume (mm^3) gets the ``tiny_clot`` warning
+TINY_CLOT_MM3 = 30.0
+#: median NCCT HU of the largest component below which the clot is called isodense (brain is 30-45 HU)
+ISODENSE_HU = 45.0
+WARNING_CODES = ("thick_slices", "poor_registration", "tiny_clot", "no_contrast", "isodense_clot",
+                 "swapped_channels", "roi_fallback")
+TIMING_KEYS = ("preprocess", "coarse", "fine", "export")
+SUMMARY_COLUMNS = ["case_id", "call", "n_components", "total_volume_mm3", "volume_mm3", "length_mm",
+                   "mean_diameter_mm", "site", "side", "ncct_mean_hu", "relative_density", "perviousness_hu",
+                   "mean_probability", "n_folds", "warnings", "time_s"]
+
+
+def _num(nullable: bool = True, minimum=None) -> dict:
+    s = {"type": ["number", "null"] if nullable else "number"}
+    if minimum is not None:
+        s["minimum"] = minimum
+    return s
+
+
+def _vec(n: int, item=None) -> dict:
+    return {"type": "array", "items": item or {"type": "number"}, "minItems": n, "maxItems": n}
+
+
+def _geometry_schema() -> dict:
+    return {"type": "object", "required": ["size_xyz", "spacing_xyz_mm", "origin_xyz_mm", "direction"],
+            "properties": {"size_xyz": _vec(3, {"type": "integer", "minimum": 1}), "spacing_xyz_mm": _vec(3),
+                           "origin_xyz_mm": _vec(3), "direction": _vec(9)}}
+
+
+def report_schema() -> dict:
+    """JSON schema (draft 2020-12 subset) of ``report.json``."""
+    component = {
+        "type": "object",
+        "required": ["index", "volume_mm3", "length_mm", "mean_diameter_mm", "centroid_mm", "side", "bbox",
+                     "ncct_mean_hu", "ncct_median_hu", "relative_density", "cta_mean_hu", "perviousness_hu", "site"],
+        "properties": {
+            "index": {"type": "integer", "minimum": 1}, "volume_mm3": _num(False, 0), "length_mm": _num(True, 0),
+            "mean_diameter_mm": _num(True, 0), "centroid_mm": _vec(3), "side": {"type": ["string", "null"]},
+            "bbox": _vec(6, {"type": "integer", "minimum": 0}), "ncct_mean_hu": _num(), "ncct_median_hu": _num(),
+            "relative_density": _num(), "cta_mean_hu": _num(), "perviousness_hu": _num(),
+            "site": {"type": "string"}, "site_coordinates": _vec(3)}}
+    return {
+        "$schema": "https://json-schema.org/draft/2020-12/schema",
+        "title": "nnunet_thrombus predict report",
+        "type": "object",
+        "required": ["schema_version", "case_id", "software", "input", "registration", "model", "components",
+                     "n_components", "total_volume_mm3", "call", "confidence", "warnings", "timings_s", "outputs"],
+        "properties": {
+            "schema_version": {"const": SCHEMA_VERSION},
+            "case_id": {"type": "string"},
+            "software": {"type": "object", "required": ["nnunet_thrombus"]},
+            "input": {"type": "object",
+                      "required": ["source", "cta_geometry", "grid_geometry", "slice_thickness_mm",
+                                   "thick_slices_resampled", "preprocessed_input"],
+                      "properties": {"source": {"enum": ["dicom", "nifti"]}, "cta_geometry": _geometry_schema(),
+                                     "grid_geometry": _geometry_schema(),
+                                     "slice_thickness_mm": {"type": "object", "required": ["cta", "ncct"],
+                                                            "properties": {"cta": _num(False, 0),
+                                                                           "ncct": _num(False, 0)}},
+                                     "thick_slices_resampled": {"type": "boolean"},
+                                     "preprocessed_input": {"type": "boolean"}}},
+            "registration": {"type": "object"},
+            "model": {"type": "object", "required": ["model", "folds", "tta", "roi_restrict"],
+                      "properties": {"folds": {"type": "array", "items": {"type": "string"}, "minItems": 1},
+                                     "tta": {"type": "boolean"}, "roi_restrict": {"type": "boolean"}}},
+            "components": {"type": "array", "items": component},
+            "n_components": {"type": "integer", "minimum": 0},
+            "total_volume_mm3": _num(False, 0),
+            "call": {"type": "object", "required": ["call", "rule", "lvo_thresholds", "source"],
+                     "properties": {"call": {"enum": list(CALLS)}, "rule": {"type": "string"},
+                                    "source": {"type": "string"}}},
+            "confidence": {"type": "object", "required": ["mean_probability_in_mask", "n_folds"],
+                           "properties": {"mean_probability_in_mask": {"type": ["number", "null"], "minimum": 0,
+                                                                       "maximum": 1},
+                                          "n_folds": {"type": "integer", "minimum": 1}}},
+            "warnings": {"type": "array", "items": {"type": "object", "required": ["code", "message"],
+                                                    "properties": {"code": {"enum": list(WARNING_CODES)},
+                                                                   "message": {"type": "string"}}}},
+            "timings_s": {"type": "object", "required": list(TIMING_KEYS),
+                          "additionalProperties": {"type": "number", "minimum": 0}},
+            "outputs": {"type": "object", "additionalProperties": {"type": "object", "required": ["bytes"]}},
+            "patient": {"type": "object"},
+        },
+    }
+
+
+def clot_warnings(components: list[dict]) -> list[dict]:
+    """Warnings about the largest component: tiny (< 30 mm^3) and isodense (median NCCT < 45 HU)."""
+    if not components:
+        return []
+    big = components[0]
+    out = []
+    if big["volume_mm3"] < TINY_CLOT_MM3:
+        out.append({"code": "tiny_clot", "message": f"largest component {big['volume_mm3']:.1f} mm3 < "
+                                                    f"{TINY_CLOT_MM3:g} mm3: possibly noise, review the images"})
+    median = big.get("ncct_median_hu")
+    if median is not None and np.isfinite(median) and median < ISODENSE_HU:
+        out.append({"code": "isodense_clot", "message": f"clot median NCCT {median:.0f} HU < {ISODENSE_HU:g} HU: "
+                                                        "isodense, hard to see on NCCT; rely on CTA"})
+    return out
+
+
+def build_report(case_id: str, *, components: list[dict], probability: np.ndarray, mask: np.ndarray,
+                 input_info: dict, registration_qc: dict, model_info: dict, folds, rule: LVOThresholds,
+                 rule_source: str, warnings: list[dict], timings_s: dict, outputs: dict | None = None,
+                 phi: dict | None = None) -> dict:
+    """Assemble ``report.json`` for one case.
+
+    probability: (Z, Y, X) thrombus probability in [0, 1]; mask: (Z, Y, X) uint8, same grid.
+    components: rows of ``measure_components`` (sorted by volume). phi: identifying header values, only when the
+    user asked to keep them (``--keep-phi``).
+    """
+    inside = mask > 0
+    mean_prob = float(probability[inside].mean()) if inside.any() else None
+    call = lvo_call(components, rule)
+    report = {
+        "schema_version": SCHEMA_VERSION,
+        "case_id": case_id,
+        "software": {"nnunet_thrombus": __version__},
+        "input": input_info,
+        "registration": registration_qc,
+        "model": {**model_info, "folds": [str(f) for f in folds]},
+        "components": components,
+        "n_components": len(components),
+        "total_volume_mm3": float(sum(c["volume_mm3"] for c in components)),
+        "call": {**call, "lvo_thresholds": rule.to_dict(), "source": rule_source},
+        "confidence": {"mean_probability_in_mask": mean_prob, "n_folds": len(folds),
+                       "note": "mean thrombus probability inside the mask (fold ensemble average)"},
+        "warnings": list(warnings) + clot_warnings(components),
+        "timings_s": {k: round(float(v), 3) for k, v in timings_s.items()},
+        "outputs": outputs or {},
+    }
+    if phi:
+        report["patient"] = dict(phi)
+    return report
+
+
+def summary_row(report: dict) -> dict:
+    """One ``summary.csv`` row (largest component's numbers) from a report."""
+    big = report["components"][0] if report["components"] else {}
+    r = lambda v, nd=2: None if v is None else round(float(v), nd)  # noqa: E731
+    return {"case_id": report["case_id"], "call": report["call"]["call"], "n_components": report["n_components"],
+            "total_volume_mm3": r(report["total_volume_mm3"], 1), "volume_mm3": r(big.get("volume_mm3"), 1),
+            "length_mm": r(big.get("length_mm")), "mean_diameter_mm": r(big.get("mean_diameter_mm")),
+            "site": big.get("site", ""), "side": big.get("side", ""), "ncct_mean_hu": r(big.get("ncct_mean_hu"), 1),
+            "relative_density": r(big.get("relative_density"), 3), "perviousness_hu": r(big.get("perviousness_hu"), 1),
+            "mean_probability": r(report["confidence"]["mean_probability_in_mask"], 3),
+            "n_folds": report["confidence"]["n_folds"],
+            "warnings": ";".join(w["code"] for w in report["warnings"]),
+            "time_s": r(report["timings_s"].get("total"), 2)}
