@@ -120,9 +120,15 @@ def load_predictor(model: ModelFiles, folds=None, device: str = "cpu", use_mirro
     from nnunet_thrombus.inference.cascade_predictor import ThrombusCascadePredictor
 
     try:
-        return ThrombusCascadePredictor(str(model.coarse_dir), str(model.fine_dir), folds=folds, device=device,
-                                        use_mirroring=use_mirroring, roi_restrict=roi_restrict,
-                                        checkpoint_name=checkpoint)
+        predictor = ThrombusCascadePredictor(str(model.coarse_dir), str(model.fine_dir), folds=folds, device=device,
+                                             use_mirroring=use_mirroring, roi_restrict=roi_restrict,
+                                             checkpoint_name=checkpoint)
+        for stage in (predictor.coarse, predictor.fine):  # nnU-Net loads only the first fold up front
+            net = getattr(stage.network, "_orig_mod", stage.network)
+            for params in stage.list_of_parameters[1:]:
+                net.load_state_dict(params)
+            net.load_state_dict(stage.list_of_parameters[0])
+        return predictor
     except (RuntimeError, KeyError) as exc:  # state dict does not fit the architecture in plans.json
         raise ModelError(f"checkpoint in {model.root} does not match its plans ({type(exc).__name__}: "
                          f"{str(exc)[:300]}); the model folder is corrupt or mixed from different trainings") from exc
