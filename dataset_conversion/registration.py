@@ -4,7 +4,7 @@ Recipe (DESIGN.md sec. 3): both scans are clipped to [-200, 1500] HU and resampl
 spacing of about 1 mm (never finer than the scan); the metric is Mattes MI (48 bins) sampled on a
 regular grid of about 50,000 points per level inside the CTA head mask (HU > -400); the transform starts
 from the head masks' centres of mass (``CenteredTransformInitializer`` with MOMENTS on binary head
-masks, which is robust to the air value), then a regular-step gradient descent (step 2 mm, relaxation 0.7, min step 1e-3) runs on 3 levels
+masks, which is robust to the air value), then a regular-step gradient descent (step 2 mm, relaxation 0.7, min step 1e-4) runs on 3 levels
 (shrink 4/2/1 of the working grid, smoothing 2/1/0 mm).  The returned transform maps CTA (fixed)
 points to NCCT (moving) points, as ``sitk.Resample`` expects.
 
@@ -25,6 +25,7 @@ import SimpleITK as sitk
 
 QC_NCC_FAIL = 0.2
 QC_SHIFT_MM = 2.0
+QC_ROTATE_DEG = 0.0  # rotation probes off: NCC's rotational peak is too broad (false flags on aligned cases)
 QC_PEAK_TOLERANCE = 0.01
 MAX_ROTATION_DEG = 45.0
 MAX_TRANSLATION_MM = 80.0
@@ -98,12 +99,13 @@ def masked_ncc(a: sitk.Image, b: sitk.Image, mask: sitk.Image, clip=(-50.0, 150.
 
 
 def registration_qc(cta: sitk.Image, ncct: sitk.Image, transform: sitk.Transform, brain_mask: sitk.Image,
-                    shift_mm: float = QC_SHIFT_MM, grid_mm: float = 1.0) -> dict:
+                    shift_mm: float = QC_SHIFT_MM, rotate_deg: float = QC_ROTATE_DEG, grid_mm: float = 1.0) -> dict:
     """QC of a finished registration on a >= ``grid_mm`` copy of the CTA grid, inside the brain mask dilated by 4 mm.
 
     ``ncc_brain``: NCC (HU clipped to [-50, 150]) of CTA and NCCT mapped with ``transform``;
     ``ncc_peak_margin``: ``ncc_brain`` minus the best NCC after moving the NCCT by +-``shift_mm`` along x, y, z
-    (>= 0 when the result sits on the NCC peak, independent of the noise level that sets the absolute NCC);
+    (and rotating it by +-``rotate_deg`` about each axis when > 0) (>= 0 when the result sits on the NCC peak,
+    independent of the noise level that sets the absolute NCC);
     ``qc_pass``: ``ncc_brain >= QC_NCC_FAIL`` and ``ncc_peak_margin >= -QC_PEAK_TOLERANCE``.
     """
     ref = _working_image(cta, grid_mm)
@@ -115,12 +117,16 @@ def registration_qc(cta: sitk.Image, ncct: sitk.Image, transform: sitk.Transform
 
     def moved_ncct(offset) -> np.ndarray:
         moved = sitk.Euler3DTransform(euler)
-        moved.SetTranslation([float(a + b) for a, b in zip(euler.GetTranslation(), offset)])
+        moved.SetTranslation([float(a + b) for a, b in zip(euler.GetTranslation(), offset[3:])])
+        moved.SetRotation(*[float(a + np.radians(b)) for a, b in zip(
+            (euler.GetAngleX(), euler.GetAngleY(), euler.GetAngleZ()), offset[:3])])
         img = sitk.Resample(ncct, ref, moved, sitk.sitkLinear, float("nan"), sitk.sitkFloat32)
         return sitk.GetArrayFromImage(img)
 
-    offsets = [(0.0, 0.0, 0.0)] + [tuple(sign * shift_mm * (i == axis) for i in range(3))
-                                   for axis in range(3) for sign in (-1, 1)]
+    # (rx, ry, rz deg, tx, ty, tz mm): the result, then +-shift_mm along each axis and +-rotate_deg about each
+    probes = range(6) if rotate_deg > 0 else range(3, 6)
+    offsets = [(0.0,) * 6] + [tuple(sign * (rotate_deg if i < 3 else shift_mm) * (i == k) for i in range(6))
+                              for k in probes for sign in (-1, 1)]
     stack = [moved_ncct(o) for o in offsets]
     # common voxels inside the NCCT field of view for all shifts, so the FOV edge cannot bias the comparison
     valid = (sitk.GetArrayViewFromImage(region) > 0) & np.all([np.isfinite(a) for a in stack], axis=0)
@@ -157,7 +163,7 @@ def register_ncct_to_cta(ncct: sitk.Image, cta: sitk.Image, *, brain_mask: sitk.
     reg.SetMetricSamplingPercentagePerLevel([float(min(1.0, n_samples * f**3 / n_head)) for f in shrink], seed)
     reg.SetMetricFixedMask(sitk.BinaryDilate(fixed_head, [2, 2, 2]))
     reg.SetInterpolator(sitk.sitkLinear)
-    reg.SetOptimizerAsRegularStepGradientDescent(learningRate=2.0, minStep=1e-3, numberOfIterations=max_iterations,
+    reg.SetOptimizerAsRegularStepGradientDescent(learningRate=2.0, minStep=1e-4, numberOfIterations=max_iterations,
                                                  relaxationFactor=0.7, gradientMagnitudeTolerance=1e-8)
     reg.SetOptimizerScalesFromPhysicalShift()
     reg.SetShrinkFactorsPerLevel(shrink)
@@ -190,7 +196,7 @@ def register_ncct_to_cta(ncct: sitk.Image, cta: sitk.Image, *, brain_mask: sitk.
     if ncc < QC_NCC_FAIL:
         raise RegistrationError(f"registration diverged: NCC inside the brain {ncc:.3f} < {QC_NCC_FAIL}")
     return RegistrationResult(transform=euler, ncct_on_cta=ncct_on_cta, final_metric=metric, ncc_brain=ncc,
-                              qc_pass=True, parameters=params,
+                              qc_pass=qc["qc_pass"], ncc_peak_margin=qc["ncc_peak_margin"], parameters=params,
                               n_iterations=int(reg.GetOptimizerIteration()),
                               stop_condition=reg.GetOptimizerStopConditionDescription())
 
