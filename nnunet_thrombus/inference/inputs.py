@@ -158,6 +158,35 @@ def skull_enclosure(native: np.ndarray, brain: np.ndarray, spacing_zyx, shell_mm
     return float((native[shell] > 300).mean()) if shell.any() else 0.0
 
 
+def check_nifti_complete(path: Path) -> None:
+    """Raise ``CaseInputError`` when a NIfTI-1 file (``.nii`` / ``.nii.gz``) holds fewer voxel bytes than its
+    header promises or its gzip stream is cut: ITK would otherwise read a truncated file without complaint."""
+    import gzip
+    import struct
+
+    name = Path(path).name.lower()
+    if not name.endswith((".nii", ".nii.gz")):
+        return
+    opener = gzip.open if name.endswith(".gz") else open
+    try:
+        with opener(path, "rb") as f:
+            head = f.read(352)
+            total = len(head)
+            while chunk := f.read(1 << 22):
+                total += len(chunk)
+    except (EOFError, OSError, gzip.BadGzipFile) as exc:
+        raise CaseInputError(f"{path}: truncated or corrupt file ({exc}); copy it again") from exc
+    if len(head) < 348:
+        raise CaseInputError(f"{path}: truncated NIfTI header ({len(head)} bytes); copy it again")
+    endian = "<" if struct.unpack("<i", head[:4])[0] == 348 else ">"
+    dims = struct.unpack(endian + "8h", head[40:56])
+    bitpix = struct.unpack(endian + "h", head[72:74])[0]
+    offset = int(struct.unpack(endian + "f", head[108:112])[0])
+    need = offset + int(np.prod([max(1, d) for d in dims[1:1 + max(1, min(dims[0], 7))]])) * bitpix // 8
+    if total < need:
+        raise CaseInputError(f"{path}: truncated NIfTI ({total} of {need} bytes); copy the file again")
+
+
 def _read_pair(case: Case, allow_thick: bool):
     from dataset_conversion.dicom_io import read_image
     from dataset_conversion.preprocess import check_slice_thickness
@@ -169,6 +198,9 @@ def _read_pair(case: Case, allow_thick: bool):
     else:
         cta, cta_info = read_image(case.cta)
     ncct, ncct_info = read_image(case.ncct)
+    for path in (case.ncct, case.cta, *case.cta_phases):
+        if path is not None and Path(path).is_file():
+            check_nifti_complete(Path(path))
     cta_native = cta
     try:
         cta, cta_thick = check_slice_thickness(cta, cta_info["slice_thickness_mm"], "CTA", allow_thick)
@@ -189,7 +221,7 @@ def prepare_case(case: Case, allow_thick_slices: bool = False) -> PreparedCase:
         raise CaseInputError(f"case {cid}: {case.error}; put both scans in the case folder")
     try:
         cta, ncct, cta_native, cta_info, ncct_info, thick = _read_pair(case, allow_thick_slices)
-    except ScanError as exc:
+    except (ScanError, CaseInputError) as exc:
         raise CaseInputError(f"case {cid}: {exc}") from exc
     warnings: list[dict] = []
     if thick:
