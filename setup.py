@@ -20,6 +20,7 @@ setup(
         "dynamic-network-architectures>=0.4",
         "numpy>=1.24",
         "scipy>=1.10",
+        "scikit-image>=0.19",
         "pydicom>=2.4",
         "matplotlib>=3.7",
         "tqdm>=4.60",
@@ -27,7 +28,7 @@ setup(
     extras_require={
         "dicomseg": ["highdicom>=0.22"],
         "distributed": ["ray>=2.9"],
-        "test": ["pytest>=7", "pytest-timeout>=2"],
+        "test": ["pytest>=7", "pytest-timeout>=2", "highdicom>=0.22"],
     },
     entry_points={"console_scripts": ["nnunet_thrombus=nnunet_thrombus.cli:main"]},
 )
