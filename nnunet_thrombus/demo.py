@@ -78,21 +78,23 @@ def _flat_masks(pred_root: Path, cases, dst: Path) -> Path:
 
 
 def _table_row(name: str, summary: dict) -> dict:
-    m, det = summary["metrics"], summary.get("detection", {})
+    m, det = summary["metrics"], summary["detection"]
 
     def med(key):
-        v = m.get(key, {})
-        return v.get("median") if isinstance(v, dict) else None
+        return m.get(key, {}).get("median")
 
-    lvo = det.get("lvo", {})
+    lvo, occ = det["lvo_vs_non_lvo"], det["occlusion_vs_none"]
     return {"model": name, "dice_median": med("dice"), "hd95_median_mm": med("hd95_mm"),
             "assd_median_mm": med("assd_mm"), "lvo_sensitivity": lvo.get("sensitivity"),
-            "lvo_specificity": lvo.get("specificity")}
+            "lvo_specificity": lvo.get("specificity"), "occlusion_sensitivity": occ.get("sensitivity"),
+            "occlusion_specificity": occ.get("specificity")}
 
 
 def run_demo(out_dir, budget_minutes: float = 15.0, n_cases: int = 24, n_test: int = 6, seed: int = 0,
-             baseline: bool = True, device: str = "cpu", quiet: bool = False) -> dict:
-    """Run the demo into ``out_dir`` (refuses a non-empty folder); returns the summary (also ``summary.json``)."""
+             baseline: bool = True, device: str = "cpu", quiet: bool = False, preset: str = "demo") -> dict:
+    """Run the demo into ``out_dir`` (refuses a non-empty folder); returns the summary (also ``summary.json``).
+
+    ``preset`` is the synthetic head preset (``demo``; the end-to-end test uses ``tiny``)."""
     from dataset_conversion.convert_trial import convert_trial_dataset
     from nnunet_thrombus.evaluation.evaluate import evaluate_folder
     from nnunet_thrombus.inference.pipeline import predict_cases
@@ -114,7 +116,7 @@ def run_demo(out_dir, budget_minutes: float = 15.0, n_cases: int = 24, n_test: i
         os.environ[key] = str(value)
     os.environ.update({k: v for k, v in ws.env().items() if k.startswith("nnUNet_")})
 
-    cohort = prog.run("synth", write_cohort, out / "cohort", n_cases, seed=seed, preset="demo",
+    cohort = prog.run("synth", write_cohort, out / "cohort", n_cases, seed=seed, preset=preset,
                       dataset_id=DATASET_ID, n_test=n_test, formats=("dicom",), progress=False)
     truth_ds = Path(cohort["paths"]["dataset"])
     test_cases = _test_cases(truth_ds / "metadata.csv")

@@ -11,6 +11,8 @@ def add_parser(subparsers) -> None:
     p.add_argument("-t", "--test-cases", type=int, default=6, help="held-out test cases (default: 6)")
     p.add_argument("-s", "--seed", type=int, default=0, help="cohort seed (default: 0)")
     p.add_argument("--no-baseline", action="store_true", help="skip the vanilla nnU-Net baseline (default: run it)")
+    p.add_argument("--preset", default="demo", choices=["tiny", "demo"],
+                   help="synthetic head preset; tiny is for quick checks (default: demo)")
     p.add_argument("--device", default="cpu", choices=["cpu", "cuda"], help="(default: cpu)")
     p.add_argument("-q", "--quiet", action="store_true", help="only the final summary (default: progress lines)")
     p.set_defaults(func=run)
@@ -20,5 +22,5 @@ def run(args) -> int:
     from nnunet_thrombus.demo import run_demo
 
     run_demo(args.output, budget_minutes=args.budget, n_cases=args.cases, n_test=args.test_cases, seed=args.seed,
-             baseline=not args.no_baseline, device=args.device, quiet=args.quiet)
+             baseline=not args.no_baseline, device=args.device, quiet=args.quiet, preset=args.preset)
     return 0

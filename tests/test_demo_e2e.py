@@ -1,0 +1,39 @@
+"""The main job end to end: ``nnunet_thrombus demo`` on a small tiny-preset cohort with a one-minute schedule."""
+from __future__ import annotations
+
+import json
+import math
+
+import pytest
+
+pytestmark = pytest.mark.slow
+
+
+def test_demo_runs_every_stage_and_writes_the_summary(tmp_path, capsys):
+    from nnunet_thrombus.cli import main
+
+    out = tmp_path / "demo"
+    rc = main(["demo", "-o", str(out), "--budget", "1", "--cases", "8", "--test-cases", "2", "--seed", "3"]
+              + ["--preset", "tiny"])
+    assert rc == 0
+    printed = capsys.readouterr().out
+    assert "SYNTHETIC data" in printed and "[demo 8/8] evaluate" in printed
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["synthetic"] is True and summary["n_test"] == 2
+    assert [r["model"].split()[0] for r in summary["table"]] == ["ours", "vanilla"]
+    for row in summary["table"]:
+        assert 0.0 <= row["dice_median"] <= 1.0
+    assert not summary["failed_predictions"]
+    cases = sorted(p.name for p in (out / "predictions").iterdir() if p.is_dir())
+    assert len(cases) == 2
+    for case in cases:
+        for name in ("thrombus.nii.gz", "report.json", "overlay.png"):
+            assert (out / "predictions" / case / name).is_file()
+    assert set(summary["stage_seconds"]) == {"synth", "convert", "plan", "train coarse", "train fine",
+                                             "train baseline", "predict", "evaluate"}
+    assert all(math.isfinite(v) and v >= 0 for v in summary["stage_seconds"].values())
+    for sub in ("ours", "baseline"):
+        assert (out / "eval" / sub / "metrics.csv").is_file()
+    # refuses to overwrite a finished demo
+    with pytest.raises(ValueError, match="not empty"):
+        main(["demo", "-o", str(out), "--budget", "1"])
