@@ -123,7 +123,12 @@ def load_predictor(model: ModelFiles, folds=None, device: str = "cpu", use_mirro
         predictor = ThrombusCascadePredictor(str(model.coarse_dir), str(model.fine_dir), folds=folds, device=device,
                                              use_mirroring=use_mirroring, roi_restrict=roi_restrict,
                                              checkpoint_name=checkpoint)
-        for stage in (predictor.coarse, predictor.fine):  # nnU-Net loads only the first fold up front
+        for stage, config in ((predictor.coarse, "3d_lowres"), (predictor.fine, "3d_cascade_fullres")):
+            # nnU-Net builds the network named in the checkpoint, so a checkpoint of the other stage loads silently
+            if stage.configuration_manager.configuration != stage.plans_manager.get_configuration(config).configuration:
+                raise ModelError(f"checkpoint in {model.root} does not match its plans: the {config} folder holds "
+                                 f"a checkpoint trained as another configuration; copy the right checkpoint")
+            # nnU-Net loads only the first fold up front: load every fold once to catch mismatched weights
             net = getattr(stage.network, "_orig_mod", stage.network)
             for params in stage.list_of_parameters[1:]:
                 net.load_state_dict(params)

@@ -12,6 +12,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import sys
 import time
 import traceback
 from pathlib import Path
@@ -29,8 +30,11 @@ from nnunet_thrombus.measure.lvo import LVOThresholds
 FAILURE_COLUMNS = ["case_id", "stage", "error"]
 
 
-def _progress(quiet: bool, text: str) -> None:
-    if not quiet:
+def _progress(quiet: bool, text: str, error: bool = False) -> None:
+    """Console line: progress to stdout unless ``quiet``; errors always, to stderr."""
+    if error:
+        print(text, file=sys.stderr, flush=True)
+    elif not quiet:
         print(text, flush=True)
 
 
@@ -174,7 +178,7 @@ def predict_cases(inputs, out_dir, *, model=None, dataset=None, predictor=None, 
                         traceback.print_exc()
                 failed[case.case_id] = msg
                 failure_rows.append({"case_id": case.case_id, "stage": stage, "error": msg})
-                _progress(quiet, f"{tag}: FAILED ({msg})")
+                _progress(quiet, f"{tag}: FAILED ({msg})", error=True)
                 current = None
                 continue
             current = None
@@ -202,7 +206,7 @@ def predict_cases(inputs, out_dir, *, model=None, dataset=None, predictor=None, 
     _progress(quiet, f"{len(done)} predicted, {len(skipped)} skipped (already done), {len(failed)} failed "
                      f"in {time.perf_counter() - t_batch:.1f} s; outputs in {out_dir}")
     if failed:
-        _progress(quiet, "failed cases:\n" + "\n".join(f"  {k}: {v}" for k, v in failed.items()))
+        _progress(quiet, "failed cases:\n" + "\n".join(f"  {k}: {v}" for k, v in failed.items()), error=True)
     return {"done": done, "skipped": skipped, "failed": failed, "out_dir": str(out_dir), "timings_s": timings}
 
 
