@@ -6,8 +6,11 @@
 | ``THROMBUS_ITERS_PER_EPOCH`` | training iterations per epoch | 250 |
 | ``THROMBUS_VAL_ITERS`` | validation iterations per epoch | 50 |
 | ``THROMBUS_SAVE_EVERY`` | checkpoint every N epochs | 50 |
+| ``THROMBUS_OVERSAMPLE_FG`` | share of each batch forced to contain thrombus (0-1) | 0.33 |
 
-Only positive integers are accepted; anything else raises ``ValueError`` naming the variable.
+Counts must be positive integers and the share a number in [0, 1]; anything else raises ``ValueError`` naming the
+variable. Short CPU schedules learn a 100-voxel clot faster when more patches contain one; the demo and the
+benchmark set the same share for every trainer they compare.
 """
 from __future__ import annotations
 
@@ -36,15 +39,26 @@ def schedule_overrides(environ: dict | None = None) -> dict:
         if value < 1:
             raise ValueError(f"{var}={raw!r}: expected a positive integer")
         out[attr] = value
+    share = env.get("THROMBUS_OVERSAMPLE_FG")
+    if share not in (None, ""):
+        try:
+            value = float(share)
+        except ValueError:
+            value = -1.0
+        if not 0.0 <= value <= 1.0:
+            raise ValueError(f"THROMBUS_OVERSAMPLE_FG={share!r}: expected a number in [0, 1]")
+        out["oversample_foreground_percent"] = value
     return out
 
 
 def schedule_environment(epochs: int, iters_per_epoch: int, val_iters: int | None = None,
-                         save_every: int | None = None) -> dict:
+                         save_every: int | None = None, oversample_fg: float | None = None) -> dict:
     """The ``THROMBUS_*`` variables for a short run (to merge into a subprocess environment)."""
     env = {"THROMBUS_NUM_EPOCHS": str(epochs), "THROMBUS_ITERS_PER_EPOCH": str(iters_per_epoch)}
     if val_iters is not None:
         env["THROMBUS_VAL_ITERS"] = str(val_iters)
     if save_every is not None:
         env["THROMBUS_SAVE_EVERY"] = str(save_every)
+    if oversample_fg is not None:
+        env["THROMBUS_OVERSAMPLE_FG"] = str(oversample_fg)
     return env

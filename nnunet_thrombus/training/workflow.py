@@ -80,10 +80,11 @@ def plan_and_preprocess(ws: NnunetWorkspace, dataset_id: int, preset: str = "cpu
 
 def train(ws: NnunetWorkspace, dataset_id: int, configuration: str, fold: int | str = 0,
           trainer: str = "ThrombusCascadeTrainer", plans_name: str = "ThrombusPlans", epochs: int = 1,
-          iters: int = 10, val_iters: int = 2, device: str = "cpu", extra_args=()) -> float:
+          iters: int = 10, val_iters: int = 2, device: str = "cpu", extra_args=(),
+          oversample_fg: float | None = None) -> float:
     """``nnUNetv2_train`` with a ``THROMBUS_*`` short schedule (vanilla ``nnUNetTrainer`` ignores it: see
     :func:`vanilla_trainer_name`)."""
-    env = schedule_environment(epochs, iters, val_iters, save_every=max(1, epochs))
+    env = schedule_environment(epochs, iters, val_iters, save_every=max(1, epochs), oversample_fg=oversample_fg)
     return ws.run(["nnUNetv2_train", dataset_id, configuration, fold, "-tr", trainer, "-p", plans_name,
                    "-device", device, *extra_args], f"train_{trainer}_{configuration}_{fold}", **env)
 
@@ -96,12 +97,13 @@ def export_next_stage(ws: NnunetWorkspace, dataset_id: int, trainer: str = "Thro
 
 def train_cascade(ws: NnunetWorkspace, dataset_id: int, fold: int = 0, trainer: str = "ThrombusCascadeTrainer",
                   plans_name: str = "ThrombusPlans", coarse_schedule=(1, 10, 2), fine_schedule=(1, 10, 2),
-                  device: str = "cpu") -> dict:
+                  device: str = "cpu", oversample_fg: float | None = None) -> dict:
     """Stage 1, ``predicted_next_stage`` for every training case, stage 2. Returns seconds per step."""
-    times = {"coarse": train(ws, dataset_id, "3d_lowres", fold, trainer, plans_name, *coarse_schedule, device=device)}
+    times = {"coarse": train(ws, dataset_id, "3d_lowres", fold, trainer, plans_name, *coarse_schedule, device=device,
+                             oversample_fg=oversample_fg)}
     times["export_next_stage"] = export_next_stage(ws, dataset_id, trainer, plans_name)
     times["fine"] = train(ws, dataset_id, "3d_cascade_fullres", fold, trainer, plans_name, *fine_schedule,
-                          device=device)
+                          device=device, oversample_fg=oversample_fg)
     return times
 
 

@@ -59,3 +59,10 @@ def test_deep_supervision_weights_halve_and_sum_to_one(monkeypatch):
     trainer.enable_deep_supervision = True
     loss = trainer._build_loss()
     np.testing.assert_allclose(loss.weight_factors, np.array([8, 4, 2, 1]) / 15)
+
+
+def test_oversample_share_is_parsed_and_bounded():
+    assert schedule_overrides({"THROMBUS_OVERSAMPLE_FG": "0.75"}) == {"oversample_foreground_percent": 0.75}
+    for bad in ("1.5", "-0.1", "half"):
+        with pytest.raises(ValueError, match="THROMBUS_OVERSAMPLE_FG"):
+            schedule_overrides({"THROMBUS_OVERSAMPLE_FG": bad})
