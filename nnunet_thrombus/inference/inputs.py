@@ -282,7 +282,8 @@ def prepare_case(case: Case, allow_thick_slices: bool = False) -> PreparedCase:
         phi = {**read_phi(Path(case.ncct)), **phi}
     return PreparedCase(case_id=cid, cta=result["cta"], ncct=result["ncct_on_cta"], brain_mask=result["brain_mask"],
                         cta_native=cta_native, input_info=info, registration_qc=qc, warnings=warnings,
-                        dicom_cta_folder=dicom_folder, dicom_series_uid=cta_info.get("series_uid") or None, phi=phi, preprocess_s=time.perf_counter() - t0)
+                        dicom_cta_folder=dicom_folder, dicom_series_uid=cta_info.get("series_uid") or None,
+                        phi=phi, preprocess_s=time.perf_counter() - t0)
 
 
 __all__ = ["CaseInputError", "PreparedCase", "find_cases", "select_part", "prepare_case", "read_phi",

@@ -27,5 +27,5 @@ def predict_cohort(tmp_path_factory) -> dict:
     flat.mkdir()
     for f in sorted(dataset.glob("images*/*.nii.gz")):
         shutil.copy(f, flat / f.name)
-    return {"root": root, "dicom": root / "raw_dicom", "nifti": root / "raw_nifti", "images_ts": dataset / "imagesTs", "flat": flat,
-            "phi": sorted(phi)}
+    return {"root": root, "dicom": root / "raw_dicom", "nifti": root / "raw_nifti",
+            "images_ts": dataset / "imagesTs", "flat": flat, "phi": sorted(phi)}
