@@ -60,6 +60,7 @@ def _make_predictor(model_dir: str, folds, device: torch.device, use_mirroring: 
                                   perform_everything_on_device=device.type == "cuda", device=device,
                                   allow_tqdm=False)
     pred.initialize_from_trained_model_folder(model_dir, use_folds=use, checkpoint_name=checkpoint)
+    pred.folds_used = use
     return pred
 
 
@@ -96,8 +97,7 @@ class ThrombusCascadePredictor:
         self.num_channels = n_img
         self.roi_restrict = roi_restrict
         self.roi_threshold = float(roi_threshold)
-        self.folds = tuple(sorted(str(f) for f in (folds if folds is not None else
-                                                   [k for k in range(len(self.fine.list_of_parameters))])))
+        self.folds = tuple(str(f) for f in self.fine.folds_used)
 
     def _preprocess(self, predictor, images: np.ndarray, spacing, seg_prev=None) -> dict:
         from nnunetv2.inference.data_iterators import PreprocessAdapterFromNpy
