@@ -42,6 +42,12 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
                    help="accept slices > 2.5 mm (resampled to 1 mm, flagged). Default: refused.")
     p.add_argument("--num-parts", type=int, default=1, help="split the cases into N parts. Default: 1.")
     p.add_argument("--part-id", type=int, default=0, help="which part (0..N-1) this run predicts. Default: 0.")
+    p.add_argument("--ray-address", default=None,
+                   help="run the cases as Ray tasks on this cluster ('auto' = the running one, 'local' = start a "
+                        "local one); needs pip install '.[distributed]'. Default: no Ray, serial.")
+    p.add_argument("--ray-parts", type=int, default=None,
+                   help="number of Ray tasks (each loads the model once). Default: one per cluster CPU.")
+    p.add_argument("--ray-gpus-per-task", type=float, default=0.0, help="GPUs per Ray task. Default: 0.")
     p.add_argument("--overwrite", action="store_true", help="redo finished cases too. Default: skip them.")
     p.add_argument("-q", "--quiet", action="store_true", help="no per-case progress. Default: off.")
     p.set_defaults(func=run, _parser=p)
@@ -59,13 +65,23 @@ def run(args) -> int:
     from nnunet_thrombus.inference.model_files import ModelError
     from nnunet_thrombus.inference.pipeline import predict_cases
 
+    if args.ray_address and args.num_parts != 1:
+        args._parser.error("--ray-address splits the cases itself; do not combine it with --num-parts")
+    options = dict(model=args.model, dataset=args.dataset, folds=args.folds, device=args.device,
+                   use_tta=not args.disable_tta, roi_restrict=not args.no_roi,
+                   save_probabilities=args.save_probabilities, dicom_seg=args.dicom_seg,
+                   anonymize_seg=args.anonymize_seg, keep_phi=args.keep_phi,
+                   allow_thick_slices=args.allow_thick_slices, overwrite=args.overwrite)
     try:
-        result = predict_cases(args.input, args.output, model=args.model, dataset=args.dataset, folds=args.folds,
-                               device=args.device, use_tta=not args.disable_tta, roi_restrict=not args.no_roi,
-                               save_probabilities=args.save_probabilities, dicom_seg=args.dicom_seg,
-                               anonymize_seg=args.anonymize_seg, keep_phi=args.keep_phi,
-                               allow_thick_slices=args.allow_thick_slices, num_parts=args.num_parts,
-                               part_id=args.part_id, overwrite=args.overwrite, quiet=args.quiet)
+        if args.ray_address:
+            from nnunet_thrombus.inference.ray_backend import predict_cases_ray
+
+            address = None if args.ray_address == "local" else args.ray_address
+            result = predict_cases_ray(args.input, args.output, ray_address=address, num_parts=args.ray_parts,
+                                       gpus_per_task=args.ray_gpus_per_task, **options)
+        else:
+            result = predict_cases(args.input, args.output, num_parts=args.num_parts, part_id=args.part_id,
+                                   quiet=args.quiet, **options)
     except (ModelError, OSError, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

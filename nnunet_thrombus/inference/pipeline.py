@@ -214,3 +214,15 @@ def read_failures(out_dir, name: str = "failures.csv") -> list[dict]:
     """Rows of ``OUT/failures.csv`` (case_id, stage, error)."""
     text = (Path(out_dir) / name).read_text(encoding="utf-8")
     return list(csv.DictReader(io.StringIO(text)))
+
+
+def rebuild_tables(out_dir, failed: dict | None = None) -> None:
+    """Rewrite ``summary.csv`` from every finished case's report and merge the parts' failure tables
+    (``failures_part*of*.csv``) into ``failures.csv``; used after a split run (Ray or ``--num-parts``)."""
+    out_dir = Path(out_dir)
+    rows = []
+    for path in sorted(out_dir.glob("failures_part*of*.csv")):
+        rows += read_failures(out_dir, path.name)
+    known = {r["case_id"] for r in rows}
+    rows += [{"case_id": k, "stage": "", "error": v} for k, v in (failed or {}).items() if k not in known]
+    _write_tables(out_dir, _load_reports(out_dir), sorted(rows, key=lambda r: r["case_id"]), "failures.csv")

@@ -1,0 +1,56 @@
+"""Predict a cohort on a Ray cluster: cases are split into parts, one Ray task per part.
+
+Each task runs :func:`~nnunet_thrombus.inference.pipeline.predict_cases` on its part (``num_parts`` /
+``part_id``, the same split as nnU-Net's ``--num_parts``), so it loads the model once and writes the same per-case
+files a serial run writes; the driver then rebuilds ``summary.csv`` from every case's ``report.json``. Tasks ask
+Ray for ``gpus_per_task`` GPUs (0 on CPU) and ``cpus_per_task`` CPUs. Needs ``pip install .[distributed]``.
+"""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+
+def _run_part(part_id: int, num_parts: int, inputs, out_dir: str, env: dict, kwargs: dict) -> dict:
+    os.environ.update(env)
+    from nnunet_thrombus.inference.pipeline import predict_cases
+
+    return predict_cases(inputs, out_dir, num_parts=num_parts, part_id=part_id, quiet=True, **kwargs)
+
+
+def predict_cases_ray(inputs, out_dir, *, ray_address: str | None = "auto", num_parts: int | None = None,
+                      gpus_per_task: float = 0.0, cpus_per_task: float = 1.0, **predict_kwargs) -> dict:
+    """Run :func:`predict_cases` as ``num_parts`` Ray tasks (default: one per CPU slot of the cluster).
+
+    ``ray_address``: ``"auto"`` joins a running cluster, ``None`` starts a local one. ``predict_kwargs`` go to
+    ``predict_cases`` (model/dataset/predictor, folds, device, use_tta, ...). Returns the merged result dict.
+    """
+    try:
+        import ray
+    except ImportError as exc:
+        raise ImportError("the Ray backend needs ray: pip install '.[distributed]'") from exc
+    from nnunet_thrombus.inference.pipeline import rebuild_tables
+
+    started = False
+    if not ray.is_initialized():
+        ray.init(address=ray_address, include_dashboard=False, log_to_driver=False,
+                 **({} if ray_address else {"num_cpus": max(1, int(num_parts or 2) * int(cpus_per_task))}))
+        started = True
+    try:
+        if num_parts is None:
+            num_parts = max(1, int(ray.cluster_resources().get("CPU", 1) // max(cpus_per_task, 1e-6)))
+        env = {k: v for k, v in os.environ.items() if k.startswith("nnUNet_")}
+        task = ray.remote(num_cpus=cpus_per_task, num_gpus=gpus_per_task)(_run_part)
+        refs = [task.remote(k, num_parts, inputs, str(out_dir), env, predict_kwargs) for k in range(num_parts)]
+        parts = ray.get(refs)
+    finally:
+        if started:
+            ray.shutdown()
+    merged = {"done": [], "skipped": [], "failed": {}, "out_dir": str(out_dir), "timings_s": {}, "parts": num_parts}
+    for part in parts:
+        merged["done"] += part["done"]
+        merged["skipped"] += part["skipped"]
+        merged["failed"].update(part["failed"])
+        merged["timings_s"].update(part["timings_s"])
+    rebuild_tables(Path(out_dir), merged["failed"])
+    return merged
