@@ -37,6 +37,22 @@ def dice(a: np.ndarray, b: np.ndarray) -> float:
     return 1.0 if s == 0 else 2.0 * int(np.logical_and(a, b).sum()) / s
 
 
+def pad_centred(data: np.ndarray, ref: np.ndarray, shape_zyx) -> tuple[np.ndarray, np.ndarray]:
+    """Embed a case (``data`` (C, Z, Y, X), ``ref`` (Z, Y, X)) in the centre of a larger field of view
+    ``shape_zyx``: image channels padded with their own corner value (the skull-strip background, so nnU-Net's
+    crop-to-nonzero keeps the whole field), the reference with 0. Sizes smaller than the case are kept."""
+    target = [max(int(t), s) for t, s in zip(shape_zyx, ref.shape)]
+    before = [(t - s) // 2 for t, s in zip(target, ref.shape)]
+    sl = tuple(slice(b, b + s) for b, s in zip(before, ref.shape))
+    out = np.empty((data.shape[0], *target), dtype=np.float32)
+    for ch in range(data.shape[0]):
+        out[ch] = data[ch, 0, 0, 0]
+        out[ch][sl] = data[ch]
+    big = np.zeros(target, dtype=bool)
+    big[sl] = ref
+    return out, big
+
+
 def _nnunet_predictor(model_dir: Path, device, tta: bool):
     from nnunetv2.inference.predict_from_raw_data import nnUNetPredictor
 
@@ -52,7 +68,7 @@ def _folder(results: Path, dataset: str, trainer: str, config: str) -> Path:
 
 
 def run(results: Path, images: Path, labels: Path, dataset_id: int, vanilla: str, ours: str, device: str,
-        tta: bool, max_cases: int | None, threads: int) -> dict:
+        tta: bool, max_cases: int | None, threads: int, pad_to=None) -> dict:
     import torch
     from nnunetv2.imageio.simpleitk_reader_writer import SimpleITKIO
 
@@ -81,17 +97,20 @@ def run(results: Path, images: Path, labels: Path, dataset_id: int, vanilla: str
         data, props = io.read_images(files)
         ref, _ = io.read_seg(str(labels / f"{case}.nii.gz"))
         ref = ref[0] > 0
+        if pad_to:
+            data, ref = pad_centred(data, ref, pad_to)
+        data = data.astype(np.float32)
         row = {"case": case, "shape_zyx": list(data.shape[1:]), "reference_voxels": int(ref.sum())}
         t = time.perf_counter()
-        seg = a.predict_single_npy_array(data, props, None, None, False)
+        seg = a.predict_single_npy_array(data, props, None, None, False) > 0
         row["a_s"], row["a_dice"], row["a_found"] = time.perf_counter() - t, dice(seg, ref), bool((seg & ref).any())
         t = time.perf_counter()
         low = b_low.predict_single_npy_array(data, props, None, None, False)
-        seg = b_fine.predict_single_npy_array(data, props, low[None], None, False)
+        seg = b_fine.predict_single_npy_array(data, props, low[None].astype(np.int16), None, False) > 0
         row["b_s"], row["b_dice"], row["b_found"] = time.perf_counter() - t, dice(seg, ref), bool((seg & ref).any())
         for key, pred in (("c", c), ("d", d)):
             t = time.perf_counter()
-            res = pred.predict(data.astype(np.float32), props["spacing"])
+            res = pred.predict(data, props["spacing"])
             seg = res.segmentation > 0
             row[f"{key}_s"], row[f"{key}_dice"] = time.perf_counter() - t, dice(seg, ref)
             row[f"{key}_found"] = bool((seg & ref).any())
@@ -102,6 +121,7 @@ def run(results: Path, images: Path, labels: Path, dataset_id: int, vanilla: str
                                                          for k in "abcd") + f"; (d) tiles {row['d_fine_tiles']}",
               flush=True)
     summary = {"n_cases": len(rows), "device": device, "tta": tta, "threads": threads, "model_load_s": load_s,
+               "pad_to": list(pad_to) if pad_to else None,
                "trainers": {"vanilla": vanilla, "ours": ours}, "results": str(results)}
     for k in "abcd":
         summary[f"{k}_median_s"] = float(np.median([r[f"{k}_s"] for r in rows]))
@@ -127,10 +147,13 @@ def main(argv=None) -> int:
     ap.add_argument("--tta", action="store_true", help="mirroring TTA for all four. Default: off.")
     ap.add_argument("-n", "--max-cases", type=int, default=None, help="first N cases only. Default: all.")
     ap.add_argument("-t", "--threads", type=int, default=1, help="torch CPU threads. Default: 1.")
+    ap.add_argument("--pad-to", type=int, nargs=3, default=None, metavar=("Z", "Y", "X"),
+                    help="embed each case in a larger field of view (voxels) to mimic whole-head geometry. "
+                         "Default: off.")
     ap.add_argument("-o", "--output", type=Path, default=None, help="JSON with per-case rows. Default: none.")
     args = ap.parse_args(argv)
     out = run(args.results, args.images, args.labels, args.dataset, args.vanilla, args.ours, args.device, args.tta,
-              args.max_cases, args.threads)
+              args.max_cases, args.threads, args.pad_to)
     s = out["summary"]
     print(f"\n{s['n_cases']} cases, device {s['device']}, TTA {'on' if s['tta'] else 'off'}")
     names = {"a": "vanilla 3d_fullres", "b": "vanilla cascade", "c": "ours, full sliding window",
