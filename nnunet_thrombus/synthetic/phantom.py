@@ -44,6 +44,7 @@ class CaseOptions:
     blur: bool = True                  # False: no PSF
     streaks: bool = True
     n_raters: int = 0
+    vessel_calibre: float | None = None  # arterial radius multiplier; None = the preset's
 
 
 @dataclass
@@ -84,9 +85,10 @@ def _draw_transform(rng: np.random.Generator, centre: np.ndarray, enabled: bool)
     return tr
 
 
-def _draw_scene(rng: np.random.Generator, scale: float, opts: CaseOptions) -> tuple[Scene, str, str]:
+def _draw_scene(rng: np.random.Generator, scale: float, opts: CaseOptions,
+                calibre: float = 1.0) -> tuple[Scene, str, str]:
     head = draw_head(rng, scale)
-    vessels = build_arterial_tree(rng, scale)
+    vessels = build_arterial_tree(rng, scale, calibre_factor=calibre)
     site = opts.site if opts.site is not None else str(rng.choice(list(SITE_PROBABILITIES),
                                                                   p=list(SITE_PROBABILITIES.values())))
     side = opts.side if opts.side is not None else ("L" if rng.random() < 0.5 else "R")
@@ -148,7 +150,8 @@ def generate_case(seed: int, preset: str = "tiny", **overrides) -> SyntheticCase
     t_start = time.perf_counter()
     p = get_preset(preset)
     rng = np.random.default_rng(seed)
-    scene, site, side = _draw_scene(rng, p.head_scale, opts)
+    calibre = p.vessel_calibre if opts.vessel_calibre is None else float(opts.vessel_calibre)
+    scene, site, side = _draw_scene(rng, p.head_scale, opts, calibre)
     grid = p.grid()
     spacing_zyx = grid.spacing_xyz[::-1]
     transform = _draw_transform(rng, np.round(grid.centre_xyz, 1), opts.rigid)
@@ -178,7 +181,7 @@ def generate_case(seed: int, preset: str = "tiny", **overrides) -> SyntheticCase
     case_id = opts.case_id or f"SYN_{seed:04d}"
     occ = scene.occlusion
     truth = {
-        "case_id": case_id, "preset": preset, "seed": int(seed), "occluded": occ is not None,
+        "case_id": case_id, "preset": preset, "seed": int(seed), "vessel_calibre": calibre, "occluded": occ is not None,
         "site": site if occ else "none", "side": side if occ else None, "lvo": bool(occ and site in LVO_SITES),
         "volume_mm3": occ.volume_mm3(scene.vessels) if occ else 0.0,
         "label_volume_mm3": float(label.sum() * grid.voxel_volume_mm3),

@@ -100,14 +100,15 @@ def smooth_curve(control: np.ndarray, step_mm: float = STEP_MM) -> tuple[np.ndar
     return pts, t
 
 
-def build_arterial_tree(rng: np.random.Generator, scale: float, jitter_mm: float = 1.5) -> dict[str, Vessel]:
+def build_arterial_tree(rng: np.random.Generator, scale: float, jitter_mm: float = 1.5,
+                        calibre_factor: float = 1.0) -> dict[str, Vessel]:
     """Draw one patient's arteries: both sides of the table above plus basilar and AComm.
 
     Positions are scaled by ``scale`` (head size) and jittered by ``jitter_mm`` x scale (Gaussian,
-    per control point and per side); radii are real (times 0.9-1.1 per patient).
+    per control point and per side); radii are real (times 0.9-1.1 per patient) times ``calibre_factor``.
     """
     s = float(scale)
-    calibre = rng.uniform(0.9, 1.1)
+    calibre = rng.uniform(0.9, 1.1) * float(calibre_factor)
     junctions = {}
     for side, sgn in (("L", 1.0), ("R", -1.0)):
         for name, c in _JUNCTIONS.items():

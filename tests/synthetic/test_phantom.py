@@ -73,8 +73,9 @@ def test_thrombus_inside_artery_lumen(seed):
 
 @pytest.mark.parametrize("site,length,seed", [("M1", 14.0, 1), ("ICA", 14.0, 1), ("ACA", 12.0, 0)])
 def test_volume_length_density_match_truth_demo(site, length, seed):
+    # at real calibre (the demo preset itself draws arteries 1.6x wider, see presets.py)
     case = generate_case(seed, "demo", site=site, clot_length_mm=length, noise=False, blur=False, isodense=False,
-                         streaks=False)
+                         streaks=False, vessel_calibre=1.0)
     label = sitk.GetArrayFromImage(case.label) > 0
     spacing = case.label.GetSpacing()[::-1]
     t = case.truth
