@@ -32,10 +32,12 @@ class DemoSchedule:
 
     @classmethod
     def for_budget(cls, minutes: float) -> "DemoSchedule":
-        """Iterations scale with the budget: about 60% of it is training (3 trainings with baseline)."""
+        """About 12 iterations per stage per budget minute: on 2 cores an iteration of the demo network takes about
+        1 s, three trainings (coarse, fine, baseline) then use about 60% of the budget; the rest is data, planning,
+        prediction and evaluation."""
         if minutes <= 0:
             raise ValueError(f"budget must be positive minutes, got {minutes}")
-        total_iters = max(20, int(round(minutes * 20)))
+        total_iters = max(20, int(round(minutes * 12)))
         epochs = max(2, min(10, total_iters // 25))
         return cls(epochs=epochs, iters=max(5, total_iters // epochs))
 

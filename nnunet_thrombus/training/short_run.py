@@ -7,6 +7,7 @@
 | ``THROMBUS_VAL_ITERS`` | validation iterations per epoch | 50 |
 | ``THROMBUS_SAVE_EVERY`` | checkpoint every N epochs | 50 |
 | ``THROMBUS_OVERSAMPLE_FG`` | share of each batch forced to contain thrombus (0-1) | 0.33 |
+| ``THROMBUS_NO_MIRRORING`` | ``1``: no mirroring, neither as augmentation nor as test-time augmentation (also in the final validation and later ``nnUNetv2_predict``, as nnU-Net's ``nnUNetTrainerNoMirroring``) | mirroring on |
 
 Counts must be positive integers and the share a number in [0, 1]; anything else raises ``ValueError`` naming the
 variable. Short CPU schedules learn a 100-voxel clot faster when more patches contain one; the demo and the
@@ -52,7 +53,8 @@ def schedule_overrides(environ: dict | None = None) -> dict:
 
 
 def schedule_environment(epochs: int, iters_per_epoch: int, val_iters: int | None = None,
-                         save_every: int | None = None, oversample_fg: float | None = None) -> dict:
+                         save_every: int | None = None, oversample_fg: float | None = None,
+                         mirroring: bool = True) -> dict:
     """The ``THROMBUS_*`` variables for a short run (to merge into a subprocess environment)."""
     env = {"THROMBUS_NUM_EPOCHS": str(epochs), "THROMBUS_ITERS_PER_EPOCH": str(iters_per_epoch)}
     if val_iters is not None:
@@ -61,4 +63,33 @@ def schedule_environment(epochs: int, iters_per_epoch: int, val_iters: int | Non
         env["THROMBUS_SAVE_EVERY"] = str(save_every)
     if oversample_fg is not None:
         env["THROMBUS_OVERSAMPLE_FG"] = str(oversample_fg)
+    env["THROMBUS_NO_MIRRORING"] = "0" if mirroring else "1"
     return env
+
+
+def mirroring_disabled(environ: dict | None = None) -> bool:
+    """True when ``THROMBUS_NO_MIRRORING`` is ``1``/``true``; ``ValueError`` for other non-empty values."""
+    env = os.environ if environ is None else environ
+    raw = (env.get("THROMBUS_NO_MIRRORING") or "").strip().lower()
+    if raw in ("", "0", "false", "f"):
+        return False
+    if raw in ("1", "true", "t"):
+        return True
+    raise ValueError(f"THROMBUS_NO_MIRRORING={raw!r}: expected 1 or 0")
+
+
+class ShortScheduleMixin:
+    """For nnU-Net trainers: ``_apply_short_schedule()`` (call at the end of ``__init__``) sets the ``THROMBUS_*``
+    schedule attributes; mirroring is switched off when ``THROMBUS_NO_MIRRORING=1``."""
+
+    def _apply_short_schedule(self) -> None:
+        for attr, value in schedule_overrides().items():
+            setattr(self, attr, value)
+        self.no_mirroring = mirroring_disabled()
+
+    def configure_rotation_dummyDA_mirroring_and_inital_patch_size(self):
+        rotation, dummy_2d, patch, mirror_axes = super().configure_rotation_dummyDA_mirroring_and_inital_patch_size()
+        if getattr(self, "no_mirroring", False):
+            mirror_axes = None
+            self.inference_allowed_mirroring_axes = None
+        return rotation, dummy_2d, patch, mirror_axes

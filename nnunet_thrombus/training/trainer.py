@@ -19,7 +19,7 @@ import torch
 from nnunetv2.training.nnUNetTrainer.nnUNetTrainer import nnUNetTrainer
 
 from nnunet_thrombus.training.network_builder import NetworkSwitches, build_thrombus_network
-from nnunet_thrombus.training.short_run import schedule_overrides
+from nnunet_thrombus.training.short_run import ShortScheduleMixin
 from nnunet_thrombus.training import stage_one
 
 
@@ -34,7 +34,7 @@ def unwrap_network(network: torch.nn.Module) -> torch.nn.Module:
             return network
 
 
-class ThrombusCascadeTrainer(nnUNetTrainer):
+class ThrombusCascadeTrainer(ShortScheduleMixin, nnUNetTrainer):
     #: ablation switches (see :class:`NetworkSwitches`); variants in :mod:`nnunet_thrombus.training.variants`
     use_cbam = True
     use_pyramid_fusion = True
@@ -48,8 +48,7 @@ class ThrombusCascadeTrainer(nnUNetTrainer):
         super().__init__(plans, configuration, fold, dataset_json, device)
         self.initial_lr = 1e-2
         self.weight_decay = 3e-5
-        for attr, value in schedule_overrides().items():
-            setattr(self, attr, value)
+        self._apply_short_schedule()
         if self.is_cascaded and self.stage1_trainer_name is not None:
             self.folder_with_segs_from_previous_stage = stage_one.predicted_next_stage_folder(
                 self.plans_manager, self.configuration_manager.previous_stage_name, self.configuration_name,

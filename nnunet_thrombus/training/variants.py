@@ -8,7 +8,7 @@ import torch
 from nnunetv2.training.nnUNetTrainer.nnUNetTrainer import nnUNetTrainer
 
 from nnunet_thrombus.training.network_builder import resolve_arch_kwargs
-from nnunet_thrombus.training.short_run import schedule_overrides
+from nnunet_thrombus.training.short_run import ShortScheduleMixin
 from nnunet_thrombus.training.trainer import ThrombusCascadeTrainer
 
 
@@ -31,7 +31,7 @@ class ThrombusCascadeTrainer_plain(ThrombusCascadeTrainer):
     use_coarse_features = False
 
 
-class nnUNetTrainer_envSchedule(nnUNetTrainer):
+class nnUNetTrainer_envSchedule(ShortScheduleMixin, nnUNetTrainer):
     """Vanilla nnU-Net (PlainConvUNet, nnU-Net's loss and recipe) for side-by-side baselines: the same plans as our
     trainer (the ``Thrombus*`` class names in them are replaced by PlainConvUNet with the same kwargs) and the same
     ``THROMBUS_*`` short schedule, so both train under one budget."""
@@ -39,8 +39,7 @@ class nnUNetTrainer_envSchedule(nnUNetTrainer):
     def __init__(self, plans: dict, configuration: str, fold: int, dataset_json: dict,
                  device: torch.device = torch.device("cuda")):
         super().__init__(plans, configuration, fold, dataset_json, device)
-        for attr, value in schedule_overrides().items():
-            setattr(self, attr, value)
+        self._apply_short_schedule()
 
     @staticmethod
     def build_network_architecture(plans_manager, configuration_manager, num_input_channels: int,

@@ -66,3 +66,20 @@ def test_nnunetv2_predict_cascade_keeps_input_geometry(tiny_cascade, tmp_path):
         assert set(np.unique(sitk.GetArrayFromImage(out))) <= {0, 1}
     info = json.loads((tiny_cascade["coarse_dir"] / "predicted_next_stage" / "export_info.json").read_text())
     assert info["folds"] == [0] and len(info["out_of_fold"]) >= 1
+
+
+def test_interrupted_training_resumes_with_c(tiny_cascade, tmp_path):
+    """nnU-Net's --c continues from the last checkpoint: a third epoch on top of the two trained ones."""
+    import shutil
+
+    from nnunet_thrombus.training.short_run import schedule_environment
+
+    ws = tiny_cascade["ws"]
+    results = tmp_path / "results"
+    shutil.copytree(ws.results, results)
+    env = schedule_environment(3, 4, 1, save_every=1)
+    ws.run(["nnUNetv2_train", "501", "3d_lowres", "0", "-tr", "ThrombusCascadeTrainer", "-p", "ThrombusPlans",
+            "-device", "cpu", "--c"], "resume", nnUNet_results=str(results), **env)
+    before, _ = _train_losses(tiny_cascade["coarse_dir"])
+    after, _ = _train_losses(results / tiny_cascade["coarse_dir"].relative_to(ws.results))
+    assert len(after) == 3 and after[:2] == before

@@ -66,3 +66,13 @@ def test_oversample_share_is_parsed_and_bounded():
     for bad in ("1.5", "-0.1", "half"):
         with pytest.raises(ValueError, match="THROMBUS_OVERSAMPLE_FG"):
             schedule_overrides({"THROMBUS_OVERSAMPLE_FG": bad})
+
+
+def test_no_mirroring_switch():
+    from nnunet_thrombus.training.short_run import mirroring_disabled, schedule_environment
+
+    assert mirroring_disabled({}) is False
+    assert mirroring_disabled({"THROMBUS_NO_MIRRORING": "1"}) is True
+    assert schedule_environment(2, 5, mirroring=False)["THROMBUS_NO_MIRRORING"] == "1"
+    with pytest.raises(ValueError, match="THROMBUS_NO_MIRRORING"):
+        mirroring_disabled({"THROMBUS_NO_MIRRORING": "yes please"})
