@@ -136,9 +136,15 @@ def run_demo(out_dir, budget_minutes: float = 15.0, n_cases: int = 24, n_test: i
              val_iters=sched.val_iters, device=device)
     from nnunet_thrombus.training.workflow import export_next_stage
 
+    from nnunet_thrombus.training.lvo_fit import fit_lvo_from_validation
+
     prog.run("train fine", lambda: (export_next_stage(ws, DATASET_ID),
                                     train(ws, DATASET_ID, "3d_cascade_fullres", 0, epochs=sched.epochs,
-                                          iters=sched.iters, val_iters=sched.val_iters, device=device)))
+                                          iters=sched.iters, val_iters=sched.val_iters, device=device),
+                                    # the LVO rule is fitted on fold 0's validation cases only, stored with the model
+                                    fit_lvo_from_validation(ws.results / DATASET_NAME /
+                                                            "ThrombusCascadeTrainer__ThrombusPlans__3d_cascade_fullres",
+                                                            ws.raw / DATASET_NAME)))
     if baseline:
         prog.run("train baseline", train, ws, DATASET_ID, "3d_fullres", 0, trainer="nnUNetTrainer_envSchedule",
                  epochs=sched.epochs, iters=sched.iters, val_iters=sched.val_iters, device=device)

@@ -32,6 +32,11 @@ def test_demo_runs_every_stage_and_writes_the_summary(tmp_path, capsys):
     assert set(summary["stage_seconds"]) == {"synth", "convert", "plan", "train coarse", "train fine",
                                              "train baseline", "predict", "evaluate"}
     assert all(math.isfinite(v) and v >= 0 for v in summary["stage_seconds"].values())
+    fine = out / "nnunet" / "nnUNet_results" / "Dataset501_DemoThrombus" / \
+        "ThrombusCascadeTrainer__ThrombusPlans__3d_cascade_fullres"
+    assert (fine / "lvo_thresholds.json").is_file()
+    report = json.loads((out / "predictions" / cases[0] / "report.json").read_text())
+    assert "lvo_thresholds.json" in json.dumps(report)
     for sub in ("ours", "baseline"):
         assert (out / "eval" / sub / "metrics.csv").is_file()
     # refuses to overwrite a finished demo

@@ -83,3 +83,25 @@ def test_interrupted_training_resumes_with_c(tiny_cascade, tmp_path):
     before, _ = _train_losses(tiny_cascade["coarse_dir"])
     after, _ = _train_losses(results / tiny_cascade["coarse_dir"].relative_to(ws.results))
     assert len(after) == 3 and after[:2] == before
+
+
+def test_fit_lvo_on_validation_and_predict_uses_it(tiny_cascade, tmp_path):
+    import shutil
+
+    from nnunet_thrombus.inference.model_files import resolve_model
+    from nnunet_thrombus.measure.lvo import LVOThresholds
+    from nnunet_thrombus.training.lvo_fit import fit_lvo_from_validation, true_call
+
+    assert [true_call(s) for s in ("none", "ICA", "M1", "M2", "ACA")] == \
+        ["no occlusion", "LVO", "LVO", "non-LVO occlusion", "non-LVO occlusion"]
+    model = tmp_path / "model"
+    shutil.copytree(tiny_cascade["ws"].results / "Dataset501_SynthThrombus", model)
+    fine = model / tiny_cascade["fine_dir"].name
+    info = fit_lvo_from_validation(fine, tiny_cascade["cohort"]["dataset"])
+    val_cases = sorted(p.name[:-7] for p in (fine / "fold_0" / "validation").glob("*.nii.gz"))
+    assert info["cases"] == val_cases and info["n_cases"] == len(val_cases) >= 1
+    assert sum(info["counts_truth_to_call"].values()) == len(val_cases)
+    rule = LVOThresholds.load(fine / "lvo_thresholds.json")
+    assert rule.to_dict() == info["thresholds"]
+    files = resolve_model(model_folder=model, folds=[0])
+    assert files.lvo_source.endswith("lvo_thresholds.json")

@@ -1,0 +1,77 @@
+"""Fit the case-level occlusion / LVO rule on validation predictions and store it with the model.
+
+The rule (:class:`~nnunet_thrombus.measure.lvo.LVOThresholds`) must be chosen on validation folds only, never on
+the test set. nnU-Net writes each fold's validation predictions to ``fold_k/validation/<case>.nii.gz``; here they
+are measured (``measure_components_from_images``) against the true call from ``metadata.csv`` (site ``none`` ->
+no occlusion, ICA / M1 -> LVO, other sites -> non-LVO occlusion), the thresholds are fitted
+(``fit_lvo_thresholds``) and written to ``lvo_thresholds.json`` in the fine-stage model folder, where
+``nnunet_thrombus predict`` reads them. ``lvo_fit.json`` beside it records the cases, folds and validation counts.
+"""
+from __future__ import annotations
+
+import csv
+import json
+from pathlib import Path
+
+LVO_SITES = ("ICA", "M1")
+
+
+def true_call(site: str) -> str:
+    site = (site or "").strip()
+    if site in ("", "none", "None"):
+        return "no occlusion"
+    return "LVO" if site in LVO_SITES else "non-LVO occlusion"
+
+
+def _metadata_sites(path: Path) -> dict:
+    with open(path, newline="") as fh:
+        reader = csv.DictReader(fh)
+        key = "case" if "case" in (reader.fieldnames or []) else "case_id"
+        if key not in (reader.fieldnames or []) or "site" not in reader.fieldnames:
+            raise ValueError(f"{path} needs columns case (or case_id) and site; has {reader.fieldnames}")
+        return {row[key]: row["site"] for row in reader}
+
+
+def fit_lvo_from_validation(fine_model_dir, raw_dataset_dir, metadata_csv=None) -> dict:
+    """Fit and save the rule; returns ``{"thresholds": dict, "n_cases": int, "folds": [...], "counts": {...}}``.
+
+    ``raw_dataset_dir``: the nnU-Net raw dataset (``imagesTr/<case>_0000`` CTA, ``_0001`` NCCT, ``metadata.csv``).
+    """
+    import SimpleITK as sitk
+
+    from nnunet_thrombus.measure.components import measure_components_from_images
+    from nnunet_thrombus.measure.lvo import fit_lvo_thresholds, lvo_call
+
+    fine, raw = Path(fine_model_dir), Path(raw_dataset_dir)
+    sites = _metadata_sites(Path(metadata_csv) if metadata_csv else raw / "metadata.csv")
+    cases, used_folds = [], []
+    for fold_dir in sorted(fine.glob("fold_*")):
+        preds = sorted((fold_dir / "validation").glob("*.nii.gz"))
+        if preds:
+            used_folds.append(fold_dir.name)
+        for pred in preds:
+            case = pred.name[: -len(".nii.gz")]
+            if case not in sites:
+                raise ValueError(f"validation case {case} has no row in metadata.csv ({raw / 'metadata.csv'})")
+            label = sitk.ReadImage(str(pred))
+            cta = sitk.ReadImage(str(raw / "imagesTr" / f"{case}_0000.nii.gz"))
+            ncct = sitk.ReadImage(str(raw / "imagesTr" / f"{case}_0001.nii.gz"))
+            brain = sitk.Cast(cta > -1000, sitk.sitkUInt8)
+            comps = measure_components_from_images(label, ncct, cta, brain)
+            cases.append((case, comps, true_call(sites[case])))
+    if not cases:
+        raise FileNotFoundError(f"no validation predictions under {fine}/fold_*/validation: train (or validate with "
+                                f"nnUNetv2_train ... --val) the fine stage first")
+    rule = fit_lvo_thresholds([(c, t) for _, c, t in cases])
+    rule.save(fine / "lvo_thresholds.json")
+    counts = {}
+    for _, comps, truth in cases:
+        call = lvo_call(comps, rule)["call"]
+        counts[f"{truth} -> {call}"] = counts.get(f"{truth} -> {call}", 0) + 1
+    info = {"thresholds": json.loads((fine / "lvo_thresholds.json").read_text()), "n_cases": len(cases),
+            "folds": used_folds, "cases": [c for c, _, _ in cases], "counts_truth_to_call": counts,
+            "note": "fitted on nnU-Net validation predictions only (never on the test set)"}
+    tmp = fine / "lvo_fit.json.tmp"
+    tmp.write_text(json.dumps(info, indent=1))
+    tmp.replace(fine / "lvo_fit.json")
+    return info
