@@ -43,13 +43,19 @@ def dice_boxplot(rows: list[dict], path, groups=("site", "size_group", "density_
     plt.close(fig)
 
 
+def _agreement_pairs(rows: list[dict], quantity: str):
+    """(unit, reference array, prediction array) of ``quantity`` over the cases with a reference thrombus, the
+    same cases as the summary's agreement statistics."""
+    key, unit = _key(quantity)
+    rows = [r for r in rows if r["ref_present"]]
+    return (unit, np.array([r[f"ref_{key}"] for r in rows], float),
+            np.array([r[f"pred_{key}"] for r in rows], float))
+
+
 def scatter_identity(rows: list[dict], quantity: str, path) -> None:
     """Prediction vs reference ``quantity`` ("volume" or "length") with the identity line."""
     plt = _plt()
-    key, unit = _key(quantity)
-    rows = [r for r in rows if r["ref_present"]]  # same cases as the summary's agreement statistics
-    ref = np.array([r[f"ref_{key}"] for r in rows], float)
-    pred = np.array([r[f"pred_{key}"] for r in rows], float)
+    unit, ref, pred = _agreement_pairs(rows, quantity)
     fig, ax = plt.subplots(figsize=(4, 4))
     ax.scatter(ref, pred, s=14)
     hi = float(np.nanmax(np.concatenate([ref, pred, [1.0]])))
@@ -64,10 +70,7 @@ def scatter_identity(rows: list[dict], quantity: str, path) -> None:
 def bland_altman_plot(rows: list[dict], quantity: str, path) -> None:
     """Bland-Altman plot of ``quantity``: difference (pred - ref) against the pair mean."""
     plt = _plt()
-    key, unit = _key(quantity)
-    rows = [r for r in rows if r["ref_present"]]  # same cases as the summary's agreement statistics
-    ref = np.array([r[f"ref_{key}"] for r in rows], float)
-    pred = np.array([r[f"pred_{key}"] for r in rows], float)
+    unit, ref, pred = _agreement_pairs(rows, quantity)
     ba = bland_altman(ref, pred)
     fig, ax = plt.subplots(figsize=(4.5, 3.6))
     ax.scatter((ref + pred) / 2, pred - ref, s=14)

@@ -70,7 +70,9 @@ def _check_channels(stage: Path) -> None:
 
 
 def _check_checkpoints(stage: Path, folds, checkpoint: str) -> None:
-    available = sorted(p.name[5:] for p in stage.glob("fold_*") if (p / checkpoint).is_file())
+    from nnunet_thrombus.training.stage_one import trained_folds
+
+    available = [str(f) for f in trained_folds(str(stage), checkpoint)]
     wanted = [str(f) for f in folds] if folds else available
     missing = [f for f in wanted if f not in available]
     if not wanted or missing:
