@@ -16,8 +16,11 @@ from __future__ import annotations
 
 import numpy as np
 import torch
+from nnunetv2.training.loss.compound_losses import DC_and_CE_loss
+from nnunetv2.training.loss.deep_supervision import DeepSupervisionWrapper
 from nnunetv2.training.nnUNetTrainer.nnUNetTrainer import nnUNetTrainer
 
+from nnunet_thrombus.training.losses import PresentClassSoftDiceLoss
 from nnunet_thrombus.training.network_builder import NetworkSwitches, build_thrombus_network
 from nnunet_thrombus.training.short_run import ShortScheduleMixin
 from nnunet_thrombus.training import stage_one
@@ -88,11 +91,19 @@ class ThrombusCascadeTrainer(ShortScheduleMixin, nnUNetTrainer):
                                f"coarse branch: {self.coarse_branch_status}")
 
     def _build_loss(self):
-        loss = super()._build_loss()
+        """Dice + CE as nnU-Net builds it, with two changes: the Dice term scores only (sample, class) pairs whose
+        reference holds the class (:class:`PresentClassSoftDiceLoss`; nnU-Net's rewards predicting nothing on
+        thrombus-free patches), and the deep-supervision weights halve per level and are normalised with no level
+        zeroed (the paper)."""
+        if self.label_manager.has_regions:
+            raise ValueError("ThrombusCascadeTrainer expects a label map (background/thrombus), not regions")
+        loss = DC_and_CE_loss({"batch_dice": self.configuration_manager.batch_dice, "smooth": 1e-5, "do_bg": False,
+                               "ddp": self.is_ddp}, {}, weight_ce=1, weight_dice=1,
+                              ignore_label=self.label_manager.ignore_label, dice_class=PresentClassSoftDiceLoss)
         if self.enable_deep_supervision:
-            n = len(loss.weight_factors)
+            n = len(self._get_deep_supervision_scales())
             weights = np.array([1 / (2 ** i) for i in range(n)])
-            loss.weight_factors = tuple(weights / weights.sum())
+            loss = DeepSupervisionWrapper(loss, tuple(weights / weights.sum()))
         return loss
 
     def configure_optimizers(self):

@@ -46,19 +46,21 @@ def test_missing_stage1_checkpoint_names_the_command(tmp_path, monkeypatch):
         stage_one.stage1_checkpoint(pm, "3d_lowres", 3, "ThrombusCascadeTrainer", "3d_cascade_fullres")
 
 
-def test_deep_supervision_weights_halve_and_sum_to_one(monkeypatch):
-    """nnU-Net zeroes the lowest level's weight; the paper halves per level and normalises, keeping all levels."""
-    from nnunetv2.training.loss.deep_supervision import DeepSupervisionWrapper
-    from nnunetv2.training.nnUNetTrainer.nnUNetTrainer import nnUNetTrainer
-
+def test_deep_supervision_weights_halve_and_sum_to_one():
+    """nnU-Net zeroes the lowest level's weight; the paper halves per level and normalises, keeping all levels.
+    The Dice term inside is the present-class Dice."""
+    from nnunet_thrombus.training.losses import PresentClassSoftDiceLoss
     from nnunet_thrombus.training.trainer import ThrombusCascadeTrainer
 
-    monkeypatch.setattr(nnUNetTrainer, "_build_loss",
-                        lambda self: DeepSupervisionWrapper(lambda *a: 0.0, (0.5, 0.25, 0.125, 0.0)))
     trainer = object.__new__(ThrombusCascadeTrainer)
     trainer.enable_deep_supervision = True
+    trainer.is_ddp = False
+    trainer.label_manager = SimpleNamespace(has_regions=False, ignore_label=None)
+    trainer.configuration_manager = SimpleNamespace(batch_dice=False)
+    trainer._get_deep_supervision_scales = lambda: [[1, 1, 1], [.5, .5, .5], [.25, .25, .25], [.125, .125, .125]]
     loss = trainer._build_loss()
     np.testing.assert_allclose(loss.weight_factors, np.array([8, 4, 2, 1]) / 15)
+    assert isinstance(loss.loss.dc, PresentClassSoftDiceLoss)
 
 
 def test_oversample_share_is_parsed_and_bounded():
