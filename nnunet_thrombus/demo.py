@@ -19,7 +19,10 @@ DATASET_ID = 501
 DATASET_NAME = "Dataset501_DemoThrombus"
 #: the demo network: the paper's structure, CPU-sized (features per stage; patch z, y, x at fine spacing)
 DEMO_FEATURES = (8, 16, 32, 64)
-DEMO_PATCH = (32, 64, 64)
+DEMO_PATCH = (24, 48, 48)
+#: short CPU runs train with AdamW 1e-3 (all three trainings, baseline included): see short_run.py
+DEMO_OPTIMIZER = "adamw"
+DEFAULT_BUDGET_MINUTES = 17.0
 
 
 @dataclass(frozen=True)
@@ -30,15 +33,22 @@ class DemoSchedule:
     iters: int
     val_iters: int = 2
 
+    #: minutes of the demo that are not training (synth, convert, plan, predict, evaluate), measured on 2 idle cores
+    FIXED_MINUTES = 4.5
+    #: seconds for one iteration of each of the three trainings (coarse 0.28 + fine 0.45 + baseline 0.2) plus
+    #: their per-epoch validation, at the demo patch on 2 idle cores
+    SECONDS_PER_ITERATION = 1.0
+
     @classmethod
     def for_budget(cls, minutes: float) -> "DemoSchedule":
-        """22 iterations per stage per budget minute. Measured on 2 idle cores: an iteration of the demo coarse
-        network takes about 0.6 s; the coarse stage first shows a non-zero pseudo-Dice after about 150
-        iterations, so a 15-minute budget (330 per stage) is about the least that learns."""
+        """Iterations per stage that fit ``minutes`` end to end: (minutes - FIXED_MINUTES) * 60 /
+        SECONDS_PER_ITERATION, at least 20, in 2-10 epochs. With AdamW the demo network finds held-out clots after
+        about 600 iterations per stage (docs/results/demo.md), so budgets under about 15 minutes train too little
+        to learn; 17 minutes gives 750 per stage."""
         if minutes <= 0:
             raise ValueError(f"budget must be positive minutes, got {minutes}")
-        total_iters = max(20, int(round(minutes * 22)))
-        epochs = max(2, min(10, total_iters // 25))
+        total_iters = max(20, int((minutes - cls.FIXED_MINUTES) * 60 / cls.SECONDS_PER_ITERATION))
+        epochs = max(2, min(10, total_iters // 75))
         return cls(epochs=epochs, iters=max(5, total_iters // epochs))
 
 
@@ -92,13 +102,14 @@ def _table_row(name: str, summary: dict) -> dict:
             "occlusion_specificity": occ.get("specificity")}
 
 
-def run_demo(out_dir, budget_minutes: float = 15.0, n_cases: int = 24, n_test: int = 6, seed: int = 0,
+def run_demo(out_dir, budget_minutes: float = DEFAULT_BUDGET_MINUTES, n_cases: int = 24, n_test: int = 6, seed: int = 0,
              baseline: bool = True, device: str = "cpu", quiet: bool = False, preset: str = "demo") -> dict:
     """Run the demo into ``out_dir`` (refuses a non-empty folder); returns the summary (also ``summary.json``).
 
     ``preset`` is the synthetic head preset (``demo``; the end-to-end test uses ``tiny``)."""
     from dataset_conversion.convert_trial import convert_trial_dataset
     from nnunet_thrombus.evaluation.evaluate import evaluate_folder
+    from nnunet_thrombus.inference.postprocessing import apply_to_folder
     from nnunet_thrombus.inference.pipeline import predict_cases
     from nnunet_thrombus.synthetic.cohort import write_cohort
     from nnunet_thrombus.training.workflow import NnunetWorkspace, plan_and_preprocess, train, train_cascade
@@ -133,21 +144,26 @@ def run_demo(out_dir, budget_minutes: float = 15.0, n_cases: int = 24, n_test: i
         shutil.copyfile(split_src, ws.preprocessed / DATASET_NAME / "splits_final.json")
     schedule = (sched.epochs, sched.iters, sched.val_iters)
     prog.run("train coarse", train, ws, DATASET_ID, "3d_lowres", 0, epochs=sched.epochs, iters=sched.iters,
-             val_iters=sched.val_iters, device=device)
+             val_iters=sched.val_iters, device=device, optimizer=DEMO_OPTIMIZER)
     from nnunet_thrombus.training.workflow import export_next_stage
 
     from nnunet_thrombus.training.lvo_fit import fit_lvo_from_validation
 
     prog.run("train fine", lambda: (export_next_stage(ws, DATASET_ID),
                                     train(ws, DATASET_ID, "3d_cascade_fullres", 0, epochs=sched.epochs,
-                                          iters=sched.iters, val_iters=sched.val_iters, device=device),
+                                          iters=sched.iters, val_iters=sched.val_iters, device=device,
+                                          optimizer=DEMO_OPTIMIZER),
                                     # the LVO rule is fitted on fold 0's validation cases only, stored with the model
                                     fit_lvo_from_validation(ws.results / DATASET_NAME /
                                                             "ThrombusCascadeTrainer__ThrombusPlans__3d_cascade_fullres",
                                                             ws.raw / DATASET_NAME)))
+    base_dir = ws.results / DATASET_NAME / "nnUNetTrainer_envSchedule__ThrombusPlans__3d_fullres"
     if baseline:
-        prog.run("train baseline", train, ws, DATASET_ID, "3d_fullres", 0, trainer="nnUNetTrainer_envSchedule",
-                 epochs=sched.epochs, iters=sched.iters, val_iters=sched.val_iters, device=device)
+        # the baseline gets the same validation-chosen post-processing step as ours (postprocessing.json)
+        prog.run("train baseline", lambda: (
+            train(ws, DATASET_ID, "3d_fullres", 0, trainer="nnUNetTrainer_envSchedule", epochs=sched.epochs,
+                  iters=sched.iters, val_iters=sched.val_iters, device=device, optimizer=DEMO_OPTIMIZER),
+            fit_lvo_from_validation(base_dir, ws.raw / DATASET_NAME)))
     pred_dir = out / "predictions"
     inputs = [out / "cohort" / "raw_dicom" / c for c in test_cases]
     pred = prog.run("predict", predict_cases, inputs, pred_dir, dataset=DATASET_ID, device=device, use_tta=False,
@@ -162,6 +178,7 @@ def run_demo(out_dir, budget_minutes: float = 15.0, n_cases: int = 24, n_test: i
             ws.run(["nnUNetv2_predict", "-i", ws.raw / DATASET_NAME / "imagesTs", "-o", base_masks, "-d", DATASET_ID,
                     "-c", "3d_fullres", "-tr", "nnUNetTrainer_envSchedule", "-p", "ThrombusPlans", "-f", "0",
                     "-device", device, "--disable_tta", "-npp", "1", "-nps", "1"], "predict_baseline")
+            apply_to_folder(base_masks, base_dir / "postprocessing.json")
             res["baseline"] = evaluate_folder(base_masks, truth_ds / "labelsTs", out / "eval" / "baseline",
                                               truth_ds / "metadata.csv", quiet=True)
         return res
@@ -171,7 +188,8 @@ def run_demo(out_dir, budget_minutes: float = 15.0, n_cases: int = 24, n_test: i
     if baseline:
         rows.append(_table_row("vanilla nnU-Net 3d_fullres (same plans, same schedule)", evals["baseline"]))
     summary = {"synthetic": True, "out_dir": str(out), "budget_minutes": budget_minutes,
-               "schedule": {"epochs": sched.epochs, "iterations_per_epoch": sched.iters, "tta": False},
+               "schedule": {"epochs": sched.epochs, "iterations_per_epoch": sched.iters, "tta": False,
+                            "optimizer": DEMO_OPTIMIZER},
                "network": {"features": DEMO_FEATURES, "patch": DEMO_PATCH}, "n_train": n_cases - n_test,
                "n_test": n_test, "stage_seconds": prog.times, "failed_predictions": pred["failed"], "table": rows,
                "paths": {"predictions": str(pred_dir), "evaluation": str(out / "eval"),

@@ -16,8 +16,8 @@ Budgets (``smoke`` runs in CI, ``cpu`` is the committed table, ``gpu`` is docume
 | budget | data | plans | schedule per stage | TTA |
 | --- | --- | --- | --- | --- |
 | smoke | tiny preset, 10 cases (3 test) | features 8-16-32, patch 32x48x48 | 1 epoch x 2 iterations | off |
-| cpu | demo preset, 24 cases (6 test) | features 8-16-32-64, patch 32x64x64 | 2 epochs x 10 iterations | off |
-| gpu | paper preset, 100 cases (25 test) | paper plans | 100 epochs x 250 iterations | on |
+| cpu | demo preset, 24 cases (6 test) | features 8-16-32-64, patch 24x48x48 | 10 epochs x 75 iterations, AdamW 1e-3 (the demo's) | off |
+| gpu | paper preset, 100 cases (25 test) | paper plans | 100 epochs x 250 iterations, SGD (the paper's) | on |
 """
 from __future__ import annotations
 
@@ -70,21 +70,24 @@ class Budget:
     val_iters: int
     disable_tta: bool
     device: str = "cpu"
+    optimizer: str = "sgd"
 
     def describe(self) -> str:
         plans = (f"plans preset {self.plan_preset}"
                  + (f", features {'-'.join(map(str, self.features))}" if self.features else "")
                  + (f", patch {'x'.join(map(str, self.patch_size))}" if self.patch_size else ""))
         return (f"budget {self.name}: {plans}; every stage {self.epochs} epoch(s) x {self.iters} iterations "
-                f"({self.val_iters} validation iterations), fold 0, TTA {'off' if self.disable_tta else 'on'}, "
+                f"({self.val_iters} validation iterations), optimizer {self.optimizer}, fold 0, "
+                f"TTA {'off' if self.disable_tta else 'on'}, "
                 f"device {self.device}")
 
 
 BUDGETS: dict[str, Budget] = {b.name: b for b in (
     Budget("smoke", preset="tiny", n_cases=10, n_test=3, plan_preset="cpu", features=(8, 16, 32),
            patch_size=(32, 48, 48), epochs=1, iters=2, val_iters=1, disable_tta=True),
+    # the demo's network and schedule (nnunet_thrombus.demo: 17-minute budget), for every variant
     Budget("cpu", preset="demo", n_cases=24, n_test=6, plan_preset="cpu", features=(8, 16, 32, 64),
-           patch_size=(32, 64, 64), epochs=2, iters=10, val_iters=2, disable_tta=True),
+           patch_size=(24, 48, 48), epochs=10, iters=75, val_iters=2, disable_tta=True, optimizer="adamw"),
     Budget("gpu", preset="paper", n_cases=100, n_test=25, plan_preset="paper", features=None, patch_size=None,
            epochs=100, iters=250, val_iters=50, disable_tta=False, device="cuda"),
 )}

@@ -95,7 +95,7 @@ class BenchmarkRun:
 
     def _train(self, trainer: str, configuration: str) -> tuple[StepCost, list]:
         b = self.budget
-        env = schedule_environment(b.epochs, b.iters, b.val_iters, save_every=max(1, b.epochs))
+        env = schedule_environment(b.epochs, b.iters, b.val_iters, save_every=max(1, b.epochs), optimizer=b.optimizer)
         t0 = time.perf_counter()
         cost = run_measured(self.ws, ["nnUNetv2_train", self.dataset_id, configuration, 0, "-tr", trainer,
                                       "-p", PLANS, "-device", b.device],
@@ -151,7 +151,26 @@ class BenchmarkRun:
             cost.train_steps.append(train)
             cost.epoch_seconds.append(epochs)
             cost.predict_steps.append(self._predict(variant.trainer, "3d_fullres", out))
+        self._postprocess(variant, out)
         return cost, out
+
+    def _postprocess(self, variant: Variant, out: Path) -> None:
+        """Every row gets the same step: a post-processing rule chosen on its own fold-0 validation predictions
+        (``fit_lvo_from_validation`` writes ``postprocessing.json``), applied to its test predictions."""
+        from nnunet_thrombus.inference.postprocessing import FILE, apply_to_folder
+        from nnunet_thrombus.training.lvo_fit import fit_lvo_from_validation
+
+        config = "3d_cascade_fullres" if variant.cascade else "3d_fullres"
+        folder = model_folder(self.ws, self.dataset_name, config, variant.trainer, PLANS)
+        try:
+            info = fit_lvo_from_validation(folder, self.ws.raw / self.dataset_name)
+        except (FileNotFoundError, ValueError) as exc:
+            self._say(f"  no post-processing for {variant.name}: {exc}")
+            return
+        n = apply_to_folder(out, folder / FILE)
+        pp = info.get("postprocessing") or {}
+        self._say(f"  post-processing {pp.get('rule', 'none')} (validation mean Dice "
+                  f"{pp.get('validation_mean_dice')}) changed {n} test mask(s)")
 
 
 def prepare_data(raw: Path | None, work: Path, dataset_id: int, budget: Budget, synthetic: int | None,

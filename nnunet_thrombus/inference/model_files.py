@@ -11,6 +11,8 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
+from nnunet_thrombus.inference.postprocessing import FILE as POSTPROCESSING_FILE
+from nnunet_thrombus.inference.postprocessing import Postprocessing
 from nnunet_thrombus.measure.lvo import LVOThresholds
 
 DEFAULT_TRAINER = "ThrombusCascadeTrainer"
@@ -33,11 +35,14 @@ class ModelFiles:
     fine_dir: Path
     lvo_thresholds: LVOThresholds
     lvo_source: str
+    postprocessing: Postprocessing = Postprocessing()
+    postprocessing_source: str = "default"
 
     def describe(self) -> dict:
         """JSON-ready description (folder names only, no absolute paths)."""
         return {"model": self.root.name, "coarse": self.coarse_dir.name, "fine": self.fine_dir.name,
-                "lvo_rule_source": self.lvo_source}
+                "lvo_rule_source": self.lvo_source, "postprocessing": self.postprocessing.rule,
+                "postprocessing_source": self.postprocessing_source}
 
 
 def dataset_results_folder(dataset: str | int) -> Path:
@@ -85,7 +90,8 @@ def resolve_model(dataset: str | int | None = None, model_folder: str | os.PathL
                   checkpoint: str = "checkpoint_final.pth") -> ModelFiles:
     """Stage folders from ``dataset`` or ``model_folder`` (exactly one), checked: both stages present, trained on
     the two CT channels, checkpoints for ``folds`` (None = every trained fold). LVO thresholds from
-    ``lvo_thresholds.json`` in the fine (then the model) folder, else the built-in defaults."""
+    ``lvo_thresholds.json`` in the fine (then the model) folder, else the built-in defaults; mask post-processing
+    from ``postprocessing.json`` in the fine folder, else none."""
     if (dataset is None) == (model_folder is None):
         raise ValueError(f"give exactly one of dataset and model_folder, got {dataset=} {model_folder=}")
     root = dataset_results_folder(dataset) if dataset is not None else Path(model_folder)
@@ -109,8 +115,15 @@ def resolve_model(dataset: str | int | None = None, model_folder: str | os.PathL
             except (ValueError, TypeError) as exc:
                 raise ModelError(f"{cand} is not a valid LVO threshold file ({exc})") from exc
             break
+    post, post_source = Postprocessing(), "default"
+    cand = stages["3d_cascade_fullres"] / POSTPROCESSING_FILE
+    if cand.is_file():
+        try:
+            post, post_source = Postprocessing.load(cand), f"{cand.parent.name}/{POSTPROCESSING_FILE}"
+        except (ValueError, TypeError, KeyError) as exc:
+            raise ModelError(f"{cand} is not a valid post-processing file ({exc})") from exc
     return ModelFiles(root=root, coarse_dir=stages["3d_lowres"], fine_dir=stages["3d_cascade_fullres"],
-                      lvo_thresholds=rule, lvo_source=source)
+                      lvo_thresholds=rule, lvo_source=source, postprocessing=post, postprocessing_source=post_source)
 
 
 def load_predictor(model: ModelFiles, folds=None, device: str = "cpu", use_mirroring: bool = True,

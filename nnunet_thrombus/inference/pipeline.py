@@ -55,14 +55,17 @@ def _stage_timings(prep: PreparedCase, model_t: dict, measure_s: float, export_s
 
 def predict_one(prep: PreparedCase, predictor, out_dir: Path, *, rule: LVOThresholds, rule_source: str,
                 model_info: dict, save_probabilities: bool = False, dicom_seg: bool = False,
-                anonymize_seg: bool = False, keep_phi: bool = False) -> dict:
-    """Predict, measure and write one prepared case into ``OUT/<case>/``; returns its report."""
+                anonymize_seg: bool = False, keep_phi: bool = False, postprocessing=None) -> dict:
+    """Predict, post-process (the model's validated rule, if any), measure and write one prepared case into
+    ``OUT/<case>/``; returns its report."""
     from nnunet_thrombus.inference.dicom_seg import write_dicom_seg
     from nnunet_thrombus.inference.overlay import write_overlay
 
     result = predictor.predict(prep.channels(), prep.cta.GetSpacing()[::-1])
     seg = np.asarray(result.segmentation, dtype=np.uint8)
     t0 = time.perf_counter()
+    if postprocessing is not None:
+        seg = postprocessing.apply(seg, prep.cta.GetSpacing()[::-1])
     cta, ncct = sitk.GetArrayFromImage(prep.cta), sitk.GetArrayFromImage(prep.ncct)
     brain = sitk.GetArrayFromImage(prep.brain_mask)
     components = measure_components(seg, ncct, cta, brain, spacing=prep.cta.GetSpacing()[::-1],
@@ -132,10 +135,12 @@ def predict_cases(inputs, out_dir, *, model=None, dataset=None, predictor=None, 
     out_dir = Path(out_dir)
     co.check_writable(out_dir)
     rule, rule_source, model_info = LVOThresholds(), "default", {"model": "custom predictor"}
+    postprocessing = None
     if predictor is None or model is not None or dataset is not None:
         files = model if isinstance(model, ModelFiles) else resolve_model(dataset=dataset, model_folder=model,
                                                                           folds=folds)
         rule, rule_source, model_info = files.lvo_thresholds, files.lvo_source, files.describe()
+        postprocessing = files.postprocessing
         if predictor is None:
             predictor = load_predictor(files, folds=folds, device=device, use_mirroring=use_tta,
                                        roi_restrict=roi_restrict)
@@ -164,7 +169,8 @@ def predict_cases(inputs, out_dir, *, model=None, dataset=None, predictor=None, 
                 stage = "predict"
                 report = predict_one(prep, predictor, out_dir, rule=rule, rule_source=rule_source,
                                      model_info=model_info, save_probabilities=save_probabilities,
-                                     dicom_seg=dicom_seg, anonymize_seg=anonymize_seg, keep_phi=keep_phi)
+                                     dicom_seg=dicom_seg, anonymize_seg=anonymize_seg, keep_phi=keep_phi,
+                                     postprocessing=postprocessing)
             except Exception as exc:  # one bad case must not stop the batch
                 co.abandon_case(out_dir, case.case_id)
                 if isinstance(exc, OSError) and exc.errno is not None:

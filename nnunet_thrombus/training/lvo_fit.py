@@ -6,6 +6,8 @@ are measured (``measure_components_from_images``) against the true call from ``m
 no occlusion, ICA / M1 -> LVO, other sites -> non-LVO occlusion), the thresholds are fitted
 (``fit_lvo_thresholds``) and written to ``lvo_thresholds.json`` in the fine-stage model folder, where
 ``nnunet_thrombus predict`` reads them. ``lvo_fit.json`` beside it records the cases, folds and validation counts.
+The same validation cases choose the mask post-processing (:mod:`nnunet_thrombus.inference.postprocessing`),
+written as ``postprocessing.json`` beside the thresholds.
 """
 from __future__ import annotations
 
@@ -44,7 +46,10 @@ def fit_lvo_from_validation(fine_model_dir, raw_dataset_dir, metadata_csv=None) 
 
     fine, raw = Path(fine_model_dir), Path(raw_dataset_dir)
     sites = _metadata_sites(Path(metadata_csv) if metadata_csv else raw / "metadata.csv")
-    cases, used_folds = [], []
+    from nnunet_thrombus.inference.postprocessing import FILE as PP_FILE
+    from nnunet_thrombus.inference.postprocessing import choose_postprocessing
+
+    cases, used_folds, masks = [], [], []
     for fold_dir in sorted(fine.glob("fold_*")):
         preds = sorted((fold_dir / "validation").glob("*.nii.gz"))
         if preds:
@@ -59,6 +64,10 @@ def fit_lvo_from_validation(fine_model_dir, raw_dataset_dir, metadata_csv=None) 
             brain = sitk.Cast(cta > -1000, sitk.sitkUInt8)
             comps = measure_components_from_images(label, ncct, cta, brain)
             cases.append((case, comps, true_call(sites[case])))
+            ref = raw / "labelsTr" / f"{case}.nii.gz"
+            if ref.is_file():
+                masks.append((sitk.GetArrayFromImage(label), sitk.GetArrayFromImage(sitk.ReadImage(str(ref))),
+                              label.GetSpacing()[::-1]))
     if not cases:
         raise FileNotFoundError(f"no validation predictions under {fine}/fold_*/validation: train (or validate with "
                                 f"nnUNetv2_train ... --val) the fine stage first")
@@ -68,7 +77,14 @@ def fit_lvo_from_validation(fine_model_dir, raw_dataset_dir, metadata_csv=None) 
     for _, comps, truth in cases:
         call = lvo_call(comps, rule)["call"]
         counts[f"{truth} -> {call}"] = counts.get(f"{truth} -> {call}", 0) + 1
-    info = {"thresholds": json.loads((fine / "lvo_thresholds.json").read_text()), "n_cases": len(cases),
+    postprocessing = None
+    if masks:
+        chosen, scores = choose_postprocessing(masks, rule.min_volume_mm3)
+        chosen.save(fine / PP_FILE, {"validation_mean_dice": scores, "n_cases": len(masks),
+                                     "note": "chosen on nnU-Net validation predictions only (never on the test set)"})
+        postprocessing = {"rule": chosen.rule, "min_volume_mm3": chosen.min_volume_mm3, "validation_mean_dice": scores}
+    info = {"thresholds": json.loads((fine / "lvo_thresholds.json").read_text()), "postprocessing": postprocessing,
+            "n_cases": len(cases),
             "folds": used_folds, "cases": [c for c, _, _ in cases], "counts_truth_to_call": counts,
             "note": "fitted on nnU-Net validation predictions only (never on the test set)"}
     tmp = fine / "lvo_fit.json.tmp"

@@ -106,13 +106,6 @@ class ThrombusCascadeTrainer(ShortScheduleMixin, nnUNetTrainer):
             loss = DeepSupervisionWrapper(loss, tuple(weights / weights.sum()))
         return loss
 
-    def configure_optimizers(self):
-        params = [p for p in self.network.parameters() if p.requires_grad]
-        optimizer = torch.optim.SGD(params, self.initial_lr, weight_decay=self.weight_decay, momentum=0.99,
-                                    nesterov=True)
-        from nnunetv2.training.lr_scheduler.polylr import PolyLRScheduler
-        return optimizer, PolyLRScheduler(optimizer, self.initial_lr, self.num_epochs, exponent=0.9)
-
     def on_train_start(self):
         if self.is_cascaded:
             tr_keys, val_keys = self.do_split()

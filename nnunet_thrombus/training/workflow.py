@@ -81,12 +81,12 @@ def plan_and_preprocess(ws: NnunetWorkspace, dataset_id: int, preset: str = "cpu
 def train(ws: NnunetWorkspace, dataset_id: int, configuration: str, fold: int | str = 0,
           trainer: str = "ThrombusCascadeTrainer", plans_name: str = "ThrombusPlans", epochs: int = 1,
           iters: int = 10, val_iters: int = 2, device: str = "cpu", extra_args=(),
-          oversample_fg: float | None = None, mirroring: bool = False) -> float:
+          oversample_fg: float | None = None, mirroring: bool = False, optimizer: str | None = None) -> float:
     """``nnUNetv2_train`` with a ``THROMBUS_*`` short schedule, read by our trainers and by the vanilla baseline
     ``nnUNetTrainer_envSchedule`` (plain ``nnUNetTrainer`` ignores it). Short runs train without mirroring by
     default: nnU-Net's final validation with 8-fold mirroring otherwise dominates a CPU run."""
     env = schedule_environment(epochs, iters, val_iters, save_every=max(1, epochs), oversample_fg=oversample_fg,
-                               mirroring=mirroring)
+                               mirroring=mirroring, optimizer=optimizer)
     return ws.run(["nnUNetv2_train", dataset_id, configuration, fold, "-tr", trainer, "-p", plans_name,
                    "-device", device, *extra_args], f"train_{trainer}_{configuration}_{fold}", **env)
 
@@ -99,13 +99,13 @@ def export_next_stage(ws: NnunetWorkspace, dataset_id: int, trainer: str = "Thro
 
 def train_cascade(ws: NnunetWorkspace, dataset_id: int, fold: int = 0, trainer: str = "ThrombusCascadeTrainer",
                   plans_name: str = "ThrombusPlans", coarse_schedule=(1, 10, 2), fine_schedule=(1, 10, 2),
-                  device: str = "cpu", oversample_fg: float | None = None) -> dict:
+                  device: str = "cpu", oversample_fg: float | None = None, optimizer: str | None = None) -> dict:
     """Stage 1, ``predicted_next_stage`` for every training case, stage 2. Returns seconds per step."""
     times = {"coarse": train(ws, dataset_id, "3d_lowres", fold, trainer, plans_name, *coarse_schedule, device=device,
-                             oversample_fg=oversample_fg)}
+                             oversample_fg=oversample_fg, optimizer=optimizer)}
     times["export_next_stage"] = export_next_stage(ws, dataset_id, trainer, plans_name)
     times["fine"] = train(ws, dataset_id, "3d_cascade_fullres", fold, trainer, plans_name, *fine_schedule,
-                          device=device, oversample_fg=oversample_fg)
+                          device=device, oversample_fg=oversample_fg, optimizer=optimizer)
     return times
 
 

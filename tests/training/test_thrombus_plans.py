@@ -47,6 +47,7 @@ def test_paper_preset_carries_the_papers_numbers():
     plans = build_thrombus_plans(copy.deepcopy(BASE), preset="paper")
     fine, coarse = plans["configurations"]["3d_fullres"], plans["configurations"]["3d_lowres"]
     assert fine["spacing"] == [0.625, 0.488, 0.488]
+    assert fine["batch_dice"] is True and coarse["batch_dice"] is True
     np.testing.assert_allclose(coarse["spacing"], [1.08, 0.844, 0.844], rtol=1e-9)
     kw = fine["architecture"]["arch_kwargs"]
     assert kw["features_per_stage"] == [32, 64, 128, 256, 320]

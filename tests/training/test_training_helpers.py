@@ -78,3 +78,41 @@ def test_no_mirroring_switch():
     assert schedule_environment(2, 5, mirroring=False)["THROMBUS_NO_MIRRORING"] == "1"
     with pytest.raises(ValueError, match="THROMBUS_NO_MIRRORING"):
         mirroring_disabled({"THROMBUS_NO_MIRRORING": "yes please"})
+
+
+def test_optimizer_choice_from_environment():
+    from nnunet_thrombus.training.short_run import optimizer_choice, schedule_environment
+
+    assert optimizer_choice({}) == ("sgd", None)
+    assert optimizer_choice({"THROMBUS_OPTIMIZER": "AdamW", "THROMBUS_LR": "3e-4"}) == ("adamw", 3e-4)
+    for bad in ({"THROMBUS_OPTIMIZER": "rmsprop"}, {"THROMBUS_LR": "0"}, {"THROMBUS_LR": "fast"}):
+        with pytest.raises(ValueError, match="THROMBUS_"):
+            optimizer_choice(bad)
+    env = schedule_environment(3, 10, optimizer="adamw")
+    assert env["THROMBUS_OPTIMIZER"] == "adamw" and "THROMBUS_LR" not in env
+
+
+def test_short_schedule_builds_the_chosen_optimizer(monkeypatch):
+    """SGD Nesterov 0.99 at lr 0.01 by default (the paper); AdamW at 1e-3 when asked; frozen parameters left out;
+    poly decay either way."""
+    import torch
+
+    from nnunet_thrombus.training.short_run import ShortScheduleMixin
+
+    class Stub(ShortScheduleMixin):
+        def __init__(self):
+            self.initial_lr, self.weight_decay, self.num_epochs = 1e-2, 3e-5, 10
+            self._apply_short_schedule()
+            self.network = torch.nn.Sequential(torch.nn.Linear(2, 2), torch.nn.Linear(2, 2))
+            self.network[0].requires_grad_(False)
+
+    monkeypatch.delenv("THROMBUS_OPTIMIZER", raising=False)
+    monkeypatch.delenv("THROMBUS_LR", raising=False)
+    opt, sched = Stub().configure_optimizers()
+    assert isinstance(opt, torch.optim.SGD) and opt.defaults["nesterov"] and opt.defaults["momentum"] == 0.99
+    assert opt.param_groups[0]["lr"] == 1e-2 and len(opt.param_groups[0]["params"]) == 2
+    monkeypatch.setenv("THROMBUS_OPTIMIZER", "adamw")
+    opt, sched = Stub().configure_optimizers()
+    assert isinstance(opt, torch.optim.AdamW) and opt.param_groups[0]["lr"] == 1e-3
+    sched.step(5)
+    assert opt.param_groups[0]["lr"] == pytest.approx(1e-3 * (1 - 5 / 10) ** 0.9)
