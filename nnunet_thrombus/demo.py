@@ -33,18 +33,17 @@ class DemoSchedule:
     iters: int
     val_iters: int = 2
 
-    #: minutes of the demo that are not training (synth, convert, plan, predict, evaluate), measured on 2 idle cores
-    FIXED_MINUTES = 4.5
-    #: seconds for one iteration of each of the three trainings (coarse 0.28 + fine 0.45 + baseline 0.2) plus
-    #: their per-epoch validation, at the demo patch on 2 idle cores
-    SECONDS_PER_ITERATION = 1.0
+    #: minutes of the demo that are not training iterations: synth, convert, plan, export-next-stage, the final
+    #: validation of each training, predict, evaluate, process start-ups (measured on 2 idle cores: 7.9)
+    FIXED_MINUTES = 8.0
+    #: seconds per iteration of all three trainings together (coarse 0.31 + fine 0.42 + baseline 0.2), demo patch
+    SECONDS_PER_ITERATION = 0.93
 
     @classmethod
     def for_budget(cls, minutes: float) -> "DemoSchedule":
         """Iterations per stage that fit ``minutes`` end to end: (minutes - FIXED_MINUTES) * 60 /
-        SECONDS_PER_ITERATION, at least 20, in 2-10 epochs. With AdamW the demo network finds held-out clots after
-        about 600 iterations per stage (docs/results/demo.md), so budgets under about 15 minutes train too little
-        to learn; 17 minutes gives 750 per stage."""
+        SECONDS_PER_ITERATION, at least 20, in epochs of about 75. The default 17 minutes gives 8 x 72; the fine
+        stage finds held-out clots from about 300 iterations on (docs/results/demo.md)."""
         if minutes <= 0:
             raise ValueError(f"budget must be positive minutes, got {minutes}")
         total_iters = max(20, int((minutes - cls.FIXED_MINUTES) * 60 / cls.SECONDS_PER_ITERATION))

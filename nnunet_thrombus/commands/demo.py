@@ -6,8 +6,8 @@ def add_parser(subparsers) -> None:
                               help="synthetic cohort -> convert -> train coarse + fine -> predict -> evaluate")
     p.add_argument("-o", "--output", default="demo_output", help="output folder, must be empty (default: demo_output)")
     p.add_argument("-b", "--budget", type=float, default=17.0,
-                   help="wall-clock budget in minutes; sets the training schedule (default: 17, about 750 "
-                        "iterations per stage; under about 15 the models train too little to find clots)")
+                   help="wall-clock budget in minutes; sets the training schedule (default: 17, about 580 "
+                        "iterations per stage; under about 13 the models train too little to find clots)")
     p.add_argument("-n", "--cases", type=int, default=24, help="synthetic cases (default: 24)")
     p.add_argument("-t", "--test-cases", type=int, default=6, help="held-out test cases (default: 6)")
     p.add_argument("-s", "--seed", type=int, default=0, help="cohort seed (default: 0)")
