@@ -27,28 +27,37 @@ DEFAULT_BUDGET_MINUTES = 17.0
 
 @dataclass(frozen=True)
 class DemoSchedule:
-    """Epochs x iterations per stage (the baseline gets the fine stage's schedule)."""
+    """Epochs x iterations of the fine stage and of the baseline (the same), and of the coarse stage."""
 
     epochs: int
     iters: int
+    coarse_epochs: int
+    coarse_iters: int
     val_iters: int = 2
 
     #: minutes of the demo that are not training iterations: synth, convert, plan, export-next-stage, the final
-    #: validation of each training, predict, evaluate, process start-ups (measured on 2 idle cores: 7.9)
-    FIXED_MINUTES = 8.0
-    #: seconds per iteration of all three trainings together (coarse 0.31 + fine 0.42 + baseline 0.2), demo patch
-    SECONDS_PER_ITERATION = 0.93
+    #: validation of each training, predict, evaluate, process start-ups (measured on 2 idle cores: 6.8)
+    FIXED_MINUTES = 7.0
+    #: seconds per iteration on 2 idle cores at the demo patch: coarse, fine, baseline
+    SECONDS = {"coarse": 0.31, "fine": 0.42, "baseline": 0.20}
+    #: share of the fine stage's iterations the coarse stage gets
+    COARSE_SHARE = 0.375
 
     @classmethod
     def for_budget(cls, minutes: float) -> "DemoSchedule":
-        """Iterations per stage that fit ``minutes`` end to end: (minutes - FIXED_MINUTES) * 60 /
-        SECONDS_PER_ITERATION, at least 20, in epochs of about 75. The default 17 minutes gives 8 x 72; the fine
-        stage finds held-out clots from about 300 iterations on (docs/results/demo.md)."""
+        """Iterations that fit ``minutes`` end to end. The fine stage and the baseline get the same number N; the
+        coarse stage gets 0.375 N (on this cohort its held-out Dice stays 0 within a CPU budget either way, while
+        the fine stage needs about 750 iterations to find held-out clots reliably: docs/results/demo.md).
+        N = (minutes - FIXED_MINUTES) * 60 / (0.375 * 0.31 + 0.42 + 0.20); the default 17 minutes gives 8 x 100."""
         if minutes <= 0:
             raise ValueError(f"budget must be positive minutes, got {minutes}")
-        total_iters = max(20, int((minutes - cls.FIXED_MINUTES) * 60 / cls.SECONDS_PER_ITERATION))
-        epochs = max(2, min(10, total_iters // 75))
-        return cls(epochs=epochs, iters=max(5, total_iters // epochs))
+        per_iter = cls.COARSE_SHARE * cls.SECONDS["coarse"] + cls.SECONDS["fine"] + cls.SECONDS["baseline"]
+        n = max(20, int((minutes - cls.FIXED_MINUTES) * 60 / per_iter))
+        epochs = max(2, min(8, n // 75))
+        coarse = max(10, int(n * cls.COARSE_SHARE))
+        coarse_epochs = max(2, min(8, coarse // 40))
+        return cls(epochs=epochs, iters=max(5, n // epochs), coarse_epochs=coarse_epochs,
+                   coarse_iters=max(5, coarse // coarse_epochs))
 
 
 class _Progress:
@@ -141,8 +150,7 @@ def run_demo(out_dir, budget_minutes: float = DEFAULT_BUDGET_MINUTES, n_cases: i
     split_src = ws.raw / DATASET_NAME / "splits_final.json"
     if split_src.is_file():
         shutil.copyfile(split_src, ws.preprocessed / DATASET_NAME / "splits_final.json")
-    schedule = (sched.epochs, sched.iters, sched.val_iters)
-    prog.run("train coarse", train, ws, DATASET_ID, "3d_lowres", 0, epochs=sched.epochs, iters=sched.iters,
+    prog.run("train coarse", train, ws, DATASET_ID, "3d_lowres", 0, epochs=sched.coarse_epochs, iters=sched.coarse_iters,
              val_iters=sched.val_iters, device=device, optimizer=DEMO_OPTIMIZER)
     from nnunet_thrombus.training.workflow import export_next_stage
 
@@ -185,9 +193,11 @@ def run_demo(out_dir, budget_minutes: float = DEFAULT_BUDGET_MINUTES, n_cases: i
     evals = prog.run("evaluate", _evaluate)
     rows = [_table_row("ours (ThrombusCascadeTrainer, cascade)", evals["ours"])]
     if baseline:
-        rows.append(_table_row("vanilla nnU-Net 3d_fullres (same plans, same schedule)", evals["baseline"]))
+        rows.append(_table_row("vanilla nnU-Net 3d_fullres (same plans, schedule as fine)", evals["baseline"]))
     summary = {"synthetic": True, "out_dir": str(out), "budget_minutes": budget_minutes,
-               "schedule": {"epochs": sched.epochs, "iterations_per_epoch": sched.iters, "tta": False,
+               "schedule": {"epochs": sched.epochs, "iterations_per_epoch": sched.iters,
+                            "coarse_epochs": sched.coarse_epochs, "coarse_iterations_per_epoch": sched.coarse_iters,
+                            "tta": False,
                             "optimizer": DEMO_OPTIMIZER},
                "network": {"features": DEMO_FEATURES, "patch": DEMO_PATCH}, "n_train": n_cases - n_test,
                "n_test": n_test, "stage_seconds": prog.times, "failed_predictions": pred["failed"], "table": rows,
@@ -205,9 +215,11 @@ def _fmt(v, digits=3):
 
 def format_summary(summary: dict) -> str:
     lines = ["", "=" * 78, "nnunet_thrombus demo (SYNTHETIC data: not a clinical accuracy figure)",
-             f"trained on {summary['n_train']} cases, tested on {summary['n_test']} held-out cases; schedule "
-             f"{summary['schedule']['epochs']} epochs x {summary['schedule']['iterations_per_epoch']} iterations per "
-             f"stage; total {sum(summary['stage_seconds'].values()) / 60:.1f} min", "",
+             f"trained on {summary['n_train']} cases, tested on {summary['n_test']} held-out cases; fine stage and "
+             f"baseline {summary['schedule']['epochs']} x {summary['schedule']['iterations_per_epoch']} iterations, "
+             f"coarse stage {summary['schedule'].get('coarse_epochs', summary['schedule']['epochs'])} x "
+             f"{summary['schedule'].get('coarse_iterations_per_epoch', summary['schedule']['iterations_per_epoch'])}"
+             f" (AdamW); total {sum(summary['stage_seconds'].values()) / 60:.1f} min", "",
              f"{'model':56s} {'Dice':>6s} {'HD95':>6s} {'ASSD':>6s} {'LVO sens':>8s} {'LVO spec':>8s}"]
     for r in summary["table"]:
         lines.append(f"{r['model'][:56]:56s} {_fmt(r['dice_median']):>6s} {_fmt(r['hd95_median_mm'], 1):>6s} "

@@ -16,7 +16,7 @@ Budgets (``smoke`` runs in CI, ``cpu`` is the committed table, ``gpu`` is docume
 | budget | data | plans | schedule per stage | TTA |
 | --- | --- | --- | --- | --- |
 | smoke | tiny preset, 10 cases (3 test) | features 8-16-32, patch 32x48x48 | 1 epoch x 2 iterations | off |
-| cpu | demo preset, 24 cases (6 test) | features 8-16-32-64, patch 24x48x48 | 8 epochs x 72 iterations, AdamW 1e-3 (the demo's) | off |
+| cpu | demo preset, 24 cases (6 test) | features 8-16-32-64, patch 24x48x48 | 7 epochs x 82 iterations, AdamW 1e-3 (the demo's) | off |
 | gpu | paper preset, 100 cases (25 test) | paper plans | 100 epochs x 250 iterations, SGD (the paper's) | on |
 """
 from __future__ import annotations
@@ -87,7 +87,7 @@ BUDGETS: dict[str, Budget] = {b.name: b for b in (
            patch_size=(32, 48, 48), epochs=1, iters=2, val_iters=1, disable_tta=True),
     # the demo's network and schedule (nnunet_thrombus.demo: 17-minute budget), for every variant
     Budget("cpu", preset="demo", n_cases=24, n_test=6, plan_preset="cpu", features=(8, 16, 32, 64),
-           patch_size=(24, 48, 48), epochs=8, iters=72, val_iters=2, disable_tta=True, optimizer="adamw"),
+           patch_size=(24, 48, 48), epochs=7, iters=82, val_iters=2, disable_tta=True, optimizer="adamw"),
     Budget("gpu", preset="paper", n_cases=100, n_test=25, plan_preset="paper", features=None, patch_size=None,
            epochs=100, iters=250, val_iters=50, disable_tta=False, device="cuda"),
 )}
