@@ -68,7 +68,7 @@ def _folder(results: Path, dataset: str, trainer: str, config: str) -> Path:
 
 
 def run(results: Path, images: Path, labels: Path, dataset_id: int, vanilla: str, ours: str, device: str,
-        tta: bool, max_cases: int | None, threads: int, pad_to=None) -> dict:
+        tta: bool, max_cases: int | None, threads: int, pad_to=None, methods: str = "abcd") -> dict:
     import torch
     from nnunetv2.imageio.simpleitk_reader_writer import SimpleITKIO
 
@@ -81,9 +81,12 @@ def run(results: Path, images: Path, labels: Path, dataset_id: int, vanilla: str
     dev = torch.device(device)
     dataset = next(p.name for p in results.glob(f"Dataset{dataset_id:03d}_*"))
     t0 = time.perf_counter()
-    a = _nnunet_predictor(_folder(results, dataset, vanilla, "3d_fullres"), dev, tta)
-    b_low = _nnunet_predictor(_folder(results, dataset, vanilla, "3d_lowres"), dev, tta)
-    b_fine = _nnunet_predictor(_folder(results, dataset, vanilla, "3d_cascade_fullres"), dev, tta)
+    methods = "".join(k for k in "abcd" if k in methods)
+    if "a" in methods:
+        a = _nnunet_predictor(_folder(results, dataset, vanilla, "3d_fullres"), dev, tta)
+    if "b" in methods:
+        b_low = _nnunet_predictor(_folder(results, dataset, vanilla, "3d_lowres"), dev, tta)
+        b_fine = _nnunet_predictor(_folder(results, dataset, vanilla, "3d_cascade_fullres"), dev, tta)
     kw = dict(folds=(0,), device=device, use_mirroring=tta)
     coarse, fine = _folder(results, dataset, ours, "3d_lowres"), _folder(results, dataset, ours, "3d_cascade_fullres")
     c = ThrombusCascadePredictor(str(coarse), str(fine), roi_restrict=False, **kw)
@@ -101,13 +104,17 @@ def run(results: Path, images: Path, labels: Path, dataset_id: int, vanilla: str
             data, ref = pad_centred(data, ref, pad_to)
         data = data.astype(np.float32)
         row = {"case": case, "shape_zyx": list(data.shape[1:]), "reference_voxels": int(ref.sum())}
-        t = time.perf_counter()
-        seg = a.predict_single_npy_array(data, props, None, None, False) > 0
-        row["a_s"], row["a_dice"], row["a_found"] = time.perf_counter() - t, dice(seg, ref), bool((seg & ref).any())
-        t = time.perf_counter()
-        low = b_low.predict_single_npy_array(data, props, None, None, False)
-        seg = b_fine.predict_single_npy_array(data, props, low[None].astype(np.int16), None, False) > 0
-        row["b_s"], row["b_dice"], row["b_found"] = time.perf_counter() - t, dice(seg, ref), bool((seg & ref).any())
+        if "a" in methods:
+            t = time.perf_counter()
+            seg = a.predict_single_npy_array(data, props, None, None, False) > 0
+            row["a_s"], row["a_dice"] = time.perf_counter() - t, dice(seg, ref)
+            row["a_found"] = bool((seg & ref).any())
+        if "b" in methods:
+            t = time.perf_counter()
+            low = b_low.predict_single_npy_array(data, props, None, None, False)
+            seg = b_fine.predict_single_npy_array(data, props, low[None].astype(np.int16), None, False) > 0
+            row["b_s"], row["b_dice"] = time.perf_counter() - t, dice(seg, ref)
+            row["b_found"] = bool((seg & ref).any())
         for key, pred in (("c", c), ("d", d)):
             t = time.perf_counter()
             res = pred.predict(data, props["spacing"])
@@ -118,15 +125,17 @@ def run(results: Path, images: Path, labels: Path, dataset_id: int, vanilla: str
             row[f"{key}_fallback"] = bool(res.roi_fallback)
         rows.append(row)
         print(f"{case} {row['shape_zyx']}: " + ", ".join(f"({k}) {row[k + '_s']:.2f} s Dice {row[k + '_dice']:.3f}"
-                                                         for k in "abcd") + f"; (d) tiles {row['d_fine_tiles']}",
-              flush=True)
+                                                         for k in methods + "cd" if k + "_s" in row)
+              + f"; (c) tiles {row['c_fine_tiles']}, (d) tiles {row['d_fine_tiles']}", flush=True)
     summary = {"n_cases": len(rows), "device": device, "tta": tta, "threads": threads, "model_load_s": load_s,
                "pad_to": list(pad_to) if pad_to else None,
-               "trainers": {"vanilla": vanilla, "ours": ours}, "results": str(results)}
-    for k in "abcd":
+               "trainers": {"vanilla": vanilla, "ours": ours}, "results": str(results),
+               "methods": sorted(set(methods + "cd"))}
+    for k in summary["methods"]:
         summary[f"{k}_median_s"] = float(np.median([r[f"{k}_s"] for r in rows]))
         summary[f"{k}_total_s"] = float(np.sum([r[f"{k}_s"] for r in rows]))
-        summary[f"{k}_ratio_to_a"] = summary[f"{k}_total_s"] / summary["a_total_s"]
+        if "a" in summary["methods"]:
+            summary[f"{k}_ratio_to_a"] = summary[f"{k}_total_s"] / summary["a_total_s"]
         summary[f"{k}_median_dice"] = float(np.median([r[f"{k}_dice"] for r in rows]))
     summary["d_over_c"] = summary["d_total_s"] / summary["c_total_s"]
     summary["dice_d_minus_c"] = summary["d_median_dice"] - summary["c_median_dice"]
@@ -150,16 +159,21 @@ def main(argv=None) -> int:
     ap.add_argument("--pad-to", type=int, nargs=3, default=None, metavar=("Z", "Y", "X"),
                     help="embed each case in a larger field of view (voxels) to mimic whole-head geometry. "
                          "Default: off.")
+    ap.add_argument("-m", "--methods", default="abcd",
+                    help="which of a, b, c, d to run (c and d always run). Default: abcd.")
     ap.add_argument("-o", "--output", type=Path, default=None, help="JSON with per-case rows. Default: none.")
     args = ap.parse_args(argv)
     out = run(args.results, args.images, args.labels, args.dataset, args.vanilla, args.ours, args.device, args.tta,
-              args.max_cases, args.threads, args.pad_to)
+              args.max_cases, args.threads, args.pad_to, args.methods)
     s = out["summary"]
     print(f"\n{s['n_cases']} cases, device {s['device']}, TTA {'on' if s['tta'] else 'off'}")
     names = {"a": "vanilla 3d_fullres", "b": "vanilla cascade", "c": "ours, full sliding window",
              "d": "ours, ROI-restricted"}
     for k, name in names.items():
-        print(f"({k}) {name:28s} median {s[k + '_median_s']:.2f} s/case  ratio to (a) {s[k + '_ratio_to_a']:.2f}  "
+        if k not in s["methods"]:
+            continue
+        ratio = f"  ratio to (a) {s[k + '_ratio_to_a']:.2f}" if k + "_ratio_to_a" in s else ""
+        print(f"({k}) {name:28s} median {s[k + '_median_s']:.2f} s/case{ratio}  "
               f"median Dice {s[k + '_median_dice']:.3f}")
     print(f"(d)/(c) time {s['d_over_c']:.2f}; Dice (d)-(c) {s['dice_d_minus_c']:+.3f}; "
           f"cases found by (c) and missed by (d): {s['missed_by_d_found_by_c'] or 'none'}")

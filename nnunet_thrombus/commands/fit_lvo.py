@@ -26,4 +26,8 @@ def run(args) -> int:
     info = fit_lvo_from_validation(fine, Path(str(nnUNet_raw)) / name, args.metadata)
     print(f"fitted on {info['n_cases']} validation cases ({', '.join(info['folds'])}): {info['thresholds']}")
     print(f"validation truth -> call: {info['counts_truth_to_call']}; written to {fine / 'lvo_thresholds.json'}")
+    pp = info.get("postprocessing")
+    if pp:
+        print(f"post-processing: {pp['rule']} (validation mean Dice {pp['validation_mean_dice']}); written to "
+              f"{fine / 'postprocessing.json'}")
     return 0

@@ -105,3 +105,10 @@ def test_fit_lvo_on_validation_and_predict_uses_it(tiny_cascade, tmp_path):
     assert rule.to_dict() == info["thresholds"]
     files = resolve_model(model_folder=model, folds=[0])
     assert files.lvo_source.endswith("lvo_thresholds.json")
+    # the post-processing rule is chosen on the same validation cases and travels with the model
+    from nnunet_thrombus.inference.postprocessing import Postprocessing
+
+    assert info["postprocessing"]["rule"] == Postprocessing.load(fine / "postprocessing.json").rule
+    assert set(info["postprocessing"]["validation_mean_dice"]) == {"none", "largest", "largest_min_volume"}
+    assert files.postprocessing == Postprocessing.load(fine / "postprocessing.json")
+    assert files.describe()["postprocessing"] == files.postprocessing.rule
