@@ -125,7 +125,7 @@ def run(results: Path, images: Path, labels: Path, dataset_id: int, vanilla: str
             row[f"{key}_fallback"] = bool(res.roi_fallback)
         rows.append(row)
         print(f"{case} {row['shape_zyx']}: " + ", ".join(f"({k}) {row[k + '_s']:.2f} s Dice {row[k + '_dice']:.3f}"
-                                                         for k in methods + "cd" if k + "_s" in row)
+                                                         for k in sorted(set(methods + "cd")) if k + "_s" in row)
               + f"; (c) tiles {row['c_fine_tiles']}, (d) tiles {row['d_fine_tiles']}", flush=True)
     summary = {"n_cases": len(rows), "device": device, "tta": tta, "threads": threads, "model_load_s": load_s,
                "pad_to": list(pad_to) if pad_to else None,

@@ -37,6 +37,12 @@ def test_demo_runs_every_stage_and_writes_the_summary(tmp_path, capsys):
     assert (fine / "lvo_thresholds.json").is_file()
     report = json.loads((out / "predictions" / cases[0] / "report.json").read_text())
     assert "lvo_thresholds.json" in json.dumps(report)
+    # post-processing chosen on validation for ours and the baseline; predict names the one it applied
+    base = fine.parent / "nnUNetTrainer_envSchedule__ThrombusPlans__3d_fullres"
+    pp = json.loads((fine / "postprocessing.json").read_text())
+    assert (base / "postprocessing.json").is_file()
+    assert report["model"]["postprocessing"] == pp["rule"]
+    assert summary["schedule"]["optimizer"] == "adamw"
     for sub in ("ours", "baseline"):
         assert (out / "eval" / sub / "metrics.csv").is_file()
     # refuses to overwrite a finished demo
