@@ -45,12 +45,14 @@ def _truthy(value) -> bool:
 
 
 def read_metadata(path) -> dict:
-    """metadata.csv -> {case: row dict}; needs a ``case`` column."""
+    """metadata.csv -> {case: row dict}; needs a ``case`` column (or ``case_id``, as the converter writes)."""
     with open(path, newline="") as f:
         reader = csv.DictReader(f)
-        if reader.fieldnames is None or "case" not in reader.fieldnames:
-            raise ValueError(f"metadata {path} needs a 'case' column, got columns {reader.fieldnames}")
-        return {row["case"]: row for row in reader}
+        names = reader.fieldnames or []
+        key = "case" if "case" in names else "case_id" if "case_id" in names else None
+        if key is None:
+            raise ValueError(f"metadata {path} needs a 'case' (or 'case_id') column, got columns {reader.fieldnames}")
+        return {row[key]: dict(row, case=row[key]) for row in reader}
 
 
 def check_geometry(case: str, pred, ref, tol: float = 1e-3) -> None:
