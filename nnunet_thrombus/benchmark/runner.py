@@ -95,7 +95,8 @@ class BenchmarkRun:
 
     def _train(self, trainer: str, configuration: str) -> tuple[StepCost, list]:
         b = self.budget
-        env = schedule_environment(b.epochs, b.iters, b.val_iters, save_every=max(1, b.epochs), optimizer=b.optimizer,
+        epochs = b.epochs_for(configuration)
+        env = schedule_environment(epochs, b.iters, b.val_iters, save_every=max(1, epochs), optimizer=b.optimizer,
                                    mirroring=not b.disable_tta)
         t0 = time.perf_counter()
         cost = run_measured(self.ws, ["nnUNetv2_train", self.dataset_id, configuration, 0, "-tr", trainer,

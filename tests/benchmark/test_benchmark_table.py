@@ -27,6 +27,11 @@ def test_budgets():
     assert set(BUDGETS) == {"smoke", "cpu", "gpu"}
     assert get_budget("smoke").features == (8, 16, 32) and get_budget("smoke").patch_size == (32, 48, 48)
     assert "2 iterations" in get_budget("smoke").describe()
+    cpu = get_budget("cpu")
+    assert (cpu.epochs_for("3d_fullres"), cpu.epochs_for("3d_cascade_fullres"), cpu.epochs_for("3d_lowres")) == \
+        (8, 8, 12)
+    assert "fine stages 8 epoch(s), 3d_lowres stages 12 epoch(s) x 101 iterations" in cpu.describe()
+    assert get_budget("smoke").epochs_for("3d_lowres") == 1 and "every stage 1 epoch(s)" in get_budget("smoke").describe()
     with pytest.raises(ValueError, match="unknown budget 'huge'"):
         get_budget("huge")
 
