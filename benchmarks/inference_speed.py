@@ -68,7 +68,8 @@ def _folder(results: Path, dataset: str, trainer: str, config: str) -> Path:
 
 
 def run(results: Path, images: Path, labels: Path, dataset_id: int, vanilla: str, ours: str, device: str,
-        tta: bool, max_cases: int | None, threads: int, pad_to=None, methods: str = "abcd") -> dict:
+        tta: bool, max_cases: int | None, threads: int, pad_to=None, methods: str = "abcd",
+        roi_threshold: float | None = None) -> dict:
     import torch
     from nnunetv2.imageio.simpleitk_reader_writer import SimpleITKIO
 
@@ -90,7 +91,8 @@ def run(results: Path, images: Path, labels: Path, dataset_id: int, vanilla: str
     kw = dict(folds=(0,), device=device, use_mirroring=tta)
     coarse, fine = _folder(results, dataset, ours, "3d_lowres"), _folder(results, dataset, ours, "3d_cascade_fullres")
     c = ThrombusCascadePredictor(str(coarse), str(fine), roi_restrict=False, **kw)
-    d = ThrombusCascadePredictor(str(coarse), str(fine), roi_restrict=True, **kw)
+    d = ThrombusCascadePredictor(str(coarse), str(fine), roi_restrict=True, **kw,
+                                 **({} if roi_threshold is None else {"roi_threshold": roi_threshold}))
     load_s = time.perf_counter() - t0
     cases = sorted(p.name[: -len("_0000.nii.gz")] for p in images.glob("*_0000.nii.gz"))[:max_cases]
     io = SimpleITKIO()
@@ -123,12 +125,15 @@ def run(results: Path, images: Path, labels: Path, dataset_id: int, vanilla: str
             row[f"{key}_found"] = bool((seg & ref).any())
             row[f"{key}_fine_tiles"] = list(res.fine_tiles)
             row[f"{key}_fallback"] = bool(res.roi_fallback)
+            row[f"{key}_placement"] = res.fine_placement
+            row[f"{key}_timings_s"] = {k: round(v, 3) for k, v in res.timings_s.items()}
         rows.append(row)
         print(f"{case} {row['shape_zyx']}: " + ", ".join(f"({k}) {row[k + '_s']:.2f} s Dice {row[k + '_dice']:.3f}"
                                                          for k in sorted(set(methods + "cd")) if k + "_s" in row)
-              + f"; (c) tiles {row['c_fine_tiles']}, (d) tiles {row['d_fine_tiles']}", flush=True)
+              + f"; (c) tiles {row['c_fine_tiles']}, (d) tiles {row['d_fine_tiles']} ({row['d_placement']}"
+              + (", coarse found nothing: whole image" if row["d_fallback"] else "") + ")", flush=True)
     summary = {"n_cases": len(rows), "device": device, "tta": tta, "threads": threads, "model_load_s": load_s,
-               "pad_to": list(pad_to) if pad_to else None,
+               "pad_to": list(pad_to) if pad_to else None, "roi_threshold": d.roi_threshold,
                "trainers": {"vanilla": vanilla, "ours": ours}, "results": str(results),
                "methods": sorted(set(methods + "cd"))}
     for k in summary["methods"]:
@@ -161,10 +166,12 @@ def main(argv=None) -> int:
                          "Default: off.")
     ap.add_argument("-m", "--methods", default="abcd",
                     help="which of a, b, c, d to run (c and d always run). Default: abcd.")
+    ap.add_argument("--roi-threshold", type=float, default=None,
+                    help="coarse probability above which (d) looks. Default: ThrombusCascadePredictor's.")
     ap.add_argument("-o", "--output", type=Path, default=None, help="JSON with per-case rows. Default: none.")
     args = ap.parse_args(argv)
     out = run(args.results, args.images, args.labels, args.dataset, args.vanilla, args.ours, args.device, args.tta,
-              args.max_cases, args.threads, args.pad_to, args.methods)
+              args.max_cases, args.threads, args.pad_to, args.methods, args.roi_threshold)
     s = out["summary"]
     print(f"\n{s['n_cases']} cases, device {s['device']}, TTA {'on' if s['tta'] else 'off'}")
     names = {"a": "vanilla 3d_fullres", "b": "vanilla cascade", "c": "ours, full sliding window",

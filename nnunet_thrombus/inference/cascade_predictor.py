@@ -3,9 +3,10 @@
 Both stages reuse nnU-Net's predictor (preprocessing from the plans, Gaussian-weighted sliding window, mirroring
 TTA). What is ours:
 
-- the fine stage's sliding window visits only tiles near the coarse candidate region
-  (:class:`~nnunet_thrombus.inference.roi_predictor.ROIRestrictedPredictor`), with a whole-image fallback when the
-  coarse stage finds nothing (so a coarse miss is not automatically a final miss);
+- the fine stage's sliding window visits only windows near the coarse candidate region (coarse thrombus
+  probability above ``roi_threshold``, grown by half a fine patch; windows on nnU-Net's grid or on per-candidate
+  crops, whichever are fewer: :class:`~nnunet_thrombus.inference.roi_predictor.ROIRestrictedPredictor`), with a
+  whole-image fallback when the coarse stage finds nothing (so a coarse miss is not automatically a final miss);
 - export resamples only the thrombus probability channel, with torch interpolation on the prediction's device,
   instead of nnU-Net's CPU resampling of every class channel.
 
@@ -36,6 +37,7 @@ class CascadeResult:
     coarse_probability: np.ndarray
     timings_s: dict = field(default_factory=dict)
     fine_tiles: tuple = (0, 0)
+    fine_placement: str = "full"
     roi_fallback: bool = False
     folds: tuple = ()
 
@@ -150,4 +152,5 @@ class ThrombusCascadePredictor:
         timings["export"] = time.perf_counter() - t0
         return CascadeResult(probability=prob, segmentation=(prob > 0.5).astype(np.uint8),
                              coarse_probability=coarse_prob, timings_s=timings, fine_tiles=self.fine.last_tiles,
+                             fine_placement=self.fine.last_placement,
                              roi_fallback=self.roi_restrict and roi is None, folds=self.folds)

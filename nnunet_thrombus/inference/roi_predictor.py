@@ -1,18 +1,30 @@
-"""nnU-Net's sliding-window predictor, restricted to the tiles that overlap a region of interest.
+"""nnU-Net's sliding-window predictor, restricted to the neighbourhood of a region of interest.
 
 nnU-Net's cascade slides its fine stage over the whole head (a 320x512x512 CTA at patch 96x160x160 is about 200
 windows, times 8 with mirroring). The thrombus is where the coarse stage points, so :class:`ROIRestrictedPredictor`
-keeps only the windows that overlap ``roi`` (the coarse candidate region) grown by ``margin`` voxels per axis;
-voxels no window visits are background.
+runs the fine network only near ``roi`` (the coarse candidate region) grown by ``margin`` voxels per axis; voxels
+it does not visit are background. Two ways to place the windows; per case the one with fewer windows is used:
+
+- ``"grid"``: nnU-Net's whole-image window grid, keeping the windows that overlap the grown ROI. A small ROI in the
+  middle of the grid still touches about 4 windows per axis (64 in 3D) at nnU-Net's step of half a patch.
+- ``"crops"``: one box per candidate component (its bounding box grown by the margin, at least one patch wide,
+  overlapping boxes merged), each box predicted with nnU-Net's own sliding window. A candidate smaller than the
+  margin gives a box of one patch plus one voxel per axis: 2 windows per axis (8 in 3D).
+
+Both visit every voxel of the grown ROI with windows that overlap the ROI, so a candidate is never cut off.
 """
 from __future__ import annotations
 
 import numpy as np
 import torch
 from nnunetv2.inference.predict_from_raw_data import nnUNetPredictor
+from nnunetv2.inference.sliding_window_prediction import compute_steps_for_sliding_window
+from scipy import ndimage
 
 #: logits written where no window was run: background certain, thrombus impossible
 UNVISITED_BACKGROUND_LOGIT = 10.0
+
+Box = tuple  # tuple of slices, one per spatial axis
 
 
 def _padding_before(image_shape, patch_size) -> list[int]:
@@ -20,27 +32,84 @@ def _padding_before(image_shape, patch_size) -> list[int]:
     return [max(0, p - s) // 2 for s, p in zip(image_shape, patch_size)]
 
 
-class ROIRestrictedPredictor(nnUNetPredictor):
-    """``nnUNetPredictor`` whose sliding window visits only tiles overlapping ``self.roi``.
+def _grow_box(lo, hi, margin, patch_size, shape):
+    """[lo, hi) per axis grown by ``margin``, widened (centred) to at least the patch, then clipped/shifted into
+    the image. Returns new (lo, hi) lists."""
+    out_lo, out_hi = [], []
+    for a, b, m, p, s in zip(lo, hi, margin, patch_size, shape):
+        a, b = a - m, b + m
+        if b - a < p:
+            extra = p - (b - a)
+            a, b = a - extra // 2, b + extra - extra // 2
+        if a < 0:
+            a, b = 0, b - a
+        if b > s:
+            a, b = a - (b - s), s
+        out_lo.append(max(0, a))
+        out_hi.append(min(s, b))
+    return out_lo, out_hi
 
-    Set ``roi`` (bool tensor/array, shape of the preprocessed image without channels) and ``margin`` (voxels per
-    axis) before predicting; ``roi=None`` gives nnU-Net's full sliding window. After a prediction,
-    ``last_tiles`` holds (visited, total).
+
+def roi_boxes(roi: np.ndarray, margin, patch_size) -> list[Box]:
+    """Boxes to predict for ``roi`` (bool, Z, Y, X): one per connected component (26-connectivity), grown by
+    ``margin`` voxels per axis and to at least ``patch_size`` (clipped to the image), overlapping boxes merged.
+    Returns disjoint boxes as tuples of slices, sorted; [] for an empty ROI."""
+    roi = np.asarray(roi, dtype=bool)
+    labels, n = ndimage.label(roi, structure=np.ones((3,) * roi.ndim, dtype=bool))
+    boxes = []
+    for sl in ndimage.find_objects(labels):
+        if sl is not None:
+            boxes.append(_grow_box([s.start for s in sl], [s.stop for s in sl], margin, patch_size, roi.shape))
+    merged = True
+    while merged:  # merge until no two boxes overlap (a merge can create new overlaps)
+        merged = False
+        for i in range(len(boxes)):
+            for j in range(i + 1, len(boxes)):
+                (alo, ahi), (blo, bhi) = boxes[i], boxes[j]
+                if all(a0 < b1 and b0 < a1 for a0, a1, b0, b1 in zip(alo, ahi, blo, bhi)):
+                    boxes[i] = ([min(x, y) for x, y in zip(alo, blo)], [max(x, y) for x, y in zip(ahi, bhi)])
+                    del boxes[j]
+                    merged = True
+                    break
+            if merged:
+                break
+    return sorted(tuple(slice(a, b) for a, b in zip(lo, hi)) for lo, hi in boxes)
+
+
+def windows_in(shape, patch_size, step: float) -> int:
+    """Number of windows nnU-Net's sliding window places on an image of ``shape`` (padded up to the patch)."""
+    shape = [max(s, p) for s, p in zip(shape, patch_size)]
+    return int(np.prod([len(s) for s in compute_steps_for_sliding_window(shape, patch_size, step)]))
+
+
+class ROIRestrictedPredictor(nnUNetPredictor):
+    """``nnUNetPredictor`` whose sliding window runs only near ``self.roi``.
+
+    Set ``roi`` (bool array, shape of the preprocessed image without channels) and ``margin`` (voxels per axis)
+    before predicting; ``roi=None`` gives nnU-Net's full sliding window. ``placement``: ``"auto"`` (fewer
+    windows of the two), ``"grid"`` or ``"crops"`` (see the module docstring). After a prediction ``last_tiles``
+    holds (windows run, windows of the full sliding window) and ``last_placement`` the placement used.
     """
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
         self.roi: np.ndarray | None = None
         self.margin: tuple[int, ...] = (0, 0, 0)
+        self.placement: str = "auto"
         self.last_tiles: tuple[int, int] = (0, 0)
-        self._unpadded_shape: tuple[int, ...] | None = None
+        self.last_placement: str = "full"
+        self._grid_roi: np.ndarray | None = None  # ROI the grid filter applies to; None while predicting crops
 
     def _internal_get_sliding_window_slicers(self, image_size):
         slicers = super()._internal_get_sliding_window_slicers(image_size)
-        if self.roi is None:
+        if self._grid_roi is None:
             self.last_tiles = (len(slicers), len(slicers))
             return slicers
-        roi = np.asarray(self.roi, dtype=bool)
+        kept = self._grid_kept(slicers, self._grid_roi, image_size)
+        self.last_tiles = (len(kept), len(slicers))
+        return kept
+
+    def _grid_kept(self, slicers, roi: np.ndarray, image_size) -> list:
         before = _padding_before(roi.shape, self.configuration_manager.patch_size)
         padded = np.zeros(tuple(image_size), dtype=bool)
         padded[tuple(slice(b, b + s) for b, s in zip(before, roi.shape))] = roi
@@ -49,15 +118,61 @@ class ROIRestrictedPredictor(nnUNetPredictor):
             grown = tuple(slice(max(0, s.start - m), s.stop + m) for s, m in zip(sl[1:], self.margin))
             if padded[grown].any():
                 kept.append(sl)
-        self.last_tiles = (len(kept), len(slicers))
         return kept
 
+    def plan_windows(self, shape) -> tuple[str, list[Box], int, int]:
+        """For the current ``roi`` on an image of ``shape``: (placement, crop boxes, windows run, full windows)."""
+        patch = [int(p) for p in self.configuration_manager.patch_size]
+        padded_shape = [max(s, p) for s, p in zip(shape, patch)]
+        full = windows_in(shape, patch, self.tile_step_size)
+        roi = np.asarray(self.roi, dtype=bool)
+        if roi.shape != tuple(shape):
+            raise ValueError(f"roi shape {roi.shape} does not match the image {tuple(shape)}")
+        grid = len(self._grid_kept(nnUNetPredictor._internal_get_sliding_window_slicers(self, padded_shape), roi,
+                                   padded_shape))
+        boxes = roi_boxes(roi, self.margin, patch)
+        crops = sum(windows_in([b.stop - b.start for b in box], patch, self.tile_step_size) for box in boxes)
+        if self.placement not in ("auto", "grid", "crops"):
+            raise ValueError(f"placement must be auto, grid or crops, got {self.placement!r}")
+        use_crops = self.placement == "crops" or (self.placement == "auto" and crops < grid)
+        return ("crops", boxes, crops, full) if use_crops else ("grid", [], grid, full)
+
+    @torch.inference_mode()
     def predict_sliding_window_return_logits(self, input_image: torch.Tensor):
-        logits = super().predict_sliding_window_return_logits(input_image)
-        if self.roi is not None:
-            unvisited = torch.isnan(logits[0])
-            if unvisited.any():
-                logits[0][unvisited] = UNVISITED_BACKGROUND_LOGIT
-                for c in range(1, logits.shape[0]):
-                    logits[c][unvisited] = -UNVISITED_BACKGROUND_LOGIT
+        if self.roi is None:
+            self._grid_roi = None
+            self.last_placement = "full"
+            return super().predict_sliding_window_return_logits(input_image)
+        shape = tuple(input_image.shape[1:])
+        placement, boxes, n_run, n_full = self.plan_windows(shape)
+        self.last_placement = placement
+        if placement == "grid":
+            self._grid_roi = np.asarray(self.roi, dtype=bool)
+            try:
+                logits = super().predict_sliding_window_return_logits(input_image)
+            finally:
+                self._grid_roi = None
+            _fill_unvisited(logits)
+            self.last_tiles = (n_run, n_full)
+            return logits
+        if not boxes:  # empty ROI: nothing to look at, all background
+            logits = torch.full((self.label_manager.num_segmentation_heads, *shape), float("nan"))
+        else:
+            logits = None
+        for box in boxes:
+            part = super().predict_sliding_window_return_logits(input_image[(slice(None), *box)].contiguous())
+            if logits is None:
+                logits = torch.full((part.shape[0], *shape), float("nan"), dtype=part.dtype, device=part.device)
+            logits[(slice(None), *box)] = part
+        _fill_unvisited(logits)
+        self.last_tiles = (n_run, n_full)
         return logits
+
+
+def _fill_unvisited(logits: torch.Tensor) -> None:
+    """Voxels no window visited (NaN) become certain background, in place. ``logits``: (C, Z, Y, X)."""
+    unvisited = torch.isnan(logits[0])
+    if unvisited.any():
+        logits[0][unvisited] = UNVISITED_BACKGROUND_LOGIT
+        for c in range(1, logits.shape[0]):
+            logits[c][unvisited] = -UNVISITED_BACKGROUND_LOGIT

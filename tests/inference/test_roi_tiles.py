@@ -1,19 +1,21 @@
-"""ROIRestrictedPredictor keeps exactly the sliding-window tiles that overlap the grown ROI."""
+"""ROIRestrictedPredictor: which windows it runs for a given ROI and margin, and what it returns."""
 from __future__ import annotations
 
 from types import SimpleNamespace
 
 import numpy as np
 import pytest
+import torch
 
-from nnunet_thrombus.inference.roi_predictor import ROIRestrictedPredictor
+from nnunet_thrombus.inference.roi_predictor import (UNVISITED_BACKGROUND_LOGIT, ROIRestrictedPredictor, roi_boxes,
+                                                     windows_in)
 
 
-def _predictor(roi, margin):
+def _predictor(roi, margin, patch=(8, 8, 8), placement="auto"):
     p = object.__new__(ROIRestrictedPredictor)
     p.tile_step_size, p.verbose = 0.5, False
-    p.configuration_manager = SimpleNamespace(patch_size=[8, 8, 8])
-    p.roi, p.margin, p.last_tiles = roi, margin, (0, 0)
+    p.configuration_manager = SimpleNamespace(patch_size=list(patch))
+    p.roi, p.margin, p.placement, p.last_tiles, p._grid_roi = roi, margin, placement, (0, 0), None
     return p
 
 
@@ -24,21 +26,92 @@ def test_full_window_without_roi():
 
 
 @pytest.mark.parametrize("margin, expected", [((0, 0, 0), 1), ((4, 4, 4), 8)])  # starts {0, 4} per axis
-def test_only_tiles_touching_the_grown_roi_are_kept(margin, expected):
+def test_grid_keeps_only_tiles_touching_the_grown_roi(margin, expected):
     roi = np.zeros((24, 24, 24), bool)
     roi[0, 0, 0] = True                                              # corner voxel: only tile (0,0,0) holds it
-    p = _predictor(roi, margin)
+    p = _predictor(roi, margin, placement="grid")
+    placement, boxes, n_run, n_full = p.plan_windows(roi.shape)
+    assert (placement, boxes, n_run, n_full) == ("grid", [], expected, 125)
+    p._grid_roi = roi
     kept = p._internal_get_sliding_window_slicers((24, 24, 24))
-    assert p.last_tiles == (expected, 125) and len(kept) == expected
+    assert len(kept) == expected and p.last_tiles == (expected, 125)
     for sl in kept:  # every kept tile overlaps the ROI once grown by the margin
         grown = tuple(slice(max(0, s.start - m), s.stop + m) for s, m in zip(sl[1:], margin))
         assert roi[grown].any()
 
 
-def test_central_voxel_with_half_patch_margin():
+def test_central_voxel_grid_vs_crops():
     roi = np.zeros((24, 24, 24), bool)
     roi[12, 12, 12] = True
-    p = _predictor(roi, (4, 4, 4))
-    p._internal_get_sliding_window_slicers((24, 24, 24))
-    # tile starts 0..16 step 4; a tile [s, s+8) grown by 4 holds 12 when s-4 <= 12 < s+12, i.e. s in {4, 8, 12, 16}
-    assert p.last_tiles == (4 ** 3, 125)
+    # grid: tile starts 0..16 step 4; [s, s+8) grown by 4 holds 12 when s in {4, 8, 12, 16}: 4 per axis
+    assert _predictor(roi, (4, 4, 4), placement="grid").plan_windows(roi.shape)[2:] == (64, 125)
+    # crops: box [8, 17) per axis (9 voxels, patch 8): windows at 0 and 1 -> 2 per axis
+    placement, boxes, n_run, n_full = _predictor(roi, (4, 4, 4)).plan_windows(roi.shape)
+    assert placement == "crops" and boxes == [(slice(8, 17),) * 3] and (n_run, n_full) == (8, 125)
+
+
+def test_roi_boxes_grow_merge_and_stay_inside():
+    roi = np.zeros((40, 60, 60), bool)
+    roi[2, 30, 30] = True            # near the z=0 border: grown box [-4, 9) is shifted to [0, 13)
+    roi[20:23, 5:9, 50:52] = True    # a 3x4x2 component
+    roi[20, 9, 49] = True            # touches it diagonally: same component (26-connectivity)
+    boxes = roi_boxes(roi, (6, 6, 6), (12, 12, 12))
+    assert boxes == [(slice(0, 13), slice(24, 37), slice(24, 37)),
+                     (slice(14, 29), slice(0, 17), slice(43, 58))]
+    # two voxels 10 apart: grown boxes [4,17) and [14,27) overlap -> one box [4, 27)
+    roi = np.zeros((40, 40, 40), bool)
+    roi[10, 20, 20] = roi[20, 20, 20] = True
+    assert roi_boxes(roi, (6, 6, 6), (12, 12, 12)) == [(slice(4, 27), slice(14, 27), slice(14, 27))]
+    assert roi_boxes(np.zeros((5, 5, 5), bool), (1, 1, 1), (2, 2, 2)) == []
+
+
+def test_windows_in_matches_nnunet_grid():
+    assert windows_in((24, 24, 24), (8, 8, 8), 0.5) == 125
+    assert windows_in((64, 137, 131), (24, 48, 48), 0.5) == 5 * 5 * 5
+    assert windows_in((4, 4, 4), (8, 8, 8), 0.5) == 1     # smaller than the patch: padded, one window
+
+
+class _PointwiseNet(torch.nn.Module):
+    """Logits depend on the voxel only (1x1x1 conv), so every window agrees: crops must equal the full window."""
+
+    def __init__(self):
+        super().__init__()
+        self.conv = torch.nn.Conv3d(1, 2, 1)
+        torch.nn.init.constant_(self.conv.weight, 0.0)
+        with torch.no_grad():
+            self.conv.weight[1, 0] = 1.0
+            self.conv.bias[:] = torch.tensor([0.5, -0.5])
+
+    def forward(self, x):
+        return self.conv(x)
+
+
+def _real_predictor(roi, margin, placement="auto"):
+    # constant window weights: nnU-Net's Gaussian at an 8-voxel patch underflows float16 at window corners
+    p = ROIRestrictedPredictor(tile_step_size=0.5, use_gaussian=False, use_mirroring=False,
+                               perform_everything_on_device=False, device=torch.device("cpu"), allow_tqdm=False)
+    p.network = _PointwiseNet()
+    p.configuration_manager = SimpleNamespace(patch_size=[8, 8, 8])
+    p.label_manager = SimpleNamespace(num_segmentation_heads=2)
+    p.allowed_mirroring_axes = None
+    p.roi, p.margin, p.placement = roi, margin, placement
+    return p
+
+
+@pytest.mark.parametrize("placement", ["crops", "grid"])
+def test_restricted_prediction_equals_full_inside_and_background_outside(placement):
+    torch.manual_seed(0)
+    image = torch.randn(1, 20, 24, 24)
+    roi = np.zeros((20, 24, 24), bool)
+    roi[3, 4, 5] = True
+    full = _real_predictor(None, (4, 4, 4)).predict_sliding_window_return_logits(image).float()
+    p = _real_predictor(roi, (4, 4, 4), placement)
+    got = p.predict_sliding_window_return_logits(image).float()
+    visited = ~((got[0] == UNVISITED_BACKGROUND_LOGIT) & (got[1] == -UNVISITED_BACKGROUND_LOGIT))
+    # crops: box [0, 9) x [0, 9) x [1, 10) (grown by 4 and shifted inside): 2 windows per axis.
+    # grid (starts z 0..12, y/x 0..16, step 4): tiles whose grown extent holds the voxel start at z {0, 4},
+    # y {0, 4, 8}, x {0, 4, 8}: 18 windows covering [0, 12) x [0, 16) x [0, 16)
+    expected_visited = {"crops": 9 * 9 * 9, "grid": 12 * 16 * 16}[placement]
+    assert int(visited.sum()) == expected_visited and bool(visited[3, 4, 5])
+    assert p.last_placement == placement and p.last_tiles == ({"crops": 8, "grid": 18}[placement], 4 * 5 * 5)
+    torch.testing.assert_close(got[:, visited], full[:, visited], atol=2e-3, rtol=2e-3)  # float16 logits
