@@ -27,14 +27,9 @@ from pathlib import Path
 
 import numpy as np
 
+from nnunet_thrombus.evaluation.surface_metrics import dice
+
 PLANS = "ThrombusPlans"
-
-
-def dice(a: np.ndarray, b: np.ndarray) -> float:
-    """Dice of two boolean masks; both empty = 1.0 (docs/metrics.md)."""
-    a, b = a > 0, b > 0
-    s = int(a.sum()) + int(b.sum())
-    return 1.0 if s == 0 else 2.0 * int(np.logical_and(a, b).sum()) / s
 
 
 def pad_centred(data: np.ndarray, ref: np.ndarray, shape_zyx) -> tuple[np.ndarray, np.ndarray]:

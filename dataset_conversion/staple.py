@@ -9,12 +9,7 @@ from __future__ import annotations
 import numpy as np
 import SimpleITK as sitk
 
-
-def dice(a: np.ndarray, b: np.ndarray) -> float:
-    """2|A∩B|/(|A|+|B|); both empty -> 1.0 (DESIGN.md sec. 5)."""
-    a, b = a.astype(bool), b.astype(bool)
-    total = int(a.sum()) + int(b.sum())
-    return 1.0 if total == 0 else 2.0 * int(np.logical_and(a, b).sum()) / total
+from nnunet_thrombus.evaluation.surface_metrics import dice
 
 
 def staple_consensus(masks: list[sitk.Image], *, threshold: float = 0.5, margin_vox: int = 5,

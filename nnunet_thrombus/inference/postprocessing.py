@@ -23,6 +23,8 @@ from dataclasses import asdict, dataclass
 import numpy as np
 from scipy import ndimage
 
+from nnunet_thrombus.evaluation.surface_metrics import dice
+
 RULES = ("none", "largest", "largest_min_volume")
 FILE = "postprocessing.json"
 
@@ -65,13 +67,6 @@ class Postprocessing:
         with open(path) as fh:
             d = json.load(fh)
         return cls(rule=d.get("rule", "none"), min_volume_mm3=float(d.get("min_volume_mm3", 0.0)))
-
-
-def dice(a: np.ndarray, b: np.ndarray) -> float:
-    """Dice of two masks; both empty = 1.0 (docs/metrics.md)."""
-    a, b = np.asarray(a) > 0, np.asarray(b) > 0
-    s = int(a.sum()) + int(b.sum())
-    return 1.0 if s == 0 else 2.0 * int(np.logical_and(a, b).sum()) / s
 
 
 def choose_postprocessing(cases, min_volume_mm3: float, tolerance: float = 0.005) -> tuple[Postprocessing, dict]:

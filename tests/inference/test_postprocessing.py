@@ -64,8 +64,8 @@ def test_choice_on_validation_cases(tmp_path):
 
 
 def test_dice_convention():
-    assert dice(np.zeros(3), np.zeros(3)) == 1.0
-    assert dice(np.ones(3), np.zeros(3)) == 0.0
+    assert dice(np.zeros((1, 1, 3)), np.zeros((1, 1, 3))) == 1.0
+    assert dice(np.ones((1, 1, 3)), np.zeros((1, 1, 3))) == 0.0
 
 
 def test_apply_to_folder_rewrites_only_changed_masks(tmp_path):
