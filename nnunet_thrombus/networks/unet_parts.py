@@ -64,7 +64,8 @@ def per_stage(name: str, value, n: int) -> list:
 
 
 class AttentionPlainConvEncoder(PlainConvEncoder):
-    """PlainConvEncoder with CBAM after every stage and pyramid fusion after the bottleneck stage.
+    """PlainConvEncoder with CBAM (residual form, ``x + CBAM(x)``) after every stage and pyramid fusion after the
+    bottleneck stage.
 
     ``forward(x)`` returns the skips (one per stage, highest resolution first, bottleneck last), each
     taken *after* that stage's CBAM; the bottleneck entry is additionally passed through the pyramid
@@ -75,7 +76,7 @@ class AttentionPlainConvEncoder(PlainConvEncoder):
                  cbam_kernel_size: int = 7, pyramid_dilations: Sequence[int] = (1, 2, 3), **encoder_kwargs):
         super().__init__(return_skips=True, **encoder_kwargs)
         self.attention = nn.ModuleList([
-            CBAM(c, self.conv_op, cbam_reduction, cbam_kernel_size) if use_cbam else nn.Identity()
+            CBAM(c, self.conv_op, cbam_reduction, cbam_kernel_size, residual=True) if use_cbam else nn.Identity()
             for c in self.output_channels
         ])
         if use_pyramid_fusion:

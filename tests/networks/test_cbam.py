@@ -47,3 +47,17 @@ def test_cbam_rejects_bad_arguments(kwargs):
 def test_cbam_rejects_wrong_dimension_input():
     with pytest.raises(ValueError, match="spatial dims"):
         CBAM3d(4)(torch.zeros(1, 4, 5, 5))
+
+
+def test_residual_cbam_adds_the_input_back():
+    torch.manual_seed(0)
+    gated, residual = CBAM3d(8, reduction=4), CBAM3d(8, reduction=4, residual=True)
+    residual.load_state_dict(gated.state_dict())  # same weights, no extra parameters
+    x = torch.randn(2, 8, 5, 6, 7) * 3
+    with torch.no_grad():
+        out_g, mc, ms = gated.forward_with_maps(x)
+        out_r, mc_r, ms_r = residual.forward_with_maps(x)
+    torch.testing.assert_close(out_r, x + out_g)
+    torch.testing.assert_close(out_r, x * (1 + mc * ms))
+    # never below the identity: |out| >= |x| everywhere, and at most 2|x|
+    assert bool((out_r.abs() >= x.abs() - 1e-6).all()) and bool((out_r.abs() <= 2 * x.abs() + 1e-6).all())
