@@ -8,8 +8,9 @@ it does not visit are background. Two ways to place the windows; per case the on
 - ``"grid"``: nnU-Net's whole-image window grid, keeping the windows that overlap the grown ROI. A small ROI in the
   middle of the grid still touches about 4 windows per axis (64 in 3D) at nnU-Net's step of half a patch.
 - ``"crops"``: one box per candidate component (its bounding box grown by the margin, at least one patch wide,
-  overlapping boxes merged), each box predicted with nnU-Net's own sliding window. A candidate smaller than the
-  margin gives a box of one patch plus one voxel per axis: 2 windows per axis (8 in 3D).
+  overlapping boxes merged), each box predicted with nnU-Net's own sliding window, keeping the box's windows that
+  overlap the grown ROI. A candidate smaller than the margin gives a box of one patch plus one voxel per axis: 2
+  windows per axis (8 in 3D).
 
 Both visit every voxel of the grown ROI with windows that overlap the ROI, so a candidate is never cut off.
 """
@@ -120,6 +121,12 @@ class ROIRestrictedPredictor(nnUNetPredictor):
                 kept.append(sl)
         return kept
 
+    def _crop_windows(self, roi_crop: np.ndarray) -> int:
+        """Windows run on one crop: nnU-Net's grid on the crop, keeping those that overlap the grown ROI."""
+        padded = [max(s, p) for s, p in zip(roi_crop.shape, self.configuration_manager.patch_size)]
+        return len(self._grid_kept(nnUNetPredictor._internal_get_sliding_window_slicers(self, padded), roi_crop,
+                                   padded))
+
     def plan_windows(self, shape) -> tuple[str, list[Box], int, int]:
         """For the current ``roi`` on an image of ``shape``: (placement, crop boxes, windows run, full windows)."""
         patch = [int(p) for p in self.configuration_manager.patch_size]
@@ -131,7 +138,7 @@ class ROIRestrictedPredictor(nnUNetPredictor):
         grid = len(self._grid_kept(nnUNetPredictor._internal_get_sliding_window_slicers(self, padded_shape), roi,
                                    padded_shape))
         boxes = roi_boxes(roi, self.margin, patch)
-        crops = sum(windows_in([b.stop - b.start for b in box], patch, self.tile_step_size) for box in boxes)
+        crops = sum(self._crop_windows(roi[box]) for box in boxes)
         if self.placement not in ("auto", "grid", "crops"):
             raise ValueError(f"placement must be auto, grid or crops, got {self.placement!r}")
         use_crops = self.placement == "crops" or (self.placement == "auto" and crops < grid)
@@ -159,8 +166,13 @@ class ROIRestrictedPredictor(nnUNetPredictor):
             logits = torch.full((self.label_manager.num_segmentation_heads, *shape), float("nan"))
         else:
             logits = None
-        for box in boxes:
-            part = super().predict_sliding_window_return_logits(input_image[(slice(None), *box)].contiguous())
+        roi = np.asarray(self.roi, dtype=bool)
+        for box in boxes:  # within a crop, too, only the windows that overlap the grown ROI run
+            self._grid_roi = roi[box]
+            try:
+                part = super().predict_sliding_window_return_logits(input_image[(slice(None), *box)].contiguous())
+            finally:
+                self._grid_roi = None
             if logits is None:
                 logits = torch.full((part.shape[0], *shape), float("nan"), dtype=part.dtype, device=part.device)
             logits[(slice(None), *box)] = part

@@ -115,3 +115,22 @@ def test_restricted_prediction_equals_full_inside_and_background_outside(placeme
     assert int(visited.sum()) == expected_visited and bool(visited[3, 4, 5])
     assert p.last_placement == placement and p.last_tiles == ({"crops": 8, "grid": 18}[placement], 4 * 5 * 5)
     torch.testing.assert_close(got[:, visited], full[:, visited], atol=2e-3, rtol=2e-3)  # float16 logits
+
+
+def test_crops_skip_windows_that_miss_an_l_shaped_roi():
+    torch.manual_seed(1)
+    image = torch.randn(1, 12, 40, 40)
+    roi = np.zeros((12, 40, 40), bool)
+    roi[5, 5, 5:31] = True        # an L: one 26-connected component whose box is mostly empty
+    roi[5, 5:31, 30] = True
+    p = _real_predictor(roi, (4, 4, 4), placement="crops")
+    placement, boxes, n_run, n_full = p.plan_windows(roi.shape)
+    assert boxes == [(slice(1, 10), slice(1, 35), slice(1, 35))]
+    # the box alone holds 2 x 8 x 8 = 128 windows; only those near the two arms run
+    assert windows_in((9, 34, 34), (8, 8, 8), 0.5) == 128 and n_run < 128
+    got = p.predict_sliding_window_return_logits(image).float()
+    full = _real_predictor(None, (4, 4, 4)).predict_sliding_window_return_logits(image).float()
+    visited = ~((got[0] == UNVISITED_BACKGROUND_LOGIT) & (got[1] == -UNVISITED_BACKGROUND_LOGIT))
+    assert bool(visited[torch.from_numpy(roi)].all()) and not bool(visited[5, 25, 10])  # far inner corner skipped
+    assert p.last_tiles == (n_run, n_full)
+    torch.testing.assert_close(got[:, visited], full[:, visited], atol=2e-3, rtol=2e-3)
