@@ -30,6 +30,9 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     p.add_argument("--disable-tta", action="store_true", help="no mirroring test-time augmentation. Default: TTA on.")
     p.add_argument("--no-roi", action="store_true",
                    help="fine stage over the whole image instead of the coarse candidate region. Default: ROI on.")
+    p.add_argument("--roi-threshold", type=float, default=0.1,
+                   help="coarse thrombus probability above which the fine stage looks (grown by half a patch). "
+                        "Default: 0.1.")
     p.add_argument("--save-probabilities", action="store_true",
                    help="also write probabilities.npz (float16). Default: off.")
     p.add_argument("--dicom-seg", action="store_true",
@@ -69,6 +72,7 @@ def run(args) -> int:
         args._parser.error("--ray-address splits the cases itself; do not combine it with --num-parts")
     options = dict(model=args.model, dataset=args.dataset, folds=args.folds, device=args.device,
                    use_tta=not args.disable_tta, roi_restrict=not args.no_roi,
+                   roi_threshold=args.roi_threshold,
                    save_probabilities=args.save_probabilities, dicom_seg=args.dicom_seg,
                    anonymize_seg=args.anonymize_seg, keep_phi=args.keep_phi,
                    allow_thick_slices=args.allow_thick_slices, overwrite=args.overwrite)

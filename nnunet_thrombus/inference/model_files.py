@@ -127,7 +127,7 @@ def resolve_model(dataset: str | int | None = None, model_folder: str | os.PathL
 
 
 def load_predictor(model: ModelFiles, folds=None, device: str = "cpu", use_mirroring: bool = True,
-                   roi_restrict: bool = True, checkpoint: str = "checkpoint_final.pth"):
+                   roi_restrict: bool = True, checkpoint: str = "checkpoint_final.pth", roi_threshold: float = 0.1):
     """``ThrombusCascadePredictor`` for ``model`` (sets ``nnUNet_extTrainer`` so nnU-Net finds our trainer)."""
     from nnunet_thrombus.nnunet_env import ext_trainer_value
 
@@ -137,7 +137,7 @@ def load_predictor(model: ModelFiles, folds=None, device: str = "cpu", use_mirro
     try:
         predictor = ThrombusCascadePredictor(str(model.coarse_dir), str(model.fine_dir), folds=folds, device=device,
                                              use_mirroring=use_mirroring, roi_restrict=roi_restrict,
-                                             checkpoint_name=checkpoint)
+                                             roi_threshold=roi_threshold, checkpoint_name=checkpoint)
         for stage, config in ((predictor.coarse, "3d_lowres"), (predictor.fine, "3d_cascade_fullres")):
             # nnU-Net builds the network named in the checkpoint, so a checkpoint of the other stage loads silently
             if stage.configuration_manager.configuration != stage.plans_manager.get_configuration(config).configuration:

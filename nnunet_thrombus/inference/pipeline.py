@@ -121,7 +121,7 @@ def predict_cases(inputs, out_dir, *, model=None, dataset=None, predictor=None, 
                   use_tta: bool = True, roi_restrict: bool = True, save_probabilities: bool = False,
                   dicom_seg: bool = False, anonymize_seg: bool = False, keep_phi: bool = False,
                   allow_thick_slices: bool = False, num_parts: int = 1, part_id: int = 0, overwrite: bool = False,
-                  quiet: bool = False) -> dict:
+                  quiet: bool = False, roi_threshold: float = 0.1) -> dict:
     """Predict every case of ``inputs`` (path or list of paths) into ``out_dir``.
 
     Model: ``model`` (a folder holding the two stage folders, or a ``ModelFiles``) or ``dataset`` (id/name under
@@ -143,8 +143,10 @@ def predict_cases(inputs, out_dir, *, model=None, dataset=None, predictor=None, 
         postprocessing = files.postprocessing
         if predictor is None:
             predictor = load_predictor(files, folds=folds, device=device, use_mirroring=use_tta,
-                                       roi_restrict=roi_restrict)
+                                       roi_restrict=roi_restrict, roi_threshold=roi_threshold)
     model_info.update(tta=bool(use_tta), roi_restrict=bool(roi_restrict))
+    if roi_restrict:
+        model_info["roi_threshold"] = float(roi_threshold)
     cases = select_part(find_cases(inputs), num_parts, part_id)
     failures_name = "failures.csv" if num_parts == 1 else f"failures_part{part_id}of{num_parts}.csv"
     rows = _load_reports(out_dir)
