@@ -40,8 +40,7 @@ def main(argv=None) -> int:
     from scipy import ndimage
 
     from inference_speed import pad_centred
-    from nnunet_thrombus.inference.cascade_predictor import (ThrombusCascadePredictor,
-                                                             foreground_probability_to_input_grid)
+    from nnunet_thrombus.inference.cascade_predictor import ThrombusCascadePredictor
     from nnunet_thrombus.nnunet_env import ext_trainer_value
 
     os.environ["nnUNet_extTrainer"] = ext_trainer_value(os.environ.get("nnUNet_extTrainer"))
@@ -52,8 +51,6 @@ def main(argv=None) -> int:
                                  folds=(args.fold,), use_mirroring=False)
     cases = json.loads((args.preprocessed / "splits_final.json").read_text())[args.fold]["val"]
     io = SimpleITKIO()
-    patch = c.fine.configuration_manager.patch_size
-    c.fine.margin = tuple(int(np.ceil(p / 2)) for p in patch)
     worst = {t: 1.0 for t in THRESHOLDS}
     windows = {t: [] for t in THRESHOLDS}
     for case in cases:
@@ -61,19 +58,14 @@ def main(argv=None) -> int:
         ref = io.read_seg(str(args.raw / "labelsTr" / f"{case}.nii.gz"))[0][0] > 0
         if args.pad_to:
             data, ref = pad_centred(data, ref, args.pad_to)
-        data = data.astype(np.float32)
-        dct = c._preprocess(c.coarse, data, props["spacing"])
-        c.coarse.roi = None
-        prob = foreground_probability_to_input_grid(c.coarse.predict_logits_from_preprocessed_data(dct["data"]),
-                                                    dct["data_properties"], c.coarse.plans_manager)
-        fine = c._preprocess(c.fine, data, props["spacing"], seg_prev=(prob > 0.5).astype(np.int16)[None])
+        prob, fine = c.coarse_stage(data.astype(np.float32), props["spacing"])
         shape = fine["data"].shape[1:]
         scale = np.asarray(c.fine.configuration_manager.spacing) / np.asarray(props["spacing"])
         grow = [2 * int(np.ceil(m * s)) + 1 for m, s in zip(c.fine.margin, scale)]
         parts = [f"{case}: clot {int(ref.sum())} voxels"]
         for t in THRESHOLDS:
             c.roi_threshold = t
-            roi = c._fine_roi(prob, fine["data_properties"], shape)
+            roi = c.candidate_region(prob, fine["data_properties"], shape)
             if roi is None:
                 parts.append(f"t={t}: fallback (whole image)")
                 windows[t].append(None)

@@ -99,6 +99,8 @@ class ThrombusCascadePredictor:
         self.num_channels = n_img
         self.roi_restrict = roi_restrict
         self.roi_threshold = float(roi_threshold)
+        # the candidate region is grown by half a fine patch per axis
+        self.fine.margin = tuple(int(np.ceil(p / 2)) for p in self.fine.configuration_manager.patch_size)
         self.folds = tuple(str(f) for f in self.fine.folds_used)
 
     def _preprocess(self, predictor, images: np.ndarray, spacing, seg_prev=None) -> dict:
@@ -109,8 +111,9 @@ class ThrombusCascadePredictor:
                                        predictor.configuration_manager, num_threads_in_multithreaded=1)
         return next(ppa)
 
-    def _fine_roi(self, coarse_prob: np.ndarray, props: dict, shape) -> np.ndarray | None:
-        """Candidate region on the fine stage's preprocessed grid, or None (fallback: whole image)."""
+    def candidate_region(self, coarse_prob: np.ndarray, props: dict, shape) -> np.ndarray | None:
+        """Coarse probability (input grid, Z, Y, X) above ``roi_threshold``, on the fine stage's preprocessed grid
+        ``shape`` (``props``: that grid's ``data_properties``); None when empty (fallback: whole image)."""
         pm = self.fine.plans_manager
         prob = coarse_prob.transpose(pm.transpose_forward)
         prob = prob[tuple(slice(a, b) for a, b in props["bbox_used_for_cropping"])]
@@ -119,11 +122,15 @@ class ThrombusCascadePredictor:
         roi = (t > self.roi_threshold).numpy()
         return roi if roi.any() else None
 
-    def predict(self, images: np.ndarray, spacing) -> CascadeResult:
-        """``images``: (C, Z, Y, X) float32, channel order as in training (CTA, NCCT); ``spacing``: (z, y, x) mm."""
-        if images.ndim != 4 or images.shape[0] != self.num_channels:
-            raise ValueError(f"images must be (C={self.num_channels}, Z, Y, X); got shape {images.shape}")
-        timings = {}
+    def coarse_stage(self, images: np.ndarray, spacing, timings: dict | None = None) -> tuple[np.ndarray, dict]:
+        """Run the coarse stage and prepare the fine stage's input.
+
+        ``images``: (C, Z, Y, X) float32; ``spacing``: (z, y, x) mm. Returns the coarse thrombus probability on the
+        input grid (Z, Y, X) and nnU-Net's preprocessed fine-stage dict (``data``: image channels + the coarse
+        segmentation, ``data_properties``). Adds ``coarse_preprocess``, ``coarse``, ``fine_preprocess`` seconds to
+        ``timings`` when given.
+        """
+        timings = {} if timings is None else timings
         t0 = time.perf_counter()
         dct = self._preprocess(self.coarse, images, spacing)
         timings["coarse_preprocess"] = time.perf_counter() - t0
@@ -138,12 +145,18 @@ class ThrombusCascadePredictor:
         coarse_seg = (coarse_prob > 0.5).astype(np.int16)
         dct = self._preprocess(self.fine, images, spacing, seg_prev=coarse_seg[None])
         timings["fine_preprocess"] = time.perf_counter() - t0
+        return coarse_prob, dct
+
+    def predict(self, images: np.ndarray, spacing) -> CascadeResult:
+        """``images``: (C, Z, Y, X) float32, channel order as in training (CTA, NCCT); ``spacing``: (z, y, x) mm."""
+        if images.ndim != 4 or images.shape[0] != self.num_channels:
+            raise ValueError(f"images must be (C={self.num_channels}, Z, Y, X); got shape {images.shape}")
+        timings = {}
+        coarse_prob, dct = self.coarse_stage(images, spacing, timings)
         t0 = time.perf_counter()
         roi = None
         if self.roi_restrict:
-            roi = self._fine_roi(coarse_prob, dct["data_properties"], dct["data"].shape[1:])
-            patch = self.fine.configuration_manager.patch_size
-            self.fine.margin = tuple(int(np.ceil(p / 2)) for p in patch)
+            roi = self.candidate_region(coarse_prob, dct["data_properties"], dct["data"].shape[1:])
         self.fine.roi = roi
         logits = self.fine.predict_logits_from_preprocessed_data(dct["data"])
         timings["fine"] = time.perf_counter() - t0

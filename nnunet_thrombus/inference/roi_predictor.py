@@ -121,24 +121,21 @@ class ROIRestrictedPredictor(nnUNetPredictor):
                 kept.append(sl)
         return kept
 
-    def _crop_windows(self, roi_crop: np.ndarray) -> int:
-        """Windows run on one crop: nnU-Net's grid on the crop, keeping those that overlap the grown ROI."""
-        padded = [max(s, p) for s, p in zip(roi_crop.shape, self.configuration_manager.patch_size)]
-        return len(self._grid_kept(nnUNetPredictor._internal_get_sliding_window_slicers(self, padded), roi_crop,
-                                   padded))
+    def _windows_touching(self, roi: np.ndarray) -> int:
+        """Windows of nnU-Net's grid on an image (or crop) of ``roi.shape`` that overlap ``roi`` grown by the margin."""
+        padded = [max(s, p) for s, p in zip(roi.shape, self.configuration_manager.patch_size)]
+        return len(self._grid_kept(nnUNetPredictor._internal_get_sliding_window_slicers(self, padded), roi, padded))
 
     def plan_windows(self, shape) -> tuple[str, list[Box], int, int]:
         """For the current ``roi`` on an image of ``shape``: (placement, crop boxes, windows run, full windows)."""
         patch = [int(p) for p in self.configuration_manager.patch_size]
-        padded_shape = [max(s, p) for s, p in zip(shape, patch)]
         full = windows_in(shape, patch, self.tile_step_size)
         roi = np.asarray(self.roi, dtype=bool)
         if roi.shape != tuple(shape):
             raise ValueError(f"roi shape {roi.shape} does not match the image {tuple(shape)}")
-        grid = len(self._grid_kept(nnUNetPredictor._internal_get_sliding_window_slicers(self, padded_shape), roi,
-                                   padded_shape))
+        grid = self._windows_touching(roi)
         boxes = roi_boxes(roi, self.margin, patch)
-        crops = sum(self._crop_windows(roi[box]) for box in boxes)
+        crops = sum(self._windows_touching(roi[box]) for box in boxes)
         if self.placement not in ("auto", "grid", "crops"):
             raise ValueError(f"placement must be auto, grid or crops, got {self.placement!r}")
         use_crops = self.placement == "crops" or (self.placement == "auto" and crops < grid)
