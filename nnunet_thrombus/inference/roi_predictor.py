@@ -3,16 +3,22 @@
 nnU-Net's cascade slides its fine stage over the whole head (a 320x512x512 CTA at patch 96x160x160 is about 200
 windows, times 8 with mirroring). The thrombus is where the coarse stage points, so :class:`ROIRestrictedPredictor`
 runs the fine network only near ``roi`` (the coarse candidate region) grown by ``margin`` voxels per axis; voxels
-it does not visit are background. Two ways to place the windows; per case the one with fewer windows is used:
+it does not visit are background. Two ways to place the windows:
 
-- ``"grid"``: nnU-Net's whole-image window grid, keeping the windows that overlap the grown ROI. A small ROI in the
-  middle of the grid still touches about 4 windows per axis (64 in 3D) at nnU-Net's step of half a patch.
+- ``"grid"`` (default): nnU-Net's own whole-image window grid, keeping every window that holds an ROI voxel. Every
+  window that the full sliding window would run over an ROI voxel runs, at the same position and in the same
+  order, so inside the ROI the logits are bit for bit those of the full sliding window. At nnU-Net's step of at
+  most half a patch, the windows holding a voxel reach at least half a patch beyond it on both sides, so a margin
+  up to half a patch is covered by them; voxels of the grown ROI they still leave out (larger margins, steps
+  rounded up at odd patch sizes) are covered by adding grid windows greedily, most uncovered voxels first. A small ROI
+  takes 2 or 3 windows per axis (8 to 27 in 3D).
 - ``"crops"``: one box per candidate component (its bounding box grown by the margin, at least one patch wide,
-  overlapping boxes merged), each box predicted with nnU-Net's own sliding window, keeping the box's windows that
-  overlap the grown ROI. A candidate smaller than the margin gives a box of one patch plus one voxel per axis: 2
-  windows per axis (8 in 3D).
+  overlapping boxes merged), each box predicted with nnU-Net's own sliding window under the same rule. A candidate
+  smaller than the margin gives a box of one patch plus one voxel per axis: 2 windows per axis (8 in 3D), but the
+  windows sit elsewhere than the full sliding window's, so the logits inside the ROI differ from it.
+- ``"auto"``: whichever of the two runs fewer windows.
 
-Both visit every voxel of the grown ROI with windows that overlap the ROI, so a candidate is never cut off.
+Every placement visits every voxel of the grown ROI, so a candidate is never cut off.
 """
 from __future__ import annotations
 
@@ -87,8 +93,8 @@ class ROIRestrictedPredictor(nnUNetPredictor):
     """``nnUNetPredictor`` whose sliding window runs only near ``self.roi``.
 
     Set ``roi`` (bool array, shape of the preprocessed image without channels) and ``margin`` (voxels per axis)
-    before predicting; ``roi=None`` gives nnU-Net's full sliding window. ``placement``: ``"auto"`` (fewer
-    windows of the two), ``"grid"`` or ``"crops"`` (see the module docstring). After a prediction ``last_tiles``
+    before predicting; ``roi=None`` gives nnU-Net's full sliding window. ``placement``: ``"grid"`` (default),
+    ``"crops"`` or ``"auto"`` (see the module docstring). After a prediction ``last_tiles``
     holds (windows run, windows of the full sliding window) and ``last_placement`` the placement used.
     """
 
@@ -96,7 +102,7 @@ class ROIRestrictedPredictor(nnUNetPredictor):
         super().__init__(*args, **kwargs)
         self.roi: np.ndarray | None = None
         self.margin: tuple[int, ...] = (0, 0, 0)
-        self.placement: str = "auto"
+        self.placement: str = "grid"
         self.last_tiles: tuple[int, int] = (0, 0)
         self.last_placement: str = "full"
         self._grid_roi: np.ndarray | None = None  # ROI the grid filter applies to; None while predicting crops
@@ -111,18 +117,27 @@ class ROIRestrictedPredictor(nnUNetPredictor):
         return kept
 
     def _grid_kept(self, slicers, roi: np.ndarray, image_size) -> list:
+        """The windows of ``slicers`` (on the padded image of ``image_size``) that hold a voxel of ``roi``, plus those
+        needed to cover the voxels of ``roi`` grown by the margin that the former leave out (kept in grid order)."""
         before = _padding_before(roi.shape, self.configuration_manager.patch_size)
         padded = np.zeros(tuple(image_size), dtype=bool)
         padded[tuple(slice(b, b + s) for b, s in zip(before, roi.shape))] = roi
-        kept = []
-        for sl in slicers:
-            grown = tuple(slice(max(0, s.start - m), s.stop + m) for s, m in zip(sl[1:], self.margin))
-            if padded[grown].any():
-                kept.append(sl)
-        return kept
+        keep = [bool(padded[sl[1:]].any()) for sl in slicers]
+        if any(m > 0 for m in self.margin) and padded.any():
+            size = tuple(2 * int(m) + 1 for m in self.margin)
+            missing = ndimage.maximum_filter(padded.view(np.uint8), size=size, mode="constant").astype(bool)
+            for sl, k in zip(slicers, keep):
+                if k:
+                    missing[sl[1:]] = False
+            while missing.any():  # greedy cover: next, the window holding the most voxels still missing
+                gain = [0 if k else int(np.count_nonzero(missing[sl[1:]])) for sl, k in zip(slicers, keep)]
+                best = int(np.argmax(gain))
+                keep[best] = True
+                missing[slicers[best][1:]] = False
+        return [sl for sl, k in zip(slicers, keep) if k]
 
     def _windows_touching(self, roi: np.ndarray) -> int:
-        """Windows of nnU-Net's grid on an image (or crop) of ``roi.shape`` that overlap ``roi`` grown by the margin."""
+        """How many windows of nnU-Net's grid on an image (or crop) of ``roi.shape`` the rule above keeps."""
         padded = [max(s, p) for s, p in zip(roi.shape, self.configuration_manager.patch_size)]
         return len(self._grid_kept(nnUNetPredictor._internal_get_sliding_window_slicers(self, padded), roi, padded))
 

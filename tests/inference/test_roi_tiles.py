@@ -25,29 +25,46 @@ def test_full_window_without_roi():
     assert len(slicers) == 5 ** 3 and p.last_tiles == (125, 125)   # steps of 4 voxels: 0, 4, 8, 12, 16
 
 
-@pytest.mark.parametrize("margin, expected", [((0, 0, 0), 1), ((4, 4, 4), 8)])  # starts {0, 4} per axis
-def test_grid_keeps_only_tiles_touching_the_grown_roi(margin, expected):
+@pytest.mark.parametrize("margin", [(0, 0, 0), (4, 4, 4)])
+def test_grid_keeps_the_tiles_holding_the_roi(margin):
     roi = np.zeros((24, 24, 24), bool)
-    roi[0, 0, 0] = True                                              # corner voxel: only tile (0,0,0) holds it
+    roi[0, 0, 0] = True                   # corner voxel: only tile (0,0,0) holds it, and [0, 8) covers [0, 5) too
     p = _predictor(roi, margin, placement="grid")
     placement, boxes, n_run, n_full = p.plan_windows(roi.shape)
-    assert (placement, boxes, n_run, n_full) == ("grid", [], expected, 125)
+    assert (placement, boxes, n_run, n_full) == ("grid", [], 1, 125)
     p._grid_roi = roi
     kept = p._internal_get_sliding_window_slicers((24, 24, 24))
-    assert len(kept) == expected and p.last_tiles == (expected, 125)
-    for sl in kept:  # every kept tile overlaps the ROI once grown by the margin
-        grown = tuple(slice(max(0, s.start - m), s.stop + m) for s, m in zip(sl[1:], margin))
-        assert roi[grown].any()
+    assert [tuple(s.start for s in sl[1:]) for sl in kept] == [(0, 0, 0)] and p.last_tiles == (1, 125)
 
 
 def test_central_voxel_grid_vs_crops():
     roi = np.zeros((24, 24, 24), bool)
     roi[12, 12, 12] = True
-    # grid: tile starts 0..16 step 4; [s, s+8) grown by 4 holds 12 when s in {4, 8, 12, 16}: 4 per axis
-    assert _predictor(roi, (4, 4, 4), placement="grid").plan_windows(roi.shape)[2:] == (64, 125)
+    # grid: tile starts 0..16 step 4; [s, s+8) holds 12 for s in {8, 12}: 2 per axis, together [8, 20) which
+    # covers the grown [8, 17)
+    assert _predictor(roi, (4, 4, 4), placement="grid").plan_windows(roi.shape)[2:] == (8, 125)
     # crops: box [8, 17) per axis (9 voxels, patch 8): windows at 0 and 1 -> 2 per axis
-    placement, boxes, n_run, n_full = _predictor(roi, (4, 4, 4)).plan_windows(roi.shape)
+    placement, boxes, n_run, n_full = _predictor(roi, (4, 4, 4), placement="crops").plan_windows(roi.shape)
     assert placement == "crops" and boxes == [(slice(8, 17),) * 3] and (n_run, n_full) == (8, 125)
+    # a tie keeps the grid under "auto"
+    assert _predictor(roi, (4, 4, 4), placement="auto").plan_windows(roi.shape)[0] == "grid"
+
+
+def test_grid_adds_tiles_where_a_wide_margin_is_not_covered():
+    roi = np.zeros((24, 24, 24), bool)
+    roi[12, 12, 12] = True
+    # margin 6: grown [6, 19) per axis, but the 8 tiles holding the voxel (starts {8, 12}) cover only [8, 20)
+    p = _predictor(roi, (6, 6, 6), placement="grid")
+    p._grid_roi = roi
+    kept = p._internal_get_sliding_window_slicers((24, 24, 24))
+    starts = {tuple(s.start for s in sl[1:]) for sl in kept}
+    assert {(a, b, c) for a in (8, 12) for b in (8, 12) for c in (8, 12)} <= starts
+    covered = np.zeros((24, 24, 24), bool)
+    for sl in kept:
+        covered[sl[1:]] = True
+    assert covered[6:19, 6:19, 6:19].all()
+    # the greedy cover needs 8 more windows, fewer than the 19 of the symmetric cover (starts {4, 8, 12} per axis)
+    assert len(kept) == 16 and p.plan_windows(roi.shape)[2:] == (16, 125)
 
 
 def test_roi_boxes_grow_merge_and_stay_inside():
@@ -109,11 +126,11 @@ def test_restricted_prediction_equals_full_inside_and_background_outside(placeme
     got = p.predict_sliding_window_return_logits(image).float()
     visited = ~((got[0] == UNVISITED_BACKGROUND_LOGIT) & (got[1] == -UNVISITED_BACKGROUND_LOGIT))
     # crops: box [0, 9) x [0, 9) x [1, 10) (grown by 4 and shifted inside): 2 windows per axis.
-    # grid (starts z 0..12, y/x 0..16, step 4): tiles whose grown extent holds the voxel start at z {0, 4},
-    # y {0, 4, 8}, x {0, 4, 8}: 18 windows covering [0, 12) x [0, 16) x [0, 16)
-    expected_visited = {"crops": 9 * 9 * 9, "grid": 12 * 16 * 16}[placement]
+    # grid (starts z 0..12, y/x 0..16, step 4): tiles holding the voxel start at z {0}, y {0, 4}, x {0, 4}:
+    # 4 windows covering [0, 8) x [0, 12) x [0, 12), which holds the grown [0, 8) x [0, 9) x [1, 10)
+    expected_visited = {"crops": 9 * 9 * 9, "grid": 8 * 12 * 12}[placement]
     assert int(visited.sum()) == expected_visited and bool(visited[3, 4, 5])
-    assert p.last_placement == placement and p.last_tiles == ({"crops": 8, "grid": 18}[placement], 4 * 5 * 5)
+    assert p.last_placement == placement and p.last_tiles == ({"crops": 8, "grid": 4}[placement], 4 * 5 * 5)
     torch.testing.assert_close(got[:, visited], full[:, visited], atol=2e-3, rtol=2e-3)  # float16 logits
 
 
@@ -134,3 +151,34 @@ def test_crops_skip_windows_that_miss_an_l_shaped_roi():
     assert bool(visited[torch.from_numpy(roi)].all()) and not bool(visited[5, 25, 10])  # far inner corner skipped
     assert p.last_tiles == (n_run, n_full)
     torch.testing.assert_close(got[:, visited], full[:, visited], atol=2e-3, rtol=2e-3)
+
+
+class _ContextNet(torch.nn.Module):
+    """Two 3x3x3 convolutions with zero padding: a voxel's logits depend on its neighbours and on where the window
+    edge is, so windows at different positions disagree."""
+
+    def __init__(self):
+        super().__init__()
+        torch.manual_seed(3)
+        self.net = torch.nn.Sequential(torch.nn.Conv3d(1, 4, 3, padding=1), torch.nn.ReLU(),
+                                       torch.nn.Conv3d(4, 2, 3, padding=1))
+
+    def forward(self, x):
+        return self.net(x)
+
+
+def test_grid_logits_inside_the_roi_are_those_of_the_full_sliding_window():
+    torch.manual_seed(2)
+    image = torch.randn(1, 20, 28, 28)
+    roi = np.zeros((20, 28, 28), bool)
+    roi[9:12, 7:9, 14:19] = True      # starts at a window edge (y=7 is the last voxel of the window at 0)
+    roi[15, 22, 3] = True
+    results = {}
+    for placement in ("grid", "crops", None):
+        p = _real_predictor(None if placement is None else roi, (4, 4, 4), placement or "grid")
+        p.network = _ContextNet()
+        results[placement] = p.predict_sliding_window_return_logits(image).float()
+    inside = torch.from_numpy(roi)
+    assert torch.equal(results["grid"][:, inside], results[None][:, inside])   # bit for bit
+    # crops sit elsewhere: the same network gives other logits at some ROI voxels
+    assert not torch.equal(results["crops"][:, inside], results[None][:, inside])
