@@ -16,6 +16,23 @@ DATASET_NAME = "Dataset501_SynthThrombus"
 TINY_SCHEDULE = (2, 6, 1)
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _preprocess_cache_in_temp(tmp_path_factory):
+    """``nnunet_thrombus predict`` caches registration under ~/.cache by default; tests (and the commands they
+    start) use a temp folder instead."""
+    import os
+
+    from nnunet_thrombus.inference.preprocess_cache import CACHE_ENV
+
+    old = os.environ.get(CACHE_ENV)
+    os.environ[CACHE_ENV] = str(tmp_path_factory.mktemp("preprocess_cache"))
+    yield
+    if old is None:
+        os.environ.pop(CACHE_ENV, None)
+    else:
+        os.environ[CACHE_ENV] = old
+
+
 @pytest.fixture(scope="session")
 def tiny_cohort(tmp_path_factory) -> dict:
     from nnunet_thrombus.synthetic.cohort import write_cohort

@@ -51,6 +51,11 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     p.add_argument("--ray-parts", type=int, default=None,
                    help="number of Ray tasks (each loads the model once). Default: one per cluster CPU.")
     p.add_argument("--ray-gpus-per-task", type=float, default=0.0, help="GPUs per Ray task. Default: 0.")
+    p.add_argument("--cache-dir", default=None,
+                   help="folder caching registration + skull stripping per pair of scans, so predicting the same "
+                        "scans again (another model, other options) reuses them; holds voxel data, no DICOM tags. "
+                        "Default: $NNUNET_THROMBUS_CACHE, else ~/.cache/nnunet_thrombus/preprocess.")
+    p.add_argument("--no-cache", action="store_true", help="neither read nor write that cache. Default: cache on.")
     p.add_argument("--overwrite", action="store_true", help="redo finished cases too. Default: skip them.")
     p.add_argument("-q", "--quiet", action="store_true", help="no per-case progress. Default: off.")
     p.set_defaults(func=run, _parser=p)
@@ -68,6 +73,11 @@ def run(args) -> int:
     from nnunet_thrombus.inference.model_files import ModelError
     from nnunet_thrombus.inference.pipeline import predict_cases
 
+    if args.no_cache and args.cache_dir:
+        args._parser.error("--no-cache and --cache-dir contradict each other; give one")
+    from nnunet_thrombus.inference.preprocess_cache import default_cache_dir
+
+    cache_dir = None if args.no_cache else (args.cache_dir or str(default_cache_dir()))
     if args.ray_address and args.num_parts != 1:
         args._parser.error("--ray-address splits the cases itself; do not combine it with --num-parts")
     options = dict(model=args.model, dataset=args.dataset, folds=args.folds, device=args.device,
@@ -75,7 +85,7 @@ def run(args) -> int:
                    roi_threshold=args.roi_threshold,
                    save_probabilities=args.save_probabilities, dicom_seg=args.dicom_seg,
                    anonymize_seg=args.anonymize_seg, keep_phi=args.keep_phi,
-                   allow_thick_slices=args.allow_thick_slices, overwrite=args.overwrite)
+                   allow_thick_slices=args.allow_thick_slices, overwrite=args.overwrite, cache_dir=cache_dir)
     try:
         if args.ray_address:
             from nnunet_thrombus.inference.ray_backend import predict_cases_ray

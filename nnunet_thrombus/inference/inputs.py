@@ -210,10 +210,17 @@ def _read_pair(case: Case, allow_thick: bool):
     return cta, ncct, cta_native, cta_info, ncct_info, cta_thick or ncct_thick
 
 
-def prepare_case(case: Case, allow_thick_slices: bool = False) -> PreparedCase:
-    """Read, register, skull-strip and check one case; raises ``CaseInputError`` naming the case and the fix."""
+def prepare_case(case: Case, allow_thick_slices: bool = False, cache_dir: Path | None = None) -> PreparedCase:
+    """Read, register, skull-strip and check one case; raises ``CaseInputError`` naming the case and the fix.
+
+    ``cache_dir``: where registration + skull stripping are cached per pair of scans
+    (:mod:`nnunet_thrombus.inference.preprocess_cache`); None computes them every time. ``input_info`` records
+    ``preprocess_cache``: "off", "hit", "miss" or "n/a" (nnU-Net input, nothing to register).
+    """
     from dataset_conversion.dicom_io import ScanError
     from dataset_conversion.preprocess import OUTSIDE_BRAIN_HU, preprocess_case
+
+    from nnunet_thrombus.inference.preprocess_cache import preprocess_cached
 
     t0 = time.perf_counter()
     cid = case.case_id
@@ -234,9 +241,10 @@ def prepare_case(case: Case, allow_thick_slices: bool = False) -> PreparedCase:
         ncct.CopyInformation(cta)
         brain = sitk.Cast(cta > -1000, sitk.sitkUInt8)
         result = {"cta": cta, "ncct_on_cta": ncct, "brain_mask": brain, "qc": {"note": "input already registered"}}
+        cache_status = "n/a"
     else:
         try:
-            result = preprocess_case(ncct, cta)
+            result, cache_status = preprocess_cached(ncct, cta, cache_dir, preprocess_case)
         except ValueError as exc:  # skull strip finds no brain, registration diverged
             raise CaseInputError(f"case {cid}: {exc}; is this a head CT (NCCT + CTA of the same patient)?") from exc
     brain_arr = sitk.GetArrayViewFromImage(result["brain_mask"])
@@ -275,7 +283,8 @@ def prepare_case(case: Case, allow_thick_slices: bool = False) -> PreparedCase:
             "ncct_geometry": _geometry(ncct), "slice_thickness_mm": thickness, "thick_slices_resampled": thick,
             "cta_phase": cta_info.get("phase"), "preprocessed_input": bool(case.meta.get("preprocessed")),
             "brain_volume_ml": round(brain_ml, 1), "outside_brain_hu": OUTSIDE_BRAIN_HU,
-            "cta_p99_hu": round(stats["cta_p99_hu"], 1), "ncct_p99_hu": round(stats["ncct_p99_hu"], 1)}
+            "cta_p99_hu": round(stats["cta_p99_hu"], 1), "ncct_p99_hu": round(stats["ncct_p99_hu"], 1),
+            "preprocess_cache": cache_status}
     dicom_folder = Path(case.cta) if case.cta is not None and Path(case.cta).is_dir() else None
     phi = read_phi(dicom_folder) if dicom_folder else {}
     if case.ncct is not None and Path(case.ncct).is_dir():

@@ -121,7 +121,7 @@ def predict_cases(inputs, out_dir, *, model=None, dataset=None, predictor=None, 
                   use_tta: bool = True, roi_restrict: bool = True, save_probabilities: bool = False,
                   dicom_seg: bool = False, anonymize_seg: bool = False, keep_phi: bool = False,
                   allow_thick_slices: bool = False, num_parts: int = 1, part_id: int = 0, overwrite: bool = False,
-                  quiet: bool = False, roi_threshold: float = 0.1) -> dict:
+                  quiet: bool = False, roi_threshold: float = 0.1, cache_dir=None) -> dict:
     """Predict every case of ``inputs`` (path or list of paths) into ``out_dir``.
 
     Model: ``model`` (a folder holding the two stage folders, or a ``ModelFiles``) or ``dataset`` (id/name under
@@ -167,7 +167,7 @@ def predict_cases(inputs, out_dir, *, model=None, dataset=None, predictor=None, 
             t0 = time.perf_counter()
             stage = "input"
             try:
-                prep = prepare_case(case, allow_thick_slices=allow_thick_slices)
+                prep = prepare_case(case, allow_thick_slices=allow_thick_slices, cache_dir=cache_dir)
                 stage = "predict"
                 report = predict_one(prep, predictor, out_dir, rule=rule, rule_source=rule_source,
                                      model_info=model_info, save_probabilities=save_probabilities,
