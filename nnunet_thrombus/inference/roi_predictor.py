@@ -118,22 +118,38 @@ class ROIRestrictedPredictor(nnUNetPredictor):
 
     def _grid_kept(self, slicers, roi: np.ndarray, image_size) -> list:
         """The windows of ``slicers`` (on the padded image of ``image_size``) that hold a voxel of ``roi``, plus those
-        needed to cover the voxels of ``roi`` grown by the margin that the former leave out (kept in grid order)."""
+        needed to cover the voxels of ``roi`` grown by the margin that the former leave out (kept in grid order).
+        Works inside the bounding box of the grown ROI, so a small ROI in a whole head costs milliseconds."""
+        if not roi.any():
+            return []
         before = _padding_before(roi.shape, self.configuration_manager.patch_size)
-        padded = np.zeros(tuple(image_size), dtype=bool)
-        padded[tuple(slice(b, b + s) for b, s in zip(before, roi.shape))] = roi
-        keep = [bool(padded[sl[1:]].any()) for sl in slicers]
-        if any(m > 0 for m in self.margin) and padded.any():
-            size = tuple(2 * int(m) + 1 for m in self.margin)
-            missing = ndimage.maximum_filter(padded.view(np.uint8), size=size, mode="constant").astype(bool)
-            for sl, k in zip(slicers, keep):
+        margin = [int(m) for m in self.margin]
+        lo, hi = [], []
+        for axis in range(roi.ndim):  # bounding box of the ROI grown by the margin, in padded coordinates
+            hit = np.flatnonzero(roi.any(axis=tuple(a for a in range(roi.ndim) if a != axis)))
+            lo.append(max(0, int(hit[0]) + before[axis] - margin[axis]))
+            hi.append(min(int(image_size[axis]), int(hit[-1]) + 1 + before[axis] + margin[axis]))
+        sub = np.zeros([b - a for a, b in zip(lo, hi)], dtype=bool)
+        src = tuple(slice(max(a - b, 0), min(c - b, s)) for a, c, b, s in zip(lo, hi, before, roi.shape))
+        sub[tuple(slice(x.start + b - a, x.stop + b - a) for x, a, b in zip(src, lo, before))] = roi[src]
+
+        def local(sl):  # the window's part inside the box, in box coordinates; None when they do not meet
+            parts = [slice(max(w.start, a) - a, min(w.stop, b) - a) for w, a, b in zip(sl[1:], lo, hi)]
+            return None if any(p.stop <= p.start for p in parts) else tuple(parts)
+
+        parts = [local(sl) for sl in slicers]
+        keep = [p is not None and bool(sub[p].any()) for p in parts]
+        if any(m > 0 for m in margin):
+            missing = ndimage.maximum_filter(sub.view(np.uint8), size=[2 * m + 1 for m in margin],
+                                             mode="constant").astype(bool)
+            for p, k in zip(parts, keep):
                 if k:
-                    missing[sl[1:]] = False
+                    missing[p] = False
             while missing.any():  # greedy cover: next, the window holding the most voxels still missing
-                gain = [0 if k else int(np.count_nonzero(missing[sl[1:]])) for sl, k in zip(slicers, keep)]
+                gain = [0 if k or p is None else int(np.count_nonzero(missing[p])) for p, k in zip(parts, keep)]
                 best = int(np.argmax(gain))
                 keep[best] = True
-                missing[slicers[best][1:]] = False
+                missing[parts[best]] = False
         return [sl for sl, k in zip(slicers, keep) if k]
 
     def _windows_touching(self, roi: np.ndarray) -> int:
@@ -148,12 +164,14 @@ class ROIRestrictedPredictor(nnUNetPredictor):
         roi = np.asarray(self.roi, dtype=bool)
         if roi.shape != tuple(shape):
             raise ValueError(f"roi shape {roi.shape} does not match the image {tuple(shape)}")
-        grid = self._windows_touching(roi)
-        boxes = roi_boxes(roi, self.margin, patch)
-        crops = sum(self._windows_touching(roi[box]) for box in boxes)
         if self.placement not in ("auto", "grid", "crops"):
             raise ValueError(f"placement must be auto, grid or crops, got {self.placement!r}")
-        use_crops = self.placement == "crops" or (self.placement == "auto" and crops < grid)
+        grid = self._windows_touching(roi) if self.placement != "crops" else None
+        if self.placement == "grid":
+            return "grid", [], grid, full
+        boxes = roi_boxes(roi, self.margin, patch)
+        crops = sum(self._windows_touching(roi[box]) for box in boxes)
+        use_crops = self.placement == "crops" or crops < grid
         return ("crops", boxes, crops, full) if use_crops else ("grid", [], grid, full)
 
     @torch.inference_mode()
