@@ -3,6 +3,8 @@ from __future__ import annotations
 
 import argparse
 
+from nnunet_thrombus.inference import DEFAULT_ROI_THRESHOLD
+
 
 def _fold(value: str):
     if value == "all" or value.isdigit():
@@ -30,9 +32,9 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     p.add_argument("--disable-tta", action="store_true", help="no mirroring test-time augmentation. Default: TTA on.")
     p.add_argument("--no-roi", action="store_true",
                    help="fine stage over the whole image instead of the coarse candidate region. Default: ROI on.")
-    p.add_argument("--roi-threshold", type=float, default=0.1,
+    p.add_argument("--roi-threshold", type=float, default=DEFAULT_ROI_THRESHOLD,
                    help="coarse thrombus probability above which the fine stage looks (grown by half a patch). "
-                        "Default: 0.1.")
+                        f"Default: {DEFAULT_ROI_THRESHOLD:g}.")
     p.add_argument("--save-probabilities", action="store_true",
                    help="also write probabilities.npz (float16). Default: off.")
     p.add_argument("--dicom-seg", action="store_true",

@@ -22,10 +22,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from nnunet_thrombus.inference import DEFAULT_ROI_THRESHOLD
 from nnunet_thrombus.inference.roi_predictor import ROIRestrictedPredictor
-
-#: coarse probability above which a voxel is a candidate for the fine stage
-DEFAULT_ROI_THRESHOLD = 0.1
 
 
 @dataclass

@@ -11,6 +11,7 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
+from nnunet_thrombus.inference import DEFAULT_ROI_THRESHOLD
 from nnunet_thrombus.inference.postprocessing import FILE as POSTPROCESSING_FILE
 from nnunet_thrombus.inference.postprocessing import Postprocessing
 from nnunet_thrombus.measure.lvo import LVOThresholds
@@ -127,7 +128,7 @@ def resolve_model(dataset: str | int | None = None, model_folder: str | os.PathL
 
 
 def load_predictor(model: ModelFiles, folds=None, device: str = "cpu", use_mirroring: bool = True,
-                   roi_restrict: bool = True, checkpoint: str = "checkpoint_final.pth", roi_threshold: float = 0.1):
+                   roi_restrict: bool = True, checkpoint: str = "checkpoint_final.pth", roi_threshold: float = DEFAULT_ROI_THRESHOLD):
     """``ThrombusCascadePredictor`` for ``model`` (sets ``nnUNet_extTrainer`` so nnU-Net finds our trainer)."""
     from nnunet_thrombus.nnunet_env import ext_trainer_value
 

@@ -21,6 +21,7 @@ import numpy as np
 import SimpleITK as sitk
 
 from nnunet_thrombus.evaluation.atomic_io import write_csv
+from nnunet_thrombus.inference import DEFAULT_ROI_THRESHOLD
 from nnunet_thrombus.inference import case_outputs as co
 from nnunet_thrombus.inference.inputs import CaseInputError, PreparedCase, find_cases, prepare_case, select_part
 from nnunet_thrombus.inference.report import SUMMARY_COLUMNS, build_report, summary_row
@@ -121,7 +122,7 @@ def predict_cases(inputs, out_dir, *, model=None, dataset=None, predictor=None, 
                   use_tta: bool = True, roi_restrict: bool = True, save_probabilities: bool = False,
                   dicom_seg: bool = False, anonymize_seg: bool = False, keep_phi: bool = False,
                   allow_thick_slices: bool = False, num_parts: int = 1, part_id: int = 0, overwrite: bool = False,
-                  quiet: bool = False, roi_threshold: float = 0.1, cache_dir=None) -> dict:
+                  quiet: bool = False, roi_threshold: float = DEFAULT_ROI_THRESHOLD, cache_dir=None) -> dict:
     """Predict every case of ``inputs`` (path or list of paths) into ``out_dir``.
 
     Model: ``model`` (a folder holding the two stage folders, or a ``ModelFiles``) or ``dataset`` (id/name under
@@ -195,8 +196,10 @@ def predict_cases(inputs, out_dir, *, model=None, dataset=None, predictor=None, 
             done.append(case.case_id)
             t = report["timings_s"]
             big = report["components"][0]["volume_mm3"] if report["components"] else 0.0
+            cached = ", registration cached" if prep.input_info.get("preprocess_cache") == "hit" else ""
             _progress(quiet, f"{tag}: {report['call']['call']}, {report['n_components']} component(s), largest "
-                             f"{big:.0f} mm3 in {time.perf_counter() - t0:.2f} s (preprocess {t['preprocess']:.2f}, "
+                             f"{big:.0f} mm3 in {time.perf_counter() - t0:.2f} s (preprocess {t['preprocess']:.2f}"
+                             f"{cached}, "
                              f"coarse {t['coarse']:.2f}, fine {t['fine']:.2f}, export {t['export']:.2f})")
             try:
                 _write_tables(out_dir, rows, failure_rows, failures_name)

@@ -35,6 +35,7 @@ def test_predict_three_dicom_cases_with_trained_model(tiny_cascade, tmp_path, mo
     for cid in ids:
         report = assert_case_valid(out / cid, read_image(inp / cid / "CTA"), schema)
         assert report["model"]["folds"] == ["0"] and report["confidence"]["n_folds"] == 1
+        assert report["input"]["preprocess_cache"] == "miss"   # the command caches by default (tests: a temp folder)
         assert all(report["timings_s"][k] >= 0 for k in ("preprocess", "coarse", "fine", "export"))
         assert (out / cid / "probabilities.npz").stat().st_size > 0
         seg = hd.seg.segread(str(out / cid / "thrombus_seg.dcm"))

@@ -103,7 +103,7 @@ def _reports(out):
     return {p.parent.name: strip(json.loads(p.read_text())) for p in sorted(out.glob("*/report.json"))}
 
 
-def test_second_predict_run_registers_nothing_and_writes_the_same(predict_cohort, tmp_path, monkeypatch):
+def test_second_predict_run_registers_nothing_and_writes_the_same(predict_cohort, tmp_path, monkeypatch, capsys):
     cases = sorted(p for p in predict_cohort["nifti"].iterdir() if p.is_dir())[:2]
     cache = tmp_path / "cache"
     first = predict_cases(cases, tmp_path / "a", predictor=HUThresholdPredictor(), quiet=True, cache_dir=cache)
@@ -113,11 +113,21 @@ def test_second_predict_run_registers_nothing_and_writes_the_same(predict_cohort
         raise AssertionError("registered again although the scans are cached")
 
     monkeypatch.setattr(conversion_preprocess, "preprocess_case", no_registration)
-    second = predict_cases(cases, tmp_path / "b", predictor=HUThresholdPredictor(), quiet=True, cache_dir=cache)
+    second = predict_cases(cases, tmp_path / "b", predictor=HUThresholdPredictor(), quiet=False, cache_dir=cache)
     assert len(second["done"]) == 2 and not second["failed"]
+    assert capsys.readouterr().out.count("registration cached") == 2
     for out, status in ((tmp_path / "a", "miss"), (tmp_path / "b", "hit")):
         assert {json.loads(p.read_text())["input"]["preprocess_cache"] for p in out.glob("*/report.json")} == {status}
     assert _reports(tmp_path / "a") == _reports(tmp_path / "b")
     for c in cases:
         assert (tmp_path / "a" / c.name / "thrombus.nii.gz").read_bytes() == \
             (tmp_path / "b" / c.name / "thrombus.nii.gz").read_bytes()
+
+
+def test_cli_refuses_no_cache_with_cache_dir(tmp_path, capsys):
+    from nnunet_thrombus import cli
+
+    with pytest.raises(SystemExit) as exc:
+        cli.main(["predict", "-i", str(tmp_path), "-o", str(tmp_path / "o"), "-m", str(tmp_path), "--no-cache",
+                  "--cache-dir", str(tmp_path / "c")])
+    assert exc.value.code == 2 and "--no-cache and --cache-dir" in capsys.readouterr().err
