@@ -32,9 +32,10 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     p.add_argument("--disable-tta", action="store_true", help="no mirroring test-time augmentation. Default: TTA on.")
     p.add_argument("--no-roi", action="store_true",
                    help="fine stage over the whole image instead of the coarse candidate region. Default: ROI on.")
-    p.add_argument("--roi-threshold", type=float, default=DEFAULT_ROI_THRESHOLD,
+    p.add_argument("--roi-threshold", type=float, default=None,
                    help="coarse thrombus probability above which the fine stage looks (grown by half a patch). "
-                        f"Default: {DEFAULT_ROI_THRESHOLD:g}.")
+                        "Default: the model's roi_threshold.json (written by fit-roi), else "
+                        f"{DEFAULT_ROI_THRESHOLD:g}.")
     p.add_argument("--save-probabilities", action="store_true",
                    help="also write probabilities.npz (float16). Default: off.")
     p.add_argument("--dicom-seg", action="store_true",
@@ -68,6 +69,8 @@ def run(args) -> int:
     if args.num_parts < 1 or not 0 <= args.part_id < args.num_parts:
         args._parser.error(f"need --num-parts >= 1 and 0 <= --part-id < --num-parts, got {args.num_parts}, "
                            f"{args.part_id}")
+    if args.roi_threshold is not None and not 0.0 < args.roi_threshold < 1.0:
+        args._parser.error(f"--roi-threshold is a probability in (0, 1), got {args.roi_threshold}")
     if args.anonymize_seg and not args.dicom_seg:
         args._parser.error("--anonymize-seg needs --dicom-seg")
     import sys

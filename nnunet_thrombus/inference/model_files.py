@@ -38,6 +38,8 @@ class ModelFiles:
     lvo_source: str
     postprocessing: Postprocessing = Postprocessing()
     postprocessing_source: str = "default"
+    roi_threshold: float = DEFAULT_ROI_THRESHOLD
+    roi_threshold_source: str = "default"
 
     def describe(self) -> dict:
         """JSON-ready description (folder names only, no absolute paths)."""
@@ -92,7 +94,8 @@ def resolve_model(dataset: str | int | None = None, model_folder: str | os.PathL
     """Stage folders from ``dataset`` or ``model_folder`` (exactly one), checked: both stages present, trained on
     the two CT channels, checkpoints for ``folds`` (None = every trained fold). LVO thresholds from
     ``lvo_thresholds.json`` in the fine (then the model) folder, else the built-in defaults; mask post-processing
-    from ``postprocessing.json`` in the fine folder, else none."""
+    from ``postprocessing.json`` in the fine folder, else none; the ROI threshold from ``roi_threshold.json`` in
+    the fine folder (``fit-roi``), else ``DEFAULT_ROI_THRESHOLD``."""
     if (dataset is None) == (model_folder is None):
         raise ValueError(f"give exactly one of dataset and model_folder, got {dataset=} {model_folder=}")
     root = dataset_results_folder(dataset) if dataset is not None else Path(model_folder)
@@ -123,13 +126,25 @@ def resolve_model(dataset: str | int | None = None, model_folder: str | os.PathL
             post, post_source = Postprocessing.load(cand), f"{cand.parent.name}/{POSTPROCESSING_FILE}"
         except (ValueError, TypeError, KeyError) as exc:
             raise ModelError(f"{cand} is not a valid post-processing file ({exc})") from exc
+    from nnunet_thrombus.inference.roi_threshold_fit import FILE as ROI_FILE
+    from nnunet_thrombus.inference.roi_threshold_fit import load_threshold
+
+    try:
+        roi_t = load_threshold(stages["3d_cascade_fullres"])
+    except ValueError as exc:
+        raise ModelError(f"{exc}; run 'nnunet_thrombus fit-roi' again or delete the file") from exc
+    roi_source = "default" if roi_t is None else f"{stages['3d_cascade_fullres'].name}/{ROI_FILE}"
     return ModelFiles(root=root, coarse_dir=stages["3d_lowres"], fine_dir=stages["3d_cascade_fullres"],
-                      lvo_thresholds=rule, lvo_source=source, postprocessing=post, postprocessing_source=post_source)
+                      lvo_thresholds=rule, lvo_source=source, postprocessing=post, postprocessing_source=post_source,
+                      roi_threshold=DEFAULT_ROI_THRESHOLD if roi_t is None else roi_t, roi_threshold_source=roi_source)
 
 
 def load_predictor(model: ModelFiles, folds=None, device: str = "cpu", use_mirroring: bool = True,
-                   roi_restrict: bool = True, checkpoint: str = "checkpoint_final.pth", roi_threshold: float = DEFAULT_ROI_THRESHOLD):
-    """``ThrombusCascadePredictor`` for ``model`` (sets ``nnUNet_extTrainer`` so nnU-Net finds our trainer)."""
+                   roi_restrict: bool = True, checkpoint: str = "checkpoint_final.pth",
+                   roi_threshold: float | None = None):
+    """``ThrombusCascadePredictor`` for ``model`` (sets ``nnUNet_extTrainer`` so nnU-Net finds our trainer).
+    ``roi_threshold`` None: the model's own (``model.roi_threshold``)."""
+    roi_threshold = model.roi_threshold if roi_threshold is None else roi_threshold
     from nnunet_thrombus.nnunet_env import ext_trainer_value
 
     os.environ["nnUNet_extTrainer"] = ext_trainer_value(os.environ.get("nnUNet_extTrainer"))

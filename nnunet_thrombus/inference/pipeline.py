@@ -122,7 +122,7 @@ def predict_cases(inputs, out_dir, *, model=None, dataset=None, predictor=None, 
                   use_tta: bool = True, roi_restrict: bool = True, save_probabilities: bool = False,
                   dicom_seg: bool = False, anonymize_seg: bool = False, keep_phi: bool = False,
                   allow_thick_slices: bool = False, num_parts: int = 1, part_id: int = 0, overwrite: bool = False,
-                  quiet: bool = False, roi_threshold: float = DEFAULT_ROI_THRESHOLD, cache_dir=None) -> dict:
+                  quiet: bool = False, roi_threshold: float | None = None, cache_dir=None) -> dict:
     """Predict every case of ``inputs`` (path or list of paths) into ``out_dir``.
 
     Model: ``model`` (a folder holding the two stage folders, or a ``ModelFiles``) or ``dataset`` (id/name under
@@ -136,6 +136,7 @@ def predict_cases(inputs, out_dir, *, model=None, dataset=None, predictor=None, 
     out_dir = Path(out_dir)
     co.check_writable(out_dir)
     rule, rule_source, model_info = LVOThresholds(), "default", {"model": "custom predictor"}
+    roi_source = "default" if roi_threshold is None else "command line"
     postprocessing = None
     if predictor is None or model is not None or dataset is not None:
         files = model if isinstance(model, ModelFiles) else resolve_model(dataset=dataset, model_folder=model,
@@ -143,11 +144,16 @@ def predict_cases(inputs, out_dir, *, model=None, dataset=None, predictor=None, 
         rule, rule_source, model_info = files.lvo_thresholds, files.lvo_source, files.describe()
         postprocessing = files.postprocessing
         if predictor is None:
+            if roi_threshold is None:
+                roi_threshold, roi_source = files.roi_threshold, files.roi_threshold_source
             predictor = load_predictor(files, folds=folds, device=device, use_mirroring=use_tta,
                                        roi_restrict=roi_restrict, roi_threshold=roi_threshold)
+    if hasattr(predictor, "roi_threshold") and roi_threshold != predictor.roi_threshold:  # a ready predictor's own
+        roi_threshold, roi_source = predictor.roi_threshold, "predictor"
     model_info.update(tta=bool(use_tta), roi_restrict=bool(roi_restrict))
     if roi_restrict:
-        model_info["roi_threshold"] = float(roi_threshold)
+        model_info["roi_threshold"] = float(DEFAULT_ROI_THRESHOLD if roi_threshold is None else roi_threshold)
+        model_info["roi_threshold_source"] = roi_source
     cases = select_part(find_cases(inputs), num_parts, part_id)
     failures_name = "failures.csv" if num_parts == 1 else f"failures_part{part_id}of{num_parts}.csv"
     rows = _load_reports(out_dir)

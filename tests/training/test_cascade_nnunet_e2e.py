@@ -112,3 +112,44 @@ def test_fit_lvo_on_validation_and_predict_uses_it(tiny_cascade, tmp_path):
     assert set(info["postprocessing"]["validation_mean_dice"]) == {"none", "largest", "largest_min_volume"}
     assert files.postprocessing == Postprocessing.load(fine / "postprocessing.json")
     assert files.describe()["postprocessing"] == files.postprocessing.rule
+
+
+def test_fit_roi_on_validation_and_predict_uses_it(tiny_cascade, tmp_path):
+    import shutil
+
+    from nnunet_thrombus.inference import DEFAULT_ROI_THRESHOLD
+    from nnunet_thrombus.inference.model_files import resolve_model
+    from nnunet_thrombus.inference.pipeline import predict_cases
+    from nnunet_thrombus.inference.roi_threshold_fit import FILE, THRESHOLDS, fit_roi_threshold
+
+    model = tmp_path / "model"
+    shutil.copytree(tiny_cascade["ws"].results / "Dataset501_SynthThrombus", model)
+    coarse, fine = model / tiny_cascade["coarse_dir"].name, model / tiny_cascade["fine_dir"].name
+    assert resolve_model(model_folder=model, folds=[0]).roi_threshold_source == "default"
+    info = fit_roi_threshold(coarse, fine, tiny_cascade["cohort"]["dataset"], progress=lambda _: None)
+    val_cases = sorted(p.name[:-7] for p in (fine / "fold_0" / "validation").glob("*.nii.gz"))
+    assert sorted(info["cases"]) == val_cases and info["n_cases"] == len(val_cases) >= 1
+    stored = json.loads((fine / FILE).read_text())
+    assert stored["threshold"] == info["threshold"] and set(stored["table"]) == {str(t) for t in THRESHOLDS}
+    # the rule: the chosen threshold keeps every validation clot inside and runs no more windows than a safe other
+    safe = [t for t in THRESHOLDS if all(c[str(t)]["coverage"] >= 1.0 for c in stored["cases"].values())]
+    assert info["default_kept"] == (not safe)
+    if safe:
+        share = {t: stored["table"][str(t)]["median_window_share"] for t in safe}
+        assert info["threshold"] in safe and share[info["threshold"]] == min(share.values())
+    else:
+        assert info["threshold"] == DEFAULT_ROI_THRESHOLD
+    files = resolve_model(model_folder=model, folds=[0])
+    assert files.roi_threshold == info["threshold"] and files.roi_threshold_source.endswith(FILE)
+    case = sorted((tiny_cascade["cohort"]["dataset"] / "imagesTs").glob("*_0000.nii.gz"))[0]
+    inp = tmp_path / "in"
+    inp.mkdir()
+    for f in case.parent.glob(case.name.replace("_0000.nii.gz", "_000*.nii.gz")):
+        shutil.copy(f, inp / f.name)
+    for given, source in ((None, FILE), (0.25, "command line")):
+        out = tmp_path / f"out_{given}"
+        res = predict_cases(inp, out, model=files, folds=[0], use_tta=False, roi_threshold=given, quiet=True)
+        assert len(res["done"]) == 1
+        report = json.loads(next(out.glob("*/report.json")).read_text())
+        assert report["model"]["roi_threshold"] == (info["threshold"] if given is None else given)
+        assert report["model"]["roi_threshold_source"].endswith(source)
