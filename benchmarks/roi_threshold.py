@@ -39,7 +39,7 @@ def main(argv=None) -> int:
 
     from inference_speed import pad_centred
     from nnunet_thrombus.inference.cascade_predictor import ThrombusCascadePredictor
-    from nnunet_thrombus.inference.roi_threshold_fit import THRESHOLDS, choose_threshold, evaluate_case
+    from nnunet_thrombus.inference.roi_threshold_fit import choose_threshold, evaluate_case, format_case, format_table
     from nnunet_thrombus.nnunet_env import ext_trainer_value
 
     os.environ["nnUNet_extTrainer"] = ext_trainer_value(os.environ.get("nnUNet_extTrainer"))
@@ -57,16 +57,10 @@ def main(argv=None) -> int:
         if args.pad_to:
             data, ref = pad_centred(data, ref, args.pad_to)
         per_case[case] = evaluate_case(c, data, props["spacing"], ref)
-        print(f"{case}: clot {int(ref.sum())} voxels | " + " | ".join(
-            f"t={t}: " + (f"{r['windows'][0]}/{r['windows'][1]} windows" if r["windows"] else "fallback (whole image)")
-            + f", clot inside {r['coverage']:.2f}" for t, r in per_case[case].items()), flush=True)
+        print(f"{case}: clot {int(ref.sum())} voxels | {format_case(per_case[case])}", flush=True)
     chosen = choose_threshold(per_case)
-    for t in THRESHOLDS:
-        row = chosen["table"][t]
-        share = row["median_window_share"]
-        print(f"t={t}: every validation clot fully inside: {row['worst_coverage'] >= 1.0} (worst "
-              f"{row['worst_coverage']:.2f}); median share of windows {float('nan') if share is None else share:.2f};"
-              f" fallbacks {row['fallbacks']}")
+    for line in format_table(chosen["table"]):
+        print(line)
     best = chosen["threshold"]
     print(f"suggested --roi-threshold: {best if best is not None else 'none (keep --no-roi)'}")
     return 0

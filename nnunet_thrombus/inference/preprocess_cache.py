@@ -26,6 +26,8 @@ from pathlib import Path
 import numpy as np
 import SimpleITK as sitk
 
+from nnunet_thrombus.evaluation.atomic_io import write_json
+
 #: bump when dataset_conversion.preprocess changes what it returns for the same scans
 CACHE_FORMAT = 1
 #: environment variable naming the cache folder (default: $XDG_CACHE_HOME or ~/.cache, then nnunet_thrombus/preprocess)
@@ -55,18 +57,6 @@ def scans_key(ncct: sitk.Image, cta: sitk.Image) -> str:
     return h.hexdigest()
 
 
-def _json_safe(obj):
-    if isinstance(obj, dict):
-        return {str(k): _json_safe(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        return [_json_safe(v) for v in obj]
-    if isinstance(obj, np.generic):
-        return obj.item()
-    if isinstance(obj, np.ndarray):
-        return obj.tolist()
-    return obj
-
-
 def load(cache_dir: Path, key: str) -> dict | None:
     """The cached ``{"cta", "ncct_on_cta", "brain_mask", "qc"}`` for ``key``, or None (absent or unreadable; an
     unreadable entry is removed)."""
@@ -93,7 +83,7 @@ def store(cache_dir: Path, key: str, result: dict) -> Path | None:
         tmp = Path(tempfile.mkdtemp(prefix=f".{key}.", dir=cache_dir))
         for name in _IMAGES:
             sitk.WriteImage(result[name], str(tmp / f"{name}.mha"), False)
-        (tmp / "qc.json").write_text(json.dumps(_json_safe(result["qc"]), indent=1))
+        write_json(tmp / "qc.json", result["qc"])
         try:
             os.rename(tmp, entry)
         except OSError:

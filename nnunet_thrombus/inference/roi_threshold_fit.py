@@ -14,6 +14,7 @@ fine-stage folder, where ``nnunet_thrombus predict`` reads it unless ``--roi-thr
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import numpy as np
@@ -83,10 +84,29 @@ def choose_threshold(per_case: dict, thresholds=THRESHOLDS) -> dict:
     return {"threshold": best, "table": table}
 
 
-def _validation_cases(fine_dir: Path) -> dict:
-    """{fold: [case ids]} from nnU-Net's ``fold_k/validation/<case>.nii.gz``."""
+def format_case(result: dict) -> str:
+    """One line for an ``evaluate_case`` result: windows and clot coverage per threshold."""
+    return " | ".join(f"t={t}: " + (f"{r['windows'][0]}/{r['windows'][1]} windows" if r["windows"] else
+                                    "fallback (whole image)") + f", clot inside {r['coverage']:.2f}"
+                      for t, r in result.items())
+
+
+def format_table(table: dict) -> list[str]:
+    """One line per threshold of ``choose_threshold``'s table (keys may be numbers or strings)."""
+    lines = []
+    for t, row in table.items():
+        share = row["median_window_share"]
+        lines.append(f"t={t}: every validation clot inside: {row['worst_coverage'] >= 1.0} (worst "
+                     f"{row['worst_coverage']:.2f}); median share of windows {'-' if share is None else f'{share:.2f}'}"
+                     f"; whole-image fallbacks {row['fallbacks']}")
+    return lines
+
+
+def validation_cases(model_dir) -> dict:
+    """{fold: [case ids]} from nnU-Net's ``fold_k/validation/<case>.nii.gz`` in ``model_dir`` (folds with none are
+    left out)."""
     out = {}
-    for fold_dir in sorted(fine_dir.glob("fold_*")):
+    for fold_dir in sorted(Path(model_dir).glob("fold_*")):
         cases = sorted(p.name[: -len(".nii.gz")] for p in (fold_dir / "validation").glob("*.nii.gz"))
         if cases:
             out[fold_dir.name[len("fold_"):]] = cases
@@ -102,14 +122,11 @@ def fit_roi_threshold(coarse_dir, fine_dir, raw_dataset_dir, device: str = "cpu"
     from nnunet_thrombus.evaluation.atomic_io import write_json
     from nnunet_thrombus.inference import DEFAULT_ROI_THRESHOLD
     from nnunet_thrombus.inference.cascade_predictor import ThrombusCascadePredictor
-
-    import os
-
     from nnunet_thrombus.nnunet_env import ext_trainer_value
 
     os.environ["nnUNet_extTrainer"] = ext_trainer_value(os.environ.get("nnUNet_extTrainer"))  # find our trainer
     fine_dir, raw = Path(fine_dir), Path(raw_dataset_dir)
-    folds = _validation_cases(fine_dir)
+    folds = validation_cases(fine_dir)
     if not folds:
         raise FileNotFoundError(f"no validation predictions under {fine_dir}/fold_*/validation: train (or validate "
                                 f"with nnUNetv2_train ... --val) the fine stage first")
@@ -126,10 +143,7 @@ def fit_roi_threshold(coarse_dir, fine_dir, raw_dataset_dir, device: str = "cpu"
             data, props = io.read_images(files)
             reference = io.read_seg(str(label))[0][0] > 0
             per_case[case] = evaluate_case(predictor, data, props["spacing"], reference, thresholds)
-            progress(f"{case} (fold {fold}): " + ", ".join(
-                f"t={t} clot inside {r['coverage']:.2f}"
-                + (f", {r['windows'][0]}/{r['windows'][1]} windows" if r["windows"] else ", empty region")
-                for t, r in per_case[case].items()))
+            progress(f"{case} (fold {fold}): {format_case(per_case[case])}")
     chosen = choose_threshold(per_case, thresholds)
     result = {"threshold": chosen["threshold"] if chosen["threshold"] is not None else DEFAULT_ROI_THRESHOLD,
               "default_kept": chosen["threshold"] is None, "n_cases": len(per_case), "folds": sorted(folds),
@@ -156,5 +170,5 @@ def load_threshold(fine_dir) -> float | None:
     return t
 
 
-__all__ = ["THRESHOLDS", "FILE", "clot_coverage", "evaluate_case", "choose_threshold", "fit_roi_threshold",
-           "load_threshold"]
+__all__ = ["THRESHOLDS", "FILE", "clot_coverage", "evaluate_case", "choose_threshold", "format_case", "format_table",
+           "validation_cases", "fit_roi_threshold", "load_threshold"]

@@ -48,14 +48,13 @@ def fit_lvo_from_validation(fine_model_dir, raw_dataset_dir, metadata_csv=None) 
     sites = _metadata_sites(Path(metadata_csv) if metadata_csv else raw / "metadata.csv")
     from nnunet_thrombus.inference.postprocessing import FILE as PP_FILE
     from nnunet_thrombus.inference.postprocessing import choose_postprocessing
+    from nnunet_thrombus.inference.roi_threshold_fit import validation_cases
 
     cases, used_folds, masks = [], [], []
-    for fold_dir in sorted(fine.glob("fold_*")):
-        preds = sorted((fold_dir / "validation").glob("*.nii.gz"))
-        if preds:
-            used_folds.append(fold_dir.name)
-        for pred in preds:
-            case = pred.name[: -len(".nii.gz")]
+    for fold, fold_cases in validation_cases(fine).items():
+        used_folds.append(f"fold_{fold}")
+        for case in fold_cases:
+            pred = fine / f"fold_{fold}" / "validation" / f"{case}.nii.gz"
             if case not in sites:
                 raise ValueError(f"validation case {case} has no row in metadata.csv ({raw / 'metadata.csv'})")
             label = sitk.ReadImage(str(pred))
