@@ -1,4 +1,4 @@
-"""Where nnU-Net looks for our trainer, and the environment our subprocesses run nnU-Net with.
+"""Where nnU-Net looks for our trainer, the environment our subprocesses run nnU-Net with, and the torch device.
 
 nnU-Net (>= 2.8) searches the folders listed in ``nnUNet_extTrainer`` (``os.pathsep``-separated) for trainer classes
 it does not ship. We point it at ``nnunet_thrombus/nnunet_ext``, a folder whose only module re-exports our trainers.
@@ -9,6 +9,12 @@ import os
 from pathlib import Path
 
 EXT_TRAINER_DIR = Path(__file__).resolve().parent / "nnunet_ext"
+
+#: what ``nnunet_thrombus env --cpu`` exports: settings every nnU-Net command accepts on a CPU machine. No
+#: torch.compile; one data-augmentation worker. ``nnUNet_n_proc_DA=0`` (no worker, fastest for tiny CPU runs) is
+#: refused by ``nnUNetv2_plan_and_preprocess``: its GPU-memory estimate calls ``torch.set_num_threads`` with it.
+CPU_SETTINGS = {"nnUNet_compile": "f", "nnUNet_n_proc_DA": "1"}
+DEVICES = ("cuda", "cpu", "mps")
 
 
 def ext_trainer_value(existing: str | None = None) -> str:
@@ -23,8 +29,9 @@ def nnunet_environment(raw: str | os.PathLike | None = None, preprocessed: str |
                        cpu_friendly: bool = False) -> dict:
     """A copy of ``base`` (default ``os.environ``) with nnU-Net's folders and our trainer folder set.
 
-    ``cpu_friendly`` adds the settings nnU-Net needs to train quickly on a small CPU machine: no torch.compile
-    (``nnUNet_compile=f``), no augmentation worker processes (``nnUNet_n_proc_DA=0``), one preprocessing process.
+    ``cpu_friendly`` (the demo, the benchmark, the tests) adds no torch.compile (``nnUNet_compile=f``), no
+    augmentation worker processes during training (``nnUNet_n_proc_DA=0``; planning commands are run with 1, see
+    :data:`CPU_SETTINGS`) and one preprocessing process.
     """
     env = dict(os.environ if base is None else base)
     for key, value in (("nnUNet_raw", raw), ("nnUNet_preprocessed", preprocessed), ("nnUNet_results", results)):
@@ -36,3 +43,27 @@ def nnunet_environment(raw: str | os.PathLike | None = None, preprocessed: str |
         env.setdefault("nnUNet_n_proc_DA", "0")
         env.setdefault("nnUNet_def_n_proc", "1")
     return env
+
+
+def choose_device(requested: str | None = None) -> tuple[str, str]:
+    """(device, reason): ``requested`` when given (``ValueError`` if it is CUDA and none is available), else
+    ``cuda`` when torch sees a GPU, else ``cpu``, as nnU-Net's own predict defaults to CUDA."""
+    import torch
+
+    if requested is not None:
+        if requested not in DEVICES:
+            raise ValueError(f"device {requested!r}: choose one of {', '.join(DEVICES)}")
+        if requested == "cuda" and not torch.cuda.is_available():
+            raise ValueError("--device cuda: torch sees no CUDA device here; use --device cpu or leave --device out")
+        return requested, "--device"
+    if torch.cuda.is_available():
+        return "cuda", f"CUDA available ({torch.cuda.get_device_name(0)})"
+    return "cpu", "no CUDA device found"
+
+
+def announce_device(requested: str | None = None, quiet: bool = False, prefix: str = "") -> str:
+    """:func:`choose_device`, with one line saying which device and why (unless ``quiet``); returns the device."""
+    device, why = choose_device(requested)
+    if not quiet:
+        print(f"{prefix}device: {device} ({why}; --device overrides)", flush=True)
+    return device

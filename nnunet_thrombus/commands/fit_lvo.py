@@ -1,33 +1,37 @@
 """``nnunet_thrombus fit-lvo``: fit the occlusion / LVO rule on the fine stage's validation predictions."""
+from nnunet_thrombus.model_folder import DEFAULT_PLANS, DEFAULT_TRAINER
 
 
 def add_parser(subparsers) -> None:
     p = subparsers.add_parser("fit-lvo", description=__doc__,
                               help="fit the LVO call thresholds on validation folds and store them with the model")
     p.add_argument("-d", "--dataset", required=True, help="dataset id or name")
-    p.add_argument("-tr", "--trainer", default="ThrombusCascadeTrainer",
-                   help="trainer (default: ThrombusCascadeTrainer)")
-    p.add_argument("-p", "--plans", default="ThrombusPlans", help="plans identifier (default: ThrombusPlans)")
+    p.add_argument("-tr", "--trainer", default=DEFAULT_TRAINER, help=f"trainer (default: {DEFAULT_TRAINER})")
+    p.add_argument("-p", "--plans", default=DEFAULT_PLANS, help=f"plans identifier (default: {DEFAULT_PLANS})")
+    p.add_argument("-c", "--configuration", default="3d_cascade_fullres",
+                   help="configuration whose validation predictions to use (3d_fullres for a single-stage model; "
+                        "default: 3d_cascade_fullres)")
     p.add_argument("-m", "--metadata", default=None,
                    help="metadata.csv with case (or case_id) and site (default: the raw dataset's metadata.csv)")
     p.set_defaults(func=run)
 
 
 def run(args) -> int:
-    from pathlib import Path
+    import sys
 
-    from nnunetv2.paths import nnUNet_raw, nnUNet_results
-    from nnunetv2.utilities.dataset_name_id_conversion import maybe_convert_to_dataset_name
-
+    from nnunet_thrombus.model_folder import LVO_FILE, POSTPROCESSING_FILE, ModelError, raw_dataset_folder, stage_folder
     from nnunet_thrombus.training.lvo_fit import fit_lvo_from_validation
 
-    name = maybe_convert_to_dataset_name(args.dataset)
-    fine = Path(str(nnUNet_results)) / name / f"{args.trainer}__{args.plans}__3d_cascade_fullres"
-    info = fit_lvo_from_validation(fine, Path(str(nnUNet_raw)) / name, args.metadata)
+    try:
+        fine = stage_folder(args.dataset, args.configuration, args.trainer, args.plans)
+        info = fit_lvo_from_validation(fine, raw_dataset_folder(args.dataset), args.metadata)
+    except (ModelError, FileNotFoundError, RuntimeError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
     print(f"fitted on {info['n_cases']} validation cases ({', '.join(info['folds'])}): {info['thresholds']}")
-    print(f"validation truth -> call: {info['counts_truth_to_call']}; written to {fine / 'lvo_thresholds.json'}")
+    print(f"validation truth -> call: {info['counts_truth_to_call']}; written to {fine / LVO_FILE}")
     pp = info.get("postprocessing")
     if pp:
         print(f"post-processing: {pp['rule']} (validation mean Dice {pp['validation_mean_dice']}); written to "
-              f"{fine / 'postprocessing.json'}")
+              f"{fine / POSTPROCESSING_FILE}")
     return 0

@@ -1,4 +1,5 @@
 """``nnunet_thrombus fit-roi``: choose the fine stage's ROI threshold on validation cases, stored with the model."""
+from nnunet_thrombus.model_folder import DEFAULT_PLANS, DEFAULT_TRAINER
 
 
 def add_parser(subparsers) -> None:
@@ -9,29 +10,34 @@ def add_parser(subparsers) -> None:
         "fine-stage folder, which predict uses unless --roi-threshold is given.",
         help="choose the ROI threshold of the fine stage on validation cases and store it with the model")
     p.add_argument("-d", "--dataset", required=True, help="dataset id or name. Required.")
-    p.add_argument("-tr", "--trainer", default="ThrombusCascadeTrainer",
-                   help="trainer. Default: ThrombusCascadeTrainer.")
-    p.add_argument("-p", "--plans", default="ThrombusPlans", help="plans identifier. Default: ThrombusPlans.")
-    p.add_argument("--device", choices=("cpu", "cuda"), default="cpu", help="torch device. Default: cpu.")
+    p.add_argument("-tr", "--trainer", default=DEFAULT_TRAINER, help=f"trainer. Default: {DEFAULT_TRAINER}.")
+    p.add_argument("-p", "--plans", default=DEFAULT_PLANS, help=f"plans identifier. Default: {DEFAULT_PLANS}.")
+    p.add_argument("-device", "--device", choices=("cuda", "cpu", "mps"), default=None,
+                   help="torch device. Default: cuda when available, else cpu (the choice is printed).")
+    p.add_argument("-q", "--quiet", action="store_true", help="only the result line. Default: per-case lines.")
     p.set_defaults(func=run)
 
 
 def run(args) -> int:
-    from pathlib import Path
+    import sys
 
-    from nnunetv2.paths import nnUNet_raw, nnUNet_results
-    from nnunetv2.utilities.dataset_name_id_conversion import maybe_convert_to_dataset_name
+    from nnunet_thrombus.inference.roi_threshold_fit import fit_roi_threshold, format_table
+    from nnunet_thrombus.model_folder import COARSE, FINE, ROI_FILE, ModelError, raw_dataset_folder, stage_folder
+    from nnunet_thrombus.nnunet_env import announce_device
 
-    from nnunet_thrombus.inference.roi_threshold_fit import FILE, fit_roi_threshold, format_table
-
-    name = maybe_convert_to_dataset_name(args.dataset)
-    results = Path(str(nnUNet_results)) / name
-    coarse = results / f"{args.trainer}__{args.plans}__3d_lowres"
-    fine = results / f"{args.trainer}__{args.plans}__3d_cascade_fullres"
-    info = fit_roi_threshold(coarse, fine, Path(str(nnUNet_raw)) / name, device=args.device)
-    for line in format_table(info["table"]):
-        print(line)
+    device = announce_device(args.device, quiet=args.quiet)
+    try:
+        coarse = stage_folder(args.dataset, COARSE, args.trainer, args.plans)
+        fine = stage_folder(args.dataset, FINE, args.trainer, args.plans)
+        info = fit_roi_threshold(coarse, fine, raw_dataset_folder(args.dataset), device=device,
+                                 progress=(lambda _: None) if args.quiet else print)
+    except (ModelError, FileNotFoundError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    if not args.quiet:
+        for line in format_table(info["table"]):
+            print(line)
     kept = " (no threshold kept every clot: the default stays)" if info["default_kept"] else ""
     print(f"ROI threshold {info['threshold']}{kept} from {info['n_cases']} validation cases; written to "
-          f"{fine / FILE}")
+          f"{fine / ROI_FILE}")
     return 0

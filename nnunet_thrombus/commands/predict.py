@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import argparse
 
-from nnunet_thrombus.inference import DEFAULT_ROI_THRESHOLD
+from nnunet_thrombus.model_folder import DEFAULT_PLANS, DEFAULT_ROI_THRESHOLD, DEFAULT_TRAINER
 
 
 def _fold(value: str):
@@ -26,9 +26,16 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     src.add_argument("-m", "--model", default=None,
                      help="folder holding the <trainer>__<plans>__3d_lowres and ..3d_cascade_fullres model "
                           "folders (a copied results folder). Default: none.")
+    p.add_argument("-tr", "--trainer", default=DEFAULT_TRAINER,
+                   help="trainer the model was trained with (an ablation such as ThrombusCascadeTrainer_noCBAM, or "
+                        f"a recipe variant). Default: {DEFAULT_TRAINER}.")
+    p.add_argument("-p", "--plans", default=DEFAULT_PLANS,
+                   help="plans identifier the model was trained with (nnUNetPlans when apply-plans added the "
+                        f"cascade to nnU-Net's own plans). Default: {DEFAULT_PLANS}.")
     p.add_argument("-f", "--folds", nargs="+", type=_fold, default=None,
                    help="folds to ensemble. Default: every trained fold.")
-    p.add_argument("--device", choices=("cpu", "cuda"), default="cpu", help="torch device. Default: cpu.")
+    p.add_argument("-device", "--device", choices=("cuda", "cpu", "mps"), default=None,
+                   help="torch device. Default: cuda when available, else cpu (the choice is printed).")
     p.add_argument("--disable-tta", action="store_true", help="no mirroring test-time augmentation. Default: TTA on.")
     p.add_argument("--no-roi", action="store_true",
                    help="fine stage over the whole image instead of the coarse candidate region. Default: ROI on.")
@@ -85,7 +92,14 @@ def run(args) -> int:
     cache_dir = None if args.no_cache else (args.cache_dir or str(default_cache_dir()))
     if args.ray_address and args.num_parts != 1:
         args._parser.error("--ray-address splits the cases itself; do not combine it with --num-parts")
-    options = dict(model=args.model, dataset=args.dataset, folds=args.folds, device=args.device,
+    from nnunet_thrombus.nnunet_env import announce_device
+
+    try:
+        device = announce_device(args.device, quiet=args.quiet)
+    except ValueError as exc:
+        args._parser.error(str(exc))
+    options = dict(model=args.model, dataset=args.dataset, trainer=args.trainer, plans=args.plans,
+                   folds=args.folds, device=device,
                    use_tta=not args.disable_tta, roi_restrict=not args.no_roi,
                    roi_threshold=args.roi_threshold,
                    save_probabilities=args.save_probabilities, dicom_seg=args.dicom_seg,

@@ -1,8 +1,6 @@
 """inference: predict pipeline, cascade predictor, ROI-restricted fine stage, outputs and reports.
 
-Constants shared by the command line and the library live here, where importing them loads neither torch nor
-nnU-Net.
+Importing this package loads neither torch nor nnU-Net. ``DEFAULT_ROI_THRESHOLD`` is defined in
+:mod:`nnunet_thrombus.model_folder` (which applies it) and re-exported here.
 """
-
-#: coarse thrombus probability above which the fine stage looks (the candidate region, grown by half a fine patch)
-DEFAULT_ROI_THRESHOLD = 0.1
+from nnunet_thrombus.model_folder import DEFAULT_ROI_THRESHOLD  # noqa: F401

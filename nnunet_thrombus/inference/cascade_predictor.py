@@ -15,7 +15,6 @@ Arrays are numpy in SimpleITK order: images ``(C, Z, Y, X)``, spacing ``(z, y, x
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, field
 from os.path import isdir, isfile, join
 
 import numpy as np
@@ -23,43 +22,29 @@ import torch
 import torch.nn.functional as F
 
 from nnunet_thrombus.inference import DEFAULT_ROI_THRESHOLD
+from nnunet_thrombus.inference.result import CascadeResult
 from nnunet_thrombus.inference.roi_predictor import ROIRestrictedPredictor
 
 
-@dataclass
-class CascadeResult:
-    """Output on the input grid (Z, Y, X): thrombus probability (float32), mask (uint8), and bookkeeping."""
-
-    probability: np.ndarray
-    segmentation: np.ndarray
-    coarse_probability: np.ndarray
-    timings_s: dict = field(default_factory=dict)
-    fine_tiles: tuple = (0, 0)
-    fine_placement: str = "full"
-    roi_fallback: bool = False
-    folds: tuple = ()
-
-
 def _model_dir_check(path: str, what: str) -> None:
+    from nnunet_thrombus.model_folder import ModelError
+
     if not isdir(path) or not isfile(join(path, "plans.json")):
-        raise FileNotFoundError(f"{what} model folder {path} is missing or incomplete (no plans.json); train it "
-                                f"or pass -m with an nnU-Net results folder that contains it")
+        raise ModelError(f"{what} model folder {path} is missing or incomplete (no plans.json); train it "
+                         f"or pass -m with an nnU-Net results folder that contains it")
 
 
 def _make_predictor(model_dir: str, folds, device: torch.device, use_mirroring: bool, checkpoint: str,
                     tile_step_size: float) -> ROIRestrictedPredictor:
-    from nnunet_thrombus.training.stage_one import trained_folds
+    from nnunet_thrombus.model_folder import ensure_ext_trainer, quiet_nnunet, select_folds
 
-    have = trained_folds(model_dir, checkpoint)
-    use = tuple(have) if folds is None else tuple(folds)
-    missing = [f for f in use if f not in have]
-    if not use or missing:
-        raise FileNotFoundError(f"{model_dir}: no {checkpoint} for folds {missing or list(use) or '(any)'} "
-                                f"(available: {have or 'none'})")
+    use = select_folds(model_dir, folds, checkpoint)
+    ensure_ext_trainer()
     pred = ROIRestrictedPredictor(tile_step_size=tile_step_size, use_gaussian=True, use_mirroring=use_mirroring,
                                   perform_everything_on_device=device.type == "cuda", device=device,
                                   allow_tqdm=False)
-    pred.initialize_from_trained_model_folder(model_dir, use_folds=use, checkpoint_name=checkpoint)
+    with quiet_nnunet():
+        pred.initialize_from_trained_model_folder(model_dir, use_folds=use, checkpoint_name=checkpoint)
     pred.folds_used = use
     return pred
 

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 import numpy as np
 from scipy import ndimage
 
-from nnunet_thrombus.inference.cascade_predictor import CascadeResult
+from nnunet_thrombus.inference.result import CascadeResult
 
 
 @dataclass(frozen=True)

@@ -13,16 +13,16 @@ fine-stage folder, where ``nnunet_thrombus predict`` reads it unless ``--roi-thr
 """
 from __future__ import annotations
 
-import json
-import os
 from pathlib import Path
 
 import numpy as np
 
+from nnunet_thrombus.model_folder import ROI_FILE as FILE  # the file in the fine-stage model folder
+from nnunet_thrombus.model_folder import load_roi_threshold as load_threshold  # noqa: F401 (re-export)
+from nnunet_thrombus.model_folder import validation_cases
+
 #: thresholds tried, low to high
 THRESHOLDS = (0.05, 0.1, 0.2, 0.3, 0.5)
-#: file in the fine-stage model folder
-FILE = "roi_threshold.json"
 
 
 def clot_coverage(coarse_prob: np.ndarray, reference: np.ndarray, threshold: float, grow_voxels) -> float:
@@ -102,29 +102,17 @@ def format_table(table: dict) -> list[str]:
     return lines
 
 
-def validation_cases(model_dir) -> dict:
-    """{fold: [case ids]} from nnU-Net's ``fold_k/validation/<case>.nii.gz`` in ``model_dir`` (folds with none are
-    left out)."""
-    out = {}
-    for fold_dir in sorted(Path(model_dir).glob("fold_*")):
-        cases = sorted(p.name[: -len(".nii.gz")] for p in (fold_dir / "validation").glob("*.nii.gz"))
-        if cases:
-            out[fold_dir.name[len("fold_"):]] = cases
-    return out
-
-
 def fit_roi_threshold(coarse_dir, fine_dir, raw_dataset_dir, device: str = "cpu", thresholds=THRESHOLDS,
                       progress=print) -> dict:
     """Evaluate ``thresholds`` on every trained fold's validation cases, write ``fine_dir/roi_threshold.json`` and
     return its content: {"threshold", "default_kept", "n_cases", "folds", "table", "cases"}."""
     from nnunetv2.imageio.simpleitk_reader_writer import SimpleITKIO
 
-    from nnunet_thrombus.evaluation.atomic_io import write_json
-    from nnunet_thrombus.inference import DEFAULT_ROI_THRESHOLD
+    from nnunet_thrombus.atomic_io import write_json
     from nnunet_thrombus.inference.cascade_predictor import ThrombusCascadePredictor
-    from nnunet_thrombus.nnunet_env import ext_trainer_value
+    from nnunet_thrombus.model_folder import DEFAULT_ROI_THRESHOLD, ensure_ext_trainer
 
-    os.environ["nnUNet_extTrainer"] = ext_trainer_value(os.environ.get("nnUNet_extTrainer"))  # find our trainer
+    ensure_ext_trainer()
     fine_dir, raw = Path(fine_dir), Path(raw_dataset_dir)
     folds = validation_cases(fine_dir)
     if not folds:
@@ -153,21 +141,6 @@ def fit_roi_threshold(coarse_dir, fine_dir, raw_dataset_dir, device: str = "cpu"
               "cases": {c: {str(t): v for t, v in r.items()} for c, r in per_case.items()}}
     write_json(fine_dir / FILE, result)
     return result
-
-
-def load_threshold(fine_dir) -> float | None:
-    """The threshold stored in ``fine_dir/roi_threshold.json``, or None when there is none. ``ValueError`` when the
-    file is not a valid threshold file."""
-    path = Path(fine_dir) / FILE
-    if not path.is_file():
-        return None
-    try:
-        t = float(json.loads(path.read_text())["threshold"])
-    except (KeyError, TypeError, ValueError) as exc:
-        raise ValueError(f"{path} holds no valid 'threshold' ({exc})") from exc
-    if not 0.0 < t < 1.0:
-        raise ValueError(f"{path}: threshold {t} is not a probability in (0, 1)")
-    return t
 
 
 __all__ = ["THRESHOLDS", "FILE", "clot_coverage", "evaluate_case", "choose_threshold", "format_case", "format_table",

@@ -46,9 +46,9 @@ def fit_lvo_from_validation(fine_model_dir, raw_dataset_dir, metadata_csv=None) 
 
     fine, raw = Path(fine_model_dir), Path(raw_dataset_dir)
     sites = _metadata_sites(Path(metadata_csv) if metadata_csv else raw / "metadata.csv")
-    from nnunet_thrombus.inference.postprocessing import FILE as PP_FILE
+    from nnunet_thrombus.atomic_io import write_json
     from nnunet_thrombus.inference.postprocessing import choose_postprocessing
-    from nnunet_thrombus.inference.roi_threshold_fit import validation_cases
+    from nnunet_thrombus.model_folder import LVO_FILE, POSTPROCESSING_FILE, validation_cases
 
     cases, used_folds, masks = [], [], []
     for fold, fold_cases in validation_cases(fine).items():
@@ -71,7 +71,7 @@ def fit_lvo_from_validation(fine_model_dir, raw_dataset_dir, metadata_csv=None) 
         raise FileNotFoundError(f"no validation predictions under {fine}/fold_*/validation: train (or validate with "
                                 f"nnUNetv2_train ... --val) the fine stage first")
     rule = fit_lvo_thresholds([(c, t) for _, c, t in cases])
-    rule.save(fine / "lvo_thresholds.json")
+    rule.save(fine / LVO_FILE)
     counts = {}
     for _, comps, truth in cases:
         call = lvo_call(comps, rule)["call"]
@@ -79,14 +79,12 @@ def fit_lvo_from_validation(fine_model_dir, raw_dataset_dir, metadata_csv=None) 
     postprocessing = None
     if masks:
         chosen, scores = choose_postprocessing(masks, rule.min_volume_mm3)
-        chosen.save(fine / PP_FILE, {"validation_mean_dice": scores, "n_cases": len(masks),
+        chosen.save(fine / POSTPROCESSING_FILE, {"validation_mean_dice": scores, "n_cases": len(masks),
                                      "note": "chosen on nnU-Net validation predictions only (never on the test set)"})
         postprocessing = {"rule": chosen.rule, "min_volume_mm3": chosen.min_volume_mm3, "validation_mean_dice": scores}
-    info = {"thresholds": json.loads((fine / "lvo_thresholds.json").read_text()), "postprocessing": postprocessing,
+    info = {"thresholds": json.loads((fine / LVO_FILE).read_text()), "postprocessing": postprocessing,
             "n_cases": len(cases),
             "folds": used_folds, "cases": [c for c, _, _ in cases], "counts_truth_to_call": counts,
             "note": "fitted on nnU-Net validation predictions only (never on the test set)"}
-    tmp = fine / "lvo_fit.json.tmp"
-    tmp.write_text(json.dumps(info, indent=1))
-    tmp.replace(fine / "lvo_fit.json")
+    write_json(fine / "lvo_fit.json", info, indent=1)
     return info

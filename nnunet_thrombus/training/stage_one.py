@@ -11,31 +11,23 @@ import json
 import os
 from os.path import isdir, isfile, join
 
-N_FOLDS = 5
+from nnunet_thrombus.model_folder import CHECKPOINT, DEFAULT_PLANS, DEFAULT_TRAINER, N_FOLDS, stage_folder
+from nnunet_thrombus.model_folder import trained_folds as _trained_folds
+
 _SEG_ENDINGS = (".b2nd", ".npz", ".npy")
 
 
 def stage1_folder(plans_manager, previous_stage: str, trainer_name: str) -> str:
-    from nnunetv2.paths import nnUNet_results
-
-    return join(str(nnUNet_results), plans_manager.dataset_name,
-                f"{trainer_name}__{plans_manager.plans_name}__{previous_stage}")
+    return str(stage_folder(plans_manager.dataset_name, previous_stage, trainer_name, plans_manager.plans_name))
 
 
 def predicted_next_stage_folder(plans_manager, previous_stage: str, next_stage: str, trainer_name: str) -> str:
     return join(stage1_folder(plans_manager, previous_stage, trainer_name), "predicted_next_stage", next_stage)
 
 
-def trained_folds(folder: str, checkpoint_name: str = "checkpoint_final.pth") -> list:
-    """Folds (ints, and 'all') under ``folder`` that have ``checkpoint_name``."""
-    if not isdir(folder):
-        return []
-    out = []
-    for name in sorted(os.listdir(folder)):
-        if name.startswith("fold_") and isfile(join(folder, name, checkpoint_name)):
-            tag = name[len("fold_"):]
-            out.append(int(tag) if tag.isdigit() else tag)
-    return out
+def trained_folds(folder: str, checkpoint_name: str = CHECKPOINT) -> list:
+    """Folds (ints, and 'all') under ``folder`` that have ``checkpoint_name`` (:func:`model_folder.trained_folds`)."""
+    return _trained_folds(folder, checkpoint_name)
 
 
 def _dataset_id(plans_manager) -> str:
@@ -55,7 +47,7 @@ def fix_commands(plans_manager, previous_stage: str, trainer_name: str, folds) -
 def stage1_checkpoint(plans_manager, previous_stage: str, fold, trainer_name: str, this_stage: str) -> str:
     """Path of the same fold's stage-1 ``checkpoint_final.pth``; ``FileNotFoundError`` with the fix if absent."""
     folder = stage1_folder(plans_manager, previous_stage, trainer_name)
-    path = join(folder, f"fold_{fold}", "checkpoint_final.pth")
+    path = join(folder, f"fold_{fold}", CHECKPOINT)
     if not isfile(path):
         have = trained_folds(folder)
         raise FileNotFoundError(
@@ -93,9 +85,9 @@ def require_previous_stage_predictions(plans_manager, previous_stage: str, this_
         + fix_commands(plans_manager, previous_stage, trainer_name, need))
 
 
-def export_next_stage(dataset: str | int, trainer_name: str = "ThrombusCascadeTrainer", plans_name: str = "nnUNetPlans",
+def export_next_stage(dataset: str | int, trainer_name: str = DEFAULT_TRAINER, plans_name: str = DEFAULT_PLANS,
                       previous_stage: str = "3d_lowres", device: str = "cpu", use_mirroring: bool = False,
-                      checkpoint_name: str = "checkpoint_final.pth", verbose: bool = True) -> dict:
+                      checkpoint_name: str = CHECKPOINT, verbose: bool = True) -> dict:
     """Write stage-1 predictions for every preprocessed case into ``predicted_next_stage/<next stage>``.
 
     A case is predicted by the stage-1 fold that held it out when that fold is trained (out-of-fold, exactly what
@@ -106,20 +98,25 @@ def export_next_stage(dataset: str | int, trainer_name: str = "ThrombusCascadeTr
     import torch
     from nnunetv2.inference.export_prediction import resample_and_save
     from nnunetv2.inference.predict_from_raw_data import nnUNetPredictor
-    from nnunetv2.paths import nnUNet_preprocessed, nnUNet_results
+    from nnunetv2.paths import nnUNet_preprocessed
     from nnunetv2.training.dataloading.nnunet_dataset import infer_dataset_class
-    from nnunetv2.utilities.dataset_name_id_conversion import maybe_convert_to_dataset_name
     from nnunetv2.utilities.plans_handling.plans_handler import PlansManager
 
-    dataset_name = maybe_convert_to_dataset_name(dataset)
-    model_dir = join(str(nnUNet_results), dataset_name, f"{trainer_name}__{plans_name}__{previous_stage}")
+    from nnunet_thrombus.atomic_io import write_json
+    from nnunet_thrombus.model_folder import dataset_name as _dataset_name
+    from nnunet_thrombus.model_folder import quiet_nnunet
+
+    dataset_name = _dataset_name(dataset)
+    model_dir = str(stage_folder(dataset, previous_stage, trainer_name, plans_name))
     folds = [f for f in trained_folds(model_dir, checkpoint_name) if f != "all"]
     if not folds:
         raise FileNotFoundError(f"no stage-1 checkpoint ({checkpoint_name}) under {model_dir}; train one first: "
                                 f"nnUNetv2_train {dataset} {previous_stage} 0 -tr {trainer_name} -p {plans_name}")
     predictor = nnUNetPredictor(tile_step_size=0.5, use_gaussian=True, use_mirroring=use_mirroring,
                                 device=torch.device(device), allow_tqdm=False)
-    predictor.initialize_from_trained_model_folder(model_dir, use_folds=tuple(folds), checkpoint_name=checkpoint_name)
+    with quiet_nnunet():
+        predictor.initialize_from_trained_model_folder(model_dir, use_folds=tuple(folds),
+                                                       checkpoint_name=checkpoint_name)
     all_params = list(predictor.list_of_parameters)
     pm = PlansManager(join(model_dir, "plans.json"))
     cm = pm.get_configuration(previous_stage)
@@ -149,6 +146,5 @@ def export_next_stage(dataset: str | int, trainer_name: str = "ThrombusCascadeTr
         if verbose:
             print(f"[export-next-stage] {i + 1}/{len(identifiers)} {key} "
                   f"({'fold ' + str(fold) if fold is not None else 'ensemble of folds ' + str(folds)})", flush=True)
-    with open(join(model_dir, "predicted_next_stage", "export_info.json"), "w") as fh:
-        json.dump(info, fh, indent=1)
+    write_json(join(model_dir, "predicted_next_stage", "export_info.json"), info, indent=1)
     return info
