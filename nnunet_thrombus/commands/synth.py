@@ -22,6 +22,11 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
                    help="raw layouts to write (default: dicom nifti)")
     p.add_argument("--thick-fraction", type=float, default=0.0,
                    help="share of cases with 5 mm NCCT slices (default: 0.0)")
+    p.add_argument("--test-profile", choices=("benchmark", "evaluation"), default=None,
+                   help="build the test part from a fixed recipe instead of by chance: 'benchmark' (-t >= 40: >= 30 "
+                        "clots at every site, isodense and < 30 mm3 clots, >= 10 clot-free heads, some with "
+                        "calcified arteries) or 'evaluation' (-t >= 60: >= 20 each of calcified clot-free heads, "
+                        "M2/ACA, isodense and < 40 mm3 clots); see docs/synthetic_data.md (default: none)")
     p.add_argument("--overwrite", action="store_true", help="replace an existing cohort (default: off)")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar (default: off)")
     p.set_defaults(func=run)
@@ -37,7 +42,7 @@ def run(args) -> int:
         s = write_cohort(args.output, args.n_cases, seed=args.seed, preset=args.preset, dataset_id=args.dataset_id,
                          dataset_name=args.dataset_name, n_test=args.n_test, n_raters=args.raters,
                          formats=tuple(args.formats), thick_fraction=args.thick_fraction, overwrite=args.overwrite,
-                         progress=not args.quiet)
+                         progress=not args.quiet, test_profile=args.test_profile)
     except ValueError as err:
         print(f"nnunet_thrombus synth: error: {err}", file=sys.stderr)
         return 2
@@ -45,5 +50,13 @@ def run(args) -> int:
     print(f"{s['n_cases']} cases ({s['n_train']} train, {s['n_test']} test), preset {s['preset']}, seed {s['seed']}")
     print(f"sites: {sites}; LVO {s['n_lvo']}, no occlusion {s['n_no_occlusion']}, isodense {s['n_isodense']}, "
           f"thick-slice NCCT {s['n_thick']}")
+    c = s["test_composition"]
+    print(f"test part: {c['clots']} clots ({', '.join(f'{k} {v}' for k, v in c['sites'].items())}; isodense "
+          f"{c['isodense']}, < 30 mm3 {c['under_30_mm3']}, < 40 mm3 {c['under_40_mm3']}), {c['clot_free']} clot-free "
+          f"({c['clot_free_calcified']} with calcified arteries)")
+    if s["composition_missing"]:
+        print(f"nnunet_thrombus synth: error: test part misses profile {s['test_profile']!r}: "
+              f"{'; '.join(s['composition_missing'])}", file=sys.stderr)
+        return 1
     print(f"{s['seconds_per_case']:.2f} s per case; nnU-Net raw dataset: {s['paths']['dataset']}")
     return 0

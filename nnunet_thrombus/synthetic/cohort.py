@@ -12,15 +12,22 @@ In the nnU-Net images, voxels outside the brain mask (intracranial space) are se
 channels (skull stripping, DESIGN.md section 3). Occlusion sites are assigned by quota (largest
 remainder of :data:`SITE_PROBABILITIES` x n) and shuffled, and 15% (at least 10%) of the occluded
 cases get an isodense clot, so every cohort has the stated class balance.
+
+With a test profile (:data:`TEST_PROFILES`, ``write_cohort(..., test_profile="benchmark")``) the test part
+is built case by case from a fixed recipe instead (:func:`plan_test_part`): so many clot-free heads with
+and without calcified arteries, so many clots per site, isodense and small clots. That makes the test
+part's subgroups certain, not a matter of luck (see :func:`plan_cohort`).
 """
 from __future__ import annotations
 
 import csv
 import io
 import json
+import math
 import os
 import shutil
 import time
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -30,10 +37,106 @@ from nnunet_thrombus.synthetic.dicom_io import fake_patient, uid, write_series
 from nnunet_thrombus.synthetic.phantom import SyntheticCase, generate_case
 from nnunet_thrombus.synthetic.thrombus import SITE_PROBABILITIES
 
-METADATA_COLUMNS = ("case", "split", "site", "side", "lvo", "volume_mm3", "length_mm", "ncct_density_hu",
-                    "perviousness_hu", "isodense", "slice_thickness_mm")
+#: metadata.csv columns (one row per case; truth of the generator, see docs/synthetic_data.md). Subgroup
+#: columns for evaluation: ``site``, ``isodense``, ``size_class`` (of the mask volume: ``<30``, ``30-40``,
+#: ``>=40`` mm^3, ``none``), ``clot_free_calcified``; ``stratum`` is what the cohort plan asked for.
+METADATA_COLUMNS = ("case", "split", "stratum", "site", "side", "lvo", "volume_mm3", "label_volume_mm3",
+                    "size_class", "length_mm", "ncct_density_hu", "cta_density_hu", "perviousness_hu", "isodense",
+                    "calcification", "n_calcifications", "calcification_max_hu", "clot_free_calcified",
+                    "calcifications", "slice_thickness_mm", "seed")
 SKULL_STRIP_HU = -1024
 ISODENSE_SHARE, ISODENSE_MIN_SHARE = 0.15, 0.10   # share of occluded cases with an isodense clot (38-45 HU)
+SIZE_CLASSES_MM3 = (30.0, 40.0)   # size_class boundaries of the clot mask volume, mm^3
+#: a planned "small" clot is shortened until its mask is below this (mm^3): under 30 with a margin
+SMALL_CLOT_TARGET_MM3 = 27.0
+CLOT_SITES = ("ICA", "M1", "M2", "ACA")
+SMALL_SITES = ("M2", "ACA")   # distal sites where a clot under 30 mm^3 fits at every preset's calibre
+
+
+@dataclass(frozen=True)
+class CaseSpec:
+    """What one planned case must contain; ``None`` leaves a field to :func:`generate_case`'s random draw.
+
+    site: ICA, M1, M2, ACA or none; side: L, R or None; isodense / calcification: forced on or off or
+    None; small: shorten the clot until its mask is under :data:`SMALL_CLOT_TARGET_MM3`; thick: 5 mm NCCT;
+    split: "train" or "test".
+    """
+
+    site: str
+    side: str | None = None
+    isodense: bool | None = None
+    calcification: bool | None = None
+    small: bool = False
+    thick: bool = False
+    split: str = "train"
+
+    @property
+    def stratum(self) -> str:
+        """Short label of what was asked, e.g. ``M2 L small isodense``, ``none calcified``."""
+        if self.site == "none":
+            return "none" + {True: " calcified", False: " plain", None: ""}[self.calcification]
+        words = [self.site] + ([self.side] if self.side else []) + (["small"] if self.small else [])
+        words += ["isodense"] if self.isodense else []
+        words += ["calcified"] if self.calcification else []
+        return " ".join(words)
+
+    def overrides(self) -> dict:
+        """Keyword overrides for :func:`generate_case`."""
+        out = {"site": self.site, "thick_slices": self.thick}
+        for key in ("side", "isodense", "calcification"):
+            if getattr(self, key) is not None:
+                out[key] = getattr(self, key)
+        if self.small:
+            out["max_clot_volume_mm3"] = SMALL_CLOT_TARGET_MM3
+        return out
+
+
+@dataclass(frozen=True)
+class TestProfile:
+    """Recipe of a test part of ``n`` cases (shares of n or of its clots, with floors).
+
+    clot-free heads: ``max(min_clot_free, round(clot_free_share * n))``, of which
+    ``max(min_clot_free_calcified, ceil(calcified_share * clot-free))`` have calcified arteries;
+    clots: the rest, split over sites by ``site_shares`` (largest remainder, each site at least one once
+    there are 4 clots); isodense clots ``max(min_isodense, ceil(isodense_share * clots))``; small clots
+    (M2/ACA only) ``max(min_small, ceil(small_share * clots))``; clots that also have calcifications
+    elsewhere ``round(calcified_clot_share * clots)``. ``min_test``: the smallest n for which the floors
+    are guaranteed (smaller n is refused for ``strict`` profiles, otherwise only proportional).
+    """
+
+    name: str
+    min_test: int
+    strict: bool
+    clot_free_share: float
+    min_clot_free: int
+    calcified_share: float
+    min_clot_free_calcified: int
+    site_shares: tuple
+    isodense_share: float
+    min_isodense: int
+    small_share: float
+    min_small: int
+    calcified_clot_share: float
+    guarantees: str
+
+
+TEST_PROFILES = {
+    # issue 18: >= 40 test cases, >= 30 with clots, >= 10 clot-free (some calcified), every site, isodense and
+    # clots under 30 mm^3
+    "benchmark": TestProfile(
+        "benchmark", min_test=40, strict=False, clot_free_share=0.25, min_clot_free=0, calcified_share=0.6,
+        min_clot_free_calcified=0, site_shares=(("ICA", 0.2), ("M1", 0.3), ("M2", 0.25), ("ACA", 0.25)),
+        isodense_share=0.2, min_isodense=1, small_share=0.25, min_small=1, calcified_clot_share=0.3,
+        guarantees="n >= 40: >= 30 clots (ICA, M1, M2, ACA each >= 6), >= 10 clot-free of which >= 6 calcified, "
+                   ">= 6 isodense, >= 8 small (mask < 30 mm^3)"),
+    # issue 17: >= 20 clot-free with calcifications, >= 20 M2/ACA, >= 20 isodense, >= 20 under 40 mm^3
+    "evaluation": TestProfile(
+        "evaluation", min_test=60, strict=True, clot_free_share=0.35, min_clot_free=24, calcified_share=0.8,
+        min_clot_free_calcified=20, site_shares=(("ICA", 0.14), ("M1", 0.2), ("M2", 0.33), ("ACA", 0.33)),
+        isodense_share=0.3, min_isodense=20, small_share=0.35, min_small=20, calcified_clot_share=0.3,
+        guarantees="n >= 60: >= 20 clot-free with calcified arteries, >= 20 M2/ACA clots, >= 20 isodense, "
+                   ">= 20 small (mask < 30 mm^3, so also < 40 mm^3), every site"),
+}
 
 
 def _atomic_text(path: Path, text: str) -> None:
@@ -61,6 +164,179 @@ def site_quota(n_cases: int, rng: np.random.Generator) -> list[str]:
     return sites
 
 
+def _largest_remainder(n: int, shares: dict) -> dict:
+    """Split ``n`` over the keys of ``shares`` (proportional, largest remainder, ties in key order)."""
+    names, probs = list(shares), np.array(list(shares.values()), float)
+    raw = probs / probs.sum() * n
+    counts = np.floor(raw).astype(int)
+    for i in np.argsort(-(raw - counts), kind="stable")[: n - counts.sum()]:
+        counts[i] += 1
+    return dict(zip(names, (int(c) for c in counts)))
+
+
+def _round_robin(groups: dict, n_pick: int, first: int = 0) -> set:
+    """``n_pick`` items taken in turn from the lists in ``groups`` (starting with the ``first``-th group,
+    each list in its own order), so picks spread over the groups; fewer when the lists run out."""
+    queues = [list(v) for v in groups.values()]
+    picked: set = set()
+    k = first
+    while len(picked) < n_pick and any(queues):
+        q = queues[k % len(queues)]
+        if q:
+            picked.add(q.pop(0))
+        k += 1
+    return picked
+
+
+def plan_test_part(n_test: int, profile: str = "benchmark", rng: np.random.Generator | None = None) -> list[CaseSpec]:
+    """The test part of a cohort as ``n_test`` :class:`CaseSpec` (split "test"), built from a fixed recipe.
+
+    ``profile``: a key of :data:`TEST_PROFILES`. The counts depend only on ``n_test`` and the profile (never on
+    luck); ``rng`` only shuffles the order of the cases. Clots are listed site by site in turn (ICA, M1, M2,
+    ACA, ICA, ...); isodense, small and calcified clots are taken from the sites in turn, so they fall on
+    every site (small: M2 and ACA only); sides alternate L, R within a site. Raises ValueError when a strict
+    profile (``evaluation``) gets fewer than its ``min_test`` cases.
+    """
+    if profile not in TEST_PROFILES:
+        raise ValueError(f"unknown test profile {profile!r}; choose one of {sorted(TEST_PROFILES)}")
+    prof = TEST_PROFILES[profile]
+    n = int(n_test)
+    if n < 0:
+        raise ValueError(f"n_test must be >= 0, got {n_test}")
+    if prof.strict and n < prof.min_test:
+        raise ValueError(f"test profile {profile!r} needs at least {prof.min_test} test cases to hold its minimums "
+                         f"({prof.guarantees}); got {n}: pass a larger test size")
+    n_free = min(n, max(prof.min_clot_free, int(round(prof.clot_free_share * n))))
+    if n >= 2:
+        n_free = max(n_free, 1)
+        n_free = min(n_free, n - 1)
+    n_clots = n - n_free
+    n_calc_free = min(n_free, max(prof.min_clot_free_calcified, math.ceil(prof.calcified_share * n_free)))
+    sites = _largest_remainder(n_clots, dict(prof.site_shares))
+    if n_clots >= len(CLOT_SITES):  # every site at least once
+        for site in CLOT_SITES:
+            while sites[site] == 0:
+                donor = max(sites, key=lambda k: sites[k])
+                sites[donor] -= 1
+                sites[site] += 1
+    # interleave sites: ICA, M1, M2, ACA, ICA, ... with sides alternating within a site
+    queues = {s: [("L" if k % 2 == 0 else "R") for k in range(c)] for s, c in sites.items()}
+    clots = []
+    while any(queues.values()):
+        for site in CLOT_SITES:
+            if queues[site]:
+                clots.append([site, queues[site].pop(0)])
+    n_iso = min(n_clots, max(prof.min_isodense, math.ceil(prof.isodense_share * n_clots))) if n_clots else 0
+    n_distal = sum(site in SMALL_SITES for site, _ in clots)
+    n_small = min(n_distal, max(prof.min_small, math.ceil(prof.small_share * n_clots))) if n_clots else 0
+    n_calc_clot = int(round(prof.calcified_clot_share * n_clots))
+    by_site = {site: [i for i, (s, _) in enumerate(clots) if s == site] for site in CLOT_SITES}
+    iso = _round_robin(by_site, n_iso, first=0)
+    small = _round_robin({s: by_site[s][::-1] for s in SMALL_SITES}, n_small, first=0)
+    calc = _round_robin({s: by_site[s][len(by_site[s]) // 2:] + by_site[s][:len(by_site[s]) // 2]
+                         for s in CLOT_SITES}, n_calc_clot, first=1)
+    specs = [CaseSpec(site, side, isodense=i in iso, calcification=i in calc, small=i in small, split="test")
+             for i, (site, side) in enumerate(clots)]
+    specs += [CaseSpec("none", None, isodense=False, calcification=k < n_calc_free, split="test")
+              for k in range(n_free)]
+    if rng is not None:
+        order = rng.permutation(len(specs))
+        specs = [specs[i] for i in order]
+    return specs
+
+
+def plan_cohort(n_cases: int, n_test: int, seed: int = 0, test_profile: str | None = None,
+                thick_fraction: float = 0.0) -> list[CaseSpec]:
+    """Per-case recipe of a cohort: ``n_cases`` :class:`CaseSpec`, the last ``n_test`` of them the test part.
+
+    ``test_profile=None``: the classic random-by-quota cohort (sites by :func:`site_quota` over all cases,
+    15% isodense, calcifications left to chance), exactly as earlier versions wrote it. With a profile
+    (``"benchmark"`` or ``"evaluation"``, :data:`TEST_PROFILES`): the training part keeps the quota rules
+    (and half of its clot-free heads get calcified arteries, so a model sees mimics in training), and the
+    test part comes from :func:`plan_test_part`, whose composition is fixed by ``n_test`` and the profile.
+    ``thick_fraction`` of all cases get 5 mm NCCT slices. Deterministic in ``seed``.
+    """
+    if n_cases < 1:
+        raise ValueError(f"n_cases must be >= 1, got {n_cases}")
+    if not 0 <= n_test < n_cases:
+        raise ValueError(f"n_test must be in [0, n_cases), got n_test={n_test}, n_cases={n_cases}")
+    rng = np.random.default_rng([seed, n_cases])
+    n_train = n_cases - n_test
+    sites = site_quota(n_cases if test_profile is None else n_train, rng)
+    thick = set(rng.choice(n_cases, int(round(thick_fraction * n_cases)), replace=False).tolist())
+    occluded = [i for i, s in enumerate(sites) if s != "none"]
+    n_iso = max(int(np.ceil(ISODENSE_MIN_SHARE * len(occluded))), int(round(ISODENSE_SHARE * len(occluded))))
+    isodense = set(rng.choice(occluded, n_iso, replace=False).tolist()) if occluded else set()
+    if test_profile is None:
+        return [CaseSpec(s, isodense=i in isodense, thick=i in thick, split="test" if i >= n_train else "train")
+                for i, s in enumerate(sites)]
+    free = [i for i, s in enumerate(sites) if s == "none"]
+    calcified = set(free[::2])
+    train = [CaseSpec(s, isodense=i in isodense, calcification=True if i in calcified else None, thick=i in thick)
+             for i, s in enumerate(sites)]
+    test = plan_test_part(n_test, test_profile, np.random.default_rng([seed, n_cases, n_test]))
+    test = [replace(spec, thick=(n_train + k) in thick) for k, spec in enumerate(test)]
+    return train + test
+
+
+def size_class(label_volume_mm3: float, occluded: bool) -> str:
+    """Subgroup of a clot by its mask volume: ``<30``, ``30-40``, ``>=40`` (mm^3) or ``none``."""
+    if not occluded:
+        return "none"
+    a, b = SIZE_CLASSES_MM3
+    return f"<{a:g}" if label_volume_mm3 < a else f"{a:g}-{b:g}" if label_volume_mm3 < b else f">={b:g}"
+
+
+def metadata_row(truth: dict, split: str, stratum: str = "") -> dict:
+    """One metadata.csv row (:data:`METADATA_COLUMNS`) from a case's ``truth`` dict."""
+    def num(v, nd=2):
+        return "" if v is None else round(float(v), nd)
+
+    calcs = truth.get("calcifications", [])
+    return {
+        "case": truth["case_id"], "split": split, "stratum": stratum, "site": truth["site"],
+        "side": truth["side"] or "", "lvo": int(truth["lvo"]), "volume_mm3": num(truth["volume_mm3"]),
+        "label_volume_mm3": num(truth["label_volume_mm3"]),
+        "size_class": size_class(truth["label_volume_mm3"], truth["occluded"]),
+        "length_mm": num(truth["length_mm"]), "ncct_density_hu": num(truth["ncct_density_hu"]),
+        "cta_density_hu": num(truth.get("cta_density_hu")), "perviousness_hu": num(truth["perviousness_hu"]),
+        "isodense": int(truth["isodense"]), "calcification": int(bool(calcs)), "n_calcifications": len(calcs),
+        "calcification_max_hu": num(max((c["hu"] for c in calcs), default=None), 1),
+        "clot_free_calcified": int(bool(calcs) and not truth["occluded"]),
+        "calcifications": json.dumps([{"kind": c["kind"], "vessel": c["vessel"], "centre_mm": c["centre_mm"],
+                                       "radius_mm": c["radius_mm"], "hu": c["hu"]} for c in calcs],
+                                     separators=(",", ":")) if calcs else "",
+        "slice_thickness_mm": truth["slice_thickness_mm"], "seed": truth["seed"],
+    }
+
+
+def composition(rows: list[dict], split: str = "test") -> dict:
+    """Counts of the subgroups among metadata ``rows`` of one split (from the recorded truth, not the plan)."""
+    rows = [r for r in rows if r["split"] == split]
+    clots = [r for r in rows if r["site"] != "none"]
+    return {
+        "n": len(rows), "clots": len(clots), "clot_free": len(rows) - len(clots),
+        "clot_free_calcified": sum(int(r["clot_free_calcified"]) for r in rows),
+        "sites": {s: sum(r["site"] == s for r in clots) for s in CLOT_SITES},
+        "m2_aca": sum(r["site"] in SMALL_SITES for r in clots), "isodense": sum(int(r["isodense"]) for r in clots),
+        "under_30_mm3": sum(r["size_class"] == "<30" for r in clots),
+        "under_40_mm3": sum(r["size_class"] in ("<30", "30-40") for r in clots),
+    }
+
+
+def check_composition(counts: dict, profile: str) -> list[str]:
+    """Guarantees of ``profile`` that ``counts`` (from :func:`composition`) miss; [] when all hold or when
+    the test part is smaller than the profile's ``min_test``."""
+    prof = TEST_PROFILES[profile]
+    if counts["n"] < prof.min_test:
+        return []
+    need = {"benchmark": {"clots": 30, "clot_free": 10, "clot_free_calcified": 1, "isodense": 1, "under_30_mm3": 1},
+            "evaluation": {"clot_free_calcified": 20, "m2_aca": 20, "isodense": 20, "under_40_mm3": 20}}[profile]
+    missing = [f"{k} {counts[k]} < {v}" for k, v in need.items() if counts[k] < v]
+    missing += [f"no {s} clot" for s, c in counts["sites"].items() if c == 0]
+    return missing
+
+
 def _write_masks(case: SyntheticCase, folder: Path) -> None:
     _atomic_image(case.label, folder / "masks" / "thrombus.nii.gz")
     for k, r in enumerate(case.rater_masks, start=1):
@@ -79,14 +355,17 @@ def _skull_strip(img: sitk.Image, brain: sitk.Image) -> sitk.Image:
 def write_cohort(out_dir, n_cases: int, seed: int = 0, preset: str = "tiny", dataset_id: int = 501,
                  dataset_name: str = "SynthThrombus", n_test: int | None = None, n_raters: int = 0,
                  formats=("dicom", "nifti"), thick_fraction: float = 0.0, overwrite: bool = False,
-                 progress: bool = True) -> dict:
+                 progress: bool = True, test_profile: str | None = None) -> dict:
     """Generate ``n_cases`` patients and write them under ``out_dir``; returns a summary dict
-    (counts per site / LVO / no occlusion, seconds per case, paths).
+    (counts per site / LVO / no occlusion, test-part composition, seconds per case, paths).
 
-    n_test: cases put in imagesTs/labelsTs (default round(25%)); n_raters: rater masks per case;
-    formats: raw layouts to write ('dicom', 'nifti'); thick_fraction: share of cases whose NCCT has
-    5 mm slices. Refuses a non-empty ``out_dir`` unless ``overwrite`` (then only the folders this
-    function writes are replaced).
+    n_test: cases put in imagesTs/labelsTs (the last ``n_test`` case ids; default round(25%)); n_raters:
+    rater masks per case; formats: raw layouts to write ('dicom', 'nifti'); thick_fraction: share of cases
+    whose NCCT has 5 mm slices; test_profile: None (classic quota cohort) or a key of
+    :data:`TEST_PROFILES` for a test part of fixed composition (:func:`plan_cohort`). Refuses a non-empty
+    ``out_dir`` unless ``overwrite`` (then only the folders this function writes are replaced).
+    ``summary["test_composition"]`` counts the test subgroups from the recorded truth and
+    ``summary["composition_missing"]`` lists the profile's guarantees it misses (empty when they hold).
     """
     if n_cases < 1:
         raise ValueError(f"n_cases must be >= 1, got {n_cases}")
@@ -98,6 +377,7 @@ def write_cohort(out_dir, n_cases: int, seed: int = 0, preset: str = "tiny", dat
     n_test = int(round(0.25 * n_cases)) if n_test is None else int(n_test)
     if not 0 <= n_test < n_cases:
         raise ValueError(f"n_test must be in [0, n_cases), got n_test={n_test}, n_cases={n_cases}")
+    plan = plan_cohort(n_cases, n_test, seed, test_profile, thick_fraction)  # validates the profile first
     out = Path(out_dir)
     ds_dir = out / "nnUNet_raw" / f"Dataset{dataset_id:03d}_{dataset_name}"
     if out.exists() and any(out.iterdir()):
@@ -108,21 +388,13 @@ def write_cohort(out_dir, n_cases: int, seed: int = 0, preset: str = "tiny", dat
     for sub in ("imagesTr", "labelsTr", "imagesTs", "labelsTs"):
         (ds_dir / sub).mkdir(parents=True, exist_ok=True)
 
-    rng = np.random.default_rng([seed, n_cases])
-    sites = site_quota(n_cases, rng)
-    thick = set(rng.choice(n_cases, int(round(thick_fraction * n_cases)), replace=False).tolist())
-    occluded = [i for i, s in enumerate(sites) if s != "none"]
-    n_iso = max(int(np.ceil(ISODENSE_MIN_SHARE * len(occluded))), int(round(ISODENSE_SHARE * len(occluded))))
-    isodense = set(rng.choice(occluded, n_iso, replace=False).tolist()) if occluded else set()
-    test_ids = set(range(n_cases - n_test, n_cases))
     rows, times = [], []
     from tqdm import tqdm
 
     for i in tqdm(range(n_cases), desc=f"synth {preset}", disable=not progress, unit="case"):
         case_id = f"SYN_{i:04d}"
         t0 = time.perf_counter()
-        case = generate_case(seed * 100_000 + i, preset, case_id=case_id, site=sites[i], n_raters=n_raters,
-                             thick_slices=i in thick, isodense=i in isodense)
+        case = generate_case(seed * 100_000 + i, preset, case_id=case_id, n_raters=n_raters, **plan[i].overrides())
         if "nifti" in formats:
             f = out / "raw_nifti" / case_id
             _atomic_image(case.ncct, f / "ncct.nii.gz")
@@ -138,19 +410,13 @@ def write_cohort(out_dir, n_cases: int, seed: int = 0, preset: str = "tiny", dat
             write_series(case.cta, f / "CTA", patient, study, uid(seed, case_id, "cta"), frame, 3,
                          "CTA HEAD NECK", "102210", contrast=True)
             _write_masks(case, f)
-        split = "test" if i in test_ids else "train"
+        split = plan[i].split
         img_dir, lab_dir = (ds_dir / "imagesTs", ds_dir / "labelsTs") if split == "test" else \
             (ds_dir / "imagesTr", ds_dir / "labelsTr")
         _atomic_image(_skull_strip(case.cta, case.brain_mask), img_dir / f"{case_id}_0000.nii.gz")
         _atomic_image(_skull_strip(case.ncct_on_cta, case.brain_mask), img_dir / f"{case_id}_0001.nii.gz")
         _atomic_image(case.label, lab_dir / f"{case_id}.nii.gz")
-        tr = case.truth
-        rows.append({"case": case_id, "split": split, "site": tr["site"], "side": tr["side"] or "",
-                     "lvo": int(tr["lvo"]), "volume_mm3": round(tr["volume_mm3"], 2),
-                     "length_mm": round(tr["length_mm"], 2),
-                     "ncct_density_hu": "" if tr["ncct_density_hu"] is None else round(tr["ncct_density_hu"], 2),
-                     "perviousness_hu": "" if tr["perviousness_hu"] is None else round(tr["perviousness_hu"], 2),
-                     "isodense": int(tr["isodense"]), "slice_thickness_mm": tr["slice_thickness_mm"]})
+        rows.append(metadata_row(case.truth, split, plan[i].stratum))
         times.append(time.perf_counter() - t0)
 
     n_train = n_cases - n_test
@@ -170,7 +436,9 @@ def write_cohort(out_dir, n_cases: int, seed: int = 0, preset: str = "tiny", dat
     summary = {
         "n_cases": n_cases, "n_train": n_train, "n_test": n_test, "preset": preset, "seed": seed,
         "counts_site": counts_site, "n_lvo": sum(r["lvo"] for r in rows), "n_no_occlusion": counts_site["none"],
-        "n_isodense": sum(r["isodense"] for r in rows), "n_thick": len(thick),
+        "n_isodense": sum(r["isodense"] for r in rows), "n_thick": sum(spec.thick for spec in plan),
+        "test_profile": test_profile, "test_composition": composition(rows, "test"),
+        "composition_missing": check_composition(composition(rows, "test"), test_profile) if test_profile else [],
         "seconds_per_case": float(np.mean(times)), "case_seconds": [round(t, 3) for t in times],
         "paths": {"dataset": str(ds_dir), "raw_dicom": str(out / "raw_dicom") if "dicom" in formats else None,
                   "raw_nifti": str(out / "raw_nifti") if "nifti" in formats else None},

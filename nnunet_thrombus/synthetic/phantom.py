@@ -19,11 +19,12 @@ from nnunet_thrombus.synthetic.anatomy import draw_head
 from nnunet_thrombus.synthetic.presets import Grid, get_preset
 from nnunet_thrombus.synthetic.raters import rater_masks
 from nnunet_thrombus.synthetic.render import Scene, acquire, render_grid
-from nnunet_thrombus.synthetic.thrombus import (LVO_SITES, SITE_PROBABILITIES, draw_calcifications,
-                                                draw_occlusion)
+from nnunet_thrombus.synthetic.thrombus import (LVO_SITES, SITE_PROBABILITIES, clot_centreline, draw_calcifications,
+                                                draw_occlusion, place_occlusion)
 from nnunet_thrombus.synthetic.vessels import build_arterial_tree
 
 SITES = ("ICA", "M1", "M2", "ACA", "none")
+ISODENSE_BELOW_HU = 45.0   # a clot whose intrinsic NCCT HU is below this is "isodense" (grey matter 37-42 HU)
 VESSEL_CTA_FACTOR = {"ICA": 1.0, "BA": 0.97, "M1": 0.97, "ACA": 0.93, "M2": 0.92, "PCA": 0.9,
                      "PComm": 0.9, "AComm": 0.9}
 
@@ -45,6 +46,7 @@ class CaseOptions:
     streaks: bool = True
     n_raters: int = 0
     vessel_calibre: float | None = None  # arterial radius multiplier; None = the preset's
+    max_clot_volume_mm3: float | None = None  # shorten the clot until its mask (CTA grid) is below this, mm^3
 
 
 @dataclass
@@ -85,8 +87,8 @@ def _draw_transform(rng: np.random.Generator, centre: np.ndarray, enabled: bool)
     return tr
 
 
-def _draw_scene(rng: np.random.Generator, scale: float, opts: CaseOptions,
-                calibre: float = 1.0) -> tuple[Scene, str, str]:
+def _draw_scene(rng: np.random.Generator, scale: float, opts: CaseOptions, calibre: float = 1.0,
+                calc_rng: np.random.Generator | None = None) -> tuple[Scene, str, str]:
     head = draw_head(rng, scale)
     vessels = build_arterial_tree(rng, scale, calibre_factor=calibre)
     site = opts.site if opts.site is not None else str(rng.choice(list(SITE_PROBABILITIES),
@@ -97,7 +99,7 @@ def _draw_scene(rng: np.random.Generator, scale: float, opts: CaseOptions,
     occ = None
     if site != "none":
         occ = draw_occlusion(rng, vessels, site, side, scale, head.skull_base_z, isodense, opts.clot_length_mm)
-    calcs = draw_calcifications(rng, vessels, occ, head.skull_base_z, calc)
+    calcs = draw_calcifications(calc_rng if calc_rng is not None else rng, vessels, occ, head.skull_base_z, calc)
     ncct = {"scalp": rng.uniform(30, 50), "cortical_bone": rng.uniform(1500, 1850), "diploe": rng.uniform(750, 1000),
             "csf": rng.uniform(3, 12), "grey_matter": rng.uniform(37, 42), "white_matter": rng.uniform(22, 27),
             "blood": rng.uniform(40, 45)}
@@ -132,6 +134,39 @@ def _ncct_grid(cta_grid: Grid, thick: bool, thick_mm: float) -> tuple[Grid, int]
     return fine, sub
 
 
+def _clot_label_volume(scene: Scene, grid: Grid) -> float:
+    """Volume (mm^3) of the clot mask (occupancy >= 0.5) on ``grid``, rendered only in the clot's bounding box."""
+    pts, rad = clot_centreline(scene.occlusion, scene.vessels)
+    sp = np.asarray(grid.spacing_xyz)
+    lo = np.floor((pts.min(0) - rad.max() - 2 * sp - grid.origin_xyz) / sp).astype(int)
+    hi = np.ceil((pts.max(0) + rad.max() + 2 * sp - grid.origin_xyz) / sp).astype(int) + 1
+    lo = np.clip(lo, 0, grid.shape_zyx[::-1])
+    hi = np.clip(hi, 0, grid.shape_zyx[::-1])
+    if np.any(hi <= lo):
+        return 0.0
+    sub = Grid(tuple(int(v) for v in (hi - lo)[::-1]), grid.spacing_xyz,
+               tuple(float(v) for v in np.asarray(grid.origin_xyz) + lo * sp))
+    clot = render_grid(scene, sub, None, ("clot",))["clot"]
+    return float((clot >= 0.5).sum() * grid.voxel_volume_mm3)
+
+
+def _shrink_clot(scene: Scene, grid: Grid, max_volume_mm3: float, min_length_mm: float = 1.5) -> None:
+    """Shorten ``scene.occlusion`` (same start, same HU) until its mask volume on ``grid`` is below
+    ``max_volume_mm3``; raises ValueError naming the site when even ``min_length_mm`` is too large."""
+    occ = scene.occlusion
+    for _ in range(30):
+        vol = _clot_label_volume(scene, grid)
+        if vol < max_volume_mm3:
+            return
+        if occ.length_mm <= min_length_mm + 1e-6:
+            break
+        new = max(min_length_mm, occ.length_mm * min(0.9, 0.95 * max_volume_mm3 / max(vol, 1e-6)))
+        place_occlusion(occ, scene.vessels, new)
+    raise ValueError(f"a {occ.site} clot cannot be made smaller than {max_volume_mm3:g} mm^3 on this grid "
+                     f"(mask {vol:.1f} mm^3 at {occ.length_mm:.1f} mm): ask for a small clot at M2 or ACA, "
+                     f"or a larger volume bound")
+
+
 def generate_case(seed: int, preset: str = "tiny", **overrides) -> SyntheticCase:
     """Generate one patient deterministically from ``seed`` at ``preset`` (tiny, demo, paper).
 
@@ -151,8 +186,10 @@ def generate_case(seed: int, preset: str = "tiny", **overrides) -> SyntheticCase
     p = get_preset(preset)
     rng = np.random.default_rng(seed)
     calibre = p.vessel_calibre if opts.vessel_calibre is None else float(opts.vessel_calibre)
-    scene, site, side = _draw_scene(rng, p.head_scale, opts, calibre)
+    scene, site, side = _draw_scene(rng, p.head_scale, opts, calibre, np.random.default_rng([seed, 1]))
     grid = p.grid()
+    if opts.max_clot_volume_mm3 is not None and scene.occlusion is not None:
+        _shrink_clot(scene, grid, float(opts.max_clot_volume_mm3))
     spacing_zyx = grid.spacing_xyz[::-1]
     transform = _draw_transform(rng, np.round(grid.centre_xyz, 1), opts.rigid)
     sig_ncct, sig_cta = float(rng.uniform(3, 8)), float(rng.uniform(6, 12))
@@ -188,9 +225,12 @@ def generate_case(seed: int, preset: str = "tiny", **overrides) -> SyntheticCase
         "length_mm": occ.length_mm if occ else 0.0,
         "ncct_density_hu": occ.ncct_hu if occ else None,
         "perviousness_hu": occ.perviousness_hu if occ else None,
-        "isodense": bool(occ and occ.ncct_hu < 45.0),
+        "cta_density_hu": occ.ncct_hu + occ.perviousness_hu if occ else None,
+        "isodense": bool(occ and occ.ncct_hu < ISODENSE_BELOW_HU),
+        "max_clot_volume_mm3": opts.max_clot_volume_mm3,
         "calcification": bool(scene.calcifications),
         "calcifications_mm": [[float(v) for v in cl.centre] for cl in scene.calcifications],
+        "calcifications": [cl.to_truth() for cl in scene.calcifications],
         "clot_vessels": [pc.vessel for pc in occ.pieces] if occ else [],
         "centroid_mm": ([float(v) for v in (np.argwhere(label)[:, ::-1] * grid.spacing_xyz + grid.origin_xyz).mean(0)]
                         if label.any() else None),

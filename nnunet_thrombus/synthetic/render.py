@@ -93,11 +93,14 @@ def sample_components(p: np.ndarray, scene: Scene, h_mm: float) -> dict[str, np.
             comp["clot_hu_offset"][idx] = np.where(clot > 0, amp * np.sin(2 * np.pi * u / wl + ph),
                                                    comp["clot_hu_offset"][idx])
     for c in scene.calcifications:
-        lo, hi = c.centre - c.radius_mm - h_mm, c.centre + c.radius_mm + h_mm
-        inside = np.all((p >= lo[:, None]) & (p <= hi[:, None]), axis=0)
+        lo = c.centres.min(axis=0) - c.radius_mm - h_mm
+        hi = c.centres.max(axis=0) + c.radius_mm + h_mm
+        inside = np.all((p >= lo[:, None].astype(np.float32)) & (p <= hi[:, None].astype(np.float32)), axis=0)
         idx = np.flatnonzero(inside)
         if idx.size:
-            occ = soft_occupancy(np.linalg.norm(p[:, idx] - c.centre[:, None], axis=0) - c.radius_mm, h_mm)
+            q = p[:, idx]
+            dist = np.min([np.linalg.norm(q - ctr[:, None].astype(np.float32), axis=0) for ctr in c.centres], axis=0)
+            occ = soft_occupancy(dist - c.radius_mm, h_mm)
             better = occ > comp["calc"][idx]
             comp["calc"][idx[better]] = occ[better]
             comp["calc_hu"][idx[better]] = c.hu

@@ -47,8 +47,10 @@ def test_nnunet_raw_layout(cohort):
     assert len(list((ds / "labelsTs").glob("*.nii.gz"))) == 2 and summary["n_test"] == 2
     rows = list(csv.DictReader(open(ds / "metadata.csv")))
     assert [r["case"] for r in rows] == [f"SYN_{i:04d}" for i in range(N)]
-    assert set(rows[0]) == {"case", "split", "site", "side", "lvo", "volume_mm3", "length_mm", "ncct_density_hu",
-                            "perviousness_hu", "isodense", "slice_thickness_mm"}
+    assert list(rows[0]) == ["case", "split", "stratum", "site", "side", "lvo", "volume_mm3", "label_volume_mm3",
+                             "size_class", "length_mm", "ncct_density_hu", "cta_density_hu", "perviousness_hu",
+                             "isodense", "calcification", "n_calcifications", "calcification_max_hu",
+                             "clot_free_calcified", "calcifications", "slice_thickness_mm", "seed"]
     assert [r["site"] for r in rows] == site_quota(N, np.random.default_rng([0, N]))
     occluded = [r for r in rows if r["site"] != "none"]
     assert sum(int(r["isodense"]) for r in occluded) >= 0.1 * len(occluded)
