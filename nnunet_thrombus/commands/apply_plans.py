@@ -7,9 +7,10 @@ def _configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--preset", choices=["auto", "cpu", "paper"], default="auto",
                         help="paper: the paper's spacing/patch/features/BN; auto: nnU-Net's 3d_fullres + cascade; "
                              "cpu: reduced features and patch (default: auto)")
-    parser.add_argument("-pl", "--plans-name", default="ThrombusPlans",
-                        help="identifier of the plans written (use nnUNetPlans to add the cascade in place, the "
-                             "original kept as nnUNetPlans.orig.json) (default: ThrombusPlans)")
+    parser.add_argument("-p", "-pl", "--plans-name", "--plans", dest="plans_name", default="ThrombusPlans",
+                        help="identifier of the plans written; nnUNetPlans adds 3d_lowres + 3d_cascade_fullres to "
+                             "nnU-Net's own plans and leaves its 3d_fullres as nnU-Net made it (the original file kept "
+                             "as nnUNetPlans.orig.json) (default: ThrombusPlans)")
     parser.add_argument("--source-plans", default="nnUNetPlans", help="plans to start from (default: nnUNetPlans)")
     parser.add_argument("--ct-window", choices=["foreground", "vessel"], default="foreground",
                         help="CT normalisation window: nnU-Net's thrombus-percentile clip or a fixed vessel window "
@@ -31,21 +32,29 @@ def add_parser(subparsers) -> None:
 
 
 def run(args) -> int:
-    from nnunet_thrombus.training.thrombus_plans import apply_plans
+    import json
+    import sys
 
-    path = apply_plans(args.dataset, preset=args.preset, plans_name=args.plans_name, source_plans=args.source_plans,
-                       ct_window=args.ct_window, patch_size=args.patch_size, features=args.features,
-                       batch_size=args.batch_size)
+    from nnunet_thrombus.training.thrombus_plans import apply_plans, configurations_to_preprocess
+
+    try:
+        path = apply_plans(args.dataset, preset=args.preset, plans_name=args.plans_name,
+                           source_plans=args.source_plans, ct_window=args.ct_window, patch_size=args.patch_size,
+                           features=args.features, batch_size=args.batch_size)
+    except (ValueError, FileNotFoundError) as exc:
+        print(f"nnunet_thrombus apply-plans: error: {exc}", file=sys.stderr)
+        return 2
     print(f"wrote {path}")
+    configs = configurations_to_preprocess(json.loads(path.read_text()))
     if args.preprocess:
         from nnunetv2.experiment_planning.plan_and_preprocess_api import preprocess
 
         from nnunet_thrombus.training.thrombus_plans import preprocess_dataset_id
 
         preprocess([preprocess_dataset_id(args.dataset)], plans_identifier=args.plans_name,
-                   configurations=("3d_fullres", "3d_lowres"), num_processes=(args.num_processes,) * 2)
+                   configurations=tuple(configs), num_processes=(args.num_processes,) * len(configs))
     else:
-        print(f"next: nnUNetv2_preprocess -d {args.dataset} -plans_name {args.plans_name} -c 3d_fullres 3d_lowres")
+        print(f"next: nnUNetv2_preprocess -d {args.dataset} -plans_name {args.plans_name} -c {' '.join(configs)}")
     return 0
 
 

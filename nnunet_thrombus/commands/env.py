@@ -12,14 +12,15 @@ def add_parser(subparsers) -> None:
     p.add_argument("--preprocessed", default=None, help="nnUNet_preprocessed folder to export (default: leave as is)")
     p.add_argument("--results", default=None, help="nnUNet_results folder to export (default: leave as is)")
     p.add_argument("--cpu", action="store_true",
-                   help="also export nnUNet_compile=f and nnUNet_n_proc_DA=0 for CPU training (default: off)")
+                   help="also export the CPU settings every nnUNetv2_* command accepts: nnUNet_compile=f, "
+                        "nnUNet_n_proc_DA=1 (default: off)")
     p.set_defaults(func=run)
 
 
 def run(args) -> int:
     import os
 
-    from nnunet_thrombus.nnunet_env import ext_trainer_value
+    from nnunet_thrombus.nnunet_env import CPU_SETTINGS, ext_trainer_value
 
     lines = {"nnUNet_extTrainer": ext_trainer_value(os.environ.get("nnUNet_extTrainer"))}
     for key, value in (("nnUNet_raw", args.raw), ("nnUNet_preprocessed", args.preprocessed),
@@ -27,7 +28,7 @@ def run(args) -> int:
         if value:
             lines[key] = os.path.abspath(value)
     if args.cpu:
-        lines.update({"nnUNet_compile": "f", "nnUNet_n_proc_DA": "0"})
+        lines.update(CPU_SETTINGS)
     for key, value in lines.items():
         print(f"export {key}={shlex.quote(value)}")
     return 0

@@ -7,3 +7,9 @@ from nnunet_thrombus.training.variants import (  # noqa: F401
     ThrombusCascadeTrainer_plain,
     nnUNetTrainer_envSchedule,
 )
+
+# named recipe variants (``<trainer>_cpuShort``, ...), generated for every trainer above
+from nnunet_thrombus.training import recipes as _recipes  # noqa: E402
+
+globals().update({_name: getattr(_recipes, _name) for _name in _recipes.__all__
+                  if _name not in ("RECIPES", "recipe_variant")})

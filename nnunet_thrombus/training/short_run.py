@@ -80,11 +80,11 @@ def schedule_environment(epochs: int, iters_per_epoch: int, val_iters: int | Non
 OPTIMIZERS = ("sgd", "adamw")
 
 
-def optimizer_choice(environ: dict | None = None) -> tuple[str, float | None]:
-    """(``sgd`` or ``adamw``, learning rate or None for the optimizer's default) from ``THROMBUS_OPTIMIZER`` and
-    ``THROMBUS_LR``; ``ValueError`` naming the variable for anything else."""
+def optimizer_choice(environ: dict | None = None, default: str = "sgd") -> tuple[str, float | None]:
+    """(``sgd`` or ``adamw``, learning rate or None for the optimizer's default) from ``THROMBUS_OPTIMIZER`` (else
+    ``default``) and ``THROMBUS_LR``; ``ValueError`` naming the variable for anything else."""
     env = os.environ if environ is None else environ
-    name = (env.get("THROMBUS_OPTIMIZER") or "sgd").strip().lower()
+    name = (env.get("THROMBUS_OPTIMIZER") or default).strip().lower()
     if name not in OPTIMIZERS:
         raise ValueError(f"THROMBUS_OPTIMIZER={name!r}: expected one of {', '.join(OPTIMIZERS)}")
     raw = env.get("THROMBUS_LR")
@@ -110,20 +110,100 @@ def mirroring_disabled(environ: dict | None = None) -> bool:
     raise ValueError(f"THROMBUS_NO_MIRRORING={raw!r}: expected 1 or 0")
 
 
+#: the keys a named recipe (:mod:`nnunet_thrombus.training.recipes`) may set, before any ``THROMBUS_*`` override
+RECIPE_KEYS = ("num_epochs", "num_iterations_per_epoch", "num_val_iterations_per_epoch", "save_every",
+               "oversample_foreground_percent", "optimizer", "lr", "mirroring")
+
+
+def thrombus_overrides(environ: dict | None = None) -> dict:
+    """Every ``THROMBUS_*`` variable set (non-empty) in the environment, as written there."""
+    env = os.environ if environ is None else environ
+    return {k: v for k, v in sorted(env.items()) if k.startswith("THROMBUS_") and v != ""}
+
+
+def describe_loss(loss) -> str:
+    """One line naming a trainer's loss: the Dice class, batch Dice, the CE / Dice weights and the deep-supervision
+    weights (nnU-Net's ``DeepSupervisionWrapper`` around ``DC_and_CE_loss``; other losses by class name)."""
+    ds = getattr(loss, "weight_factors", None)
+    inner = getattr(loss, "loss", loss) if ds is not None else loss
+    dc, ce = getattr(inner, "dc", None), getattr(inner, "ce", None)
+    if dc is None or ce is None:
+        text = type(inner).__name__
+    else:
+        text = (f"{getattr(inner, 'weight_dice', 1):g} x {type(dc).__name__}"
+                f"{' (batch Dice)' if getattr(dc, 'batch_dice', False) else ''} + "
+                f"{getattr(inner, 'weight_ce', 1):g} x {type(ce).__name__}")
+    if ds is not None:
+        text += ", deep supervision weights " + ", ".join(f"{w:.3g}" for w in ds)
+    return text
+
+
 class ShortScheduleMixin:
-    """For nnU-Net trainers: ``_apply_short_schedule()`` (call at the end of ``__init__``) sets the ``THROMBUS_*``
-    schedule attributes; mirroring is switched off when ``THROMBUS_NO_MIRRORING=1``; ``THROMBUS_OPTIMIZER`` /
-    ``THROMBUS_LR`` choose the optimizer (SGD Nesterov 0.99 with nnU-Net's lr 0.01 by default, or AdamW)."""
+    """For nnU-Net trainers: ``_apply_short_schedule()`` (call at the end of ``__init__``) sets the schedule of the
+    named recipe (``recipe_defaults``; empty: nnU-Net's schedule with the paper's SGD) and then the ``THROMBUS_*``
+    overrides; mirroring is switched off when ``THROMBUS_NO_MIRRORING=1``; ``THROMBUS_OPTIMIZER`` / ``THROMBUS_LR``
+    choose the optimizer (SGD Nesterov 0.99 with nnU-Net's lr 0.01 by default, or AdamW). When training starts the
+    effective recipe is written to ``fold_k/training_recipe.json`` beside the checkpoints."""
+
+    #: the recipe's name in ``training_recipe.json`` and in reports; variants in ``training/recipes.py``
+    recipe_name = "paper"
+    #: the recipe's settings (keys of :data:`RECIPE_KEYS`), applied before the ``THROMBUS_*`` overrides
+    recipe_defaults: dict = {}
 
     def _apply_short_schedule(self) -> None:
+        d = dict(self.recipe_defaults)
+        unknown = set(d) - set(RECIPE_KEYS)
+        if unknown:
+            raise ValueError(f"{type(self).__name__}.recipe_defaults: unknown keys {sorted(unknown)}; "
+                             f"allowed: {RECIPE_KEYS}")
+        for attr in RECIPE_KEYS[:5]:
+            if attr in d:
+                setattr(self, attr, d[attr])
         for attr, value in schedule_overrides().items():
             setattr(self, attr, value)
-        self.no_mirroring = mirroring_disabled()
-        self.optimizer_name, lr = optimizer_choice()
+        if (os.environ.get("THROMBUS_NO_MIRRORING") or "") == "":
+            self.no_mirroring = not d.get("mirroring", True)
+        else:
+            self.no_mirroring = mirroring_disabled()
+        self.optimizer_name, lr = optimizer_choice(default=d.get("optimizer", "sgd"))
+        if lr is None and "lr" in d and not os.environ.get("THROMBUS_OPTIMIZER"):
+            lr = float(d["lr"])
         if lr is not None:
             self.initial_lr = lr
         elif self.optimizer_name == "adamw":
             self.initial_lr = 1e-3
+
+    def effective_recipe(self) -> dict:
+        """What this training actually runs with (read after ``initialize``): optimizer, learning rate and schedule,
+        loss, epochs x iterations, batch, foreground oversampling, mirroring, and the ``THROMBUS_*`` overrides."""
+        from nnunet_thrombus import __version__
+
+        opt = getattr(self, "optimizer", None)
+        group = opt.param_groups[0] if opt is not None else {}
+        sched = getattr(self, "lr_scheduler", None)
+        exponent = getattr(sched, "exponent", None)
+        axes = getattr(self, "inference_allowed_mirroring_axes", None)
+        return {"name": self.recipe_name, "trainer": type(self).__name__,
+                "configuration": self.configuration_name, "plans": self.plans_manager.plans_name,
+                "fold": self.fold, "optimizer": type(opt).__name__ if opt is not None else None,
+                "initial_lr": float(self.initial_lr), "weight_decay": group.get("weight_decay"),
+                "momentum": group.get("momentum"), "nesterov": group.get("nesterov"),
+                "lr_schedule": (f"poly {exponent:g}" if exponent is not None else type(sched).__name__),
+                "loss": describe_loss(self.loss) if getattr(self, "loss", None) is not None else None,
+                "num_epochs": int(self.num_epochs), "num_iterations_per_epoch": int(self.num_iterations_per_epoch),
+                "num_val_iterations_per_epoch": int(self.num_val_iterations_per_epoch),
+                "batch_size": int(self.batch_size),
+                "oversample_foreground_percent": float(self.oversample_foreground_percent),
+                "mirroring": not getattr(self, "no_mirroring", False) and bool(axes),
+                "mirror_axes": list(axes) if axes else None,
+                "overrides": thrombus_overrides(), "nnunet_thrombus": __version__}
+
+    def on_train_start(self):
+        super().on_train_start()
+        if self.local_rank == 0:
+            from nnunet_thrombus.model_folder import write_recipe
+
+            write_recipe(self.output_folder, self.effective_recipe())
 
     def configure_optimizers(self):
         import torch

@@ -8,6 +8,14 @@ data (our synthetic cohort) gets none. :func:`build_thrombus_plans` starts from 
 - ``3d_lowres``: the coarse stage at the fine spacing times the paper's ratio (1.08/0.625, 0.844/0.488, 0.844/0.488);
 - ``3d_cascade_fullres``: inherits ``3d_fullres``, ``previous_stage`` ``3d_lowres``, ``ThrombusCascadeNet``.
 
+Written into nnU-Net's own plans (``plans_name`` equal to the source, e.g. ``-p nnUNetPlans``, so the card's plain
+``nnUNetv2_train ID 3d_cascade_fullres 0 -tr ThrombusCascadeTrainer`` works without ``-p``), every configuration
+nnU-Net made stays as nnU-Net made it (vanilla ``3d_fullres`` stays vanilla: PlainConvUNet, its spacing, patch and
+per-sample Dice) and only ``3d_lowres`` and ``3d_cascade_fullres`` are (re)defined, the fine stage as a full
+configuration of its own. It shares ``3d_fullres``'s preprocessed data when its preprocessing is the same (``auto``,
+``cpu``), else gets its own (``paper``). The vessel window changes plan-wide intensity properties that vanilla
+``3d_fullres`` uses too, so it is refused in place.
+
 Presets: ``paper`` (the paper's spacing, patch, features, BatchNorm; ``plans/paper_plans.json``), ``auto`` (nnU-Net's
 own 3d_fullres choices, only the cascade added), ``cpu`` (``auto`` with ``plans/cpu_plans.json``'s smaller features and
 patch). ``ct_window='vessel'`` replaces nnU-Net's CT clip range (0.5-99.5 percentile of thrombus voxels, which clips
@@ -28,6 +36,9 @@ CASCADE_CLASS = "nnunet_thrombus.networks.cascade_net.ThrombusCascadeNet"
 #: NCCT keeps hyperdense clot, calcification onset (130 HU) and brain.
 VESSEL_WINDOW = {"0": (-20.0, 600.0), "1": (-20.0, 150.0)}
 PRESETS = ("auto", "cpu", "paper")
+#: configuration keys that decide the preprocessed data (two configurations equal in these can share it)
+PREPROCESSING_KEYS = ("spacing", "normalization_schemes", "use_mask_for_norm", "preprocessor_name", "resampling_fn_data",
+                      "resampling_fn_data_kwargs", "resampling_fn_seg", "resampling_fn_seg_kwargs")
 
 
 def load_preset_json(name: str) -> dict:
@@ -86,6 +97,11 @@ def build_thrombus_plans(base_plans: dict, preset: str = "auto", plans_name: str
     if "3d_fullres" not in base_plans.get("configurations", {}):
         raise ValueError("the source plans have no 3d_fullres configuration; run nnUNetv2_plan_and_preprocess "
                          "(or nnUNetv2_plan_experiment) with -c 3d_fullres first")
+    in_place = plans_name == base_plans.get("plans_name")
+    if in_place and ct_window != "foreground":
+        raise ValueError(f"--ct-window {ct_window} changes the intensity properties of the whole plans, which "
+                         f"nnU-Net's own 3d_fullres uses too; write new plans instead (-p ThrombusPlans)")
+    vanilla = copy.deepcopy(base_plans["configurations"])
     plans = copy.deepcopy(base_plans)
     plans["plans_name"] = plans_name
     base = plans["configurations"]["3d_fullres"]
@@ -139,12 +155,22 @@ def build_thrombus_plans(base_plans: dict, preset: str = "auto", plans_name: str
     cascade_arch["network_class_name"] = CASCADE_CLASS
     cascade_arch["arch_kwargs"]["use_coarse_features"] = True
     cascade_arch["arch_kwargs"]["freeze_coarse"] = True
-    plans["configurations"] = {
-        "3d_fullres": fine,
-        "3d_lowres": coarse,
-        "3d_cascade_fullres": {"inherits_from": "3d_fullres", "previous_stage": "3d_lowres",
-                               "architecture": cascade_arch},
-    }
+    if in_place:
+        # nnU-Net's configurations untouched; the fine stage is a full configuration of its own
+        cascade = dict(copy.deepcopy(fine), architecture=cascade_arch, previous_stage="3d_lowres")
+        base_fullres = vanilla["3d_fullres"]
+        same = all(cascade.get(k) == base_fullres.get(k) for k in PREPROCESSING_KEYS)
+        cascade["data_identifier"] = base_fullres["data_identifier"] if same else f"{plans_name}_3d_cascade_fullres"
+        configurations = {k: v for k, v in vanilla.items() if k not in ("3d_lowres", "3d_cascade_fullres")}
+        configurations.update({"3d_lowres": coarse, "3d_cascade_fullres": cascade})
+        plans["configurations"] = configurations
+    else:
+        plans["configurations"] = {
+            "3d_fullres": fine,
+            "3d_lowres": coarse,
+            "3d_cascade_fullres": {"inherits_from": "3d_fullres", "previous_stage": "3d_lowres",
+                                   "architecture": cascade_arch},
+        }
     if ct_window == "vessel":
         props = plans["foreground_intensity_properties_per_channel"]
         for ch, (lo, hi) in VESSEL_WINDOW.items():
@@ -152,8 +178,19 @@ def build_thrombus_plans(base_plans: dict, preset: str = "auto", plans_name: str
                 props[ch].update({"percentile_00_5": lo, "percentile_99_5": hi, "mean": (lo + hi) / 2,
                                   "std": (hi - lo) / 2})
     plans["thrombus_plans"] = {"preset": preset, "ct_window": ct_window, "coarse_to_fine_spacing_ratio": list(ratio),
-                               "source_plans": base_plans.get("plans_name")}
+                               "source_plans": base_plans.get("plans_name"), "in_place": in_place}
     return plans
+
+
+def configurations_to_preprocess(plans: dict) -> list[str]:
+    """The configurations whose preprocessed data training the cascade needs and ``apply-plans`` changed: new plans
+    ``3d_fullres`` and ``3d_lowres``; in place ``3d_lowres``, and ``3d_cascade_fullres`` when it does not share
+    ``3d_fullres``'s data (nnUNetv2_plan_and_preprocess already made that)."""
+    if not plans.get("thrombus_plans", {}).get("in_place"):
+        return ["3d_fullres", "3d_lowres"]
+    cfg = plans["configurations"]
+    shared = cfg["3d_cascade_fullres"]["data_identifier"] == cfg["3d_fullres"]["data_identifier"]
+    return ["3d_lowres"] + ([] if shared else ["3d_cascade_fullres"])
 
 
 def apply_plans(dataset: str | int, preset: str = "auto", plans_name: str = "ThrombusPlans",
@@ -171,14 +208,14 @@ def apply_plans(dataset: str | int, preset: str = "auto", plans_name: str = "Thr
                                 f"nnUNetv2_plan_and_preprocess -d {dataset} -c 3d_fullres")
     base = json.loads(src.read_text())
     plans = build_thrombus_plans(base, preset, plans_name, ct_window, patch_size, features, batch_size)
+    from nnunet_thrombus.atomic_io import copy_file, write_json
+
     dst = folder / f"{plans_name}.json"
     if dst == src:
         backup = folder / f"{source_plans}.orig.json"
         if not backup.exists():
-            backup.write_text(src.read_text())
-    tmp = dst.with_suffix(".json.tmp")
-    tmp.write_text(json.dumps(plans, indent=2))
-    tmp.replace(dst)
+            copy_file(src, backup)
+    write_json(dst, plans)
     return dst
 
 

@@ -13,6 +13,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from nnunet_thrombus.model_folder import DEFAULT_PLANS, DEFAULT_TRAINER, stage_identifier
 from nnunet_thrombus.nnunet_env import nnunet_environment
 from nnunet_thrombus.training.short_run import schedule_environment
 
@@ -59,14 +60,14 @@ class NnunetWorkspace:
         return time.perf_counter() - t0
 
 
-def plan_and_preprocess(ws: NnunetWorkspace, dataset_id: int, preset: str = "cpu", plans_name: str = "ThrombusPlans",
+def plan_and_preprocess(ws: NnunetWorkspace, dataset_id: int, preset: str = "cpu", plans_name: str = DEFAULT_PLANS,
                         features=None, patch_size=None, ct_window: str = "foreground",
                         configurations=("3d_fullres", "3d_lowres")) -> float:
     """Fingerprint + nnU-Net's planner, then our cascade plans (``apply-plans``), then preprocessing."""
     t = ws.run(["nnUNetv2_extract_fingerprint", "-d", dataset_id, "-np", "1", "--verify_dataset_integrity"],
                "plan", nnUNet_n_proc_DA="1")
     t += ws.run(["nnUNetv2_plan_experiment", "-d", dataset_id], "plan", nnUNet_n_proc_DA="1")
-    args = ["nnunet_thrombus", "apply-plans", "-d", dataset_id, "--preset", preset, "-pl", plans_name,
+    args = ["nnunet_thrombus", "apply-plans", "-d", dataset_id, "--preset", preset, "-p", plans_name,
             "--ct-window", ct_window]
     if features:
         args += ["--features", *features]
@@ -79,7 +80,7 @@ def plan_and_preprocess(ws: NnunetWorkspace, dataset_id: int, preset: str = "cpu
 
 
 def train(ws: NnunetWorkspace, dataset_id: int, configuration: str, fold: int | str = 0,
-          trainer: str = "ThrombusCascadeTrainer", plans_name: str = "ThrombusPlans", epochs: int = 1,
+          trainer: str = DEFAULT_TRAINER, plans_name: str = DEFAULT_PLANS, epochs: int = 1,
           iters: int = 10, val_iters: int = 2, device: str = "cpu", extra_args=(),
           oversample_fg: float | None = None, mirroring: bool = False, optimizer: str | None = None) -> float:
     """``nnUNetv2_train`` with a ``THROMBUS_*`` short schedule, read by our trainers and by the vanilla baseline
@@ -91,14 +92,14 @@ def train(ws: NnunetWorkspace, dataset_id: int, configuration: str, fold: int | 
                    "-device", device, *extra_args], f"train_{trainer}_{configuration}_{fold}", **env)
 
 
-def export_next_stage(ws: NnunetWorkspace, dataset_id: int, trainer: str = "ThrombusCascadeTrainer",
-                      plans_name: str = "ThrombusPlans") -> float:
+def export_next_stage(ws: NnunetWorkspace, dataset_id: int, trainer: str = DEFAULT_TRAINER,
+                      plans_name: str = DEFAULT_PLANS) -> float:
     return ws.run(["nnunet_thrombus", "export-next-stage", "-d", dataset_id, "-tr", trainer, "-p", plans_name],
                   f"export_{trainer}")
 
 
-def train_cascade(ws: NnunetWorkspace, dataset_id: int, fold: int = 0, trainer: str = "ThrombusCascadeTrainer",
-                  plans_name: str = "ThrombusPlans", coarse_schedule=(1, 10, 2), fine_schedule=(1, 10, 2),
+def train_cascade(ws: NnunetWorkspace, dataset_id: int, fold: int = 0, trainer: str = DEFAULT_TRAINER,
+                  plans_name: str = DEFAULT_PLANS, coarse_schedule=(1, 10, 2), fine_schedule=(1, 10, 2),
                   device: str = "cpu", oversample_fg: float | None = None, optimizer: str | None = None) -> dict:
     """Stage 1, ``predicted_next_stage`` for every training case, stage 2. Returns seconds per step."""
     times = {"coarse": train(ws, dataset_id, "3d_lowres", fold, trainer, plans_name, *coarse_schedule, device=device,
@@ -109,6 +110,7 @@ def train_cascade(ws: NnunetWorkspace, dataset_id: int, fold: int = 0, trainer: 
     return times
 
 
-def model_folder(ws: NnunetWorkspace, dataset_name: str, configuration: str, trainer: str = "ThrombusCascadeTrainer",
-                 plans_name: str = "ThrombusPlans") -> Path:
-    return ws.results / dataset_name / f"{trainer}__{plans_name}__{configuration}"
+def model_folder(ws: NnunetWorkspace, dataset_name: str, configuration: str, trainer: str = DEFAULT_TRAINER,
+                 plans_name: str = DEFAULT_PLANS) -> Path:
+    """``ws.results/<dataset_name>/<trainer>__<plans>__<configuration>`` (named by :mod:`model_folder`)."""
+    return ws.results / dataset_name / stage_identifier(trainer, plans_name, configuration)
