@@ -41,6 +41,13 @@ def _geometry_schema() -> dict:
                            "origin_xyz_mm": _vec(3), "direction": _vec(9)}}
 
 
+#: ``model.recipe``: each stage's ``training_recipe.json`` (null for a model trained before recipes were written) and
+#: a one-line label of the fine stage's (``model_folder.recipe_label``)
+RECIPE_SCHEMA = {"type": "object", "required": ["label", "3d_lowres", "3d_cascade_fullres"],
+                 "properties": {"label": {"type": "string"}, "3d_lowres": {"type": ["object", "null"]},
+                                "3d_cascade_fullres": {"type": ["object", "null"]}}}
+
+
 def report_schema() -> dict:
     """JSON schema (draft 2020-12 subset) of ``report.json``."""
     component = {
@@ -77,7 +84,9 @@ def report_schema() -> dict:
             "registration": {"type": "object"},
             "model": {"type": "object", "required": ["model", "folds", "tta", "roi_restrict"],
                       "properties": {"folds": {"type": "array", "items": {"type": "string"}, "minItems": 1},
-                                     "tta": {"type": "boolean"}, "roi_restrict": {"type": "boolean"}}},
+                                     "tta": {"type": "boolean"}, "roi_restrict": {"type": "boolean"},
+                                     "trainer": {"type": "string"}, "plans": {"type": "string"},
+                                     "recipe": RECIPE_SCHEMA}},
             "components": {"type": "array", "items": component},
             "n_components": {"type": "integer", "minimum": 0},
             "total_volume_mm3": _num(False, 0),
