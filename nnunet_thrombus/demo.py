@@ -185,7 +185,8 @@ def run_demo(out_dir, budget_minutes: float = DEFAULT_BUDGET_MINUTES, n_cases: i
             ws.run(["nnUNetv2_predict", "-i", ws.raw / DATASET_NAME / "imagesTs", "-o", base_masks, "-d", DATASET_ID,
                     "-c", "3d_fullres", "-tr", "nnUNetTrainer_envSchedule", "-p", "ThrombusPlans", "-f", "0",
                     "-device", device, "--disable_tta", "-npp", "1", "-nps", "1"], "predict_baseline")
-            apply_to_folder(base_masks, base_dir / "postprocessing.json")
+            apply_to_folder(base_masks, base_dir / "postprocessing.json",
+                            images_dir=ws.raw / DATASET_NAME / "imagesTs")
             res["baseline"] = evaluate_folder(base_masks, truth_ds / "labelsTs", out / "eval" / "baseline",
                                               truth_ds / "metadata.csv", quiet=True)
         return res

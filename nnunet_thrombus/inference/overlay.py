@@ -34,8 +34,17 @@ def _view(vol: np.ndarray, axis: int, index: int, half: int, mip: bool) -> np.nd
 
 
 def overlay_text(report: dict) -> str:
-    """Two short lines of numbers for the figure title (case id, call, largest component)."""
+    """Short lines of numbers for the figure title: "REVIEW" first when the case is flagged, case id, call,
+    uncertainty (bits), components dropped by post-processing, largest kept component."""
     head = f"{report['case_id']}: {report['call']['call']}"
+    review, unc = report.get("review") or {}, report.get("uncertainty") or {}
+    if review.get("review"):
+        head = "REVIEW - " + head
+    if unc.get("score") is not None:
+        head += f", uncertainty {unc['score']:.2f} bits"
+    dropped = report.get("dropped_components") or []
+    if dropped:
+        head += f", {len(dropped)} component(s) dropped"
     comps = report["components"]
     if not comps:
         return head + " - no thrombus found (views through the brain centre)"

@@ -24,7 +24,6 @@ from nnunet_thrombus.evaluation.atomic_io import write_csv
 from nnunet_thrombus.inference import case_outputs as co
 from nnunet_thrombus.inference.inputs import CaseInputError, PreparedCase, find_cases, prepare_case, select_part
 from nnunet_thrombus.inference.report import SUMMARY_COLUMNS, build_report, summary_row
-from nnunet_thrombus.measure.components import measure_components
 from nnunet_thrombus.measure.lvo import LVOThresholds
 
 FAILURE_COLUMNS = ["case_id", "stage", "error"]
@@ -55,21 +54,33 @@ def _stage_timings(prep: PreparedCase, model_t: dict, measure_s: float, export_s
 
 def predict_one(prep: PreparedCase, predictor, out_dir: Path, *, rule: LVOThresholds, rule_source: str,
                 model_info: dict, save_probabilities: bool = False, dicom_seg: bool = False,
-                anonymize_seg: bool = False, keep_phi: bool = False, postprocessing=None) -> dict:
-    """Predict, post-process (the model's validated rule, if any), measure and write one prepared case into
-    ``OUT/<case>/``; returns its report."""
+                anonymize_seg: bool = False, keep_phi: bool = False, postprocessing=None,
+                postprocessing_source: str = "none", review_rule=None, review_source: str = "default") -> dict:
+    """Predict, post-process (keep or drop each component by evidence: the model's validated rule, or every component
+    kept when ``postprocessing`` is None), measure, judge the uncertainty (``review_rule``: the model's
+    ``ReviewRule``, default thresholds when None) and write one prepared case into ``OUT/<case>/``; returns its
+    report."""
     from nnunet_thrombus.inference.dicom_seg import write_dicom_seg
     from nnunet_thrombus.inference.overlay import write_overlay
+    from nnunet_thrombus.inference.postprocessing import Postprocessing
+    from nnunet_thrombus.inference.uncertainty import ReviewRule, case_uncertainty
 
     result = predictor.predict(prep.channels(), prep.cta.GetSpacing()[::-1])
     seg = np.asarray(result.segmentation, dtype=np.uint8)
     t0 = time.perf_counter()
-    if postprocessing is not None:
-        seg = postprocessing.apply(seg, prep.cta.GetSpacing()[::-1])
     cta, ncct = sitk.GetArrayFromImage(prep.cta), sitk.GetArrayFromImage(prep.ncct)
     brain = sitk.GetArrayFromImage(prep.brain_mask)
-    components = measure_components(seg, ncct, cta, brain, spacing=prep.cta.GetSpacing()[::-1],
-                                    origin=prep.cta.GetOrigin(), direction=prep.cta.GetDirection())
+    post = Postprocessing("none") if postprocessing is None else postprocessing
+    probability = np.asarray(result.probability)
+    selection = post.select(seg, prep.cta.GetSpacing()[::-1], probability=probability, ncct=ncct, cta=cta,
+                            brain=brain, origin=prep.cta.GetOrigin(), direction=prep.cta.GetDirection())
+    seg, components = selection["mask"], selection["kept"]
+    spread = getattr(result, "fold_spread", None) or {}
+    uncertainty = case_uncertainty(probability, seg, brain, fold_std=spread.get("std"), fold_votes=spread.get("votes"),
+                                   n_folds=len(result.folds) or 1)
+    review_rule = ReviewRule() if review_rule is None else review_rule
+    review = dict(review_rule.review(uncertainty, selection["flags"]), rule=review_rule.to_dict(),
+                  source=review_source)
     measure_s = time.perf_counter() - t0
     t0 = time.perf_counter()
     tmp = co.start_case(out_dir, prep.case_id)
@@ -89,7 +100,10 @@ def predict_one(prep: PreparedCase, predictor, out_dir: Path, *, rule: LVOThresh
     report = build_report(prep.case_id, components=components, probability=np.asarray(result.probability),
                           mask=seg, input_info=prep.input_info, registration_qc=prep.registration_qc,
                           model_info=info, folds=result.folds, rule=rule, rule_source=rule_source,
-                          warnings=warnings, timings_s={}, phi=prep.phi if keep_phi else None)
+                          warnings=warnings, timings_s={}, phi=prep.phi if keep_phi else None,
+                          dropped=selection["dropped"], uncertainty=uncertainty, review=review,
+                          postprocessing={"rule": post.to_dict(), "source": postprocessing_source,
+                                          "flags": selection["flags"]})
     write_overlay(tmp / "overlay.png", cta, ncct, seg, prep.cta.GetSpacing()[::-1], report, brain)
     if dicom_seg and prep.dicom_cta_folder is not None:
         write_dicom_seg(tmp / "thrombus_seg.dcm", native_mask, prep.cta_native, prep.dicom_cta_folder,
@@ -139,13 +153,20 @@ def predict_cases(inputs, out_dir, *, model=None, dataset=None, predictor=None, 
     co.check_writable(out_dir)
     rule, rule_source, model_info = LVOThresholds(), "default", {"model": "custom predictor"}
     roi_source = "default" if roi_threshold is None else "command line"
-    postprocessing = None
+    postprocessing, postprocessing_source, review_rule, review_source = None, "none", None, "default"
     if predictor is None or model is not None or dataset is not None:
         names = {k: v for k, v in (("trainer", trainer), ("plans", plans)) if v is not None}
         files = model if isinstance(model, ModelFiles) else resolve_model(dataset=dataset, model_folder=model,
                                                                           folds=folds, **names)
         rule, rule_source, model_info = files.lvo_thresholds, files.lvo_source, files.describe()
-        postprocessing = files.postprocessing
+        postprocessing, postprocessing_source = files.postprocessing, files.postprocessing_source
+        from nnunet_thrombus.inference.uncertainty import load_review_rule
+        from nnunet_thrombus.model_folder import ModelError
+
+        try:
+            review_rule, review_source = load_review_rule(files.fine_dir)
+        except ValueError as exc:
+            raise ModelError(str(exc)) from exc
         if predictor is None:
             if roi_threshold is None:
                 roi_threshold, roi_source = files.roi_threshold, files.roi_threshold_source
@@ -184,7 +205,8 @@ def predict_cases(inputs, out_dir, *, model=None, dataset=None, predictor=None, 
                 report = predict_one(prep, predictor, out_dir, rule=rule, rule_source=rule_source,
                                      model_info=model_info, save_probabilities=save_probabilities,
                                      dicom_seg=dicom_seg, anonymize_seg=anonymize_seg, keep_phi=keep_phi,
-                                     postprocessing=postprocessing)
+                                     postprocessing=postprocessing, postprocessing_source=postprocessing_source,
+                                     review_rule=review_rule, review_source=review_source)
             except Exception as exc:  # one bad case must not stop the batch
                 co.abandon_case(out_dir, case.case_id)
                 if isinstance(exc, OSError) and exc.errno is not None:
@@ -208,7 +230,8 @@ def predict_cases(inputs, out_dir, *, model=None, dataset=None, predictor=None, 
             t = report["timings_s"]
             big = report["components"][0]["volume_mm3"] if report["components"] else 0.0
             cached = ", registration cached" if prep.input_info.get("preprocess_cache") == "hit" else ""
-            _progress(quiet, f"{tag}: {report['call']['call']}, {report['n_components']} component(s), largest "
+            flag = "REVIEW, " if report["review"]["review"] else ""
+            _progress(quiet, f"{tag}: {flag}{report['call']['call']}, {report['n_components']} component(s), largest "
                              f"{big:.0f} mm3 in {time.perf_counter() - t0:.2f} s (preprocess {t['preprocess']:.2f}"
                              f"{cached}, "
                              f"coarse {t['coarse']:.2f}, fine {t['fine']:.2f}, export {t['export']:.2f})")

@@ -11,7 +11,7 @@ import numpy as np
 from nnunet_thrombus import __version__
 from nnunet_thrombus.measure.lvo import CALLS, LVOThresholds, lvo_call
 
-SCHEMA_VERSION = "1.0"
+SCHEMA_VERSION = "1.1"
 #: largest component below this volume (mm^3) gets the ``tiny_clot`` warning
 TINY_CLOT_MM3 = 30.0
 #: median NCCT HU of the largest component below which the clot is called isodense (brain is 30-45 HU)
@@ -19,9 +19,9 @@ ISODENSE_HU = 45.0
 WARNING_CODES = ("thick_slices", "poor_registration", "tiny_clot", "no_contrast", "isodense_clot",
                  "swapped_channels", "roi_fallback")
 TIMING_KEYS = ("preprocess", "coarse", "fine", "export")
-SUMMARY_COLUMNS = ["case_id", "call", "n_components", "total_volume_mm3", "volume_mm3", "length_mm",
-                   "mean_diameter_mm", "site", "side", "ncct_mean_hu", "relative_density", "perviousness_hu",
-                   "mean_probability", "n_folds", "warnings", "time_s"]
+SUMMARY_COLUMNS = ["case_id", "call", "review", "uncertainty_bits", "n_components", "n_dropped", "total_volume_mm3",
+                   "volume_mm3", "length_mm", "mean_diameter_mm", "site", "side", "ncct_mean_hu", "relative_density",
+                   "perviousness_hu", "mean_probability", "n_folds", "warnings", "time_s"]
 
 
 def _num(nullable: bool = True, minimum=None) -> dict:
@@ -59,13 +59,31 @@ def report_schema() -> dict:
             "mean_diameter_mm": _num(True, 0), "centroid_mm": _vec(3), "side": {"type": ["string", "null"]},
             "bbox": _vec(6, {"type": "integer", "minimum": 0}), "ncct_mean_hu": _num(), "ncct_median_hu": _num(),
             "relative_density": _num(), "cta_mean_hu": _num(), "perviousness_hu": _num(),
-            "site": {"type": "string"}, "site_coordinates": _vec(3)}}
+            "site": {"type": "string"}, "site_coordinates": _vec(3),
+            # component selection (inference.component_selection): evidence, decision and its reason
+            "mean_probability": _num(True, 0), "max_probability": _num(True, 0),
+            "on_artery": {"type": ["boolean", "null"]}, "vessel_distance_mm": _num(True, 0),
+            "downstream_ratio": _num(True, 0), "kept": {"type": "boolean"}, "reason": {"type": "string"},
+            "candidate": {"type": "integer", "minimum": 1}, "flags": {"type": "array", "items": {"type": "string"}}}}
+    dropped = {"type": "object", "required": ["volume_mm3", "centroid_mm", "site", "kept", "reason"],
+               "properties": {**component["properties"], "index": {"type": "null"}, "kept": {"const": False}}}
+    uncertainty = {
+        "type": "object", "required": ["score", "kind", "mean_entropy_bits", "max_probability_in_brain",
+                                       "fold_std_in_clot", "fold_disagreement", "n_folds"],
+        "properties": {"score": {"type": "number", "minimum": 0, "maximum": 1},
+                       "kind": {"enum": ["clot", "clot-free"]}, "mean_entropy_bits": _num(True, 0),
+                       "max_probability_in_brain": _num(False, 0), "fold_std_in_clot": _num(True, 0),
+                       "fold_disagreement": _num(True, 0), "n_folds": {"type": "integer", "minimum": 1}}}
+    review = {"type": "object", "required": ["review", "reasons", "rule", "source"],
+              "properties": {"review": {"type": "boolean"}, "reasons": {"type": "array", "items": {"type": "string"}},
+                             "rule": {"type": "object"}, "source": {"type": "string"}}}
     return {
         "$schema": "https://json-schema.org/draft/2020-12/schema",
         "title": "nnunet_thrombus predict report",
         "type": "object",
         "required": ["schema_version", "case_id", "software", "input", "registration", "model", "components",
-                     "n_components", "total_volume_mm3", "call", "confidence", "warnings", "timings_s", "outputs"],
+                     "n_components", "total_volume_mm3", "call", "confidence", "warnings", "timings_s", "outputs",
+                     "dropped_components", "postprocessing", "uncertainty", "review"],
         "properties": {
             "schema_version": {"const": SCHEMA_VERSION},
             "case_id": {"type": "string"},
@@ -88,6 +106,12 @@ def report_schema() -> dict:
                                      "trainer": {"type": "string"}, "plans": {"type": "string"},
                                      "recipe": RECIPE_SCHEMA}},
             "components": {"type": "array", "items": component},
+            "dropped_components": {"type": "array", "items": dropped},
+            "postprocessing": {"type": "object", "required": ["rule", "source", "flags"],
+                               "properties": {"rule": {"type": "object"}, "source": {"type": "string"},
+                                              "flags": {"type": "array", "items": {"type": "string"}}}},
+            "uncertainty": uncertainty,
+            "review": review,
             "n_components": {"type": "integer", "minimum": 0},
             "total_volume_mm3": _num(False, 0),
             "call": {"type": "object", "required": ["call", "rule", "lvo_thresholds", "source"],
@@ -127,16 +151,28 @@ def clot_warnings(components: list[dict]) -> list[dict]:
 def build_report(case_id: str, *, components: list[dict], probability: np.ndarray, mask: np.ndarray,
                  input_info: dict, registration_qc: dict, model_info: dict, folds, rule: LVOThresholds,
                  rule_source: str, warnings: list[dict], timings_s: dict, outputs: dict | None = None,
-                 phi: dict | None = None) -> dict:
+                 phi: dict | None = None, dropped: list[dict] | None = None, postprocessing: dict | None = None,
+                 uncertainty: dict | None = None, review: dict | None = None) -> dict:
     """Assemble ``report.json`` for one case.
 
     probability: (Z, Y, X) thrombus probability in [0, 1]; mask: (Z, Y, X) uint8, same grid.
-    components: rows of ``measure_components`` (sorted by volume). phi: identifying header values, only when the
-    user asked to keep them (``--keep-phi``).
+    components: rows of ``measure_components`` (sorted by volume), kept by post-processing, each with its evidence
+    and ``reason`` (``component_selection.select_components``); dropped: the components post-processing removed,
+    with their reasons; postprocessing: {"rule", "source", "flags"}; uncertainty: ``uncertainty.case_uncertainty``
+    (computed here from ``probability`` and ``mask`` when None); review: {"review", "reasons", "rule", "source"}
+    (``ReviewRule().review`` with the default rule when None). phi: identifying header values, only when the user
+    asked to keep them (``--keep-phi``).
     """
+    from nnunet_thrombus.inference.uncertainty import ReviewRule, case_uncertainty
+
     inside = mask > 0
     mean_prob = float(probability[inside].mean()) if inside.any() else None
     call = lvo_call(components, rule)
+    if uncertainty is None:
+        uncertainty = case_uncertainty(probability, mask, n_folds=len(folds))
+    if review is None:
+        review = dict(ReviewRule().review(uncertainty, (postprocessing or {}).get("flags", ())),
+                      rule=ReviewRule().to_dict(), source="default")
     report = {
         "schema_version": SCHEMA_VERSION,
         "case_id": case_id,
@@ -153,6 +189,10 @@ def build_report(case_id: str, *, components: list[dict], probability: np.ndarra
         "warnings": list(warnings) + clot_warnings(components),
         "timings_s": {k: round(float(v), 3) for k, v in timings_s.items()},
         "outputs": outputs or {},
+        "dropped_components": list(dropped or []),
+        "postprocessing": postprocessing or {"rule": {"rule": "none"}, "source": "none", "flags": []},
+        "uncertainty": uncertainty,
+        "review": review,
     }
     if phi:
         report["patient"] = dict(phi)
@@ -163,7 +203,10 @@ def summary_row(report: dict) -> dict:
     """One ``summary.csv`` row (largest component's numbers) from a report."""
     big = report["components"][0] if report["components"] else {}
     r = lambda v, nd=2: None if v is None else round(float(v), nd)  # noqa: E731
-    return {"case_id": report["case_id"], "call": report["call"]["call"], "n_components": report["n_components"],
+    unc = report.get("uncertainty") or {}
+    return {"case_id": report["case_id"], "call": report["call"]["call"],
+            "review": int(bool((report.get("review") or {}).get("review"))), "uncertainty_bits": r(unc.get("score"), 3),
+            "n_components": report["n_components"], "n_dropped": len(report.get("dropped_components") or []),
             "total_volume_mm3": r(report["total_volume_mm3"], 1), "volume_mm3": r(big.get("volume_mm3"), 1),
             "length_mm": r(big.get("length_mm")), "mean_diameter_mm": r(big.get("mean_diameter_mm")),
             "site": big.get("site", ""), "side": big.get("side", ""), "ncct_mean_hu": r(big.get("ncct_mean_hu"), 1),

@@ -6,8 +6,10 @@ are measured (``measure_components_from_images``) against the true call from ``m
 no occlusion, ICA / M1 -> LVO, other sites -> non-LVO occlusion), the thresholds are fitted
 (``fit_lvo_thresholds``) and written to ``lvo_thresholds.json`` in the fine-stage model folder, where
 ``nnunet_thrombus predict`` reads them. ``lvo_fit.json`` beside it records the cases, folds and validation counts.
-The same validation cases choose the mask post-processing (:mod:`nnunet_thrombus.inference.postprocessing`),
-written as ``postprocessing.json`` beside the thresholds.
+The same validation cases first fit the component keep/drop rule and the review flag
+(:mod:`nnunet_thrombus.inference.trust_fit`: ``postprocessing.json``, and ``review_rule.json`` where nnU-Net saved
+validation probabilities), and the LVO thresholds are then fitted on the components that rule keeps, as ``predict``
+sees them.
 """
 from __future__ import annotations
 
@@ -39,50 +41,40 @@ def fit_lvo_from_validation(fine_model_dir, raw_dataset_dir, metadata_csv=None) 
 
     ``raw_dataset_dir``: the nnU-Net raw dataset (``imagesTr/<case>_0000`` CTA, ``_0001`` NCCT, ``metadata.csv``).
     """
-    import SimpleITK as sitk
-
-    from nnunet_thrombus.measure.components import measure_components_from_images
+    from nnunet_thrombus.atomic_io import write_json
+    from nnunet_thrombus.inference.postprocessing import Postprocessing
+    from nnunet_thrombus.inference.trust_fit import fit_trust, load_validation_case
     from nnunet_thrombus.measure.lvo import fit_lvo_thresholds, lvo_call
+    from nnunet_thrombus.model_folder import LVO_FILE, validation_cases
 
     fine, raw = Path(fine_model_dir), Path(raw_dataset_dir)
     sites = _metadata_sites(Path(metadata_csv) if metadata_csv else raw / "metadata.csv")
-    from nnunet_thrombus.atomic_io import write_json
-    from nnunet_thrombus.inference.postprocessing import choose_postprocessing
-    from nnunet_thrombus.model_folder import LVO_FILE, POSTPROCESSING_FILE, validation_cases
-
-    cases, used_folds, masks = [], [], []
+    loaded, used_folds = [], []
     for fold, fold_cases in validation_cases(fine).items():
         used_folds.append(f"fold_{fold}")
         for case in fold_cases:
-            pred = fine / f"fold_{fold}" / "validation" / f"{case}.nii.gz"
             if case not in sites:
                 raise ValueError(f"validation case {case} has no row in metadata.csv ({raw / 'metadata.csv'})")
-            label = sitk.ReadImage(str(pred))
-            cta = sitk.ReadImage(str(raw / "imagesTr" / f"{case}_0000.nii.gz"))
-            ncct = sitk.ReadImage(str(raw / "imagesTr" / f"{case}_0001.nii.gz"))
-            brain = sitk.Cast(cta > -1000, sitk.sitkUInt8)
-            comps = measure_components_from_images(label, ncct, cta, brain)
-            cases.append((case, comps, true_call(sites[case])))
-            ref = raw / "labelsTr" / f"{case}.nii.gz"
-            if ref.is_file():
-                masks.append((sitk.GetArrayFromImage(label), sitk.GetArrayFromImage(sitk.ReadImage(str(ref))),
-                              label.GetSpacing()[::-1]))
-    if not cases:
+            loaded.append(load_validation_case(fine / f"fold_{fold}" / "validation" / f"{case}.nii.gz", raw, case))
+    if not loaded:
         raise FileNotFoundError(f"no validation predictions under {fine}/fold_*/validation: train (or validate with "
                                 f"nnUNetv2_train ... --val) the fine stage first")
+    # components first (postprocessing.json, review_rule.json), then the LVO rule on the components predict keeps
+    trust = fit_trust(loaded, fine)
+    post = Postprocessing.from_dict(trust["postprocessing"]) if trust["postprocessing"] else Postprocessing()
+    cases = []
+    for c in loaded:
+        images = {k: c[k] for k in ("probability", "ncct", "cta", "brain", "origin", "direction")}
+        cases.append((c["case"], post.select(c["pred"], c["spacing"], **images)["kept"], true_call(sites[c["case"]])))
     rule = fit_lvo_thresholds([(c, t) for _, c, t in cases])
     rule.save(fine / LVO_FILE)
     counts = {}
     for _, comps, truth in cases:
         call = lvo_call(comps, rule)["call"]
         counts[f"{truth} -> {call}"] = counts.get(f"{truth} -> {call}", 0) + 1
-    postprocessing = None
-    if masks:
-        chosen, scores = choose_postprocessing(masks, rule.min_volume_mm3)
-        chosen.save(fine / POSTPROCESSING_FILE, {"validation_mean_dice": scores, "n_cases": len(masks),
-                                     "note": "chosen on nnU-Net validation predictions only (never on the test set)"})
-        postprocessing = {"rule": chosen.rule, "min_volume_mm3": chosen.min_volume_mm3, "validation_mean_dice": scores}
+    postprocessing = trust["postprocessing"]
     info = {"thresholds": json.loads((fine / LVO_FILE).read_text()), "postprocessing": postprocessing,
+            "review": None if trust["review"] is None else {k: v for k, v in trust["review"].items() if k != "cases"},
             "n_cases": len(cases),
             "folds": used_folds, "cases": [c for c, _, _ in cases], "counts_truth_to_call": counts,
             "note": "fitted on nnU-Net validation predictions only (never on the test set)"}

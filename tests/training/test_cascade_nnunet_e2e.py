@@ -109,7 +109,7 @@ def test_fit_lvo_on_validation_and_predict_uses_it(tiny_cascade, tmp_path):
     from nnunet_thrombus.inference.postprocessing import Postprocessing
 
     assert info["postprocessing"]["rule"] == Postprocessing.load(fine / "postprocessing.json").rule
-    assert set(info["postprocessing"]["validation_mean_dice"]) == {"none", "largest", "largest_min_volume"}
+    assert set(info["postprocessing"]["validation_mean_dice"]) == {"none", "evidence"}
     assert files.postprocessing == Postprocessing.load(fine / "postprocessing.json")
     assert files.describe()["postprocessing"] == files.postprocessing.rule
 

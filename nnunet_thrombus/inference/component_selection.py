@@ -1,0 +1,318 @@
+"""Keep or drop each predicted thrombus component by evidence, not by size, and say why.
+
+Every 26-connected component of the network's mask gets the features the report measures
+(:func:`nnunet_thrombus.measure.components.measure_components`: volume mm^3, NCCT mean HU, CTA mean HU, site,
+side) plus three of its own (:func:`component_evidence`):
+
+- ``mean_probability`` / ``max_probability``: the thrombus probability inside the component (None without a
+  probability map);
+- ``on_artery``: a contrast-filled vessel (CTA >= ``vessel_hu``) within ``artery_radius_mm`` of the component
+  (an occluding clot sits in an artery whose upstream lumen is bright; a blob in the parenchyma does not);
+- ``downstream_ratio``: contrast in the vessels around the component relative to the mirrored contralateral
+  region (sum of CTA HU above ``vessel_hu`` over brain voxels in a ball of ``downstream_radius_mm`` around the
+  component, the component's own neighbourhood left out). An occlusion starves its distal branches (ratio well
+  below 1); a calcified plaque beside a patent artery does not (ratio near 1).
+
+:class:`ComponentRule` applies, in order, to each component (the first test that fails drops it, with that reason):
+
+1. volume below ``min_volume_mm3``;
+2. mean probability below ``min_mean_probability``;
+3. mean NCCT at or above ``calcification_hu`` (fresh thrombus is about 45-80 HU, calcium 130 HU and more; partial
+   volume brings small plaques down to about 90-110 HU) *and* no contrast deficit downstream
+   (``downstream_ratio`` >= ``deficit_ratio``, or unmeasured): "calcification, not thrombus";
+4. mean CTA at or above ``max_cta_hu`` and no contrast deficit downstream: the component is contrast-filled (lumen,
+   or calcium, bright on CTA too), not the filling defect an occluding clot makes (clots read about 50-110 HU on
+   CTA): "contrast-filled on CTA, not a filling defect";
+5. ``require_artery`` and no contrast-filled vessel next to it: "off the arteries".
+
+Every other component is kept. Components are never ranked by size: when two or more are kept the case is
+flagged (``multiple_candidates``) and the report lists them all. ``fit_component_rule`` chooses the thresholds on
+validation cases only (components that overlap the reference clot must never be dropped; then as few false
+components as possible kept; then the least aggressive rule), and the result is stored as ``postprocessing.json``
+with the model (:mod:`nnunet_thrombus.inference.postprocessing`).
+
+Arrays are (z, y, x) on one grid (the CTA grid); ``spacing`` (z, y, x) mm; HU throughout.
+"""
+from __future__ import annotations
+
+import itertools
+from dataclasses import asdict, dataclass, fields, replace
+
+import numpy as np
+from scipy import ndimage
+
+#: CTA HU from which a voxel counts as contrast-filled lumen (blood 40-45 HU unenhanced, 250-500 HU enhanced)
+VESSEL_HU = 150.0
+#: the evidence fields each kept/dropped component carries in the report
+EVIDENCE_KEYS = ("mean_probability", "max_probability", "on_artery", "vessel_distance_mm", "downstream_ratio")
+#: fitted minimum volumes are capped here so a fit on few validation cases cannot learn to delete small distal clots
+MAX_FITTED_MIN_VOLUME_MM3 = 10.0
+
+
+def _ball(radius_mm: float, spacing) -> np.ndarray:
+    r = [max(0, int(np.floor(radius_mm / float(s)))) for s in spacing]
+    grids = np.ogrid[tuple(slice(-k, k + 1) for k in r)]
+    return sum((g * float(s)) ** 2 for g, s in zip(grids, spacing)) <= radius_mm ** 2 + 1e-9
+
+
+def _lr_axis_flip(direction) -> bool | None:
+    """Whether the array's x axis (last) runs patient right-to-left (+1), left-to-right (-1); None when the x
+    index axis is not the patient left-right axis (oblique or reformatted grids: no mirror comparison)."""
+    d = np.asarray(direction, float).reshape(3, 3)
+    return None if abs(d[0, 0]) < 0.9 else bool(d[0, 0] < 0)
+
+
+def vessel_distance_mm(component: np.ndarray, cta: np.ndarray, spacing, vessel_hu: float = VESSEL_HU,
+                       search_mm: float = 6.0) -> float | None:
+    """Distance (mm) from the component to the nearest voxel with CTA >= ``vessel_hu`` outside it, searched up to
+    ``search_mm``; None when there is none that close. component: bool (z, y, x); cta: HU, same shape."""
+    comp = np.asarray(component, bool)
+    sp = np.asarray(spacing, float)
+    pad = np.ceil(search_mm / sp).astype(int) + 1
+    idx = np.argwhere(comp)
+    lo = np.maximum(idx.min(0) - pad, 0)
+    hi = np.minimum(idx.max(0) + pad + 1, comp.shape)
+    box = tuple(slice(a, b) for a, b in zip(lo, hi))
+    lumen = (np.asarray(cta)[box] >= vessel_hu) & ~comp[box]
+    if not lumen.any():
+        return None
+    dist = ndimage.distance_transform_edt(~comp[box], sampling=sp)
+    d = float(dist[lumen].min())
+    return d if d <= search_mm else None
+
+
+def downstream_ratio(component: np.ndarray, cta: np.ndarray, brain: np.ndarray | None, spacing, direction,
+                     radius_mm: float = 30.0, exclude_mm: float = 3.0, vessel_hu: float = VESSEL_HU) -> float | None:
+    """Vessel contrast near the component over that of the mirrored contralateral region (see module docstring).
+
+    Sum of (CTA - ``vessel_hu``) over voxels above ``vessel_hu`` inside the brain, in a ball of ``radius_mm`` around
+    the component's centroid, less the component grown by ``exclude_mm``; the same sum in the region mirrored about
+    the brain's mid-sagittal plane (x index). None when the grid is not axial-aligned (x index not left-right), the
+    mirrored region falls outside the image, or the contralateral side has no contrast at all.
+    """
+    if _lr_axis_flip(direction) is None:
+        return None
+    comp = np.asarray(component, bool)
+    cta = np.asarray(cta, np.float32)
+    sp = np.asarray(spacing, float)
+    inside = np.ones(comp.shape, bool) if brain is None else np.asarray(brain, bool)
+    xs = np.flatnonzero(inside.any(axis=(0, 1)))
+    if xs.size == 0:
+        return None
+    mid = float(np.argwhere(inside)[:, 2].mean())
+    centre = np.argwhere(comp).mean(0)
+    r = np.ceil(radius_mm / sp).astype(int)
+    lo = np.maximum(np.floor(centre).astype(int) - r, 0)
+    hi = np.minimum(np.floor(centre).astype(int) + r + 1, comp.shape)
+    zz, yy, xx = np.ogrid[lo[0]:hi[0], lo[1]:hi[1], lo[2]:hi[2]]
+    ball = ((zz - centre[0]) * sp[0]) ** 2 + ((yy - centre[1]) * sp[1]) ** 2 + ((xx - centre[2]) * sp[2]) ** 2 \
+        <= radius_mm ** 2
+    near = ndimage.binary_dilation(comp, structure=_ball(exclude_mm, sp))[lo[0]:hi[0], lo[1]:hi[1], lo[2]:hi[2]]
+    region = ball & ~near & inside[lo[0]:hi[0], lo[1]:hi[1], lo[2]:hi[2]]
+    x_mirror = np.rint(2.0 * mid - np.arange(lo[2], hi[2])).astype(int)
+    if x_mirror.min() < 0 or x_mirror.max() >= comp.shape[2]:
+        return None
+    excess = np.clip(cta - vessel_hu, 0.0, None)
+    own = float((excess[lo[0]:hi[0], lo[1]:hi[1], lo[2]:hi[2]] * region).sum())
+    mirrored = excess[lo[0]:hi[0], lo[1]:hi[1]][:, :, x_mirror]
+    mirror_inside = inside[lo[0]:hi[0], lo[1]:hi[1]][:, :, x_mirror]
+    other = float((mirrored * (ball & ~near & mirror_inside)).sum())
+    if other <= 0.0:
+        return None
+    return own / other
+
+
+def component_evidence(labels: np.ndarray, n: int, probability=None, cta=None, brain=None, spacing=(1, 1, 1),
+                       direction=(1, 0, 0, 0, 1, 0, 0, 0, 1), vessel_hu: float = VESSEL_HU,
+                       artery_radius_mm: float = 2.0) -> list[dict]:
+    """Evidence of components 1..n of ``labels`` (int, z, y, x): one dict per label with :data:`EVIDENCE_KEYS`
+    (None where the needed image is missing)."""
+    out = []
+    for lab in range(1, n + 1):
+        comp = labels == lab
+        row = dict.fromkeys(EVIDENCE_KEYS)
+        if probability is not None:
+            p = np.asarray(probability)[comp]
+            row["mean_probability"], row["max_probability"] = float(p.mean()), float(p.max())
+        if cta is not None:
+            d = vessel_distance_mm(comp, cta, spacing, vessel_hu)
+            row["vessel_distance_mm"] = None if d is None else round(d, 3)
+            row["on_artery"] = d is not None and d <= artery_radius_mm
+            ratio = downstream_ratio(comp, cta, brain, spacing, direction, vessel_hu=vessel_hu)
+            row["downstream_ratio"] = None if ratio is None else round(ratio, 4)
+        out.append(row)
+    return out
+
+
+@dataclass(frozen=True)
+class ComponentRule:
+    """Thresholds of the keep/drop rule (module docstring). Volumes mm^3, densities HU, probabilities in [0, 1]."""
+
+    min_volume_mm3: float = 0.0
+    min_mean_probability: float = 0.0
+    calcification_hu: float = 90.0
+    deficit_ratio: float = 0.8
+    max_cta_hu: float = 150.0
+    require_artery: bool = True
+    artery_radius_mm: float = 2.0
+
+    def __post_init__(self):
+        for name in ("min_volume_mm3", "calcification_hu", "deficit_ratio", "max_cta_hu", "artery_radius_mm"):
+            v = getattr(self, name)
+            if not np.isfinite(v) or v < 0:
+                raise ValueError(f"{name} must be a finite number >= 0, got {v}")
+        if not 0.0 <= self.min_mean_probability <= 1.0:
+            raise ValueError(f"min_mean_probability must be in [0, 1], got {self.min_mean_probability}")
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "ComponentRule":
+        known = {f.name for f in fields(cls)}
+        return cls(**{k: v for k, v in d.items() if k in known})
+
+    def decide(self, comp: dict) -> tuple[bool, str, list[str]]:
+        """(keep, reason, flags) for one component dict (measurements + evidence)."""
+        vol = float(comp["volume_mm3"])
+        if vol < self.min_volume_mm3:
+            return False, f"smaller than {self.min_volume_mm3:g} mm3 ({vol:.1f} mm3)", []
+        p = comp.get("mean_probability")
+        if p is not None and p < self.min_mean_probability:
+            return False, f"mean probability {p:.2f} < {self.min_mean_probability:g}", []
+        hu, ratio = comp.get("ncct_mean_hu"), comp.get("downstream_ratio")
+        deficit = ratio is not None and ratio < self.deficit_ratio
+        ratio_txt = "not measured" if ratio is None else f"{ratio:.2f}"
+        flags = []
+        if hu is not None and hu >= self.calcification_hu:
+            if not deficit:
+                return False, (f"calcification, not thrombus: NCCT mean {hu:.0f} HU >= {self.calcification_hu:g} HU "
+                               f"and no contrast deficit downstream (ratio {ratio_txt})"), []
+            flags.append("dense")
+        cta_hu = comp.get("cta_mean_hu")
+        if cta_hu is not None and cta_hu >= self.max_cta_hu and not deficit:
+            return False, (f"contrast-filled on CTA, not a filling defect: CTA mean {cta_hu:.0f} HU >= "
+                           f"{self.max_cta_hu:g} HU and no contrast deficit downstream (ratio {ratio_txt})"), []
+        on_artery = comp.get("on_artery")
+        if self.require_artery and on_artery is False:
+            return False, (f"off the arteries: no contrast-filled vessel (CTA >= {VESSEL_HU:g} HU) within "
+                           f"{self.artery_radius_mm:g} mm"), []
+        why = [f"{vol:.1f} mm3"]
+        if p is not None:
+            why.append(f"mean probability {p:.2f}")
+        if hu is not None:
+            why.append(f"NCCT {hu:.0f} HU")
+        why.append("on an artery" if on_artery else "artery contact not measured" if on_artery is None
+                   else "off the arteries (not required)")
+        why.append(f"downstream contrast ratio {ratio_txt}")
+        if flags:
+            why.append("dense as calcium but contrast reduced downstream: calcified thrombus or plaque, review")
+        return True, "thrombus: " + ", ".join(why), flags
+
+
+def label_components(mask: np.ndarray) -> tuple[np.ndarray, int]:
+    """26-connected labels (int32, z, y, x) and their count."""
+    return ndimage.label(np.asarray(mask) > 0, structure=np.ones((3, 3, 3), bool))
+
+
+def select_components(mask, spacing, *, rule: ComponentRule = ComponentRule(), probability=None, ncct=None,
+                      cta=None, brain=None, origin=(0.0, 0.0, 0.0), direction=(1, 0, 0, 0, 1, 0, 0, 0, 1),
+                      reference=None) -> dict:
+    """Measure, judge and filter every component of ``mask`` (z, y, x).
+
+    ``reference`` (optional, z, y, x): the true clot mask; each component then also carries ``overlaps_reference``
+    (shares a voxel with it), for fitting on validation cases and for evaluation.
+
+    Returns {"mask": uint8 mask of the kept components, "kept": [component dicts], "dropped": [component dicts],
+    "flags": case flags ("multiple_candidates", "dense_candidate")}. Each component dict holds the
+    ``measure_components`` fields, :data:`EVIDENCE_KEYS`, ``kept`` (bool) and ``reason``; kept ones are re-indexed
+    1.. by volume, dropped ones keep ``index`` None and ``candidate`` (their rank among all components).
+    """
+    from nnunet_thrombus.measure.components import measure_components
+
+    m = np.asarray(mask) > 0
+    spacing = tuple(float(s) for s in spacing)
+    labels, n = label_components(m)
+    if n == 0:
+        return {"mask": np.zeros(m.shape, np.uint8), "kept": [], "dropped": [], "flags": []}
+    evidence = component_evidence(labels, n, probability, cta, brain, spacing, direction,
+                                  artery_radius_mm=rule.artery_radius_mm)
+    kept, dropped, keep_labels, flags = [], [], [], set()
+    geo = dict(spacing=spacing, origin=origin, direction=direction)
+    for lab in range(1, n + 1):
+        comp = labels == lab
+        row = measure_components(comp, ncct, cta, brain, **geo)[0]
+        row.update(evidence[lab - 1])
+        keep, reason, comp_flags = rule.decide(row)
+        row.update(kept=keep, reason=reason)
+        if reference is not None:
+            row["overlaps_reference"] = bool((np.asarray(reference)[comp] > 0).any())
+        if comp_flags:
+            row["flags"] = comp_flags
+            flags.add("dense_candidate")
+        (kept if keep else dropped).append(row)
+        if keep:
+            keep_labels.append(lab)
+    order = sorted(range(n), key=lambda i: -float((kept + dropped)[i]["volume_mm3"]))
+    for rank, i in enumerate(order, start=1):
+        (kept + dropped)[i]["candidate"] = rank
+    kept.sort(key=lambda r: -r["volume_mm3"])
+    dropped.sort(key=lambda r: -r["volume_mm3"])
+    for i, row in enumerate(kept, start=1):
+        row["index"] = i
+    for row in dropped:
+        row["index"] = None
+    if len(kept) >= 2:
+        flags.add("multiple_candidates")
+    return {"mask": np.isin(labels, keep_labels).astype(np.uint8), "kept": kept, "dropped": dropped,
+            "flags": sorted(flags)}
+
+
+def candidate_grid(cases) -> list[ComponentRule]:
+    """Rules tried by :func:`fit_component_rule`, most preferred first (least aggressive within each choice)."""
+    vols = sorted({float(c["volume_mm3"]) for comps in cases for c in comps})
+    mids = [0.5 * (a + b) for a, b in zip(vols[:-1], vols[1:])]
+    min_vols = [0.0] + [v for v in mids if v <= MAX_FITTED_MIN_VOLUME_MM3]
+    has_p = any(c.get("mean_probability") is not None for comps in cases for c in comps)
+    probs = (0.0, 0.6, 0.7, 0.8) if has_p else (0.0,)
+    out = []
+    for calc, cta, artery, v, p in itertools.product((90.0, 100.0, 110.0), (150.0, 200.0, 1e4), (True, False),
+                                                     min_vols, probs):
+        out.append(ComponentRule(min_volume_mm3=v, min_mean_probability=p, calcification_hu=calc, max_cta_hu=cta,
+                                 require_artery=artery))
+    return out
+
+
+def score_rule(rule: ComponentRule, cases) -> tuple[int, int, int]:
+    """(true components dropped, false components kept, cases whose presence call is wrong) on validation
+    ``cases``: lists of component dicts carrying ``overlaps_reference`` (bool)."""
+    true_dropped = false_kept = wrong = 0
+    for comps in cases:
+        decisions = [rule.decide(c)[0] for c in comps]
+        true_dropped += sum(c["overlaps_reference"] and not k for c, k in zip(comps, decisions))
+        false_kept += sum(not c["overlaps_reference"] and k for c, k in zip(comps, decisions))
+        truth = any(c["overlaps_reference"] for c in comps)
+        wrong += truth != any(decisions)
+    return true_dropped, false_kept, wrong
+
+
+def fit_component_rule(cases, base: ComponentRule = ComponentRule()) -> tuple[ComponentRule, dict]:
+    """Choose the rule on validation ``cases`` (iterable of lists of component dicts with ``overlaps_reference``).
+
+    Order of preference: fewest components that overlap the reference dropped, then fewest false components kept,
+    then fewest wrong presence calls; among equals the earliest of :func:`candidate_grid` (physics defaults first:
+    NCCT 90 HU, CTA 150 HU, artery required, then the smallest volume and probability thresholds). Returns (rule,
+    {"score", "default_score", "n_cases", "n_components", "n_true_components"}).
+    """
+    cases = [list(c) for c in cases]
+    if not cases:
+        raise ValueError("fit_component_rule needs at least one validation case")
+    grid = [replace(r, artery_radius_mm=base.artery_radius_mm, deficit_ratio=base.deficit_ratio)
+            for r in candidate_grid(cases)]
+    scores = [score_rule(r, cases) for r in grid]
+    best = min(range(len(grid)), key=lambda i: (scores[i], i))
+    info = {"score": dict(zip(("true_dropped", "false_kept", "wrong_presence"), scores[best])),
+            "default_score": dict(zip(("true_dropped", "false_kept", "wrong_presence"), score_rule(base, cases))),
+            "n_cases": len(cases), "n_components": sum(len(c) for c in cases),
+            "n_true_components": sum(x["overlaps_reference"] for c in cases for x in c)}
+    return grid[best], info

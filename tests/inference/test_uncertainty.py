@@ -1,0 +1,78 @@
+"""Per-case uncertainty and the review flag: exact values on small arrays, and the fit on validation cases."""
+from __future__ import annotations
+
+import json
+import math
+
+import numpy as np
+import pytest
+
+from nnunet_thrombus.inference.uncertainty import (ReviewRule, binary_entropy_bits, case_uncertainty, fit_review_rule,
+                                                   is_bad, load_review_rule, threshold_for_sensitivity)
+
+
+def test_binary_entropy_values():
+    h = binary_entropy_bits([0.0, 0.5, 1.0, 0.25])
+    assert h[:3].tolist() == [0.0, 1.0, 0.0]
+    assert h[3] == pytest.approx(-(0.25 * math.log2(0.25) + 0.75 * math.log2(0.75)))   # 0.811278...
+
+
+def test_case_uncertainty_clot_and_clot_free():
+    p = np.zeros((1, 2, 4), np.float32)
+    p[0, 0] = [0.5, 0.75, 0.9, 0.1]
+    p[0, 1] = [0.3, 0.0, 0.0, 0.0]
+    mask = p > 0.6
+    u = case_uncertainty(p, mask, fold_std=np.full(p.shape, 0.2), fold_votes=np.array([[[2, 3, 3, 1], [1, 0, 0, 0]]]),
+                         n_folds=3)
+    h = binary_entropy_bits([0.75, 0.9])
+    assert u["kind"] == "clot" and u["score"] == pytest.approx(h.mean())
+    assert u["max_probability_in_brain"] == pytest.approx(0.5)       # outside the clot
+    assert u["fold_std_in_clot"] == pytest.approx(0.2)
+    assert u["fold_disagreement"] == pytest.approx(3 / 5)           # votes 2, 1, 1 of 5 voxels some fold calls
+    free = case_uncertainty(p, np.zeros_like(mask), brain=np.ones_like(mask))
+    assert free["kind"] == "clot-free" and free["mean_entropy_bits"] is None
+    assert free["max_probability_in_brain"] == pytest.approx(0.9)
+    assert free["score"] == pytest.approx(1.0)                       # a voxel at or above 0.5: entropy capped at 1
+    low = case_uncertainty(np.full((2, 2, 2), 0.25, np.float32), np.zeros((2, 2, 2), bool))
+    assert low["score"] == pytest.approx(float(binary_entropy_bits(0.25)))
+    assert low["fold_disagreement"] is None
+    with pytest.raises(ValueError, match="one shape"):
+        case_uncertainty(p, mask[:, :1])
+
+
+def test_threshold_for_sensitivity():
+    assert threshold_for_sensitivity([0.2, 0.4, 0.6, 0.8], [0.1], 0.75, 0.5) == pytest.approx(0.4)   # 3 of 4
+    assert threshold_for_sensitivity([0.2, 0.4, 0.6, 0.8], [0.1], 1.0, 0.5) == pytest.approx(0.2)
+    assert threshold_for_sensitivity([], [0.1], 0.9, 0.33) == pytest.approx(0.33)
+
+
+def _u(score, kind="clot"):
+    return {"score": score, "kind": kind}
+
+
+def test_review_rule_and_fit(tmp_path):
+    rule = ReviewRule(clot_score=0.4, clot_free_score=0.7)
+    assert rule.review(_u(0.39))["review"] is False
+    r = rule.review(_u(0.41), ("multiple_candidates",))
+    assert r["review"] and len(r["reasons"]) == 2
+    assert rule.review(_u(0.5, "clot-free"))["review"] is False
+    assert ReviewRule().review(_u(0.1), ("dense_candidate",))["review"]
+    cases = [{"uncertainty": _u(s), "bad": b} for s, b in ((0.1, False), (0.2, False), (0.3, True), (0.5, True),
+                                                            (0.6, False))]
+    cases += [{"uncertainty": _u(s, "clot-free"), "bad": b} for s, b in ((0.2, False), (0.8, True))]
+    fitted, info = fit_review_rule(cases, target_sensitivity=1.0)
+    assert fitted.clot_score == pytest.approx(0.3) and fitted.clot_free_score == pytest.approx(0.8)
+    assert info["sensitivity"] == 1.0 and info["specificity"] == pytest.approx(3 / 4)   # 0.6 flagged though good
+    (tmp_path / "review_rule.json").write_text(json.dumps({"rule": fitted.to_dict()}))
+    loaded, source = load_review_rule(tmp_path)
+    assert loaded == fitted and source.endswith("/review_rule.json")
+    (tmp_path / "review_rule.json").write_text(json.dumps({"rule": {"clot_score": 7}}))
+    with pytest.raises(ValueError, match="fit-lvo"):
+        load_review_rule(tmp_path)
+    assert load_review_rule(tmp_path / "nothing") == (ReviewRule(), "default")
+
+
+def test_bad_case_definition():
+    assert is_bad(0.59, True, True) and not is_bad(0.6, True, True)
+    assert is_bad(0.0, True, False)                 # a miss
+    assert is_bad(0.0, False, True) and not is_bad(1.0, False, False)
