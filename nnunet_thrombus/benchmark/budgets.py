@@ -1,57 +1,101 @@
 """What ``nnunet_thrombus benchmark`` compares (variants) and under which compute budget (budgets).
 
-Every variant trains on the same plans (``ThrombusPlans``), the same fold (0) and the same ``THROMBUS_*`` short
-schedule, so the only difference between two rows of the table is the model.
+Every variant trains on the same plans (``ThrombusPlans``; the vessel-window row on ``ThrombusPlansVessel``, which
+differs only in its CT normalisation window), the same fold (0), the same ``THROMBUS_*`` short schedule and optimizer,
+and gets the same post-processing step, so the only difference between two rows of the table is what the row names.
+Every row is trained with a fixed ``THROMBUS_SEED`` (part of its name, ``_seed<k>``, and of its results folder,
+``nnUNet_results/seed<k>``); vanilla 3d_fullres and ours are trained with two seeds, to show the seed-to-seed spread
+beside the differences between rows.
 
 | variant | trainer | stages |
 | --- | --- | --- |
-| ``vanilla_3d_fullres`` | ``nnUNetTrainer_envSchedule`` (PlainConvUNet, nnU-Net's recipe) | 3d_fullres |
-| ``vanilla_cascade`` | ``nnUNetTrainer_envSchedule`` | 3d_lowres -> 3d_cascade_fullres |
-| ``ours`` | ``ThrombusCascadeTrainer`` | 3d_lowres -> 3d_cascade_fullres |
-| ``noCBAM``, ``noPyramidFusion`` | ``ThrombusCascadeTrainer_<switch>`` | both stages, own stage 1 |
-| ``noCoarseFeatures`` | ``ThrombusCascadeTrainer_noCoarseFeatures`` | fine stage only; stage 1 of ``ours`` |
+| ``vanilla_3d_fullres_seed0/1`` | ``nnUNetTrainer_envSchedule`` (PlainConvUNet, nnU-Net's loss and recipe) | 3d_fullres |
+| ``vanilla_cascade_seed0`` | ``nnUNetTrainer_envSchedule`` | 3d_lowres -> 3d_cascade_fullres |
+| ``ours_seed0/1`` | ``ThrombusCascadeTrainer`` (global coarse context) | 3d_lowres -> 3d_cascade_fullres |
+| ``ours_patchContext_seed0`` | ``ThrombusCascadeTrainer_patchContext`` (coarse features from the fine patch) | fine stage; stage 1 of ``ours_seed0`` |
+| ``noCoarseFeatures_seed0`` | ``ThrombusCascadeTrainer_noCoarseFeatures`` | fine stage; stage 1 of ``ours_seed0`` |
+| ``noCBAM_seed0``, ``noPyramidFusion_seed0`` | ``ThrombusCascadeTrainer_<switch>`` | both stages, own stage 1 |
+| ``plainOurLoss_3d_fullres_seed0`` | ``ThrombusCascadeTrainer_plain`` (PlainConvUNet-equal network, our loss) | 3d_fullres |
+| ``ours_vesselWindow_seed0`` | ``ThrombusCascadeTrainer`` on ``ThrombusPlansVessel`` (``apply-plans --ct-window vessel``) | both stages |
 
 Budgets (``smoke`` runs in CI, ``cpu`` is the committed table, ``gpu`` is documented for a GPU machine):
 
 | budget | data | plans | schedule per stage | TTA |
 | --- | --- | --- | --- | --- |
-| smoke | tiny preset, 10 cases (3 test) | features 8-16-32, patch 32x48x48 | 1 epoch x 2 iterations | off |
-| cpu | demo preset, 24 cases (6 test) | features 8-16-32-64, patch 24x48x48 | fine 8 x 101 iterations (the demo's fine stage), coarse 12 x 101, AdamW 1e-3 | off |
-| gpu | paper preset, 100 cases (25 test) | paper plans | 100 epochs x 250 iterations, SGD (the paper's) | on |
+| smoke | tiny preset, 10 cases (3 test) | features 8-16-32, patch 32x48x48 | 1 epoch x 1 iteration | off |
+| cpu | demo preset, 60 cases (40 test) | features 8-16-32-64, patch 24x48x48 | fine 8 x 101 iterations (the demo's fine stage), coarse 12 x 101, AdamW 1e-3 | off |
+| gpu | paper preset, 140 cases (40 test) | paper plans | 100 epochs x 250 iterations, SGD (the paper's) | on |
 """
 from __future__ import annotations
 
 from dataclasses import dataclass
 
+PLANS = "ThrombusPlans"
+#: plans identical to ``PLANS`` but for the CT window (``apply-plans --ct-window vessel``)
+VESSEL_PLANS = "ThrombusPlansVessel"
+
 
 @dataclass(frozen=True)
 class Variant:
-    """One row of the benchmark table. ``stage1_from``: trainer whose 3d_lowres model this variant reuses."""
+    """One row of the benchmark table.
+
+    ``configuration``: ``3d_fullres`` (one stage) or ``cascade`` (``3d_lowres`` -> ``3d_cascade_fullres``);
+    ``stage1_from``: trainer whose 3d_lowres model (same plans, same seed) this variant reuses; ``seed``: the
+    ``THROMBUS_SEED`` every stage of the row is trained with; ``plans``: plans identifier.
+    """
 
     name: str
     label: str
     trainer: str
     cascade: bool
     stage1_from: str | None = None
+    seed: int = 0
+    plans: str = PLANS
 
     @property
     def stage1_trainer(self) -> str:
         return self.stage1_from or self.trainer
 
+    @property
+    def configuration(self) -> str:
+        """The nnU-Net configuration whose predictions are the row's output."""
+        return "3d_cascade_fullres" if self.cascade else "3d_fullres"
+
+    @property
+    def ct_window(self) -> str:
+        return "vessel" if self.plans == VESSEL_PLANS else "foreground"
+
 
 VANILLA = "nnUNetTrainer_envSchedule"
+OURS_TRAINER = "ThrombusCascadeTrainer"
+
+
+def _seeded(name: str, label: str, trainer: str, cascade: bool, seed: int = 0, **kw) -> Variant:
+    return Variant(f"{name}_seed{seed}", f"{label} (seed {seed})", trainer, cascade, seed=seed, **kw)
+
+
 VARIANTS: dict[str, Variant] = {v.name: v for v in (
-    Variant("vanilla_3d_fullres", "vanilla nnU-Net 3d_fullres", VANILLA, cascade=False),
-    Variant("vanilla_cascade", "vanilla nnU-Net cascade", VANILLA, cascade=True),
-    Variant("ours", "ThrombusCascadeTrainer (ours)", "ThrombusCascadeTrainer", cascade=True),
-    Variant("noCBAM", "ours without CBAM", "ThrombusCascadeTrainer_noCBAM", cascade=True),
-    Variant("noPyramidFusion", "ours without pyramid fusion", "ThrombusCascadeTrainer_noPyramidFusion",
-            cascade=True),
-    Variant("noCoarseFeatures", "ours without coarse features", "ThrombusCascadeTrainer_noCoarseFeatures",
-            cascade=True, stage1_from="ThrombusCascadeTrainer"),
+    _seeded("vanilla_3d_fullres", "vanilla nnU-Net 3d_fullres", VANILLA, cascade=False),
+    _seeded("vanilla_3d_fullres", "vanilla nnU-Net 3d_fullres", VANILLA, cascade=False, seed=1),
+    _seeded("vanilla_cascade", "vanilla nnU-Net cascade", VANILLA, cascade=True),
+    _seeded("ours", "ours, global coarse context", OURS_TRAINER, cascade=True),
+    _seeded("ours", "ours, global coarse context", OURS_TRAINER, cascade=True, seed=1),
+    _seeded("ours_patchContext", "ours, patch-local coarse features", "ThrombusCascadeTrainer_patchContext",
+            cascade=True, stage1_from=OURS_TRAINER),
+    _seeded("noCoarseFeatures", "ours without coarse features", "ThrombusCascadeTrainer_noCoarseFeatures",
+            cascade=True, stage1_from=OURS_TRAINER),
+    _seeded("noCBAM", "ours without CBAM", "ThrombusCascadeTrainer_noCBAM", cascade=True),
+    _seeded("noPyramidFusion", "ours without pyramid fusion", "ThrombusCascadeTrainer_noPyramidFusion", cascade=True),
+    _seeded("plainOurLoss_3d_fullres", "vanilla 3d_fullres network, our loss", "ThrombusCascadeTrainer_plain",
+            cascade=False),
+    _seeded("ours_vesselWindow", "ours, --ct-window vessel", OURS_TRAINER, cascade=True, plans=VESSEL_PLANS),
 )}
 #: the reference row: every timing is also given as a ratio to it
-REFERENCE = "vanilla_3d_fullres"
+REFERENCE = "vanilla_3d_fullres_seed0"
+#: the row every other row is compared with, case by case
+OURS = "ours_seed0"
+#: seed replicates: (seed-0 row, seed-1 row), for the seed-to-seed spread
+SEED_PAIRS = (("vanilla_3d_fullres_seed0", "vanilla_3d_fullres_seed1"), ("ours_seed0", "ours_seed1"))
 
 
 @dataclass(frozen=True)
@@ -94,14 +138,16 @@ class Budget:
 
 BUDGETS: dict[str, Budget] = {b.name: b for b in (
     Budget("smoke", preset="tiny", n_cases=10, n_test=3, plan_preset="cpu", features=(8, 16, 32),
-           patch_size=(32, 48, 48), epochs=1, iters=2, val_iters=1, disable_tta=True),
+           patch_size=(32, 48, 48), epochs=1, iters=1, val_iters=1, disable_tta=True),
     # the demo's network, and its fine-stage schedule for every full-resolution stage. Every 3d_lowres stage gets
     # 1.5 times as many iterations: at 410-574 iterations our coarse stage (and, in one of two runs, a plain U-Net
     # at that spacing) scored validation Dice 0, so it could not point the fine stage anywhere (issue 9's ROI).
-    Budget("cpu", preset="demo", n_cases=24, n_test=6, plan_preset="cpu", features=(8, 16, 32, 64),
+    # 40 test patients (issue 18: >= 30 with a clot, >= 10 clot-free) and 40 training patients (fold 0: 32 train,
+    # 8 validation): 808 fine iterations x batch 2 see each training patient about 50 times (docs/benchmark.md).
+    Budget("cpu", preset="demo", n_cases=80, n_test=40, plan_preset="cpu", features=(8, 16, 32, 64),
            patch_size=(24, 48, 48), epochs=8, iters=101, val_iters=2, disable_tta=True, optimizer="adamw",
            coarse_epochs=12),
-    Budget("gpu", preset="paper", n_cases=100, n_test=25, plan_preset="paper", features=None, patch_size=None,
+    Budget("gpu", preset="paper", n_cases=140, n_test=40, plan_preset="paper", features=None, patch_size=None,
            epochs=100, iters=250, val_iters=50, disable_tta=False, device="cuda"),
 )}
 
@@ -113,11 +159,11 @@ def get_budget(name: str) -> Budget:
 
 
 def select_variants(names=None) -> list[Variant]:
-    """Variants in run order; the reference row is always included and ``ours`` is run before
-    ``noCoarseFeatures`` (whose stage 1 it provides). Unknown names raise ValueError."""
+    """Variants in table order. The reference row and ours (the row every other one is compared with) are always
+    included; rows that reuse another trainer's stage 1 come after it. Unknown names raise ValueError."""
     names = list(VARIANTS) if not names else list(names)
     bad = [n for n in names if n not in VARIANTS]
     if bad:
         raise ValueError(f"unknown variants {bad}; choose from {list(VARIANTS)}")
-    wanted = set(names) | {REFERENCE}
+    wanted = set(names) | {REFERENCE, OURS}
     return [v for n, v in VARIANTS.items() if n in wanted]

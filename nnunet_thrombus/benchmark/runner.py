@@ -13,6 +13,10 @@ What the timings mean:
   validation of each fold is part of ``nnUNetv2_train`` and so included);
 - inference per case: wall time of the ``nnUNetv2_predict`` call(s) over the test images divided by the number of
   cases; each call includes one process start-up and model load, which dominates on tiny data.
+
+Seeds: every training subprocess of a row gets ``THROMBUS_SEED=<row seed>`` (read by ``ShortScheduleMixin``), and
+each seed has its own results root ``<work>/nnUNet_results/seed<k>``, so the seed-1 replicates never overwrite the
+seed-0 models (nnU-Net names a results folder by trainer, plans and configuration only).
 """
 from __future__ import annotations
 
@@ -20,14 +24,12 @@ import os
 import re
 import subprocess
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
-from nnunet_thrombus.benchmark.budgets import Budget, Variant, select_variants
+from nnunet_thrombus.benchmark.budgets import PLANS, VESSEL_PLANS, Budget, Variant, select_variants
 from nnunet_thrombus.training.short_run import schedule_environment
 from nnunet_thrombus.training.workflow import BIN, NnunetWorkspace, model_folder, plan_and_preprocess
-
-PLANS = "ThrombusPlans"
 _EPOCH_RE = re.compile(r"Epoch time:\s*([0-9.]+)\s*s")
 
 
@@ -78,6 +80,13 @@ def find_dataset_name(raw: Path, dataset_id: int) -> str | None:
     return hits[0] if hits else None
 
 
+def seed_workspace(ws: NnunetWorkspace, seed: int) -> NnunetWorkspace:
+    """``ws`` with its results root moved to ``<ws.results>/seed<seed>`` (created)."""
+    out = replace(ws, results=Path(ws.results) / f"seed{int(seed)}")
+    out.results.mkdir(parents=True, exist_ok=True)
+    return out
+
+
 class BenchmarkRun:
     """State of one benchmark run: workspace, budget, and the costs measured so far."""
 
@@ -86,54 +95,65 @@ class BenchmarkRun:
         self.ws, self.dataset_id, self.dataset_name, self.budget = ws, int(dataset_id), dataset_name, budget
         self.out_dir = Path(out_dir)
         self.progress = progress
-        self.stage1: dict[str, tuple[StepCost, StepCost, list]] = {}  # trainer -> (train, export, epochs)
-        self.lowres_pred: dict[str, tuple[Path, StepCost]] = {}  # trainer -> (folder, cost)
+        # (trainer, plans, seed) -> (train, export, epochs) and -> (prediction folder, cost)
+        self.stage1: dict[tuple, tuple[StepCost, StepCost, list]] = {}
+        self.lowres_pred: dict[tuple, tuple[Path, StepCost]] = {}
 
     def _say(self, msg: str) -> None:
         if self.progress:
             print(msg, flush=True)
 
-    def _train(self, trainer: str, configuration: str) -> tuple[StepCost, list]:
+    def workspace(self, seed: int) -> NnunetWorkspace:
+        return seed_workspace(self.ws, seed)
+
+    def _train(self, trainer: str, configuration: str, plans: str, seed: int) -> tuple[StepCost, list]:
         b = self.budget
         epochs = b.epochs_for(configuration)
         env = schedule_environment(epochs, b.iters, b.val_iters, save_every=max(1, epochs), optimizer=b.optimizer,
                                    mirroring=not b.disable_tta)
+        env["THROMBUS_SEED"] = str(seed)
+        ws = self.workspace(seed)
         t0 = time.perf_counter()
-        cost = run_measured(self.ws, ["nnUNetv2_train", self.dataset_id, configuration, 0, "-tr", trainer,
-                                      "-p", PLANS, "-device", b.device],
-                            f"train_{trainer}_{configuration}", **env)
-        epochs = epoch_times(model_folder(self.ws, self.dataset_name, configuration, trainer, PLANS))
-        self._say(f"  trained {trainer} {configuration} in {time.perf_counter() - t0:.1f} s "
+        cost = run_measured(ws, ["nnUNetv2_train", self.dataset_id, configuration, 0, "-tr", trainer,
+                                 "-p", plans, "-device", b.device],
+                            f"train_{trainer}_{plans}_{configuration}_seed{seed}", **env)
+        epochs = epoch_times(model_folder(ws, self.dataset_name, configuration, trainer, plans))
+        self._say(f"  trained {trainer} {configuration} ({plans}, seed {seed}) in {time.perf_counter() - t0:.1f} s "
                   f"(epochs {', '.join(f'{e:.1f}' for e in epochs)} s; peak {cost.peak_mb:.0f} MiB)")
         return cost, epochs
 
-    def _predict(self, trainer: str, configuration: str, out: Path, prev: Path | None = None) -> StepCost:
+    def _predict(self, trainer: str, configuration: str, plans: str, seed: int, out: Path,
+                 prev: Path | None = None) -> StepCost:
         b = self.budget
         args = ["nnUNetv2_predict", "-i", self.ws.raw / self.dataset_name / "imagesTs", "-o", out,
-                "-d", self.dataset_id, "-c", configuration, "-tr", trainer, "-p", PLANS, "-f", 0,
+                "-d", self.dataset_id, "-c", configuration, "-tr", trainer, "-p", plans, "-f", 0,
                 "-device", b.device, "-npp", 1, "-nps", 1]
         if b.disable_tta:
             args.append("--disable_tta")
         if prev is not None:
             args += ["-prev_stage_predictions", prev]
-        cost = run_measured(self.ws, args, f"predict_{trainer}_{configuration}")
+        cost = run_measured(self.workspace(seed), args, f"predict_{trainer}_{plans}_{configuration}_seed{seed}")
         self._say(f"  predicted {trainer} {configuration} in {cost.seconds:.1f} s")
         return cost
 
-    def _stage1(self, trainer: str, cost: VariantCost) -> Path:
-        """Train (once per trainer) the 3d_lowres stage, export it for stage 2, predict the test cases."""
-        if trainer not in self.stage1:
-            train, epochs = self._train(trainer, "3d_lowres")
-            export = run_measured(self.ws, ["nnunet_thrombus", "export-next-stage", "-d", self.dataset_id,
-                                            "-tr", trainer, "-p", PLANS, "-device", self.budget.device],
-                                  f"export_{trainer}")
-            self.stage1[trainer] = (train, export, epochs)
-            out = self.out_dir / "predictions" / f"{trainer}_3d_lowres"
-            self.lowres_pred[trainer] = (out, self._predict(trainer, "3d_lowres", out))
-        train, export, epochs = self.stage1[trainer]
+    def _stage1(self, variant: Variant, cost: VariantCost) -> Path:
+        """Train (once per trainer, plans and seed) the 3d_lowres stage, export it for stage 2, predict the test
+        cases."""
+        trainer, plans, seed = variant.stage1_trainer, variant.plans, variant.seed
+        key = (trainer, plans, seed)
+        if key not in self.stage1:
+            train, epochs = self._train(trainer, "3d_lowres", plans, seed)
+            export = run_measured(self.workspace(seed), ["nnunet_thrombus", "export-next-stage", "-d",
+                                                         self.dataset_id, "-tr", trainer, "-p", plans,
+                                                         "-device", self.budget.device],
+                                  f"export_{trainer}_{plans}_seed{seed}")
+            self.stage1[key] = (train, export, epochs)
+            out = self.out_dir / "predictions" / f"{trainer}__{plans}__3d_lowres_seed{seed}"
+            self.lowres_pred[key] = (out, self._predict(trainer, "3d_lowres", plans, seed, out))
+        train, export, epochs = self.stage1[key]
         cost.train_steps += [train, export]
         cost.epoch_seconds.append(epochs)
-        folder, pred = self.lowres_pred[trainer]
+        folder, pred = self.lowres_pred[key]
         cost.predict_steps.append(pred)
         return folder
 
@@ -142,17 +162,12 @@ class BenchmarkRun:
         self._say(f"[{variant.name}] {variant.label}")
         cost = VariantCost()
         out = self.out_dir / "predictions" / variant.name
-        if variant.cascade:
-            prev = self._stage1(variant.stage1_trainer, cost)
-            train, epochs = self._train(variant.trainer, "3d_cascade_fullres")
-            cost.train_steps.append(train)
-            cost.epoch_seconds.append(epochs)
-            cost.predict_steps.append(self._predict(variant.trainer, "3d_cascade_fullres", out, prev))
-        else:
-            train, epochs = self._train(variant.trainer, "3d_fullres")
-            cost.train_steps.append(train)
-            cost.epoch_seconds.append(epochs)
-            cost.predict_steps.append(self._predict(variant.trainer, "3d_fullres", out))
+        prev = self._stage1(variant, cost) if variant.cascade else None
+        train, epochs = self._train(variant.trainer, variant.configuration, variant.plans, variant.seed)
+        cost.train_steps.append(train)
+        cost.epoch_seconds.append(epochs)
+        cost.predict_steps.append(self._predict(variant.trainer, variant.configuration, variant.plans, variant.seed,
+                                                out, prev))
         self._postprocess(variant, out)
         return cost, out
 
@@ -162,8 +177,8 @@ class BenchmarkRun:
         from nnunet_thrombus.inference.postprocessing import FILE, apply_to_folder
         from nnunet_thrombus.training.lvo_fit import fit_lvo_from_validation
 
-        config = "3d_cascade_fullres" if variant.cascade else "3d_fullres"
-        folder = model_folder(self.ws, self.dataset_name, config, variant.trainer, PLANS)
+        folder = model_folder(self.workspace(variant.seed), self.dataset_name, variant.configuration,
+                              variant.trainer, variant.plans)
         try:
             info = fit_lvo_from_validation(folder, self.ws.raw / self.dataset_name)
         except (FileNotFoundError, ValueError) as exc:
@@ -176,37 +191,101 @@ class BenchmarkRun:
 
 
 def prepare_data(raw: Path | None, work: Path, dataset_id: int, budget: Budget, synthetic: int | None,
-                 preset: str | None, seed: int, progress: bool) -> tuple[Path, str]:
-    """The raw folder and dataset name to benchmark on; generates a synthetic cohort when asked and missing."""
+                 preset: str | None, seed: int, progress: bool, n_test: int | None = None) -> tuple[Path, str]:
+    """The raw folder and dataset name to benchmark on; generates a synthetic cohort when asked and missing.
+
+    The cohort has ``synthetic`` cases, ``n_test`` of them (default: the budget's, at most a quarter of the
+    cases) in imagesTs/labelsTs. Where :func:`~nnunet_thrombus.synthetic.cohort.write_cohort` offers test
+    profiles, the test part follows the ``benchmark`` profile (clots at every site, isodense and small clots,
+    clot-free heads with and without calcified arteries, by recipe rather than by chance).
+    """
+    import inspect
+
     raw = Path(raw) if raw else Path(os.environ.get("nnUNet_raw", work / "synth" / "nnUNet_raw"))
     name = find_dataset_name(raw, dataset_id)
     if name is not None:
         return raw, name
     if synthetic is None:
-        raise ValueError(f"dataset {dataset_id} not found in nnUNet_raw={raw}; pass --synthetic N to generate "
-                         f"a synthetic cohort")
+        raise ValueError(f"dataset {dataset_id} not found in nnUNet_raw={raw}; pass --synthetic N (and --test M) "
+                         f"to generate a synthetic cohort")
     from nnunet_thrombus.synthetic.cohort import write_cohort
 
-    n_test = max(1, min(budget.n_test, int(round(0.25 * synthetic))))
-    write_cohort(work / "synth", n_cases=int(synthetic), seed=seed, preset=preset or budget.preset,
-                 dataset_id=dataset_id, n_test=n_test, formats=("nifti",), progress=progress)
+    synthetic = int(synthetic)
+    if n_test is None:
+        n_test = max(1, min(budget.n_test, int(round(0.25 * synthetic))))
+    if not 1 <= int(n_test) < synthetic:
+        raise ValueError(f"--test {n_test}: need 1 <= test cases < --synthetic {synthetic}, so that some cases train")
+    extra = {}
+    if "test_profile" in inspect.signature(write_cohort).parameters:
+        extra["test_profile"] = "benchmark"
+    summary = write_cohort(work / "synth", n_cases=synthetic, seed=seed, preset=preset or budget.preset,
+                           dataset_id=dataset_id, n_test=int(n_test), formats=("nifti",), progress=progress, **extra)
+    missing = summary.get("composition_missing") if isinstance(summary, dict) else None
+    if missing and progress:
+        print(f"note: the test part misses the benchmark profile's guarantees: {missing}", flush=True)
     raw = work / "synth" / "nnUNet_raw"
     return raw, find_dataset_name(raw, dataset_id)
 
 
-def ensure_plans(ws: NnunetWorkspace, dataset_id: int, dataset_name: str, budget: Budget) -> str:
-    """Plan and preprocess unless ``ThrombusPlans`` already exists in the workspace; says which."""
-    plans = ws.preprocessed / dataset_name / f"{PLANS}.json"
-    data = ws.preprocessed / dataset_name / f"{PLANS}_3d_fullres"
-    if plans.is_file() and data.is_dir():
-        return f"reused existing plans {plans}"
-    plan_and_preprocess(ws, dataset_id, preset=budget.plan_preset, plans_name=PLANS, features=budget.features,
-                        patch_size=budget.patch_size)
-    return "planned and preprocessed in this run"
+def _plans_ready(ws: NnunetWorkspace, dataset_name: str, plans: str) -> bool:
+    folder = ws.preprocessed / dataset_name
+    return (folder / f"{plans}.json").is_file() and all(
+        (folder / f"{plans}_{c}").is_dir() for c in ("3d_fullres", "3d_lowres"))
+
+
+def ensure_plans(ws: NnunetWorkspace, dataset_id: int, dataset_name: str, budget: Budget,
+                 vessel: bool = False) -> str:
+    """Plan and preprocess unless ``ThrombusPlans`` already exists in the workspace; says which. With ``vessel``,
+    also ``ThrombusPlansVessel``: the same ``apply-plans`` call with ``--ct-window vessel``, then its own
+    ``nnUNetv2_preprocess`` (the CT window changes the preprocessed intensities)."""
+    if _plans_ready(ws, dataset_name, PLANS):
+        note = f"reused existing plans {ws.preprocessed / dataset_name / (PLANS + '.json')}"
+    else:
+        plan_and_preprocess(ws, dataset_id, preset=budget.plan_preset, plans_name=PLANS, features=budget.features,
+                            patch_size=budget.patch_size)
+        note = "planned and preprocessed in this run"
+    if vessel and not _plans_ready(ws, dataset_name, VESSEL_PLANS):
+        args = ["nnunet_thrombus", "apply-plans", "-d", dataset_id, "--preset", budget.plan_preset, "-pl",
+                VESSEL_PLANS, "--ct-window", "vessel"]
+        if budget.features:
+            args += ["--features", *budget.features]
+        if budget.patch_size:
+            args += ["--patch-size", *budget.patch_size]
+        ws.run(args, "plan_vessel")
+        ws.run(["nnUNetv2_preprocess", "-d", dataset_id, "-plans_name", VESSEL_PLANS, "-c", "3d_fullres",
+                "3d_lowres", "-np", "1", "1"], "plan_vessel", nnUNet_n_proc_DA="1")
+        note += f"; {VESSEL_PLANS} (--ct-window vessel) preprocessed in this run"
+    elif vessel:
+        note += f"; reused {VESSEL_PLANS}"
+    return note
+
+
+def chains(variants: list[Variant]) -> list[list[Variant]]:
+    """Variants grouped so that rows sharing a stage 1 (same stage-1 trainer, plans and seed) run in one chain, in
+    the given order; different chains share no model and may run at the same time."""
+    groups: dict[tuple, list[Variant]] = {}
+    for v in variants:
+        key = (v.stage1_trainer, v.plans, v.seed) if v.cascade else (v.name,)
+        groups.setdefault(key, []).append(v)
+    return list(groups.values())
 
 
 def train_and_predict(ws: NnunetWorkspace, dataset_id: int, dataset_name: str, budget: Budget, out_dir: Path,
-                      variant_names=None, progress: bool = True) -> dict:
-    """Run every selected variant; returns ``{variant name: (Variant, VariantCost, prediction folder)}``."""
+                      variant_names=None, progress: bool = True, jobs: int = 1) -> dict:
+    """Run every selected variant; returns ``{variant name: (Variant, VariantCost, prediction folder)}`` in table
+    order. ``jobs`` > 1 runs that many independent chains (:func:`chains`) at once: faster on spare cores, but
+    then the rows' timings include each other's load (the smoke budget does this; timed budgets use 1)."""
+    from concurrent.futures import ThreadPoolExecutor
+
     run = BenchmarkRun(ws, dataset_id, dataset_name, budget, out_dir, progress)
-    return {v.name: (v, *run.run_variant(v)) for v in select_variants(variant_names)}
+    selected = select_variants(variant_names)
+
+    def run_chain(chain):
+        return [(v.name, (v, *run.run_variant(v))) for v in chain]
+
+    if jobs <= 1:
+        done = dict(item for chain in chains(selected) for item in run_chain(chain))
+    else:
+        with ThreadPoolExecutor(max_workers=int(jobs)) as pool:
+            done = dict(item for result in pool.map(run_chain, chains(selected)) for item in result)
+    return {v.name: done[v.name] for v in selected}

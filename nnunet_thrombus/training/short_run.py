@@ -10,6 +10,7 @@
 | ``THROMBUS_NO_MIRRORING`` | ``1``: no mirroring, neither as augmentation nor as test-time augmentation (also in the final validation and later ``nnUNetv2_predict``, as nnU-Net's ``nnUNetTrainerNoMirroring``) | mirroring on |
 | ``THROMBUS_OPTIMIZER`` | ``sgd`` (the paper: SGD Nesterov 0.99, lr 0.01) or ``adamw`` (AdamW, lr ``THROMBUS_LR``, default 1e-3); poly 0.9 decay either way | ``sgd`` |
 | ``THROMBUS_LR`` | initial learning rate of the chosen optimizer | 0.01 (sgd), 1e-3 (adamw) |
+| ``THROMBUS_SEED`` | seeds Python's, numpy's and torch's global generators when the trainer is created (weight initialisation, patch sampling, augmentation); repeatable only with ``nnUNet_n_proc_DA=0`` and on CPU or deterministic cuDNN | unseeded |
 
 Counts must be positive integers and the share a number in [0, 1]; anything else raises ``ValueError`` naming the
 variable. The demo and the benchmark set the same variables for every trainer they compare.
@@ -110,6 +111,17 @@ def mirroring_disabled(environ: dict | None = None) -> bool:
     raise ValueError(f"THROMBUS_NO_MIRRORING={raw!r}: expected 1 or 0")
 
 
+def training_seed(environ: dict | None = None) -> int | None:
+    """``THROMBUS_SEED`` as a non-negative integer, or None when unset; ``ValueError`` naming it otherwise."""
+    env = os.environ if environ is None else environ
+    raw = env.get("THROMBUS_SEED")
+    if raw in (None, ""):
+        return None
+    if not str(raw).strip().isdigit():
+        raise ValueError(f"THROMBUS_SEED={raw!r}: expected a non-negative integer")
+    return int(raw)
+
+
 #: the keys a named recipe (:mod:`nnunet_thrombus.training.recipes`) may set, before any ``THROMBUS_*`` override
 RECIPE_KEYS = ("num_epochs", "num_iterations_per_epoch", "num_val_iterations_per_epoch", "save_every",
                "oversample_foreground_percent", "optimizer", "lr", "mirroring")
@@ -172,6 +184,16 @@ class ShortScheduleMixin:
             self.initial_lr = lr
         elif self.optimizer_name == "adamw":
             self.initial_lr = 1e-3
+        seed = training_seed()
+        if seed is not None:  # before initialize() builds the network, so its weights depend on the seed alone
+            import random
+
+            import numpy as np
+            import torch
+
+            random.seed(seed)
+            np.random.seed(seed)
+            torch.manual_seed(seed)
 
     def effective_recipe(self) -> dict:
         """What this training actually runs with (read after ``initialize``): optimizer, learning rate and schedule,
