@@ -20,6 +20,9 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
                    help="folder of brain masks <case>.nii.gz for the site frame. Default: image extent.")
     p.add_argument("-t", "--lvo-thresholds", default=None,
                    help="JSON of fitted LVO thresholds (from validation folds). Default: built-in rule.")
+    p.add_argument("--reports", default=None,
+                   help="predict's output folder (<case>/report.json): adds uncertainty vs Dice, the review flag's "
+                        "sensitivity/specificity and post-processing drops. Default: none.")
     p.add_argument("--tolerance", type=float, default=1.0, help="NSD tolerance in mm. Default: 1.0.")
     p.add_argument("--no-plots", action="store_true", help="skip the PNG plots. Default: plots on.")
     p.add_argument("-q", "--quiet", action="store_true", help="no per-case progress. Default: off.")
@@ -33,7 +36,8 @@ def run(args) -> int:
 
     summary = evaluate_folder(args.pred, args.ref, args.output, metadata_csv=args.metadata, raters_dir=args.raters,
                               brain_mask_dir=args.brain_masks, lvo_thresholds=args.lvo_thresholds,
-                              tolerance_mm=args.tolerance, plots=not args.no_plots, quiet=args.quiet)
+                              tolerance_mm=args.tolerance, plots=not args.no_plots, quiet=args.quiet,
+                              reports_dir=args.reports)
     if not args.quiet:
         print(to_markdown(summary))
     return 0

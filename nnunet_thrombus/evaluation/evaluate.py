@@ -12,7 +12,16 @@ largest remaining one.
 
 Truth: occlusion present = reference mask non-empty; LVO = metadata column ``lvo`` when a metadata
 CSV is given, otherwise the LVO rule applied to the reference mask. Subgroups: ``site`` and
-``isodense`` from metadata; size group (<30 mm^3 vs >=30 mm^3) from the reference volume.
+``isodense`` from metadata; size group (<30 mm^3 vs >=30 mm^3) from the reference volume; ``size_class`` and
+``clot_free_calcified`` from metadata when it has them (the synthetic cohort writes both).
+
+Trust (issue 17), when ``reports_dir`` (``predict``'s output folder, ``<case>/report.json``) is given: each case's
+uncertainty score (bits), ``review`` flag, components dropped by post-processing, and whether a dropped component's
+bounding box holds reference voxels (``dropped_on_reference``: the post-processing may have removed the clot). The
+summary then has Spearman rho between uncertainty and Dice, the AUROC of the uncertainty for Dice < 0.6, and the
+review flag's sensitivity and specificity for bad cases (``uncertainty.is_bad``); false-positive calls per clot-free
+head are always reported. :func:`evidence_columns` gives these as one flat dict per evaluated model (for the
+benchmark table).
 """
 from __future__ import annotations
 
@@ -32,7 +41,8 @@ FIELDS = ["case", "dice", "hd95_mm", "assd_mm", "nsd_1mm", "ref_volume_mm3", "pr
           "abs_volume_error_mm3", "rel_volume_error", "ref_length_mm", "pred_length_mm", "length_error_mm",
           "abs_length_error_mm", "rel_length_error", "ref_components", "pred_components", "ref_present",
           "pred_present", "presence_outcome", "ref_lvo", "pred_lvo", "lvo_outcome", "pred_call", "pred_site",
-          "site", "size_group", "density_group"]
+          "site", "size_group", "density_group", "size_class", "clot_free_calcified", "fp_call", "bad", "uncertainty",
+          "uncertainty_kind", "review", "n_dropped", "dropped_on_reference"]
 
 
 def _truthy(value) -> bool:
@@ -81,8 +91,44 @@ def _outcome(truth: bool, pred: bool) -> str:
     return "TP" if truth and pred else "FN" if truth else "FP" if pred else "TN"
 
 
-def evaluate_case(case, pred_img, ref_img, meta=None, brain_img=None, lvo_rule=None, tolerance_mm=1.0) -> dict:
-    """One row of metrics.csv from SimpleITK label images (prediction, reference) of one case."""
+def read_reports(reports_dir) -> dict:
+    """{case: report dict} from ``predict``'s output folder (``<case>/report.json``; partial cases skipped)."""
+    import json
+    from pathlib import Path
+
+    out = {}
+    for path in sorted(Path(reports_dir).glob("*/report.json")):
+        if not path.parent.name.startswith("."):
+            out[path.parent.name] = json.loads(path.read_text(encoding="utf-8"))
+    return out
+
+
+def trust_fields(report: dict | None, ref: np.ndarray, dice_value: float, ref_present: bool,
+                 pred_present: bool) -> dict:
+    """Per-case trust columns from a ``report.json`` (None: uncertainty, review and drops unknown). ``ref``: the
+    reference mask (z, y, x) on the report's grid."""
+    from nnunet_thrombus.inference.uncertainty import is_bad
+
+    row = {"fp_call": bool(pred_present and not ref_present), "bad": is_bad(dice_value, ref_present, pred_present),
+           "uncertainty": None, "uncertainty_kind": None, "review": None, "n_dropped": None,
+           "dropped_on_reference": None}
+    if report is None:
+        return row
+    unc, dropped = report.get("uncertainty") or {}, report.get("dropped_components") or []
+    on_ref = False
+    for comp in dropped:
+        z0, y0, x0, z1, y1, x1 = comp["bbox"]
+        on_ref = on_ref or bool(ref[z0:z1, y0:y1, x0:x1].any())
+    row.update(uncertainty=unc.get("score"), uncertainty_kind=unc.get("kind"),
+               review=bool((report.get("review") or {}).get("review")), n_dropped=len(dropped),
+               dropped_on_reference=on_ref)
+    return row
+
+
+def evaluate_case(case, pred_img, ref_img, meta=None, brain_img=None, lvo_rule=None, tolerance_mm=1.0,
+                  report=None) -> dict:
+    """One row of metrics.csv from SimpleITK label images (prediction, reference) of one case; ``report``: the
+    case's ``report.json`` from ``predict`` (optional, for the trust columns)."""
     import SimpleITK as sitk
 
     from nnunet_thrombus.measure.components import measure_components
@@ -110,7 +156,12 @@ def evaluate_case(case, pred_img, ref_img, meta=None, brain_img=None, lvo_rule=N
     density = None
     if rv and meta.get("isodense", "") != "":
         density = "isodense" if _truthy(meta["isodense"]) else "hyperdense"
+    size_class = meta.get("size_class") or None
+    calcified = meta.get("clot_free_calcified", "")
     return {
+        **trust_fields(report, ref, m["dice"], ref_present, pred_present),
+        "size_class": size_class,
+        "clot_free_calcified": None if calcified in ("", None) else ("yes" if _truthy(calcified) else "no"),
         "case": case, "dice": m["dice"], "hd95_mm": m["hd95_mm"], "assd_mm": m["assd_mm"], "nsd_1mm": m["nsd"],
         "ref_volume_mm3": rv, "pred_volume_mm3": pv, "volume_error_mm3": pv - rv, "abs_volume_error_mm3": abs(pv - rv),
         "rel_volume_error": abs(pv - rv) / rv if rv else float("nan"),
@@ -129,7 +180,8 @@ def evaluate_case(case, pred_img, ref_img, meta=None, brain_img=None, lvo_rule=N
 
 
 def evaluate_folder(pred_dir, ref_dir, out_dir, metadata_csv=None, raters_dir=None, *, brain_mask_dir=None,
-                    lvo_thresholds=None, tolerance_mm: float = 1.0, plots: bool = True, quiet: bool = False) -> dict:
+                    lvo_thresholds=None, tolerance_mm: float = 1.0, plots: bool = True, quiet: bool = False,
+                    reports_dir=None) -> dict:
     """Evaluate ``pred_dir/<case>.nii.gz`` against ``ref_dir/<case>.nii.gz`` for every reference case.
 
     Args:
@@ -142,6 +194,8 @@ def evaluate_folder(pred_dir, ref_dir, out_dir, metadata_csv=None, raters_dir=No
         brain_mask_dir: optional ``<case>.nii.gz`` brain masks for the site frame (else image extent).
         lvo_thresholds: ``LVOThresholds`` or a path to its JSON (default thresholds otherwise).
         tolerance_mm: NSD tolerance in mm.
+        reports_dir: optional ``predict`` output folder (``<case>/report.json``) for the uncertainty, review and
+            post-processing columns; a case without a report is an error naming it.
 
     Returns:
         The summary dict (also in summary.json).
@@ -157,6 +211,12 @@ def evaluate_folder(pred_dir, ref_dir, out_dir, metadata_csv=None, raters_dir=No
     rule = LVOThresholds.load(lvo_thresholds) if isinstance(lvo_thresholds, (str, os.PathLike)) else lvo_thresholds
     cases = _cases(pred_dir, ref_dir)
     meta = read_metadata(metadata_csv) if metadata_csv else {}
+    reports = read_reports(reports_dir) if reports_dir else None
+    if reports is not None:
+        missing = [c for c in cases if c not in reports]
+        if missing:
+            raise ValueError(f"no report.json under {reports_dir} for case(s) {missing}: pass the folder predict wrote "
+                             f"(OUT/<case>/report.json) or leave out --reports")
     os.makedirs(out_dir, exist_ok=True)
     rows = []
     for i, case in enumerate(cases, start=1):
@@ -165,7 +225,7 @@ def evaluate_folder(pred_dir, ref_dir, out_dir, metadata_csv=None, raters_dir=No
             brain = sitk.ReadImage(os.path.join(brain_mask_dir, case + SUFFIX))
         rows.append(evaluate_case(case, sitk.ReadImage(os.path.join(pred_dir, case + SUFFIX)),
                                   sitk.ReadImage(os.path.join(ref_dir, case + SUFFIX)), meta.get(case), brain,
-                                  rule, tolerance_mm))
+                                  rule, tolerance_mm, None if reports is None else reports[case]))
         if not quiet:
             r = rows[-1]
             print(f"[{i}/{len(cases)}] {case}: Dice {r['dice']:.3f}, call {r['pred_call']}", flush=True)
@@ -190,3 +250,30 @@ def evaluate_folder(pred_dir, ref_dir, out_dir, metadata_csv=None, raters_dir=No
     if not quiet:
         print(f"evaluated {len(rows)} cases in {time.perf_counter() - start:.2f} s -> {out_dir}", flush=True)
     return summary
+
+
+def evidence_columns(summary: dict) -> dict:
+    """The trust figures of one evaluated model as a flat dict (benchmark table columns); NaN where undefined.
+
+    Keys: ``clot_free_specificity`` (no call in a clot-free head), ``fp_calls_per_clot_free_head``,
+    ``lvo_sensitivity``, ``lvo_specificity``, ``m2_aca_detection`` (occlusion found at M2 or ACA),
+    ``uncertainty_spearman_rho`` (vs Dice), ``uncertainty_auroc_poor_dice`` (Dice < 0.6), ``review_sensitivity``,
+    ``review_specificity`` (for bad cases), ``dropped_on_reference`` (cases where post-processing dropped a component
+    over the reference clot).
+    """
+    nan = float("nan")
+    det, trust = summary["detection"], summary.get("trust") or {}
+    sites = (summary.get("subgroups") or {}).get("site") or {}
+    tp = sum(sites[s]["detection"]["tp"] for s in ("M2", "ACA") if s in sites)
+    pos = sum(sites[s]["detection"]["tp"] + sites[s]["detection"]["fn"] for s in ("M2", "ACA") if s in sites)
+    review = trust.get("review") or {}
+    val = lambda d, k: nan if d is None or d.get(k) is None else float(d[k])  # noqa: E731
+    return {"clot_free_specificity": val(det["occlusion_vs_none"], "specificity"),
+            "fp_calls_per_clot_free_head": val(summary.get("false_positives"), "per_clot_free_head"),
+            "lvo_sensitivity": val(det["lvo_vs_non_lvo"], "sensitivity"),
+            "lvo_specificity": val(det["lvo_vs_non_lvo"], "specificity"),
+            "m2_aca_detection": tp / pos if pos else nan,
+            "uncertainty_spearman_rho": val(trust.get("spearman_vs_dice"), "r"),
+            "uncertainty_auroc_poor_dice": val(trust.get("auroc_poor_dice"), "auroc"),
+            "review_sensitivity": val(review, "sensitivity"), "review_specificity": val(review, "specificity"),
+            "dropped_on_reference": val(trust, "dropped_on_reference")}

@@ -4,8 +4,14 @@ Which cases enter which number (docs/metrics.md):
 - segmentation metrics (Dice, HD95, ASSD, NSD) and volume/length agreement: cases whose reference
   has a thrombus; HD95/ASSD of cases with an empty prediction are NaN and counted in ``n_nan``;
 - detection: all cases (occlusion vs no occlusion; LVO vs non-LVO, where non-LVO includes no occlusion);
-- subgroups (site, size < 30 mm^3 vs larger by reference volume, isodense vs hyperdense) when the
-  rows carry them.
+- subgroups (site, size < 30 mm^3 vs larger by reference volume, isodense vs hyperdense, the metadata's size class
+  and clot-free-with-calcification) when the rows carry them: Dice, detection, and false-positive calls (a clot
+  called in a clot-free head of that subgroup);
+- false-positive calls per clot-free head: all cases;
+- trust (rows with an ``uncertainty``, from ``predict``'s reports): Spearman rho between uncertainty and Dice and the
+  AUROC of the uncertainty for Dice < 0.6, both over cases with a reference clot (a missed clot counts, Dice 0);
+  sensitivity and specificity of the ``review`` flag for bad cases (Dice < 0.6, a miss or a false-positive call),
+  over all cases.
 """
 from __future__ import annotations
 
@@ -17,7 +23,50 @@ from nnunet_thrombus.evaluation.statistics import (bland_altman, median_iqr, pea
 SEG_METRICS = ("dice", "hd95_mm", "assd_mm", "nsd_1mm")
 MEASURES = ("ref_length_mm", "pred_length_mm", "length_error_mm", "abs_length_error_mm",
             "ref_volume_mm3", "pred_volume_mm3", "volume_error_mm3", "abs_volume_error_mm3")
-GROUP_KEYS = ("site", "size_group", "density_group")
+GROUP_KEYS = ("site", "size_group", "density_group", "size_class", "clot_free_calcified")
+#: Dice below which a segmentation counts as poor (the review flag's target)
+POOR_DICE = 0.6
+
+
+def auroc(scores, positives) -> dict:
+    """Area under the ROC curve of ``scores`` (higher = more likely positive) for boolean ``positives``: the share of
+    (positive, negative) pairs the score orders correctly, ties counting one half (Mann-Whitney U / (n_pos n_neg)).
+    {"auroc": NaN when either class is empty, "n_pos", "n_neg"}."""
+    import numpy as np
+    from scipy.stats import rankdata
+
+    s = np.asarray(scores, dtype=float)
+    y = np.asarray(positives, dtype=bool)
+    n_pos, n_neg = int(y.sum()), int((~y).sum())
+    if n_pos == 0 or n_neg == 0:
+        return {"auroc": float("nan"), "n_pos": n_pos, "n_neg": n_neg}
+    ranks = rankdata(s)
+    u = ranks[y].sum() - n_pos * (n_pos + 1) / 2.0
+    return {"auroc": float(u / (n_pos * n_neg)), "n_pos": n_pos, "n_neg": n_neg}
+
+
+def trust_summary(rows: list[dict]) -> dict | None:
+    """Uncertainty vs Dice and the review flag (module docstring); None when no row has an uncertainty."""
+    rated = [r for r in rows if r.get("uncertainty") is not None]
+    if not rated:
+        return None
+    seg = [r for r in rated if r["ref_present"]]
+    out = {"n_cases": len(rated),
+           "spearman_vs_dice": spearman([r["uncertainty"] for r in seg], [r["dice"] for r in seg]),
+           "auroc_poor_dice": auroc([r["uncertainty"] for r in seg], [r["dice"] < POOR_DICE for r in seg]),
+           "review": _counts(rated, "bad", "review"),
+           "n_review": sum(bool(r["review"]) for r in rated),
+           "dropped_on_reference": sum(bool(r.get("dropped_on_reference")) for r in rated)}
+    out["review"]["n_bad"] = sum(bool(r["bad"]) for r in rated)
+    return out
+
+
+def false_positives(rows: list[dict]) -> dict:
+    """False-positive calls (a clot called in a clot-free head): count, clot-free heads, and their ratio."""
+    free = [r for r in rows if not r["ref_present"]]
+    n_fp = sum(bool(r["pred_present"]) for r in free)
+    return {"calls": n_fp, "clot_free_heads": len(free),
+            "per_clot_free_head": n_fp / len(free) if free else float("nan")}
 
 
 def _counts(rows, truth: str, pred: str) -> dict:
@@ -43,6 +92,8 @@ def summarise(rows: list[dict]) -> dict:
         out["bland_altman"][q] = bland_altman(ref, pred)
     out["detection"]["occlusion_vs_none"] = _counts(rows, "ref_present", "pred_present")
     out["detection"]["lvo_vs_non_lvo"] = _counts(rows, "ref_lvo", "pred_lvo")
+    out["false_positives"] = false_positives(rows)
+    out["trust"] = trust_summary(rows)
     for key in GROUP_KEYS:
         values = sorted({str(r[key]) for r in rows if r.get(key) not in (None, "")})
         if not values:
@@ -54,6 +105,7 @@ def summarise(rows: list[dict]) -> dict:
             out["subgroups"][key][v] = {
                 "n": len(sub), "dice": median_iqr([r["dice"] for r in sub_seg]),
                 "detection": _counts(sub, "ref_present", "pred_present"),
+                "false_positives": false_positives(sub),
             }
     return out
 
@@ -102,10 +154,30 @@ def to_markdown(summary: dict) -> str:
     for key, label in (("occlusion_vs_none", "occlusion vs no occlusion"), ("lvo_vs_non_lvo", "LVO vs non-LVO")):
         d = summary["detection"][key]
         lines.append(f"| {label} | {_pct_ci(d, 'sensitivity')} | {_pct_ci(d, 'specificity')} |")
+    fp = summary.get("false_positives")
+    if fp:
+        lines.append(f"| false-positive calls per clot-free head | {fp['calls']}/{fp['clot_free_heads']} = "
+                     f"{_fmt(fp['per_clot_free_head'])} | |")
     for key, groups in summary["subgroups"].items():
-        lines += ["", f"| {key} | n | Dice (%) median (IQR) | detection sensitivity |", "| --- | --- | --- | --- |"]
+        lines += ["", f"| {key} | n | Dice (%) median (IQR) | detection sensitivity | false-positive calls |",
+                  "| --- | --- | --- | --- | --- |"]
         for v, g in groups.items():
-            lines.append(f"| {v} | {g['n']} | {_miqr(g['dice'], 100.0)} | {_pct_ci(g['detection'], 'sensitivity')} |")
+            f = g.get("false_positives") or {"calls": 0, "clot_free_heads": 0}
+            lines.append(f"| {v} | {g['n']} | {_miqr(g['dice'], 100.0)} | {_pct_ci(g['detection'], 'sensitivity')} | "
+                         f"{f['calls']}/{f['clot_free_heads']} clot-free |")
+    trust = summary.get("trust")
+    if trust:
+        sp, au, rv = trust["spearman_vs_dice"], trust["auroc_poor_dice"], trust["review"]
+        lines += ["", f"Uncertainty and review ({trust['n_cases']} cases with a report)", "",
+                  "| measure | value |", "| --- | --- |",
+                  f"| Spearman rho, uncertainty vs Dice (n={sp['n']}) | {_fmt(sp['r'])} (p={_fmt(sp['p'], 3)}) |",
+                  f"| AUROC of uncertainty for Dice < {POOR_DICE:g} ({au['n_pos']} poor / {au['n_neg']} good) | "
+                  f"{_fmt(au['auroc'])} |",
+                  f"| review flag: sensitivity for bad cases | {_pct_ci(rv, 'sensitivity')} |",
+                  f"| review flag: specificity | {_pct_ci(rv, 'specificity')} |",
+                  f"| cases flagged for review | {trust['n_review']} |",
+                  f"| cases where post-processing dropped a component over the reference | "
+                  f"{trust['dropped_on_reference']} |"]
     raters = summary.get("raters")
     if raters:
         lines += ["", f"Rater study ({raters['n_cases']} cases, STAPLE consensus, threshold 0.5)", "",

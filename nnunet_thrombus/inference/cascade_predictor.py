@@ -141,7 +141,11 @@ class ThrombusCascadePredictor:
         if self.roi_restrict:
             roi = self.candidate_region(coarse_prob, dct["data_properties"], dct["data"].shape[1:])
         self.fine.roi = roi
-        logits = self.fine.predict_logits_from_preprocessed_data(dct["data"])
+        from nnunet_thrombus.inference.fold_ensemble import FoldSpread, ensemble_logits  # per-fold spread (issue 17)
+
+        props = dct["data_properties"]
+        spread = FoldSpread(lambda lg: foreground_probability_to_input_grid(lg, props, self.fine.plans_manager))
+        logits = ensemble_logits(self.fine, dct["data"], spread)
         timings["fine"] = time.perf_counter() - t0
         t0 = time.perf_counter()
         prob = foreground_probability_to_input_grid(logits, dct["data_properties"], self.fine.plans_manager)
@@ -149,4 +153,5 @@ class ThrombusCascadePredictor:
         return CascadeResult(probability=prob, segmentation=(prob > 0.5).astype(np.uint8),
                              coarse_probability=coarse_prob, timings_s=timings, fine_tiles=self.fine.last_tiles,
                              fine_placement=self.fine.last_placement,
-                             roi_fallback=self.roi_restrict and roi is None, folds=self.folds)
+                             roi_fallback=self.roi_restrict and roi is None, folds=self.folds,
+                             fold_spread=spread.result())

@@ -18,3 +18,6 @@ class CascadeResult:
     fine_placement: str = "full"
     roi_fallback: bool = False
     folds: tuple = ()
+    #: with two or more folds: {"std": per-voxel std of the folds' probabilities, "votes": folds with p > 0.5 (both
+    #: Z, Y, X), "n_folds"} (``fold_ensemble.FoldSpread``); None otherwise
+    fold_spread: dict | None = None
