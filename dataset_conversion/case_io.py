@@ -1,13 +1,10 @@
 """File side of the converter: atomic writes, output validation, CSV tables, QC PNGs, mask loading.
 
-Atomic writes: every file is first written as ``.tmp-<pid>-<name>`` in its final folder and then
-``os.replace``-d; ``defer=True`` returns ``(tmp, final)`` so a case can publish all its files at once.
+Atomic writes go through :mod:`nnunet_thrombus.atomic_io` (``.tmp-<pid>-<name>`` in the final folder, then
+``os.replace``); ``defer=True`` returns ``(tmp, final)`` so a case can publish all its files at once.
 """
 from __future__ import annotations
 
-import csv
-import io
-import os
 from pathlib import Path
 
 import numpy as np
@@ -15,6 +12,8 @@ import SimpleITK as sitk
 from scipy import ndimage
 
 from dataset_conversion.registration import apply_transform_to_mask
+from nnunet_thrombus import atomic_io
+from nnunet_thrombus.atomic_io import cleanup_temp_files  # noqa: F401 (the converter's resume uses it)
 from dataset_conversion.staple import dice, staple_consensus
 
 QC_COLUMNS = ["case_id", "patient", "status", "error", "reg_metric", "ncc_brain", "ncc_peak_margin", "reg_qc_pass", "reg_iterations",
@@ -27,50 +26,23 @@ META_COLUMNS = ["case_id", "patient", "split", "fold", "site", "cta_phase", "cta
                 "thick_slices_resampled", "label_source", "masks_on", "n_raters", "note"]
 
 
-def _tmp_name(final: Path) -> Path:
-    return final.with_name(f".tmp-{os.getpid()}-{final.name}")
-
-
 def atomic_write_image(image: sitk.Image, final: Path, defer: bool = False):
-    """Write ``image`` (compressed) to a temporary name next to ``final``; rename unless ``defer``."""
-    final = Path(final)
-    final.parent.mkdir(parents=True, exist_ok=True)
-    tmp = _tmp_name(final)
-    sitk.WriteImage(image, str(tmp), True)
-    if defer:
-        return tmp, final
-    os.replace(tmp, final)
-    return final
+    """Write ``image`` (compressed) to a temporary name next to ``final`` (folder created); rename unless ``defer``
+    (then ``(tmp, final)`` for :func:`nnunet_thrombus.atomic_io.publish`)."""
+    Path(final).parent.mkdir(parents=True, exist_ok=True)
+    return atomic_io.write_image(image, final, defer=defer)
 
 
 def atomic_write_text(final: Path, text: str) -> Path:
-    final = Path(final)
-    final.parent.mkdir(parents=True, exist_ok=True)
-    tmp = _tmp_name(final)
-    tmp.write_text(text, encoding="utf-8")
-    os.replace(tmp, final)
-    return final
+    """Text file written atomically (folder created)."""
+    Path(final).parent.mkdir(parents=True, exist_ok=True)
+    return atomic_io.write_text(final, text)
 
 
 def write_csv(final: Path, rows: list[dict], columns: list[str]) -> Path:
     """CSV with ``columns`` first, then any extra keys in first-seen order."""
     extra = [k for r in rows for k in r if k not in columns]
-    cols = columns + list(dict.fromkeys(extra))
-    buf = io.StringIO()
-    writer = csv.DictWriter(buf, fieldnames=cols, extrasaction="ignore", lineterminator="\n")
-    writer.writeheader()
-    writer.writerows(rows)
-    return atomic_write_text(final, buf.getvalue())
-
-
-def cleanup_temp_files(root: Path) -> int:
-    """Delete ``.tmp-*`` leftovers of an interrupted run under ``root``; returns how many."""
-    n = 0
-    for path in Path(root).rglob(".tmp-*"):
-        if path.is_file():
-            path.unlink()
-            n += 1
-    return n
+    return atomic_io.write_csv(final, rows, columns + list(dict.fromkeys(extra)))
 
 
 def outputs_valid(root: Path, outputs: list[str]) -> bool:
@@ -113,14 +85,8 @@ def write_qc_png(cta: sitk.Image, ncct: sitk.Image, label: sitk.Image | None, fi
         edge = sl & ~ndimage.binary_erosion(sl)
         right[edge] = 255
     panel = np.concatenate([checker, right], axis=1)[::-1]  # superior up for the usual LPS axial display
-    final = Path(final)
-    final.parent.mkdir(parents=True, exist_ok=True)
-    tmp = final.with_name(f".tmp-{os.getpid()}-{final.name}")
-    sitk.WriteImage(sitk.GetImageFromArray(panel), str(tmp))
-    if defer:
-        return tmp, final
-    os.replace(tmp, final)
-    return final
+    Path(final).parent.mkdir(parents=True, exist_ok=True)
+    return atomic_io.write_image(sitk.GetImageFromArray(panel), final, defer=defer, compress=False)
 
 
 def same_grid(a: sitk.Image, b: sitk.Image) -> bool:

@@ -30,6 +30,7 @@ from dataset_conversion.dicom_io import read_image
 from dataset_conversion.discovery import Case, discover_cases, read_manifest
 from dataset_conversion.preprocess import check_slice_thickness, preprocess_case  # noqa: F401 (re-export)
 from dataset_conversion.splits import make_folds, pick_test_cases
+from nnunet_thrombus import atomic_io
 
 FILE_ENDING = ".nii.gz"
 
@@ -77,14 +78,13 @@ def _convert_one(case: Case, dataset_dir: str, split: str, options: dict) -> dic
         temps = [atomic_write_image(img, out / rel, defer=True) for rel, img in files.items()]
         tfm = out / "transforms" / f"{case.case_id}.tfm"
         tfm.parent.mkdir(parents=True, exist_ok=True)
-        tmp_tfm = tfm.with_name(f".tmp-{os.getpid()}-{tfm.name}")
+        tmp_tfm = atomic_io.tmp_name(tfm)
         sitk.WriteTransform(reg.transform, str(tmp_tfm))
         temps.append((tmp_tfm, tfm))
         if options["qc_png"]:
             temps.append(write_qc_png(result["cta"], result["ncct_on_cta"], label,
                                       out / "qc_png" / f"{case.case_id}.png", defer=True))
-        for tmp, final in temps:  # all outputs exist under temporary names: publish them together
-            os.replace(tmp, final)
+        atomic_io.publish(temps)  # all outputs exist under temporary names: publish them together
         record["outputs"] = [str(final.relative_to(out)) for _, final in temps]
         flags = []
         if not reg.qc_pass:
@@ -228,9 +228,9 @@ def _write_tables(out: Path, records: list[dict], dataset_id: int, dataset_name:
         atomic_write_text(out / "splits_final.json", json.dumps(folds, indent=1))
         pre = os.environ.get("nnUNet_preprocessed")
         if pre and (Path(pre) / out.name).is_dir():
-            shutil.copyfile(out / "splits_final.json", Path(pre) / out.name / "splits_final.json")
+            atomic_io.copy_file(out / "splits_final.json", Path(pre) / out.name / "splits_final.json")
             say(f"splits_final.json copied to {Path(pre) / out.name}")
-    tmp = out / f".tmp-{os.getpid()}-json"
+    tmp = atomic_io.tmp_name(out / "json")
     tmp.mkdir(exist_ok=True)
     generate_dataset_json(str(tmp), channel_names={"0": "CT", "1": "CT"}, labels={"background": 0, "thrombus": 1},
                           num_training_cases=len(train), file_ending=FILE_ENDING, dataset_name=dataset_name,
@@ -238,7 +238,7 @@ def _write_tables(out: Path, records: list[dict], dataset_id: int, dataset_name:
                                       "channel 0 = CTA, channel 1 = NCCT on the CTA grid",
                           converted_by="nnunet_thrombus convert", license="see source data",
                           outside_brain_hu=-1024, n_test_cases=sum(r["split"] == "test" for r in good))
-    os.replace(tmp / "dataset.json", out / "dataset.json")
+    atomic_io.publish([(tmp / "dataset.json", out / "dataset.json")])
     tmp.rmdir()
 
 
@@ -246,11 +246,13 @@ def main(argv: list[str] | None = None) -> int:
     """Script entry: same flags as ``nnunet_thrombus convert``."""
     import argparse
 
-    from nnunet_thrombus.commands import convert
+    from dataset_conversion.convert_args import add_arguments, check, to_kwargs
 
     parser = argparse.ArgumentParser(prog="python -m dataset_conversion.convert_trial", description=__doc__.split("\n")[0])
-    convert.add_arguments(parser)
-    return convert.run(parser.parse_args(argv))
+    add_arguments(parser)
+    args = parser.parse_args(argv)
+    check(args)
+    return 1 if convert_trial_dataset(args.input, args.output, **to_kwargs(args))["failed"] else 0
 
 
 if __name__ == "__main__":

@@ -113,6 +113,17 @@ def publish(pairs) -> None:
         os.replace(tmp, final)
 
 
+def publish_dir(tmp_dir, final) -> Path:
+    """Rename a finished folder ``tmp_dir`` onto ``final`` (an older ``final`` is deleted first)."""
+    import shutil
+
+    final = Path(final)
+    if final.exists():
+        shutil.rmtree(final)
+    os.replace(tmp_dir, final)
+    return final
+
+
 def write_npz(path, **arrays) -> Path:
     """``numpy.savez_compressed`` atomically."""
     import numpy as np

@@ -14,10 +14,10 @@ import os
 import shutil
 from pathlib import Path
 
-import numpy as np
 import SimpleITK as sitk
 
-from nnunet_thrombus.evaluation.atomic_io import write_json
+from nnunet_thrombus import atomic_io
+from nnunet_thrombus.atomic_io import write_json
 from nnunet_thrombus.inference.report import SCHEMA_VERSION
 
 REPORT = "report.json"
@@ -38,26 +38,13 @@ def start_case(out_dir: Path, case_id: str) -> Path:
 
 
 def write_image(image: sitk.Image, path: Path) -> None:
-    """Compressed NIfTI/any ITK image via temp name + ``os.replace``."""
-    path = Path(path)
-    tmp = path.with_name(f".tmp-{os.getpid()}-{path.name}")
-    try:
-        sitk.WriteImage(image, str(tmp), True)
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
+    """Compressed NIfTI / any ITK image, atomically (:func:`nnunet_thrombus.atomic_io.write_image`)."""
+    atomic_io.write_image(image, path)
 
 
 def write_npz(path: Path, **arrays) -> None:
-    """``np.savez_compressed`` via temp name + ``os.replace``."""
-    path = Path(path)
-    tmp = path.with_name(f".tmp-{os.getpid()}-{path.name}")
-    try:
-        with open(tmp, "wb") as f:
-            np.savez_compressed(f, **arrays)
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
+    """``np.savez_compressed``, atomically."""
+    atomic_io.write_npz(path, **arrays)
 
 
 def output_sizes(folder: Path) -> dict:
@@ -74,11 +61,8 @@ def finish_case(out_dir: Path, case_id: str, tmp: Path, report: dict) -> Path:
     os.umask(mask)
     for path in tmp.iterdir():  # temp files are created 0600; give the final files the user's usual mode
         os.chmod(path, 0o666 & ~mask)
-    final = Path(out_dir) / case_id
-    if final.exists():  # an older, unverifiable result: replace it
-        shutil.rmtree(final)
-    os.replace(tmp, final)
-    return final
+    # an older, unverifiable result is replaced
+    return atomic_io.publish_dir(tmp, Path(out_dir) / case_id)
 
 
 def abandon_case(out_dir: Path, case_id: str) -> None:

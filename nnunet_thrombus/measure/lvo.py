@@ -15,8 +15,6 @@ the model. Components are the dicts of ``measure.components.measure_components``
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from dataclasses import asdict, dataclass, replace
 
 import numpy as np
@@ -52,12 +50,10 @@ class LVOThresholds:
         return cls(**d)
 
     def save(self, path) -> None:
-        """Write as JSON atomically (temp file in the same folder, then os.replace)."""
-        folder = os.path.dirname(os.path.abspath(path))
-        fd, tmp = tempfile.mkstemp(dir=folder, suffix=".tmp")
-        with os.fdopen(fd, "w") as f:
-            json.dump(self.to_dict(), f, indent=2)
-        os.replace(tmp, path)
+        """Write as JSON atomically (:mod:`nnunet_thrombus.atomic_io`)."""
+        from nnunet_thrombus.atomic_io import write_json
+
+        write_json(path, self.to_dict())
 
     @classmethod
     def load(cls, path) -> "LVOThresholds":
