@@ -1,0 +1,97 @@
+"""Clinical-trust figures of a trained cascade on a held-out cohort, and where each missed clot was lost (issue 17).
+
+1. ``predict_cases`` on the dataset's ``imagesTs`` (the model's own post-processing and review rule; TTA off unless
+   ``--tta``), then ``evaluate_folder(..., reports_dir=...)`` on ``labelsTs`` with ``metadata.csv``: clot-free
+   specificity, LVO sensitivity/specificity, detection and false positives per subgroup, false-positive calls per
+   clot-free head, Spearman rho / AUROC of the uncertainty, the review flag's sensitivity/specificity, and the cases
+   where post-processing dropped a component over the reference clot (``evidence_columns``).
+2. ``trace_clot`` on every test case with a clot: coarse probability in the clot, share inside the fine stage's ROI,
+   fine probability with and without the ROI restriction, post-processing (ours and the replaced "largest
+   component" rule), call; summarised per site and size class.
+
+Writes ``OUT/trust.json`` and prints the tables. SYNTHETIC when the cohort is.
+
+    python benchmarks/trust_eval.py -m RESULTS/Dataset501_X --data RAW/Dataset517_Y -o OUT
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+from pathlib import Path
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("-m", "--model", required=True, type=Path,
+                    help="model folder holding the two stage folders (an nnU-Net Dataset results folder). Required.")
+    ap.add_argument("--data", required=True, type=Path,
+                    help="raw dataset folder with imagesTs, labelsTs and metadata.csv. Required.")
+    ap.add_argument("-o", "--out", required=True, type=Path, help="output folder. Required.")
+    ap.add_argument("--tta", action="store_true", help="mirroring TTA on (default: off, CPU).")
+    ap.add_argument("--device", default="cpu", help="Default: cpu.")
+    ap.add_argument("--no-trace", action="store_true", help="skip the per-clot trace (default: run it).")
+    args = ap.parse_args(argv)
+
+    import numpy as np
+    import SimpleITK as sitk
+
+    from nnunet_thrombus.evaluation.evaluate import evaluate_folder, evidence_columns, read_metadata
+    from nnunet_thrombus.inference.pipeline import predict_cases
+
+    out = args.out
+    out.mkdir(parents=True, exist_ok=True)
+    pred_dir = out / "predict"
+    predict_cases(args.data / "imagesTs", pred_dir, model=args.model, device=args.device, use_tta=args.tta, quiet=True)
+    masks = out / "masks"
+    masks.mkdir(exist_ok=True)
+    for f in sorted(pred_dir.glob("*/thrombus.nii.gz")):
+        shutil.copy(f, masks / f"{f.parent.name}.nii.gz")
+    summary = evaluate_folder(masks, args.data / "labelsTs", out / "eval", args.data / "metadata.csv", plots=False,
+                              quiet=True, reports_dir=pred_dir)
+    result = {"evidence": evidence_columns(summary), "false_positives": summary["false_positives"],
+              "detection": summary["detection"], "trust": summary["trust"],
+              "subgroups": {k: {g: {"n": v["n"], "detection": {x: v["detection"][x] for x in ("tp", "fn")},
+                                    "false_positive_calls": v["false_positives"]["calls"]} for g, v in d.items()}
+                            for k, d in summary["subgroups"].items()}}
+    print(json.dumps(result["evidence"], indent=1))
+    if not args.no_trace:
+        from nnunet_thrombus.inference.miss_analysis import summarise_traces, trace_clot
+        from nnunet_thrombus.inference.model_files import load_predictor, resolve_model
+
+        files = resolve_model(model_folder=args.model)
+        predictor = load_predictor(files, device=args.device, use_mirroring=args.tta)
+        meta = read_metadata(args.data / "metadata.csv")
+        traces, groups = {}, {}
+        for ref_path in sorted((args.data / "labelsTs").glob("*.nii.gz")):
+            case = ref_path.name[: -len(".nii.gz")]
+            ref_img = sitk.ReadImage(str(ref_path))
+            ref = sitk.GetArrayFromImage(ref_img) > 0
+            if not ref.any():
+                continue
+            cta_img = sitk.ReadImage(str(args.data / "imagesTs" / f"{case}_0000.nii.gz"))
+            cta = sitk.GetArrayFromImage(cta_img).astype(np.float32)
+            ncct = sitk.GetArrayFromImage(sitk.ReadImage(str(args.data / "imagesTs" / f"{case}_0001.nii.gz"))).astype(
+                np.float32)
+            traces[case] = trace_clot(predictor, np.stack([cta, ncct]), cta_img.GetSpacing()[::-1], ref,
+                                      postprocessing=files.postprocessing, lvo_rule=files.lvo_thresholds, cta=cta,
+                                      ncct=ncct, brain=cta > -1000, origin=cta_img.GetOrigin(),
+                                      direction=cta_img.GetDirection())
+            row = meta.get(case, {})
+            groups[case] = f"{row.get('site', '?')} {row.get('size_class', '?')}"
+            t = traces[case]
+            print(f"{case} {groups[case]}: {t['volume_mm3']:.0f} mm3, coarse max {t['coarse_max']:.2f}, ROI coverage "
+                  f"{t['roi_coverage']:.2f}, fine max {t['fine_max']:.2f}"
+                  + ("" if t["fine_full_max"] is None else f" (whole image {t['fine_full_max']:.2f})")
+                  + f", lost at {t['lost_at']}, old rule keeps it: {t['old_rule_keeps_clot']}", flush=True)
+        result["traces"] = traces
+        result["trace_summary"] = summarise_traces(traces, groups)
+        result["old_rule_would_lose"] = sorted(c for c, t in traces.items()
+                                               if t["kept_overlap"] and not t["old_rule_keeps_clot"])
+        print(json.dumps(result["trace_summary"], indent=1))
+    (out / "trust.json").write_text(json.dumps(result, indent=1, default=float))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
