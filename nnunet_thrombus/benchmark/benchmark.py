@@ -16,7 +16,7 @@ from pathlib import Path
 
 from nnunet_thrombus.benchmark.budgets import OURS, REFERENCE, SEED_PAIRS, VESSEL_PLANS, get_budget, select_variants
 from nnunet_thrombus.benchmark.table import (COLUMNS, SUBGROUP_COLUMNS, accuracy_columns, add_comparisons, add_ratios,
-                                             cost_columns, subgroup_rows, to_markdown)
+                                             cost_columns, evidence, subgroup_rows, to_markdown)
 from nnunet_thrombus.evaluation.statistics import BOOTSTRAP_RESAMPLES, BOOTSTRAP_SEED
 
 
@@ -72,7 +72,7 @@ def run_benchmark(dataset_id: int, budget: str, out_dir, variants=None, raw=None
         cases[vname] = case_rows
         subgroups += subgroup_rows(vname, case_rows)
         rows.append({"variant": vname, "label": variant.label, "trainer": variant.trainer, "plans": variant.plans,
-                     "seed": variant.seed, **accuracy_columns(summary, case_rows, fp),
+                     "seed": variant.seed, **accuracy_columns(summary, case_rows, fp), **evidence(summary),
                      **cost_columns(cost, summary["n_cases"])})
         steps[vname] = {"train": [asdict(s) for s in cost.train_steps],
                         "predict": [asdict(s) for s in cost.predict_steps], "epoch_seconds": cost.epoch_seconds}

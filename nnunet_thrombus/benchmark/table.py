@@ -37,10 +37,14 @@ ACCURACY = ["dice_median", "dice_ci_low", "dice_ci_high", "dice_q1", "dice_q3", 
             "clot_free_spec_ci_low", "clot_free_spec_ci_high", "lvo_sensitivity", "lvo_sens_ci_low",
             "lvo_sens_ci_high", "lvo_specificity", "lvo_spec_ci_low", "lvo_spec_ci_high", "n_test", "n_with_clot",
             "n_clot_free"]
+#: issue 17's trust figures (``evaluation.evaluate.evidence_columns``); the uncertainty and review ones need
+#: ``nnunet_thrombus predict`` reports, which the benchmark's ``nnUNetv2_predict`` rows do not write (NaN then)
+EVIDENCE = ["m2_aca_detection", "fp_calls_per_clot_free_head", "uncertainty_spearman_rho",
+            "uncertainty_auroc_poor_dice", "review_sensitivity", "review_specificity", "dropped_on_reference"]
 COMPARISON = ["dice_diff", "dice_diff_ci_low", "dice_diff_ci_high", "dice_diff_p", "dice_diff_n", "hd95_diff",
               "hd95_diff_ci_low", "hd95_diff_ci_high", "hd95_diff_p", "hd95_diff_n", "beyond_seed_spread"]
 COSTS = ["train_epoch_s", "train_total_s", "train_peak_mb", "infer_case_s", "infer_peak_mb"]
-COLUMNS = (["variant", "label", "trainer", "plans", "seed"] + ACCURACY + COMPARISON
+COLUMNS = (["variant", "label", "trainer", "plans", "seed"] + ACCURACY + EVIDENCE + COMPARISON
            + [c for k in COSTS for c in (k, f"{k}_ratio")])
 #: the subgroups of ``subgroups.csv``: (case-row key, title)
 SUBGROUP_KEYS = (("site", "site"), ("size_group", "clot volume"))
@@ -69,6 +73,14 @@ def accuracy_columns(summary: dict, case_rows: list[dict], fp_per_case: dict) ->
             "lvo_sens_ci_high": lvo["sensitivity_ci"][1], "lvo_specificity": lvo["specificity"],
             "lvo_spec_ci_low": lvo["specificity_ci"][0], "lvo_spec_ci_high": lvo["specificity_ci"][1],
             "n_test": summary["n_cases"], "n_with_clot": len(seg), "n_clot_free": occ["tn"] + occ["fp"]}
+
+
+def evidence(summary: dict) -> dict:
+    """The :data:`EVIDENCE` columns of an ``evaluate_folder`` summary (NaN where the summary lacks them)."""
+    from nnunet_thrombus.evaluation.evaluate import evidence_columns
+
+    cols = evidence_columns(summary)
+    return {k: cols.get(k, NAN) for k in EVIDENCE}
 
 
 def cost_columns(cost, n_cases: int) -> dict:
@@ -209,6 +221,16 @@ def to_markdown(rows: list[dict], header: list[str], subgroups: list[dict] | Non
             f"(n={r['n_clot_free']}) | {_ci(r, 'lvo_sensitivity', 'lvo_sens_ci_low', 'lvo_sens_ci_high')} | "
             f"{_ci(r, 'lvo_specificity', 'lvo_spec_ci_low', 'lvo_spec_ci_high')} | {_f(r['volume_r'])} | "
             f"{_f(r['length_r'])} |")
+    if any(k in r for r in rows for k in EVIDENCE):
+        lines += ["", "### Detection of distal clots and trust (issue 17)", "",
+                  "| variant | M2/ACA detection | FP calls per clot-free head | uncertainty vs Dice, Spearman rho | "
+                  "AUROC of uncertainty for Dice < 0.6 | review sensitivity | review specificity |",
+                  "| --- | --- | --- | --- | --- | --- | --- |"]
+        for r in rows:
+            lines.append(f"| {r['label']} | " + " | ".join(_f(r.get(k)) for k in EVIDENCE[:6]) + " |")
+        lines.append("")
+        lines.append("Uncertainty and review need `nnunet_thrombus predict` reports (fold ensemble / TTA); the rows "
+                     "here are predicted with `nnUNetv2_predict`, so those columns read n/a.")
     lines += ["", f"### Paired per-case differences: {ours_label} minus each row", "",
               "Median of the per-case differences over test cases with a clot, bootstrap 95% CI, two-sided Wilcoxon "
               "signed-rank p. Dice in percentage points (positive: ours better); HD95 in mm over cases where both "

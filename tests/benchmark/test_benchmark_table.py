@@ -13,7 +13,7 @@ from nnunet_thrombus.benchmark.budgets import (BUDGETS, OURS, REFERENCE, SEED_PA
                                                get_budget, select_variants)
 from nnunet_thrombus.benchmark.case_metrics import false_positive_components
 from nnunet_thrombus.benchmark.runner import StepCost, VariantCost, epoch_times, seed_workspace
-from nnunet_thrombus.benchmark.table import (COLUMNS, COSTS, add_comparisons, add_ratios, cost_columns,
+from nnunet_thrombus.benchmark.table import (COLUMNS, COSTS, EVIDENCE, add_comparisons, add_ratios, cost_columns,
                                              subgroup_rows, to_markdown)
 
 
@@ -179,7 +179,8 @@ def _row(variant, label, dice, cost):
              fp_components_per_case=0.25, clot_free_specificity=0.9, clot_free_spec_ci_low=0.6,
              clot_free_spec_ci_high=0.98, lvo_sensitivity=1.0, lvo_sens_ci_low=0.7, lvo_sens_ci_high=1.0,
              lvo_specificity=0.5, lvo_spec_ci_low=0.2, lvo_spec_ci_high=0.8, n_test=40, n_with_clot=30,
-             n_clot_free=10)
+             n_clot_free=10, **{k: float("nan") for k in EVIDENCE})
+    r.update(m2_aca_detection=0.75, fp_calls_per_clot_free_head=0.2)
     return r
 
 
@@ -198,6 +199,7 @@ def test_ratios_and_markdown():
     # ours - vanilla: Dice +10, +20, +30 points (median +20); HD95 0, -1, -2 mm (median -1)
     assert "| vanilla | +20.0 (+10.0 to +30.0) | 0.250 | -1.00 (-2.00 to +0.00) | 0.500 (3) | n/a |" in md
     assert "| vanilla | 30.0 (1) | 50.0 (1) | 40.0 (1) |" in md  # by site: ICA, M1, M2
+    assert "| ours | 0.75 | 0.20 | n/a | n/a | n/a | n/a |" in md  # trust table: no predict reports here
     assert "3.0 (1.50x)" in md
     with pytest.raises(ValueError, match="reference"):
         add_ratios(rows[1:], REFERENCE)
