@@ -81,45 +81,58 @@ def vessel_distance_mm(component: np.ndarray, cta: np.ndarray, spacing, vessel_h
     return d if d <= search_mm else None
 
 
+def brain_midline_x(brain: np.ndarray | None, shape) -> float | None:
+    """Mean x index (last axis) of the brain mask, or the image centre without one; None for an empty mask."""
+    if brain is None:
+        return (shape[2] - 1) / 2.0
+    counts = np.asarray(brain, bool).sum(axis=(0, 1))
+    total = counts.sum()
+    return None if total == 0 else float((counts * np.arange(counts.size)).sum() / total)
+
+
 def downstream_ratio(component: np.ndarray, cta: np.ndarray, brain: np.ndarray | None, spacing, direction,
-                     radius_mm: float = 30.0, exclude_mm: float = 3.0, vessel_hu: float = VESSEL_HU) -> float | None:
+                     radius_mm: float = 30.0, exclude_mm: float = 3.0, vessel_hu: float = VESSEL_HU,
+                     midline_x: float | None = None) -> float | None:
     """Vessel contrast near the component over that of the mirrored contralateral region (see module docstring).
 
     Sum of (CTA - ``vessel_hu``) over voxels above ``vessel_hu`` inside the brain, in a ball of ``radius_mm`` around
     the component's centroid, less the component grown by ``exclude_mm``; the same sum in the region mirrored about
-    the brain's mid-sagittal plane (x index). None when the grid is not axial-aligned (x index not left-right), the
-    mirrored region falls outside the image, or the contralateral side has no contrast at all.
+    the brain's mid-sagittal plane (x index ``midline_x``; default: the brain mask's mean x). Columns whose mirror
+    falls outside the image count on neither side. None when the grid is not axial-aligned (x index not
+    left-right) or the contralateral side has no contrast at all. Works inside the ball's bounding box.
     """
     if _lr_axis_flip(direction) is None:
         return None
     comp = np.asarray(component, bool)
-    cta = np.asarray(cta, np.float32)
     sp = np.asarray(spacing, float)
-    inside = np.ones(comp.shape, bool) if brain is None else np.asarray(brain, bool)
-    xs = np.flatnonzero(inside.any(axis=(0, 1)))
-    if xs.size == 0:
+    mid = brain_midline_x(brain, comp.shape) if midline_x is None else float(midline_x)
+    if mid is None:
         return None
-    mid = float(np.argwhere(inside)[:, 2].mean())
     centre = np.argwhere(comp).mean(0)
     r = np.ceil(radius_mm / sp).astype(int)
     lo = np.maximum(np.floor(centre).astype(int) - r, 0)
     hi = np.minimum(np.floor(centre).astype(int) + r + 1, comp.shape)
-    zz, yy, xx = np.ogrid[lo[0]:hi[0], lo[1]:hi[1], lo[2]:hi[2]]
-    ball = ((zz - centre[0]) * sp[0]) ** 2 + ((yy - centre[1]) * sp[1]) ** 2 + ((xx - centre[2]) * sp[2]) ** 2 \
-        <= radius_mm ** 2
-    near = ndimage.binary_dilation(comp, structure=_ball(exclude_mm, sp))[lo[0]:hi[0], lo[1]:hi[1], lo[2]:hi[2]]
-    region = ball & ~near & inside[lo[0]:hi[0], lo[1]:hi[1], lo[2]:hi[2]]
-    x_mirror = np.rint(2.0 * mid - np.arange(lo[2], hi[2])).astype(int)
-    if x_mirror.min() < 0 or x_mirror.max() >= comp.shape[2]:
+    x = np.arange(lo[2], hi[2])
+    x_mirror = np.rint(2.0 * mid - x).astype(int)
+    ok = (x_mirror >= 0) & (x_mirror < comp.shape[2])
+    if not ok.any():
         return None
-    excess = np.clip(cta - vessel_hu, 0.0, None)
-    own = float((excess[lo[0]:hi[0], lo[1]:hi[1], lo[2]:hi[2]] * region).sum())
-    mirrored = excess[lo[0]:hi[0], lo[1]:hi[1]][:, :, x_mirror]
-    mirror_inside = inside[lo[0]:hi[0], lo[1]:hi[1]][:, :, x_mirror]
-    other = float((mirrored * (ball & ~near & mirror_inside)).sum())
-    if other <= 0.0:
-        return None
-    return own / other
+    x, x_mirror = x[ok], x_mirror[ok]
+    zs, ys = slice(lo[0], hi[0]), slice(lo[1], hi[1])
+    zz, yy, xx = np.ogrid[lo[0]:hi[0], lo[1]:hi[1], 0:1]
+    ball = ((zz - centre[0]) * sp[0]) ** 2 + ((yy - centre[1]) * sp[1]) ** 2 + \
+        ((x[None, None, :] - centre[2]) * sp[2]) ** 2 <= radius_mm ** 2
+    near = ndimage.binary_dilation(comp[zs, ys][:, :, x], structure=_ball(exclude_mm, sp))
+    region = ball & ~near
+
+    def contrast(cols):
+        sub = np.clip(np.asarray(cta, np.float32)[zs, ys][:, :, cols] - vessel_hu, 0.0, None)
+        if brain is not None:
+            sub = sub * np.asarray(brain, bool)[zs, ys][:, :, cols]
+        return float((sub * region).sum())
+
+    other = contrast(x_mirror)
+    return None if other <= 0.0 else contrast(x) / other
 
 
 def component_evidence(labels: np.ndarray, n: int, probability=None, cta=None, brain=None, spacing=(1, 1, 1),
@@ -128,6 +141,7 @@ def component_evidence(labels: np.ndarray, n: int, probability=None, cta=None, b
     """Evidence of components 1..n of ``labels`` (int, z, y, x): one dict per label with :data:`EVIDENCE_KEYS`
     (None where the needed image is missing)."""
     out = []
+    mid = brain_midline_x(brain, labels.shape) if cta is not None else None
     for lab in range(1, n + 1):
         comp = labels == lab
         row = dict.fromkeys(EVIDENCE_KEYS)
@@ -138,7 +152,7 @@ def component_evidence(labels: np.ndarray, n: int, probability=None, cta=None, b
             d = vessel_distance_mm(comp, cta, spacing, vessel_hu)
             row["vessel_distance_mm"] = None if d is None else round(d, 3)
             row["on_artery"] = d is not None and d <= artery_radius_mm
-            ratio = downstream_ratio(comp, cta, brain, spacing, direction, vessel_hu=vessel_hu)
+            ratio = downstream_ratio(comp, cta, brain, spacing, direction, vessel_hu=vessel_hu, midline_x=mid)
             row["downstream_ratio"] = None if ratio is None else round(ratio, 4)
         out.append(row)
     return out

@@ -4,8 +4,11 @@ Input: nnU-Net's validation predictions of the fine stage, ``fold_k/validation/<
 the one fold that did not train on it; never the test set), with the case's images from the raw dataset's
 ``imagesTr`` (``_0000`` CTA, ``_0001`` NCCT; brain = CTA above -1000 HU, the skull-stripped value) and its reference
 from ``labelsTr``. Where nnU-Net also saved the probabilities (``nnUNetv2_train ... --val --npz`` writes
-``<case>.npz``), the probability tests of the component rule and the review flag are fitted too; without them the
-review flag keeps its default thresholds and the report says so (``review.source`` "default").
+``<case>.npz``), the probability tests of the component rule and the review flag are fitted too. Without them, for a
+cascade (a ``3d_lowres`` stage beside the fine one), :class:`ValidationPredictor` predicts each validation case with
+its own fold's cascade (coarse and fine stage of that fold only, as ``predict`` runs them, mirroring off), and that
+probability and its mask (p > 0.5) stand in for nnU-Net's. Otherwise the review flag keeps its default thresholds
+and the report says so (``review.source`` "default").
 
 Writes, in the fine model folder: ``postprocessing.json`` (:mod:`~nnunet_thrombus.inference.postprocessing`) and,
 with probabilities, ``review_rule.json`` (:mod:`~nnunet_thrombus.inference.uncertainty`).
@@ -30,8 +33,45 @@ def validation_probability(pred_file: Path) -> np.ndarray | None:
     return probs[1:].sum(axis=0)
 
 
-def load_validation_case(pred_file: Path, raw: Path, case: str) -> dict:
-    """One validation case as the dict ``choose_postprocessing`` takes (``ref`` None when ``labelsTr`` lacks it)."""
+class ValidationPredictor:
+    """Each validation case predicted by the cascade of the fold that held it out (``predict``'s code path), one
+    ``ThrombusCascadePredictor`` per fold, loaded on first use. ``coarse_dir`` / ``fine_dir``: the stage folders."""
+
+    def __init__(self, coarse_dir, fine_dir, device: str = "cpu", use_mirroring: bool = False):
+        self.coarse_dir, self.fine_dir = str(coarse_dir), str(fine_dir)
+        self.device, self.use_mirroring = device, use_mirroring
+        self._fold, self._predictor = None, None
+
+    @classmethod
+    def beside(cls, fine_dir, **kwargs) -> "ValidationPredictor | None":
+        """For a ``3d_cascade_fullres`` folder with its ``3d_lowres`` sibling; None otherwise."""
+        from nnunet_thrombus.model_folder import COARSE, FINE
+
+        fine = Path(fine_dir)
+        if not fine.name.endswith(FINE):
+            return None
+        coarse = fine.with_name(fine.name[: -len(FINE)] + COARSE)
+        return cls(coarse, fine, **kwargs) if coarse.is_dir() else None
+
+    def probability(self, fold: str, images: np.ndarray, spacing) -> np.ndarray:
+        """Thrombus probability (Z, Y, X) of ``images`` (C, Z, Y, X: CTA, NCCT) by fold ``fold``'s cascade."""
+        if self._fold != fold:
+            from nnunet_thrombus.inference.cascade_predictor import ThrombusCascadePredictor
+            from nnunet_thrombus.model_folder import ensure_ext_trainer, resolve_roi_threshold
+
+            ensure_ext_trainer()
+            threshold, _ = resolve_roi_threshold(self.fine_dir)
+            self._predictor = ThrombusCascadePredictor(self.coarse_dir, self.fine_dir, folds=(int(fold),),
+                                                       device=self.device, use_mirroring=self.use_mirroring,
+                                                       roi_threshold=threshold)
+            self._fold = fold
+        return np.asarray(self._predictor.predict(np.asarray(images, np.float32), spacing).probability, np.float32)
+
+
+def load_validation_case(pred_file: Path, raw: Path, case: str, predictor: ValidationPredictor | None = None,
+                         fold: str | None = None) -> dict:
+    """One validation case as the dict ``choose_postprocessing`` takes (``ref`` None when ``labelsTr`` lacks it).
+    Without nnU-Net's ``<case>.npz``, a ``predictor`` (with the case's ``fold``) supplies probability and mask."""
     import SimpleITK as sitk
 
     ref = raw / "labelsTr" / f"{case}.nii.gz"
@@ -39,16 +79,17 @@ def load_validation_case(pred_file: Path, raw: Path, case: str) -> dict:
     cta_img = sitk.ReadImage(str(raw / "imagesTr" / f"{case}_0000.nii.gz"))
     cta = sitk.GetArrayFromImage(cta_img).astype(np.float32)
     pred = sitk.GetArrayFromImage(label) > 0
+    ncct = sitk.GetArrayFromImage(sitk.ReadImage(str(raw / "imagesTr" / f"{case}_0001.nii.gz"))).astype(np.float32)
     prob = validation_probability(pred_file)
+    if prob is None and predictor is not None:
+        prob = predictor.probability(fold, np.stack([cta, ncct]), cta_img.GetSpacing()[::-1])
+        pred = prob > 0.5
     if prob is not None and prob.shape != pred.shape:
         raise ValueError(f"validation case {case}: probabilities {prob.shape} and mask {pred.shape} differ in shape")
     return {"case": case, "pred": pred,
             "ref": sitk.GetArrayFromImage(sitk.ReadImage(str(ref))) > 0 if ref.is_file() else None,
             "spacing": label.GetSpacing()[::-1], "origin": label.GetOrigin(), "direction": label.GetDirection(),
-            "cta": cta, "brain": cta > -1000,
-            "ncct": sitk.GetArrayFromImage(sitk.ReadImage(str(raw / "imagesTr" / f"{case}_0001.nii.gz"))).astype(
-                np.float32),
-            "probability": prob}
+            "cta": cta, "brain": cta > -1000, "ncct": ncct, "probability": prob}
 
 
 def review_cases(cases, postprocessing) -> list[dict]:

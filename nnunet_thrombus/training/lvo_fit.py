@@ -43,19 +43,23 @@ def fit_lvo_from_validation(fine_model_dir, raw_dataset_dir, metadata_csv=None) 
     """
     from nnunet_thrombus.atomic_io import write_json
     from nnunet_thrombus.inference.postprocessing import Postprocessing
-    from nnunet_thrombus.inference.trust_fit import fit_trust, load_validation_case
+    from nnunet_thrombus.inference.trust_fit import ValidationPredictor, fit_trust, load_validation_case
     from nnunet_thrombus.measure.lvo import fit_lvo_thresholds, lvo_call
     from nnunet_thrombus.model_folder import LVO_FILE, validation_cases
 
     fine, raw = Path(fine_model_dir), Path(raw_dataset_dir)
     sites = _metadata_sites(Path(metadata_csv) if metadata_csv else raw / "metadata.csv")
     loaded, used_folds = [], []
+    # no probabilities saved by nnU-Net (--npz): a cascade predicts its validation cases itself (trust_fit)
+    have_npz = any(fine.glob("fold_*/validation/*.npz"))
+    predictor = None if have_npz else ValidationPredictor.beside(fine)
     for fold, fold_cases in validation_cases(fine).items():
         used_folds.append(f"fold_{fold}")
         for case in fold_cases:
             if case not in sites:
                 raise ValueError(f"validation case {case} has no row in metadata.csv ({raw / 'metadata.csv'})")
-            loaded.append(load_validation_case(fine / f"fold_{fold}" / "validation" / f"{case}.nii.gz", raw, case))
+            loaded.append(load_validation_case(fine / f"fold_{fold}" / "validation" / f"{case}.nii.gz", raw, case,
+                                               predictor, fold))
     if not loaded:
         raise FileNotFoundError(f"no validation predictions under {fine}/fold_*/validation: train (or validate with "
                                 f"nnUNetv2_train ... --val) the fine stage first")

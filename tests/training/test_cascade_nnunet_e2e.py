@@ -110,6 +110,9 @@ def test_fit_lvo_on_validation_and_predict_uses_it(tiny_cascade, tmp_path):
 
     assert info["postprocessing"]["rule"] == Postprocessing.load(fine / "postprocessing.json").rule
     assert set(info["postprocessing"]["validation_mean_dice"]) == {"none", "evidence"}
+    # no --npz: the fold's cascade predicted its validation cases, so the review flag is fitted and stored too
+    review = json.loads((fine / "review_rule.json").read_text())
+    assert review["n_cases"] == len(val_cases) and set(review["cases"]) == set(val_cases)
     assert files.postprocessing == Postprocessing.load(fine / "postprocessing.json")
     assert files.describe()["postprocessing"] == files.postprocessing.rule
 
