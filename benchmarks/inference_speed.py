@@ -21,7 +21,6 @@ GPU, paper preset (models trained with ``nnunet_thrombus benchmark -d 501 --budg
 from __future__ import annotations
 
 import argparse
-import json
 import time
 from pathlib import Path
 

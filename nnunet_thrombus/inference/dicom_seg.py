@@ -102,11 +102,8 @@ def write_dicom_seg(path, mask: sitk.Image, cta_native: sitk.Image, cta_folder, 
         for key in ("InstitutionName", "InstitutionAddress"):
             if key in seg:
                 delattr(seg, key)
-    path = Path(path)
-    tmp = path.with_name(f".tmp-{os.getpid()}-{path.name}")
-    try:
+    from nnunet_thrombus.atomic_io import atomic_path
+
+    with atomic_path(path) as tmp:
         seg.save_as(str(tmp), enforce_file_format=True)
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
     return {"frames": int(arr.shape[0]), "series_uid": str(seg.SeriesInstanceUID)}

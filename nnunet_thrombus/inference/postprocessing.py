@@ -151,8 +151,8 @@ def apply_to_folder(folder, rule_file, images_dir=None) -> int:
             continue
         out = sitk.GetImageFromArray(after.astype(before.dtype))
         out.CopyInformation(img)
-        tmp = f.with_name(f.name[: -len(".nii.gz")] + ".tmp.nii.gz")
-        sitk.WriteImage(out, str(tmp), True)
-        os.replace(tmp, f)
+        from nnunet_thrombus.atomic_io import write_image
+
+        write_image(out, f)
         changed += 1
     return changed

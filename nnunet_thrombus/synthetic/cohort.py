@@ -24,7 +24,6 @@ import csv
 import io
 import json
 import math
-import os
 import shutil
 import time
 from dataclasses import dataclass, replace

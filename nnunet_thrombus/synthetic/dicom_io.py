@@ -81,10 +81,9 @@ def write_series(image: sitk.Image, folder: str | os.PathLike, patient: dict, st
         ds.WindowCenter, ds.WindowWidth = ("200", "700") if contrast else ("40", "80")
         ds.PixelData = np.ascontiguousarray(arr[k]).astype("<i2").tobytes()
         ds.save_as(tmp / f"IM{k + 1:04d}.dcm", enforce_file_format=True)
-    if folder.exists():
-        shutil.rmtree(folder)
-    os.replace(tmp, folder)
-    return folder
+    from nnunet_thrombus.atomic_io import publish_dir
+
+    return publish_dir(tmp, folder)
 
 
 def read_series(folder: str | os.PathLike) -> sitk.Image:
