@@ -2,7 +2,8 @@
 
 Top row: CTA maximum-intensity slab (``slab_mm`` thick) where contrast-filled vessels and the filling defect
 show; bottom row: NCCT slice (hyperdense clot). The contour is the predicted mask (red). Views cross at the
-largest component's centroid, or at the brain's centre when there is no clot (then the title says so).
+largest component's centroid, or at the brain's centre when there is no clot (then the title says so). Components
+post-processing dropped (``dropped``, e.g. a calcification) are drawn in yellow, dashed.
 Arrays are (z, y, x); ``spacing`` (z, y, x) mm sets each view's aspect ratio. Only the case id is printed.
 """
 from __future__ import annotations
@@ -57,8 +58,9 @@ def overlay_text(report: dict) -> str:
 
 
 def render_overlay(cta: np.ndarray, ncct: np.ndarray, mask: np.ndarray, spacing, report: dict,
-                   brain: np.ndarray | None = None, slab_mm: float = 10.0):
-    """matplotlib Figure (2 x 3 panels) of the case; caller saves and closes it."""
+                   brain: np.ndarray | None = None, slab_mm: float = 10.0, dropped: np.ndarray | None = None):
+    """matplotlib Figure (2 x 3 panels) of the case; caller saves and closes it. ``dropped``: (z, y, x) mask of the
+    components post-processing removed, or None."""
     from matplotlib.figure import Figure
 
     comps = report["components"]
@@ -76,6 +78,10 @@ def render_overlay(cta: np.ndarray, ncct: np.ndarray, mask: np.ndarray, spacing,
             m = _view(mask.astype(np.uint8), axis, centre[axis], half if mip else 0, True)
             if m.any():
                 ax.contour(m, levels=[0.5], colors="red", linewidths=1.0)
+            if dropped is not None:
+                d = _view(dropped.astype(np.uint8), axis, centre[axis], half if mip else 0, True)
+                if d.any():
+                    ax.contour(d, levels=[0.5], colors="yellow", linewidths=1.0, linestyles="dashed")
             ax.set_xticks([])
             ax.set_yticks([])
             label = "CTA MIP %g mm" % slab_mm if mip else "NCCT"
@@ -86,9 +92,9 @@ def render_overlay(cta: np.ndarray, ncct: np.ndarray, mask: np.ndarray, spacing,
 
 
 def write_overlay(path, cta: np.ndarray, ncct: np.ndarray, mask: np.ndarray, spacing, report: dict,
-                  brain: np.ndarray | None = None, dpi: int = 100) -> None:
+                  brain: np.ndarray | None = None, dpi: int = 100, dropped: np.ndarray | None = None) -> None:
     """Render and save ``overlay.png`` atomically (temp name + ``os.replace``)."""
     from nnunet_thrombus.evaluation.atomic_io import save_figure
 
-    fig = render_overlay(cta, ncct, mask, spacing, report, brain)
+    fig = render_overlay(cta, ncct, mask, spacing, report, brain, dropped=dropped)
     save_figure(fig, path, dpi=dpi)

@@ -74,6 +74,7 @@ def predict_one(prep: PreparedCase, predictor, out_dir: Path, *, rule: LVOThresh
     probability = np.asarray(result.probability)
     selection = post.select(seg, prep.cta.GetSpacing()[::-1], probability=probability, ncct=ncct, cta=cta,
                             brain=brain, origin=prep.cta.GetOrigin(), direction=prep.cta.GetDirection())
+    dropped_mask = (seg > 0) & (selection["mask"] == 0)
     seg, components = selection["mask"], selection["kept"]
     spread = getattr(result, "fold_spread", None) or {}
     uncertainty = case_uncertainty(probability, seg, brain, fold_std=spread.get("std"), fold_votes=spread.get("votes"),
@@ -104,7 +105,8 @@ def predict_one(prep: PreparedCase, predictor, out_dir: Path, *, rule: LVOThresh
                           dropped=selection["dropped"], uncertainty=uncertainty, review=review,
                           postprocessing={"rule": post.to_dict(), "source": postprocessing_source,
                                           "flags": selection["flags"]})
-    write_overlay(tmp / "overlay.png", cta, ncct, seg, prep.cta.GetSpacing()[::-1], report, brain)
+    write_overlay(tmp / "overlay.png", cta, ncct, seg, prep.cta.GetSpacing()[::-1], report, brain,
+                  dropped=dropped_mask if dropped_mask.any() else None)
     if dicom_seg and prep.dicom_cta_folder is not None:
         write_dicom_seg(tmp / "thrombus_seg.dcm", native_mask, prep.cta_native, prep.dicom_cta_folder,
                         prep.case_id, series_uid=prep.dicom_series_uid, anonymize=anonymize_seg)
