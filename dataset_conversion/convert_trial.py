@@ -26,7 +26,7 @@ import SimpleITK as sitk
 
 from dataset_conversion.case_io import (QC_COLUMNS, META_COLUMNS, atomic_write_image, atomic_write_text,
                                         cleanup_temp_files, load_label, outputs_valid, write_csv, write_qc_png)
-from dataset_conversion.dicom_io import read_image
+from dataset_conversion.dicom_io import read_image, series_table
 from dataset_conversion.discovery import Case, discover_cases, read_manifest
 from dataset_conversion.preprocess import check_slice_thickness, preprocess_case  # noqa: F401 (re-export)
 from dataset_conversion.splits import make_folds, pick_test_cases
@@ -52,8 +52,10 @@ def _convert_one(case: Case, dataset_dir: str, split: str, options: dict) -> dic
             cta, cta_info = read_image(case.cta_phases[idx])
             cta_info.update(phase=idx + 1, n_series=len(case.cta_phases))
         else:
-            cta, cta_info = read_image(case.cta, phase=phase)
-        ncct, ncct_info = read_image(case.ncct)
+            cta, cta_info = read_image(case.cta, phase=phase, flag="--cta-series",
+                                       series=case.meta.get("cta_series") or options.get("cta_series"))
+        ncct, ncct_info = read_image(case.ncct, multiphase=False, flag="--ncct-series",
+                                     series=case.meta.get("ncct_series") or options.get("ncct_series"))
         cta_native = cta
         cta, cta_thick = check_slice_thickness(cta, cta_info["slice_thickness_mm"], "CTA", options["allow_thick_slices"])
         ncct_native = ncct
@@ -91,6 +93,10 @@ def _convert_one(case: Case, dataset_dir: str, split: str, options: dict) -> dic
             flags.append(f"registration QC failed: NCC {reg.ncc_brain:.3f}, peak margin {reg.ncc_peak_margin:+.3f}")
         if cta_thick or ncct_thick:
             flags.append("thick slices resampled to 1 mm")
+        flags += [f"{name} gantry tilt {info['gantry_tilt_deg']:.1f} deg resampled to an orthogonal grid"
+                  for name, info in (("NCCT", ncct_info), ("CTA", cta_info)) if info.get("tilt_corrected")]
+        series_cols = {**series_table(ncct_info, "ncct"), **series_table(cta_info, "cta")}
+        qc.update(series_cols)
         if qc.get("label_outside_brain_frac", 0) > 0.05:
             flags.append(f"{qc['label_outside_brain_frac']:.0%} of the label lies outside the brain mask")
         record["status"] = "flagged" if flags else "ok"
@@ -101,7 +107,7 @@ def _convert_one(case: Case, dataset_dir: str, split: str, options: dict) -> dic
                           "ncct_series_uid": ncct_info.get("series_uid", ""),
                           "cta_slice_thickness_mm": round(cta_info["slice_thickness_mm"], 3),
                           "ncct_slice_thickness_mm": round(ncct_info["slice_thickness_mm"], 3),
-                          "thick_slices_resampled": cta_thick or ncct_thick, **label_meta}
+                          "thick_slices_resampled": cta_thick or ncct_thick, **series_cols, **label_meta}
     except Exception as exc:  # one bad case must not stop the others
         record["error"] = f"{type(exc).__name__}: {exc}"
         if options.get("debug"):
@@ -126,11 +132,14 @@ def convert_trial_dataset(input_root: str | os.PathLike | None, nnunet_raw_dir: 
                           dataset_name: str = "Thrombus", masks_on: str = "cta", cta_phase: int | None = None,
                           test_fraction: float = 0.0, test_cases: list[str] | None = None, n_jobs: int = 1,
                           qc_png: bool = False, allow_thick_slices: bool = False, manifest: str | None = None,
-                          overwrite: bool = False, seed: int = 12345, quiet: bool = False) -> dict:
+                          overwrite: bool = False, seed: int = 12345, quiet: bool = False,
+                          ncct_series: str | None = None, cta_series: str | None = None) -> dict:
     """Convert a trial-style folder (or a manifest) to ``nnunet_raw_dir/Dataset{id:03d}_{name}``.
 
     masks_on: grid the masks were drawn on ("cta" or "ncct"; a mask matching the other scan is accepted and noted).
     test_fraction / test_cases: held-out test set (imagesTs/labelsTs), stratified by site with ``seed``.
+    ncct_series / cta_series: SeriesNumber or SeriesInstanceUID to read when a DICOM folder's choice is ambiguous
+    (every case; a manifest's ``ncct_series`` / ``cta_series`` columns choose per case).
     Returns ``{"dataset_dir", "converted", "skipped", "failed": {case_id: error}, "flagged", "records"}``.
     """
     if masks_on not in ("cta", "ncct"):
@@ -152,7 +161,7 @@ def convert_trial_dataset(input_root: str | os.PathLike | None, nnunet_raw_dir: 
         (out / sub).mkdir(parents=True, exist_ok=True)
     cleanup_temp_files(out)
     options = {"masks_on": masks_on, "cta_phase": cta_phase, "allow_thick_slices": allow_thick_slices,
-               "qc_png": qc_png}
+               "qc_png": qc_png, "ncct_series": ncct_series, "cta_series": cta_series}
     test_ids = pick_test_cases([c for c in cases if not c.error], test_fraction, test_cases, seed)
     plan = {c.case_id: ("test" if c.case_id in test_ids else "train") for c in cases}
 

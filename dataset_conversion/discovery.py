@@ -2,8 +2,9 @@
 
 Layouts under ``root/<patient>/`` (docs/data_formats.md):
 
-- DICOM: ``NCCT/`` and ``CTA/`` folders (any depth of ``*.dcm`` / extension-less files; ``CTA/`` may hold
-  several series = phases);
+- DICOM: ``NCCT/`` and ``CTA/`` folders (any depth of ``*.dcm`` / extension-less files, as a PACS exports them:
+  localizers, MIPs, dose reports and stray files beside the images; the series is chosen by
+  ``dataset_conversion.dicom_io``; ``CTA/`` may hold several phases);
 - NIfTI: ``ncct.nii.gz`` and ``cta.nii.gz`` or ``cta_phase1.nii.gz``, ``cta_phase2.nii.gz``, ...;
 - masks: ``masks/rater_*.nii.gz`` (several raters -> STAPLE), ``masks/thrombus.nii.gz`` or ``thrombus.nii.gz``
   (the reference label when present);
@@ -123,7 +124,8 @@ def discover_cases(root: str | Path) -> list[Case]:
 
 def read_manifest(path: str | Path) -> list[Case]:
     """Cases from a CSV with columns ``patient, ncct, cta`` and optional ``masks`` (';'-separated rater masks),
-    ``label``, ``site``. Relative paths are relative to the manifest's folder."""
+    ``label``, ``site``, ``ncct_series``, ``cta_series`` (SeriesNumber or SeriesInstanceUID to read from a DICOM
+    folder that holds several qualifying series). Relative paths are relative to the manifest's folder."""
     path = Path(path)
     base = path.parent
     with path.open(newline="", encoding="utf-8-sig") as fh:
@@ -143,6 +145,9 @@ def read_manifest(path: str | Path) -> list[Case]:
         case = Case(patient=row["patient"].strip(), ncct=resolve(row["ncct"]), cta=resolve(row["cta"]),
                     label=resolve(row.get("label")), site=(row.get("site") or "").strip() or "unknown")
         case.rater_masks = [p for p in (resolve(v) for v in (row.get("masks") or "").split(";")) if p]
+        for key in ("ncct_series", "cta_series"):  # SeriesNumber / UID when a DICOM folder holds several series
+            if (row.get(key) or "").strip():
+                case.meta[key] = row[key].strip()
         problems = [f"{n} {p} does not exist" for n, p in (("NCCT", case.ncct), ("CTA", case.cta)) if p and not p.exists()]
         problems += [f"missing {n}" for n, p in (("NCCT", case.ncct), ("CTA", case.cta)) if p is None]
         if problems:

@@ -6,6 +6,7 @@ import shutil
 from pathlib import Path
 
 import numpy as np
+import pydicom
 import pytest
 import SimpleITK as sitk
 from _phantom import make_case, write_dicom_series, write_patient
@@ -35,9 +36,16 @@ def bad_root(tmp_path_factory, phantom) -> Path:
     p = root / "duplicate_slice"
     write_dicom_series(case["ncct"], p / "NCCT")
     write_dicom_series(case["cta"], p / "CTA", duplicate_slice=7)
-    p = root / "tilted"
+    p = root / "nonuniform_tilt"  # the shear changes halfway: cannot be resampled safely
     write_dicom_series(case["ncct"], p / "NCCT", tilt=0.2)
+    for f in sorted((p / "NCCT").iterdir())[37:]:
+        ds = pydicom.dcmread(f)
+        ds.ImagePositionPatient = [float(ds.ImagePositionPatient[0]) + 4.0, *ds.ImagePositionPatient[1:]]
+        ds.save_as(f)
     write_dicom_series(case["cta"], p / "CTA")
+    p = write_patient(root, "stray_files", case, fmt="dicom")  # README, DICOMDIR-like junk beside the slices
+    (p / "CTA" / "README.TXT").write_text("exported by viewer")
+    (p / "NCCT" / "Thumbs.db").write_bytes(b"\0" * 300)
     p = write_patient(root, "bad_mask", case, fmt="nifti")
     sitk.WriteImage(sitk.Image(10, 10, 10, sitk.sitkUInt8), str(p / "masks" / "thrombus.nii.gz"))
     p = write_patient(root, "empty_image", case, fmt="nifti")
@@ -45,7 +53,8 @@ def bad_root(tmp_path_factory, phantom) -> Path:
     p = root / "corrupt_file"
     write_dicom_series(case["ncct"], p / "NCCT")
     write_dicom_series(case["cta"], p / "CTA")
-    (p / "CTA" / "im0003.dcm").write_bytes(b"not a dicom file at all" * 10)
+    good = (p / "CTA" / "im0003.dcm").read_bytes()
+    (p / "CTA" / "im0003.dcm").write_bytes(good[:400])  # a DICOM file cut short: fails, named
     p = write_patient(root, "diverges", case, fmt="nifti")
     rng = np.random.default_rng(0)
     junk = np.full(sitk.GetArrayFromImage(case["ncct"]).shape, -1000, np.int16)
@@ -61,10 +70,10 @@ EXPECTED = {
     "non_ct": "modality is 'MR'",
     "missing_slice": "missing slice",
     "duplicate_slice": "duplicate slice",
-    "tilted": "gantry tilt",
+    "nonuniform_tilt": "non-uniform gantry tilt",
     "bad_mask": "matches neither the CTA",
     "empty_image": "empty image",
-    "corrupt_file": "corrupt",
+    "corrupt_file": "im0003.dcm: corrupt DICOM",
     "diverges": "diverged",
 }
 
@@ -80,11 +89,19 @@ def test_bad_cases_fail_cleanly_and_good_ones_convert(bad_root, tmp_path):
     assert rows["Patient_01_good"]["status"] in ("ok", "flagged") and rows["Patient_01_good"]["patient"] == \
         "Patiënt 01 good"
     assert rows["ncct_masks"]["status"] in ("ok", "flagged")
+    assert rows["stray_files"]["status"] in ("ok", "flagged")
+    assert rows["stray_files"]["cta_stray_files"] == "README.TXT"
+    assert rows["stray_files"]["ncct_stray_files"] == "Thumbs.db"
+    assert rows["stray_files"]["cta_series"] == "11" and rows["stray_files"]["cta_series_skipped"] == ""
+    meta = {r["case_id"]: r for r in csv.DictReader((ds / "metadata.csv").open(encoding="utf-8"))}
+    assert meta["stray_files"]["cta_stray_files"] == "README.TXT"
+    assert meta["stray_files"]["cta_series_reason"] == "the only qualifying series"
     for case_id, needle in EXPECTED.items():
         assert rows[case_id]["status"] == "failed", case_id
         assert needle in rows[case_id]["error"], (case_id, rows[case_id]["error"])
         assert not list(ds.rglob(f"{case_id}*.nii.gz")), case_id  # nothing half-written
-    assert sorted(p.name for p in (ds / "labelsTr").iterdir()) == ["Patient_01_good.nii.gz", "ncct_masks.nii.gz"]
+    assert sorted(p.name for p in (ds / "labelsTr").iterdir()) == ["Patient_01_good.nii.gz", "ncct_masks.nii.gz",
+                                                                  "stray_files.nii.gz"]
     assert not list(ds.rglob(".tmp-*"))
 
 
