@@ -3,9 +3,8 @@ import numpy as np
 import pytest
 import SimpleITK as sitk
 
-phantom = pytest.importorskip("nnunet_thrombus.synthetic.phantom")
-
-from nnunet_thrombus.measure import ImageGeometry, classify_site, density_hu, perviousness_hu  # noqa: E402
+from nnunet_thrombus.measure import ImageGeometry, classify_site, density_hu, perviousness_hu
+from nnunet_thrombus.synthetic import phantom
 
 
 @pytest.mark.parametrize("seed,site", [(2, "ICA"), (3, "M1"), (6, "ICA")])

@@ -1,0 +1,214 @@
+"""model_folder (one owner of a trained model on disk), recipes, device choice, atomic I/O and the import rules."""
+from __future__ import annotations
+
+import ast
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from nnunet_thrombus import model_folder as mf
+
+ROOT = Path(__file__).resolve().parents[1]
+PKG = ROOT / "nnunet_thrombus"
+
+
+def _stage(root: Path, trainer: str, plans: str, config: str, folds=(0,), recipe: dict | None = None) -> Path:
+    stage = root / f"{trainer}__{plans}__{config}"
+    stage.mkdir(parents=True)
+    (stage / "plans.json").write_text("{}")
+    (stage / "dataset.json").write_text(json.dumps({"channel_names": {"0": "CT", "1": "CT"}}))
+    for f in folds:
+        (stage / f"fold_{f}").mkdir()
+        (stage / f"fold_{f}" / "checkpoint_final.pth").write_bytes(b"x")
+        if recipe is not None:
+            (stage / f"fold_{f}" / mf.RECIPE_FILE).write_text(json.dumps(dict(recipe, fold=f)))
+    return stage
+
+
+def _cascade(root: Path, trainer: str = mf.DEFAULT_TRAINER, plans: str = mf.DEFAULT_PLANS, **kw) -> Path:
+    for config in (mf.COARSE, mf.FINE):
+        _stage(root, trainer, plans, config, **kw)
+    return root
+
+
+def test_names_are_nnunets(monkeypatch, tmp_path):
+    from nnunetv2.utilities.file_path_utilities import get_output_folder
+
+    assert mf.stage_identifier("T", "P", "3d_lowres") == "T__P__3d_lowres"
+    monkeypatch.setenv("nnUNet_results", str(tmp_path))
+    assert mf.stage_folder("Dataset501_X", mf.FINE, "ThrombusCascadeTrainer_noCBAM", "nnUNetPlans", fold=0) == \
+        Path(get_output_folder("Dataset501_X", "ThrombusCascadeTrainer_noCBAM", "nnUNetPlans", mf.FINE, 0))
+    monkeypatch.delenv("nnUNet_results")
+    with pytest.raises(mf.ModelError, match="nnUNet_results is not set"):
+        mf.stage_folder("Dataset501_X", mf.FINE)
+
+
+def test_resolve_picks_the_trainer_and_plans_asked_for(tmp_path):
+    root = _cascade(tmp_path / "m", recipe={"name": "paper", "optimizer": "SGD", "initial_lr": 0.01,
+                                            "lr_schedule": "poly 0.9", "num_epochs": 1000,
+                                            "num_iterations_per_epoch": 250, "mirroring": True, "overrides": {}})
+    _cascade(root, "ThrombusCascadeTrainer_noCBAM", "nnUNetPlans", folds=(0, 1))
+    ours = mf.resolve_cascade(model_folder=root)
+    ablation = mf.resolve_cascade(model_folder=root, trainer="ThrombusCascadeTrainer_noCBAM", plans="nnUNetPlans")
+    assert ours.fine_dir.name == "ThrombusCascadeTrainer__ThrombusPlans__3d_cascade_fullres" and ours.folds == (0,)
+    assert ablation.fine_dir.name == "ThrombusCascadeTrainer_noCBAM__nnUNetPlans__3d_cascade_fullres"
+    assert ablation.folds == (0, 1) and ablation.describe()["trainer"] == "ThrombusCascadeTrainer_noCBAM"
+    assert ours.recipe["label"] == "paper: SGD lr 0.01 poly 0.9, 1000 x 250 it, mirroring"
+    assert ablation.recipe["label"] == "unknown (no training_recipe.json)" and ablation.recipe[mf.FINE] is None
+    with pytest.raises(mf.ModelError, match="trained cascades here: -tr ThrombusCascadeTrainer -p ThrombusPlans; "
+                                            "-tr ThrombusCascadeTrainer_noCBAM -p nnUNetPlans"):
+        mf.resolve_cascade(model_folder=root, trainer="ThrombusCascadeTrainer_plain")
+
+
+def test_roi_threshold_resolved_once(tmp_path):
+    fine = _stage(tmp_path, "T", "P", mf.FINE)
+    assert mf.resolve_roi_threshold(fine) == (mf.DEFAULT_ROI_THRESHOLD, "default")
+    (fine / mf.ROI_FILE).write_text(json.dumps({"threshold": 0.3}))
+    assert mf.resolve_roi_threshold(fine) == (0.3, f"{fine.name}/{mf.ROI_FILE}")
+    assert mf.resolve_roi_threshold(fine, override=0.2) == (0.2, "command line")
+    (fine / mf.ROI_FILE).write_text(json.dumps({"threshold": 1.5}))
+    with pytest.raises(mf.ModelError, match="not a probability.*fit-roi"):
+        mf.resolve_roi_threshold(fine)
+
+
+def test_recipe_folds_differ_and_label_names_overrides(tmp_path):
+    base = {"name": "paper", "optimizer": "AdamW", "initial_lr": 0.001, "lr_schedule": "poly 0.9", "num_epochs": 2,
+            "num_iterations_per_epoch": 5, "mirroring": False, "overrides": {"THROMBUS_OPTIMIZER": "adamw"}}
+    stage = _stage(tmp_path, "T", "P", mf.FINE, folds=(0, 1), recipe=base)
+    assert mf.load_recipe(stage)["folds_differ"] is False  # only the fold number differs
+    (stage / "fold_1" / mf.RECIPE_FILE).write_text(json.dumps(dict(base, num_epochs=3)))
+    recipe = mf.load_recipe(stage)
+    assert recipe["folds_differ"] is True and mf.load_recipe(stage, [0])["folds_differ"] is False
+    assert mf.recipe_label(recipe) == ("paper + THROMBUS_* overrides: AdamW lr 0.001 poly 0.9, 2 x 5 it, "
+                                       "no mirroring (THROMBUS_OPTIMIZER=adamw) [folds trained with different "
+                                       "recipes]")
+
+
+def test_quiet_nnunet_keeps_stdout_and_replays_it_on_failure(capsys):
+    with mf.quiet_nnunet():
+        print("Inspecting module: x")
+    assert capsys.readouterr().out == ""
+    with pytest.raises(RuntimeError):
+        with mf.quiet_nnunet():
+            print("Searching in: /somewhere")
+            raise RuntimeError("trainer not found")
+    captured = capsys.readouterr()
+    assert captured.out == "" and "Searching in: /somewhere" in captured.err
+
+
+def test_recipe_defaults_then_environment_overrides(monkeypatch):
+    from nnunet_thrombus.training.recipes import RECIPES
+    from nnunet_thrombus.training.short_run import ShortScheduleMixin
+
+    class Dummy(ShortScheduleMixin):
+        recipe_name, recipe_defaults = "cpuShort", RECIPES["cpuShort"]
+
+        def __init__(self):
+            self.num_epochs, self.num_iterations_per_epoch, self.initial_lr = 1000, 250, 0.01
+            self.num_val_iterations_per_epoch, self.save_every, self.oversample_foreground_percent = 50, 50, 0.33
+
+    for key in [k for k in os.environ if k.startswith("THROMBUS_")]:
+        monkeypatch.delenv(key)
+    d = Dummy()
+    d._apply_short_schedule()
+    assert (d.num_epochs, d.num_iterations_per_epoch, d.optimizer_name, d.initial_lr, d.no_mirroring) == \
+        (8, 100, "adamw", 1e-3, True)
+    monkeypatch.setenv("THROMBUS_NUM_EPOCHS", "3")
+    monkeypatch.setenv("THROMBUS_NO_MIRRORING", "0")
+    monkeypatch.setenv("THROMBUS_OPTIMIZER", "sgd")
+    d = Dummy()
+    d._apply_short_schedule()
+    assert (d.num_epochs, d.num_iterations_per_epoch, d.optimizer_name, d.initial_lr, d.no_mirroring) == \
+        (3, 100, "sgd", 0.01, False)
+
+
+def test_recipe_variants_are_named_like_nnunets():
+    import nnunet_thrombus.nnunet_ext.thrombus_trainers as ext
+
+    for name in ("ThrombusCascadeTrainer", "ThrombusCascadeTrainer_noCBAM", "ThrombusCascadeTrainer_plain",
+                 "nnUNetTrainer_envSchedule"):
+        variant = getattr(ext, f"{name}_cpuShort")
+        assert issubclass(variant, getattr(ext, name)) and variant.recipe_name == "cpuShort"
+    assert ext.ThrombusCascadeTrainer_noCoarseFeatures_cpuShort.stage1_trainer_name == \
+        "ThrombusCascadeTrainer_cpuShort"
+    assert ext.ThrombusCascadeTrainer.recipe_name == "paper" and ext.ThrombusCascadeTrainer.recipe_defaults == {}
+
+
+def test_device_choice(monkeypatch, capsys):
+    import torch
+
+    from nnunet_thrombus.nnunet_env import announce_device, choose_device
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    assert choose_device() == ("cpu", "no CUDA device found")
+    with pytest.raises(ValueError, match="no CUDA device"):
+        choose_device("cuda")
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "get_device_name", lambda i: "FakeGPU")
+    assert announce_device() == "cuda" and "device: cuda (CUDA available (FakeGPU)" in capsys.readouterr().out
+    assert announce_device("cpu") == "cpu"
+
+
+def test_atomic_writers_leave_no_partial_file(tmp_path):
+    from nnunet_thrombus import atomic_io
+
+    target = tmp_path / "a.json"
+    atomic_io.write_json(target, {"x": float("nan"), "p": tmp_path})
+    assert json.loads(target.read_text()) == {"x": None, "p": str(tmp_path)}
+
+    class Boom:
+        def savefig(self, path, **kw):
+            Path(path).write_bytes(b"half")
+            raise OSError("disk full")
+
+    with pytest.raises(OSError):
+        atomic_io.save_figure(Boom(), tmp_path / "f.png")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a.json"]
+
+
+# ------------------------------------------------------------------------------------------------ import rules
+def _imports(path: Path) -> set[str]:
+    """Every module named by an import statement in ``path`` (top level and inside functions)."""
+    names = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.Import):
+            names |= {a.name for a in node.names}
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            names.add(node.module)
+    return names
+
+
+def test_inference_never_imports_training_and_conversion_never_imports_commands():
+    upward = {str(p.relative_to(ROOT)): sorted(m for m in _imports(p) if m.startswith("nnunet_thrombus.training"))
+              for p in (PKG / "inference").glob("*.py")}
+    assert {k: v for k, v in upward.items() if v} == {}
+    circle = {str(p.relative_to(ROOT)): sorted(m for m in _imports(p) if m.startswith("nnunet_thrombus.commands"))
+              for p in (ROOT / "dataset_conversion").glob("*.py")}
+    assert {k: v for k, v in circle.items() if v} == {}
+
+
+def test_one_atomic_writer():
+    """``os.replace``/``os.rename`` appear in the atomic-I/O module only (the preprocess cache publishes entries
+    with ``os.rename``, which refuses to replace a finished entry another process wrote first)."""
+    allowed = {"nnunet_thrombus/atomic_io.py", "nnunet_thrombus/inference/preprocess_cache.py"}
+    found = set()
+    for path in list(PKG.rglob("*.py")) + list((ROOT / "dataset_conversion").glob("*.py")) + \
+            list((ROOT / "benchmarks").glob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and \
+                    node.func.attr in ("replace", "rename") and isinstance(node.func.value, ast.Name) and \
+                    node.func.value.id == "os":
+                found.add(str(path.relative_to(ROOT)))
+    assert found - allowed == set()
+
+
+@pytest.mark.parametrize("module", ["nnunet_thrombus.model_folder", "nnunet_thrombus.inference.hu_threshold",
+                                    "nnunet_thrombus.inference.model_files", "nnunet_thrombus.atomic_io"])
+def test_torch_free_modules(module):
+    code = f"import sys, {module}; print(sorted(m for m in ('torch', 'nnunetv2.training') if m in sys.modules))"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "[]"
