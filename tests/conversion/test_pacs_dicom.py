@@ -182,3 +182,66 @@ def test_enhanced_multiframe_ct_reads_like_single_frames(tmp_path, head):
     assert np.array_equal(_arr(img), hu)  # frames were stored in reverse order: sorted by position
     assert np.allclose(img.GetOrigin(), grid["positions"][0], atol=1e-3)
     assert np.allclose(img.GetSpacing(), (1.2, 1.2, 1.5), atol=1e-6)
+
+
+def _jpeg_lossless(ds: pydicom.Dataset) -> None:
+    """Re-encode ``ds`` as JPEG Lossless SV1 (process 14) with libjpeg-turbo (imagecodecs): pydicom has no encoder
+    for it, and decoding goes through another library (libjpeg via pylibjpeg), so the two check each other."""
+    import imagecodecs
+    from pydicom.encaps import encapsulate
+    from pydicom.uid import JPEGLosslessSV1
+
+    frame = imagecodecs.jpeg8_encode(ds.pixel_array, lossless=True, predictor=1)
+    ds.PixelData = encapsulate([frame])
+    ds["PixelData"].VR = "OB"
+    ds.file_meta.TransferSyntaxUID = JPEGLosslessSV1
+
+
+# (name, transfer syntax, largest |HU| difference allowed vs the uncompressed file, mean |HU| difference allowed
+# inside the head). Lossy JPEG-LS with NEAR=2 guarantees |d| <= 2; lossy JPEG 2000 at 12:1 measured max 23 HU,
+# mean 1.6 HU on this phantom (SYNTHETIC), so the tolerance is 40 HU max, 3 HU mean.
+SYNTAXES = [("rle", "RLELossless", 0, 0), ("deflate", "DeflatedExplicitVRLittleEndian", 0, 0),
+            ("jpeg_lossless", "JPEGLosslessSV1", 0, 0), ("jpegls_lossless", "JPEGLSLossless", 0, 0),
+            ("jpegls_near_lossless", "JPEGLSNearLossless", 2, 1.5), ("j2k_lossless", "JPEG2000Lossless", 0, 0),
+            ("j2k_lossy", "JPEG2000", 40, 3.0)]
+
+
+@pytest.fixture(scope="module")
+def uncompressed(tmp_path_factory):
+    grid = tilted_grid((112, 128, 40), (1.2, 1.2, 2.5))
+    folder = tmp_path_factory.mktemp("syntax") / "uncompressed"
+    write_series(folder, analytic_head(grid), grid)
+    return folder
+
+
+@pytest.mark.parametrize("name,syntax,tolerance,mean_tolerance", SYNTAXES, ids=[s[0] for s in SYNTAXES])
+def test_transfer_syntax_decodes_to_the_same_hu(uncompressed, tmp_path, name, syntax, tolerance, mean_tolerance):
+    uid = getattr(pydicom.uid, syntax)
+    out = tmp_path / name
+    out.mkdir()
+    for path in sorted(uncompressed.iterdir()):
+        ds = pydicom.dcmread(path)
+        if syntax == "JPEGLosslessSV1":
+            _jpeg_lossless(ds)
+        elif syntax == "DeflatedExplicitVRLittleEndian":
+            ds.file_meta.TransferSyntaxUID = uid
+        elif syntax == "JPEGLSNearLossless":
+            ds.compress(uid, jls_error=tolerance, generate_instance_uid=False)
+        elif syntax == "JPEG2000":
+            ds.compress(uid, j2k_cr=[12], generate_instance_uid=False)
+        else:
+            ds.compress(uid, generate_instance_uid=False)
+        ds.save_as(out / path.name, enforce_file_format=True)
+    written = pydicom.dcmread(next(out.iterdir()), stop_before_pixels=True)
+    assert written.file_meta.TransferSyntaxUID == uid  # really written in that syntax
+    ref, _ = read_dicom_series(uncompressed)
+    img, info = read_dicom_series(out)
+    diff = np.abs(_arr(img).astype(np.int32) - _arr(ref).astype(np.int32))
+    inside = _arr(ref) > -500
+    print(f"{name}: {sum(p.stat().st_size for p in out.iterdir()) / 1e6:.2f} MB, max |dHU| {diff.max()}, "
+          f"mean |dHU| in head {diff[inside].mean():.2f}")
+    assert info["transfer_syntax"] == uid.name
+    assert diff.max() <= tolerance
+    if tolerance:
+        assert diff.max() > 0  # lossy really was lossy: the tolerance is what is being tested
+        assert diff[inside].mean() <= mean_tolerance
