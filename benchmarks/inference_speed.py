@@ -179,14 +179,10 @@ def main(argv=None) -> int:
     print(f"(d)/(c) time {s['d_over_c']:.2f}; Dice (d)-(c) {s['dice_d_minus_c']:+.3f}; "
           f"cases found by (c) and missed by (d): {s['missed_by_d_found_by_c'] or 'none'}")
     if args.output:
-        import os
-        import tempfile
+        from nnunet_thrombus.atomic_io import write_json
 
         args.output.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=args.output.parent, prefix=".tmp_")
-        with os.fdopen(fd, "w") as f:
-            json.dump(out, f, indent=2)
-        os.replace(tmp, args.output)
+        write_json(args.output, out)
     return 0
 
 

@@ -139,16 +139,16 @@ TEST_PROFILES = {
 
 
 def _atomic_text(path: Path, text: str) -> None:
-    tmp = path.with_name(f".tmp_{path.name}")
-    tmp.write_text(text)
-    os.replace(tmp, path)
+    from nnunet_thrombus.atomic_io import write_text
+
+    write_text(path, text)
 
 
 def _atomic_image(img: sitk.Image, path: Path) -> None:
+    from nnunet_thrombus.atomic_io import write_image
+
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".tmp_{path.name}")
-    sitk.WriteImage(img, str(tmp), useCompression=True)
-    os.replace(tmp, path)
+    write_image(img, path)
 
 
 def site_quota(n_cases: int, rng: np.random.Generator) -> list[str]:
