@@ -28,7 +28,8 @@ import numpy as np
 
 from nnunet_thrombus.evaluation.surface_metrics import dice
 
-PLANS = "ThrombusPlans"
+from nnunet_thrombus.model_folder import DEFAULT_PLANS as PLANS  # noqa: E402
+from nnunet_thrombus.model_folder import ensure_ext_trainer, stage_identifier  # noqa: E402
 
 
 def pad_centred(data: np.ndarray, ref: np.ndarray, shape_zyx) -> tuple[np.ndarray, np.ndarray]:
@@ -58,7 +59,7 @@ def _nnunet_predictor(model_dir: Path, device, tta: bool):
 
 
 def _folder(results: Path, dataset: str, trainer: str, config: str) -> Path:
-    return results / dataset / f"{trainer}__{PLANS}__{config}"
+    return results / dataset / stage_identifier(trainer, PLANS, config)
 
 
 def run(results: Path, images: Path, labels: Path, dataset_id: int, vanilla: str, ours: str, device: str,
@@ -68,10 +69,8 @@ def run(results: Path, images: Path, labels: Path, dataset_id: int, vanilla: str
     from nnunetv2.imageio.simpleitk_reader_writer import SimpleITKIO
 
     from nnunet_thrombus.inference.cascade_predictor import ThrombusCascadePredictor
-    from nnunet_thrombus.nnunet_env import ext_trainer_value
-    import os
 
-    os.environ["nnUNet_extTrainer"] = ext_trainer_value(os.environ.get("nnUNet_extTrainer"))
+    ensure_ext_trainer()
     torch.set_num_threads(threads)
     dev = torch.device(device)
     dataset = next(p.name for p in results.glob(f"Dataset{dataset_id:03d}_*"))

@@ -17,8 +17,9 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 from pathlib import Path
+
+from nnunet_thrombus.model_folder import DEFAULT_PLANS, DEFAULT_TRAINER
 
 
 def main(argv=None) -> int:
@@ -27,7 +28,8 @@ def main(argv=None) -> int:
     ap.add_argument("-p", "--preprocessed", required=True, type=Path,
                     help="nnUNet_preprocessed/DatasetXXX folder holding splits_final.json. Required.")
     ap.add_argument("--raw", required=True, type=Path, help="nnUNet_raw/DatasetXXX folder. Required.")
-    ap.add_argument("--trainer", default="ThrombusCascadeTrainer", help="Default: ThrombusCascadeTrainer.")
+    ap.add_argument("-tr", "--trainer", default=DEFAULT_TRAINER, help=f"Default: {DEFAULT_TRAINER}.")
+    ap.add_argument("-pl", "--plans", default=DEFAULT_PLANS, help=f"plans identifier. Default: {DEFAULT_PLANS}.")
     ap.add_argument("--fold", type=int, default=0, help="Default: 0.")
     ap.add_argument("--pad-to", type=int, nargs=3, default=None, metavar=("Z", "Y", "X"),
                     help="embed each case in a larger field (as inference_speed.py). Default: off.")
@@ -40,13 +42,13 @@ def main(argv=None) -> int:
     from inference_speed import pad_centred
     from nnunet_thrombus.inference.cascade_predictor import ThrombusCascadePredictor
     from nnunet_thrombus.inference.roi_threshold_fit import choose_threshold, evaluate_case, format_case, format_table
-    from nnunet_thrombus.nnunet_env import ext_trainer_value
+    from nnunet_thrombus.model_folder import COARSE, FINE, ensure_ext_trainer, stage_identifier
 
-    os.environ["nnUNet_extTrainer"] = ext_trainer_value(os.environ.get("nnUNet_extTrainer"))
+    ensure_ext_trainer()
     torch.set_num_threads(args.threads)
     ds = next(args.results.glob(f"{args.preprocessed.name}"))
-    c = ThrombusCascadePredictor(str(ds / f"{args.trainer}__ThrombusPlans__3d_lowres"),
-                                 str(ds / f"{args.trainer}__ThrombusPlans__3d_cascade_fullres"),
+    c = ThrombusCascadePredictor(str(ds / stage_identifier(args.trainer, args.plans, COARSE)),
+                                 str(ds / stage_identifier(args.trainer, args.plans, FINE)),
                                  folds=(args.fold,), use_mirroring=False)
     cases = json.loads((args.preprocessed / "splits_final.json").read_text())[args.fold]["val"]
     io = SimpleITKIO()
