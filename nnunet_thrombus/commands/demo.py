@@ -14,14 +14,18 @@ def add_parser(subparsers) -> None:
     p.add_argument("--no-baseline", action="store_true", help="skip the vanilla nnU-Net baseline (default: run it)")
     p.add_argument("--preset", default="demo", choices=["tiny", "demo"],
                    help="synthetic head preset; tiny is for quick checks (default: demo)")
-    p.add_argument("--device", default="cpu", choices=["cpu", "cuda"], help="(default: cpu)")
+    p.add_argument("-device", "--device", default=None, choices=["cpu", "cuda"],
+                   help="torch device for training and prediction (default: cuda when available, else cpu; the "
+                        "choice is printed)")
     p.add_argument("-q", "--quiet", action="store_true", help="only the final summary (default: progress lines)")
     p.set_defaults(func=run)
 
 
 def run(args) -> int:
     from nnunet_thrombus.demo import run_demo
+    from nnunet_thrombus.nnunet_env import announce_device
 
+    device = announce_device(args.device, quiet=args.quiet)
     run_demo(args.output, budget_minutes=args.budget, n_cases=args.cases, n_test=args.test_cases, seed=args.seed,
-             baseline=not args.no_baseline, device=args.device, quiet=args.quiet, preset=args.preset)
+             baseline=not args.no_baseline, device=device, quiet=args.quiet, preset=args.preset)
     return 0
