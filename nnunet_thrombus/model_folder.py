@@ -250,16 +250,17 @@ def _comparable(recipe: dict) -> dict:
 
 
 def recipe_label(recipe: dict | None) -> str:
-    """One line naming a recipe, e.g. ``cpuShort: AdamW lr 0.001 poly 0.9, 8 x 100 it, no mirroring``, with the
-    ``THROMBUS_*`` overrides in brackets."""
+    """One line naming a recipe, e.g. ``cpuShort: AdamW lr 0.001 poly 0.9, 8 x 100 it, no mirroring``; with
+    ``THROMBUS_*`` overrides the name says so and the overrides follow in brackets."""
     if not recipe:
         return "unknown (no training_recipe.json)"
     lr = recipe.get("initial_lr")
     lr = f"{lr:g}" if isinstance(lr, (int, float)) else "?"
-    text = (f"{recipe.get('name', '?')}: {recipe.get('optimizer', '?')} lr {lr} {recipe.get('lr_schedule', '')}, "
+    overrides = recipe.get("overrides") or {}
+    text = (f"{recipe.get('name', '?')}{' + THROMBUS_* overrides' if overrides else ''}: "
+            f"{recipe.get('optimizer', '?')} lr {lr} {recipe.get('lr_schedule', '')}, "
             f"{recipe.get('num_epochs', '?')} x {recipe.get('num_iterations_per_epoch', '?')} it, "
             f"{'mirroring' if recipe.get('mirroring') else 'no mirroring'}")
-    overrides = recipe.get("overrides") or {}
     if overrides:
         text += " (" + ", ".join(f"{k}={v}" for k, v in sorted(overrides.items())) + ")"
     if recipe.get("folds_differ"):
