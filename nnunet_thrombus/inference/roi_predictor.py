@@ -19,14 +19,26 @@ it does not visit are background. Two ways to place the windows:
 - ``"auto"``: whichever of the two runs fewer windows.
 
 Every placement visits every voxel of the grown ROI, so a candidate is never cut off.
+
+Global coarse context (``ThrombusCascadeNet(coarse_context="global")``): before its windows run, the predictor
+runs the network's coarse branch once over the whole case (or uses the contexts handed to
+:meth:`ROIRestrictedPredictor.predict_logits_with_contexts`), and every window, mirrored or not, samples those
+features at its own voxels' case positions. nnU-Net's predictor hands each window to
+``_internal_maybe_mirror_and_predict`` in the order of the slicer list (one producer thread, a FIFO queue), so the
+window's position is the next slicer of that list.
 """
 from __future__ import annotations
+
+import itertools
+from collections import deque
 
 import numpy as np
 import torch
 from nnunetv2.inference.predict_from_raw_data import nnUNetPredictor
 from nnunetv2.inference.sliding_window_prediction import compute_steps_for_sliding_window
 from scipy import ndimage
+
+from nnunet_thrombus.networks.coarse_context import position_field
 
 #: logits written where no window was run: background certain, thrombus impossible
 UNVISITED_BACKGROUND_LOGIT = 10.0
@@ -106,15 +118,87 @@ class ROIRestrictedPredictor(nnUNetPredictor):
         self.last_tiles: tuple[int, int] = (0, 0)
         self.last_placement: str = "full"
         self._grid_roi: np.ndarray | None = None  # ROI the grid filter applies to; None while predicting crops
+        #: whole-case coarse passes run by this predictor (global coarse context), for bookkeeping and tests
+        self.coarse_passes = 0
+        self._context = None  # CoarseContext of the case being predicted (global coarse context only)
+        self._windows: deque = deque()  # window starts (case voxels) in the order nnU-Net runs them
+        self._offset: list[int] = [0, 0, 0]  # case voxel of the current input's first voxel (crops placement)
+
+    def global_context_network(self):
+        """The fine network when it samples a whole-case coarse context, else None."""
+        net = self.network
+        while True:
+            if hasattr(net, "module") and isinstance(net.module, torch.nn.Module):
+                net = net.module
+            elif hasattr(net, "_orig_mod"):
+                net = net._orig_mod
+            else:
+                break
+        return net if getattr(net, "uses_global_context", False) else None
+
+    @torch.inference_mode()
+    def whole_case_contexts(self, images: torch.Tensor) -> list:
+        """images: (C_img, *S) fine preprocessed case -> one CoarseContext per fold (each fold's coarse branch, one
+        pass each). The network is left with the last fold's weights."""
+        net = self.global_context_network()
+        if net is None:
+            raise ValueError("the fine network does not use a global coarse context")
+        contexts = []
+        for params in self.list_of_parameters:
+            net.load_state_dict(params)
+            contexts.append(net.whole_case_coarse_pass(images[None].to(self.device)))
+            self.coarse_passes += 1
+        return contexts
+
+    @torch.inference_mode()
+    def predict_logits_with_contexts(self, data: torch.Tensor, contexts: list) -> torch.Tensor:
+        """nnU-Net's fold ensemble (mean of the folds' logits) where fold k's windows sample ``contexts[k]``."""
+        if len(contexts) != len(self.list_of_parameters):
+            raise ValueError(f"{len(contexts)} coarse contexts for {len(self.list_of_parameters)} folds")
+        net = self.global_context_network()
+        logits = None
+        for params, ctx in zip(self.list_of_parameters, contexts):
+            net.load_state_dict(params)
+            self._context = ctx
+            try:
+                part = self.predict_sliding_window_return_logits(data).to("cpu")
+            finally:
+                self._context = None
+            logits = part if logits is None else logits + part
+        return logits / len(contexts)
 
     def _internal_get_sliding_window_slicers(self, image_size):
         slicers = super()._internal_get_sliding_window_slicers(image_size)
-        if self._grid_roi is None:
+        if self._grid_roi is not None:
+            kept = self._grid_kept(slicers, self._grid_roi, image_size)
+            self.last_tiles = (len(kept), len(slicers))
+            slicers = kept
+        else:
             self.last_tiles = (len(slicers), len(slicers))
-            return slicers
-        kept = self._grid_kept(slicers, self._grid_roi, image_size)
-        self.last_tiles = (len(kept), len(slicers))
-        return kept
+        return slicers
+
+    def _internal_predict_sliding_window_return_logits(self, data, slicers, do_on_device: bool = True):
+        if self._context is not None:  # (re)set on every run, including nnU-Net's retry off the device
+            before = _padding_before(self._unpadded_shape, self.configuration_manager.patch_size)
+            self._windows = deque([[sl[a + 1].start - b + o for a, (b, o) in enumerate(zip(before, self._offset))]
+                                   for sl in slicers])
+        return super()._internal_predict_sliding_window_return_logits(data, slicers, do_on_device)
+
+    def _internal_maybe_mirror_and_predict(self, x: torch.Tensor) -> torch.Tensor:
+        if self._context is None:
+            return super()._internal_maybe_mirror_and_predict(x)
+        net = self.global_context_network()
+        start = self._windows.popleft()
+        positions = position_field(start, x.shape[2:], device=x.device)[None].expand(x.shape[0], -1, -1, -1, -1)
+        features = net.context_features(self._context, positions)
+        prediction = self.network(x, coarse_features=features)
+        axes = [] if not self.use_mirroring or self.allowed_mirroring_axes is None else [
+            m + 2 for m in self.allowed_mirroring_axes]
+        combos = [c for i in range(len(axes)) for c in itertools.combinations(axes, i + 1)]
+        for c in combos:  # a mirrored window samples the same positions, mirrored
+            flipped = [torch.flip(f, c) for f in features]
+            prediction += torch.flip(self.network(torch.flip(x, c), coarse_features=flipped), c)
+        return prediction / (len(combos) + 1)
 
     def _grid_kept(self, slicers, roi: np.ndarray, image_size) -> list:
         """The windows of ``slicers`` (on the padded image of ``image_size``) that hold a voxel of ``roi``, plus those
@@ -176,17 +260,36 @@ class ROIRestrictedPredictor(nnUNetPredictor):
 
     @torch.inference_mode()
     def predict_sliding_window_return_logits(self, input_image: torch.Tensor):
+        net = self.global_context_network()
+        if net is None or self._context is not None:
+            return self._predict_windows(input_image)
+        # called by nnU-Net's own loops (fold ensemble, the trainer's final validation): the loaded fold's pass
+        self._context = net.whole_case_coarse_pass(input_image[None, :net.num_image_channels].to(self.device))
+        self.coarse_passes += 1
+        try:
+            return self._predict_windows(input_image)
+        finally:
+            self._context = None
+
+    def _run_grid(self, input_image: torch.Tensor, offset) -> torch.Tensor:
+        """nnU-Net's sliding window over ``input_image`` (the case, or a crop whose first voxel is case voxel
+        ``offset``)."""
+        self._offset = [int(o) for o in offset]
+        self._unpadded_shape = tuple(input_image.shape[1:])
+        return super().predict_sliding_window_return_logits(input_image)
+
+    def _predict_windows(self, input_image: torch.Tensor):
         if self.roi is None:
             self._grid_roi = None
             self.last_placement = "full"
-            return super().predict_sliding_window_return_logits(input_image)
+            return self._run_grid(input_image, (0, 0, 0))
         shape = tuple(input_image.shape[1:])
         placement, boxes, n_run, n_full = self.plan_windows(shape)
         self.last_placement = placement
         if placement == "grid":
             self._grid_roi = np.asarray(self.roi, dtype=bool)
             try:
-                logits = super().predict_sliding_window_return_logits(input_image)
+                logits = self._run_grid(input_image, (0, 0, 0))
             finally:
                 self._grid_roi = None
             _fill_unvisited(logits)
@@ -200,7 +303,7 @@ class ROIRestrictedPredictor(nnUNetPredictor):
         for box in boxes:  # within a crop, too, only the windows that overlap the grown ROI run
             self._grid_roi = roi[box]
             try:
-                part = super().predict_sliding_window_return_logits(input_image[(slice(None), *box)].contiguous())
+                part = self._run_grid(input_image[(slice(None), *box)].contiguous(), [b.start for b in box])
             finally:
                 self._grid_roi = None
             if logits is None:

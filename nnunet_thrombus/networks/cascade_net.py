@@ -1,32 +1,47 @@
-"""Fine network plus a coarse branch that sees the fine patch's field of view at coarse spacing.
+"""Fine network plus a frozen coarse branch that gives every fine level the coarse stage's fused features.
 
-This is the network nnU-Net trains under ``3d_cascade_fullres`` (DESIGN.md section 4)::
+This is the network nnU-Net trains under ``3d_cascade_fullres`` (DESIGN.md section 4). Two feature sources,
+chosen by ``coarse_context``:
 
-    x (B, C_img + C_seg, S)  ── all channels ──────────────────────────► ThrombusFineUNet ─► logits
-      │                                                                     ▲ level k: cat(.., Fc_k)
-      └─ image channels ─ trilinear resample to S_c ─► coarse branch ──────┘ (fused decoder features,
-         (B, C_img, S)     S_c = ceil(S / ratio / stride) * stride          resampled to fine level k)
+``"global"`` (default, the paper): the coarse branch runs ONCE over the whole case at coarse spacing
+(:meth:`ThrombusCascadeNet.whole_case_coarse_pass`), and each fine patch samples those features at its voxels'
+own positions (:meth:`ThrombusCascadeNet.context_features`; geometry in :mod:`nnunet_thrombus.networks.coarse_context`)::
 
-``ratio`` is ``coarse_spacing_ratio`` (coarse spacing / fine spacing per axis; the paper's
-1.08/0.625 = 1.728 and 0.844/0.488 = 1.7295) and ``stride`` the coarse net's total stride per axis.
-The whole patch is resampled, so the coarse branch's field of view equals the fine patch's exactly;
-its spacing is ``S / S_c`` fine voxels, i.e. the ratio up to the rounding to a multiple of the stride.
+    whole case images (1, C_img, S) ─ resize to round(S/ratio), pad ─► coarse_branch ─► CoarseContext (once)
+    patch x (B, C_img + C_seg, s), positions (B, 4, s) ─► sample at each fine level ─► ThrombusFineUNet ─► logits
+
+``"patch"`` (ablation, the former branch): the fine patch's own image channels, resized to coarse spacing, go
+through the coarse branch inside every forward call, so the coarse features see nothing the patch does not::
+
+    x ─ image channels ─ trilinear resample to S_c ─► coarse branch ─► features resampled to fine level k
+                         S_c = ceil(s / ratio / stride) * stride
+
+``ratio`` is ``coarse_spacing_ratio`` (coarse spacing / fine spacing per axis; the paper's 1.08/0.625 = 1.728 and
+0.844/0.488 = 1.7295) and ``stride`` the coarse net's total stride per axis.
 """
 
 from __future__ import annotations
 
 import math
 import os
+from contextlib import contextmanager
 from typing import Sequence
 
 import torch
 import torch.nn.functional as F
 
+from nnunet_thrombus.networks.coarse_context import (CoarseContext, fine_level_sizes, run_coarse_pass,
+                                                     sample_context)
 from nnunet_thrombus.networks.coarse_net import ThrombusCoarseUNet
 from nnunet_thrombus.networks.fine_net import ThrombusFineUNet
 from nnunet_thrombus.networks.unet_parts import resolve_dotted_ops
 
 _PREFIXES = ("module.", "_orig_mod.")
+COARSE_CONTEXTS = ("global", "patch")
+
+
+class MissingCoarseContextError(ValueError):
+    """A global-context cascade was called on a patch without the whole case's coarse features."""
 
 
 class ThrombusCascadeNet(ThrombusFineUNet):
@@ -43,6 +58,8 @@ class ThrombusCascadeNet(ThrombusFineUNet):
         coarse_spacing_ratio: coarse / fine spacing per axis (or one float), default (1.728, 1.7295, 1.7295).
         freeze_coarse: coarse branch gets requires_grad False, stays in eval mode (BN running stats) and
             runs under no_grad (default True).
+        coarse_context: ``"global"`` (default: features of one whole-case coarse pass, sampled at each voxel's
+            position; the caller passes them) or ``"patch"`` (the coarse branch re-runs on each patch).
 
     Fine level k receives coarse level min(k, n_coarse_levels - 1) (levels highest resolution first).
     """
@@ -55,7 +72,10 @@ class ThrombusCascadeNet(ThrombusFineUNet):
                  use_pyramid_fusion: bool = True, use_coarse_features: bool = True,
                  coarse_arch_kwargs: dict | None = None, num_image_channels: int | None = None,
                  coarse_spacing_ratio: float | Sequence[float] = (1.728, 1.7295, 1.7295), freeze_coarse: bool = True,
-                 cbam_reduction: int = 16, cbam_kernel_size: int = 7, pyramid_dilations=(1, 2, 3)):
+                 cbam_reduction: int = 16, cbam_kernel_size: int = 7, pyramid_dilations=(1, 2, 3),
+                 coarse_context: str = "global"):
+        if coarse_context not in COARSE_CONTEXTS:
+            raise ValueError(f"coarse_context must be one of {COARSE_CONTEXTS}, got {coarse_context!r}")
         arch = dict(n_stages=n_stages, features_per_stage=features_per_stage, conv_op=conv_op,
                     kernel_sizes=kernel_sizes, strides=strides, n_conv_per_stage=n_conv_per_stage,
                     n_conv_per_stage_decoder=n_conv_per_stage_decoder, conv_bias=conv_bias, norm_op=norm_op,
@@ -80,6 +100,8 @@ class ThrombusCascadeNet(ThrombusFineUNet):
         self.use_coarse_features = bool(use_coarse_features)
         self.freeze_coarse = bool(freeze_coarse)
         self.coarse_branch = coarse
+        self.coarse_context = coarse_context
+        self._scoped_features = None
         dim = len(self.total_stride)
         ratio = [float(coarse_spacing_ratio)] * dim if isinstance(coarse_spacing_ratio, (int, float)) else [
             float(r) for r in coarse_spacing_ratio]
@@ -118,13 +140,60 @@ class ThrombusCascadeNet(ThrombusFineUNet):
                 return self.coarse_branch.forward_with_features(small)[1]
         return self.coarse_branch.forward_with_features(small)[1]
 
+    # ------------------------------------------------------------------ global context
+    @property
+    def uses_global_context(self) -> bool:
+        return self.coarse_branch is not None and self.coarse_context == "global"
+
+    def coarse_level_map(self) -> list[int]:
+        """Coarse decoder level feeding each fine decoder level (highest resolution first)."""
+        n_coarse = len(self.coarse_branch.decoder_feature_channels)
+        return [min(k, n_coarse - 1) for k in range(len(self.decoder.stages))]
+
+    def whole_case_coarse_pass(self, images: torch.Tensor) -> CoarseContext:
+        """images: (1, C_img, *S), the whole fine case -> its CoarseContext (one coarse forward pass, no_grad)."""
+        if self.coarse_branch is None:
+            raise ValueError("this ThrombusCascadeNet was built with use_coarse_features=False: no coarse branch")
+        if images.shape[1] != self.num_image_channels:
+            raise ValueError(f"whole_case_coarse_pass takes the {self.num_image_channels} image channels, got "
+                             f"{tuple(images.shape)}")
+        return run_coarse_pass(self.coarse_branch, images, self.coarse_spacing_ratio)
+
+    def context_features(self, contexts, positions: torch.Tensor) -> list[torch.Tensor]:
+        """contexts: one CoarseContext per sample (or one for all); positions: (B, 4, *s) homogeneous fine case
+        indices of the patch voxels -> per fine decoder level (B, Cc_k, *s_k), ready for ``forward``."""
+        if isinstance(contexts, CoarseContext):
+            contexts = [contexts] * positions.shape[0]
+        sizes = fine_level_sizes(positions.shape[2:], self.encoder.strides)
+        return sample_context(contexts, positions, sizes, self.coarse_level_map())
+
+    @contextmanager
+    def using_coarse_features(self, coarse_features):
+        """Within the block, forward calls without ``coarse_features`` use these (for callers such as nnU-Net's
+        train_step that call ``network(x)`` only)."""
+        previous, self._scoped_features = self._scoped_features, coarse_features
+        try:
+            yield self
+        finally:
+            self._scoped_features = previous
+
     def forward_with_features(self, x: torch.Tensor, coarse_features=None):
         """x: (B, C_img + C_seg, *S) -> (logits, fine decoder features); coarse_features overrides the branch."""
         if x.shape[1] != self.input_channels:
             raise ValueError(f"expected {self.input_channels} input channels, got input of shape {tuple(x.shape)}")
         if self.coarse_branch is not None and coarse_features is None:
-            coarse = self.coarse_features(x[:, :self.num_image_channels])
-            coarse_features = [coarse[min(k, len(coarse) - 1)] for k in range(len(self.decoder.stages))]
+            if self._scoped_features is not None:
+                coarse_features = self._scoped_features
+            elif self.coarse_context == "patch":
+                coarse = self.coarse_features(x[:, :self.num_image_channels])
+                coarse_features = [coarse[min(k, len(coarse) - 1)] for k in range(len(self.decoder.stages))]
+            else:
+                raise MissingCoarseContextError(
+                    "this fine-stage network uses the coarse stage's whole-head features (coarse_context='global'), "
+                    "which a patch alone does not carry; nnU-Net's plain sliding window (nnUNetv2_predict) cannot "
+                    "supply them. Predict with `nnunet_thrombus predict -i SCANS -o OUT -d DATASET -tr TRAINER -p "
+                    "PLANS` (one whole-head coarse pass per case), or train the patch-context ablation "
+                    "(-tr ThrombusCascadeTrainer_patchContext), which nnUNetv2_predict can run.")
         return super().forward_with_features(x, coarse_features)
 
     def forward(self, x: torch.Tensor, coarse_features=None):

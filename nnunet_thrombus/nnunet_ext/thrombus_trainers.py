@@ -4,6 +4,7 @@ from nnunet_thrombus.training.variants import (  # noqa: F401
     ThrombusCascadeTrainer_noCBAM,
     ThrombusCascadeTrainer_noCoarseFeatures,
     ThrombusCascadeTrainer_noPyramidFusion,
+    ThrombusCascadeTrainer_patchContext,
     ThrombusCascadeTrainer_plain,
     nnUNetTrainer_envSchedule,
 )

@@ -5,7 +5,11 @@ trainer name:
 
 - ``3d_lowres`` (stage 1, coarse): :class:`ThrombusCoarseUNet` (CBAM + scale-aware pyramid fusion).
 - ``3d_cascade_fullres`` (stage 2, fine): :class:`ThrombusCascadeNet`; its coarse branch is loaded from the same
-  fold's stage-1 ``checkpoint_final.pth`` and frozen (``freeze_coarse``).
+  fold's stage-1 ``checkpoint_final.pth`` and frozen (``freeze_coarse``). With the global coarse context (the
+  default, ``coarse_context = "global"``) the coarse branch runs once over each whole training case (cached,
+  :class:`~nnunet_thrombus.training.global_context.CoarseContextBank`) and every patch samples those features at
+  its voxels' positions, carried through nnU-Net's augmentation by
+  :class:`~nnunet_thrombus.training.global_context.PositionDataLoader`.
 
 Recipe (paper, where explicit): SGD Nesterov momentum 0.99, lr 0.01, poly decay 0.9, weight decay 3e-5, batch 2
 (from the plans), Dice + CE with deep-supervision weights halving per level and normalised to sum 1 (nnU-Net zeroes
@@ -14,8 +18,12 @@ Short schedules: ``THROMBUS_*`` environment variables (:mod:`nnunet_thrombus.tra
 """
 from __future__ import annotations
 
+import os
+from unittest import mock
+
 import numpy as np
 import torch
+import nnunetv2.training.nnUNetTrainer.nnUNetTrainer as nnunet_trainer_module
 from nnunetv2.training.loss.compound_losses import DC_and_CE_loss
 from nnunetv2.training.loss.deep_supervision import DeepSupervisionWrapper
 from nnunetv2.training.nnUNetTrainer.nnUNetTrainer import nnUNetTrainer
@@ -24,6 +32,7 @@ from nnunet_thrombus.training.losses import PresentClassSoftDiceLoss
 from nnunet_thrombus.training.network_builder import NetworkSwitches, build_thrombus_network
 from nnunet_thrombus.training.short_run import ShortScheduleMixin
 from nnunet_thrombus.training import stage_one
+from nnunet_thrombus.training.global_context import CoarseContextBank, PositionDataLoader, split_positions
 
 
 def unwrap_network(network: torch.nn.Module) -> torch.nn.Module:
@@ -43,6 +52,8 @@ class ThrombusCascadeTrainer(ShortScheduleMixin, nnUNetTrainer):
     use_pyramid_fusion = True
     use_coarse_features = True
     freeze_coarse = True
+    #: source of the fine stage's coarse features: "global" (one whole-case coarse pass) or "patch" (per patch)
+    coarse_context = "global"
     #: trainer whose stage-1 results (checkpoint, predicted_next_stage) the fine stage uses; None = this trainer
     stage1_trainer_name: str | None = None
 
@@ -57,10 +68,12 @@ class ThrombusCascadeTrainer(ShortScheduleMixin, nnUNetTrainer):
                 self.plans_manager, self.configuration_manager.previous_stage_name, self.configuration_name,
                 self.stage1_trainer_name)
         self.coarse_branch_status = "not used"
+        self._context_bank: CoarseContextBank | None = None
 
     @classmethod
     def network_switches(cls) -> NetworkSwitches:
-        return NetworkSwitches(cls.use_cbam, cls.use_pyramid_fusion, cls.use_coarse_features, cls.freeze_coarse)
+        return NetworkSwitches(cls.use_cbam, cls.use_pyramid_fusion, cls.use_coarse_features, cls.freeze_coarse,
+                               cls.coarse_context)
 
     @classmethod
     def build_network_architecture(cls, plans_manager, configuration_manager, num_input_channels: int,
@@ -114,3 +127,55 @@ class ThrombusCascadeTrainer(ShortScheduleMixin, nnUNetTrainer):
                 self.stage1_trainer_name or self.__class__.__name__, list(tr_keys) + list(val_keys),
                 self.folder_with_segs_from_previous_stage)
         super().on_train_start()
+
+    # ------------------------------------------------------------------ global coarse context
+    def uses_global_context(self) -> bool:
+        return self.is_cascaded and getattr(unwrap_network(self.network), "uses_global_context", False)
+
+    def context_bank(self) -> CoarseContextBank:
+        """Whole-case coarse contexts of this fold's cases (``THROMBUS_CONTEXT_CACHE_GB``, default 8, of memory)."""
+        if self._context_bank is None:
+            net = unwrap_network(self.network)
+            cases = self.dataset_class(self.preprocessed_dataset_folder, None)
+            n_img = net.num_image_channels
+            self._context_bank = CoarseContextBank(
+                lambda key: np.asarray(cases.load_case(key)[0][:n_img]), net.whole_case_coarse_pass, self.device,
+                int(float(os.environ.get("THROMBUS_CONTEXT_CACHE_GB", "8")) * 2 ** 30))
+        return self._context_bank
+
+    def batch_context(self, batch: dict) -> tuple[dict, list]:
+        """Split the position channels off ``batch["data"]`` and sample each sample's case context at them."""
+        data, positions = split_positions(batch["data"])
+        bank = self.context_bank()
+        features = unwrap_network(self.network).context_features([bank[k] for k in batch["keys"]],
+                                                                 positions.to(self.device))
+        return {**batch, "data": data}, features
+
+    def get_dataloaders(self):
+        if not self.uses_global_context():
+            return super().get_dataloaders()
+        with mock.patch.object(nnunet_trainer_module, "nnUNetDataLoader", PositionDataLoader):
+            return super().get_dataloaders()
+
+    def train_step(self, batch: dict) -> dict:
+        if not self.uses_global_context():
+            return super().train_step(batch)
+        batch, features = self.batch_context(batch)
+        with unwrap_network(self.network).using_coarse_features(features):
+            return super().train_step(batch)
+
+    def validation_step(self, batch: dict) -> dict:
+        if not self.uses_global_context():
+            return super().validation_step(batch)
+        batch, features = self.batch_context(batch)
+        with unwrap_network(self.network).using_coarse_features(features):
+            return super().validation_step(batch)
+
+    def perform_actual_validation(self, save_probabilities: bool = False):
+        """nnU-Net's validation; with the global context its predictor runs one whole-case coarse pass per case."""
+        if not self.uses_global_context():
+            return super().perform_actual_validation(save_probabilities)
+        from nnunet_thrombus.inference.roi_predictor import ROIRestrictedPredictor
+
+        with mock.patch.object(nnunet_trainer_module, "nnUNetPredictor", ROIRestrictedPredictor):
+            return super().perform_actual_validation(save_probabilities)

@@ -2,6 +2,7 @@
 
 ``_noCoarseFeatures`` changes only the fine stage, so it reuses the stage-1 results of ``ThrombusCascadeTrainer``
 (checkpoint and ``predicted_next_stage``); the others change both stages and train their own stage 1.
+``_patchContext`` takes the coarse features from the fine patch alone (the ablation of the global context).
 ``_plain`` switches everything off: the same parameter count as nnU-Net's PlainConvUNet (a sanity baseline).
 """
 import torch
@@ -22,6 +23,13 @@ class ThrombusCascadeTrainer_noPyramidFusion(ThrombusCascadeTrainer):
 
 class ThrombusCascadeTrainer_noCoarseFeatures(ThrombusCascadeTrainer):
     use_coarse_features = False
+    stage1_trainer_name = "ThrombusCascadeTrainer"
+
+
+class ThrombusCascadeTrainer_patchContext(ThrombusCascadeTrainer):
+    """The former coarse branch: stage 1 re-run on each fine patch (resized to coarse spacing), so its features see
+    only the patch's field of view. Shares stage 1 with ThrombusCascadeTrainer; nnUNetv2_predict can run it."""
+    coarse_context = "patch"
     stage1_trainer_name = "ThrombusCascadeTrainer"
 
 

@@ -10,6 +10,7 @@ from nnunet_thrombus.networks.fine_net import ThrombusFineUNet
 
 
 def _cascade(**kwargs):
+    kwargs.setdefault("coarse_context", "patch")  # these tests exercise the per-patch branch
     return ThrombusCascadeNet(input_channels=3, num_classes=2, deep_supervision=True, **tiny_arch(), **kwargs)
 
 
@@ -111,7 +112,8 @@ def test_cascade_rejects_bad_arguments(kwargs, match):
     ("nnunet_thrombus.networks.coarse_net.ThrombusCoarseUNet", {}, 2),
     ("nnunet_thrombus.networks.fine_net.ThrombusFineUNet", {"coarse_feature_channels": [4, 8]}, 3),
     ("nnunet_thrombus.networks.cascade_net.ThrombusCascadeNet",
-     {"coarse_arch_kwargs": dotted(tiny_arch(norm=nn.BatchNorm3d)), "use_cbam": False}, 3),
+     {"coarse_arch_kwargs": dotted(tiny_arch(norm=nn.BatchNorm3d)), "use_cbam": False, "coarse_context": "patch"},
+     3),
 ])
 def test_build_through_nnunet_get_network_from_plans(cls, extra, in_ch):
     from nnunetv2.utilities.get_network_from_plans import get_network_from_plans
