@@ -12,23 +12,28 @@ from __future__ import annotations
 import pydoc
 from dataclasses import dataclass
 
-SWITCH_KEYS = ("use_cbam", "use_pyramid_fusion", "use_coarse_features", "freeze_coarse")
+SWITCH_KEYS = ("use_cbam", "use_pyramid_fusion", "use_coarse_features", "freeze_coarse", "coarse_context")
 _ACCEPTED_CLASSES = ("PlainConvUNet", "ThrombusCoarseUNet", "ThrombusCascadeNet", "ThrombusFineUNet")
 
 
 @dataclass(frozen=True)
 class NetworkSwitches:
-    """Ablation switches. A switch is on only when both the trainer and the plans leave it on."""
+    """Ablation switches. A switch is on only when both the trainer and the plans leave it on.
+
+    ``coarse_context``: where the fine stage's coarse features come from, ``"global"`` (one whole-case coarse pass,
+    the paper) or ``"patch"`` (the coarse branch re-run on each fine patch); the trainer's value wins."""
 
     use_cbam: bool = True
     use_pyramid_fusion: bool = True
     use_coarse_features: bool = True
     freeze_coarse: bool = True
+    coarse_context: str = "global"
 
     def combined_with(self, plans_kwargs: dict) -> "NetworkSwitches":
         values = {k: bool(getattr(self, k)) and bool(plans_kwargs.get(k, True)) for k in SWITCH_KEYS
-                  if k != "freeze_coarse"}
+                  if k not in ("freeze_coarse", "coarse_context")}
         values["freeze_coarse"] = bool(plans_kwargs.get("freeze_coarse", self.freeze_coarse))
+        values["coarse_context"] = self.coarse_context
         return NetworkSwitches(**values)
 
 
@@ -87,6 +92,7 @@ def build_thrombus_network(plans_manager, configuration_manager, num_input_chann
             input_channels=num_input_channels, num_classes=num_output_channels,
             use_cbam=sw.use_cbam, use_pyramid_fusion=sw.use_pyramid_fusion,
             use_coarse_features=sw.use_coarse_features, freeze_coarse=sw.freeze_coarse,
+            coarse_context=sw.coarse_context,
             coarse_arch_kwargs=coarse_arch, num_image_channels=num_input_channels - n_seg_channels,
             coarse_spacing_ratio=ratio, **arch)
     if allow_init and hasattr(net, "initialize"):
