@@ -29,6 +29,7 @@ import numpy as np
 from nnunet_thrombus.evaluation.surface_metrics import dice
 
 from nnunet_thrombus.model_folder import DEFAULT_PLANS as PLANS  # noqa: E402
+from nnunet_thrombus.model_folder import DEFAULT_TRAINER  # noqa: E402
 from nnunet_thrombus.model_folder import ensure_ext_trainer, stage_identifier  # noqa: E402
 
 
@@ -149,7 +150,7 @@ def main(argv=None) -> int:
     ap.add_argument("-d", "--dataset", type=int, default=501, help="dataset id. Default: 501.")
     ap.add_argument("--vanilla", default="nnUNetTrainer_envSchedule", help="vanilla trainer. Default: "
                     "nnUNetTrainer_envSchedule.")
-    ap.add_argument("--ours", default="ThrombusCascadeTrainer", help="our trainer. Default: ThrombusCascadeTrainer.")
+    ap.add_argument("--ours", default=DEFAULT_TRAINER, help=f"our trainer. Default: {DEFAULT_TRAINER}.")
     ap.add_argument("--device", default="cpu", help="torch device. Default: cpu.")
     ap.add_argument("--tta", action="store_true", help="mirroring TTA for all four. Default: off.")
     ap.add_argument("-n", "--max-cases", type=int, default=None, help="first N cases only. Default: all.")

@@ -1,16 +1,18 @@
 """``nnunet_thrombus apply-plans``: write the cascade plans (paper / auto / cpu preset) into a planned dataset."""
 import argparse
 
+from nnunet_thrombus.model_folder import DEFAULT_PLANS
+
 
 def _configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("-d", "--dataset", required=True, help="dataset id or name (e.g. 501)")
     parser.add_argument("--preset", choices=["auto", "cpu", "paper"], default="auto",
                         help="paper: the paper's spacing/patch/features/BN; auto: nnU-Net's 3d_fullres + cascade; "
                              "cpu: reduced features and patch (default: auto)")
-    parser.add_argument("-p", "-pl", "--plans-name", "--plans", dest="plans_name", default="ThrombusPlans",
+    parser.add_argument("-p", "-pl", "--plans-name", "--plans", dest="plans_name", default=DEFAULT_PLANS,
                         help="identifier of the plans written; nnUNetPlans adds 3d_lowres + 3d_cascade_fullres to "
                              "nnU-Net's own plans and leaves its 3d_fullres as nnU-Net made it (the original file kept "
-                             "as nnUNetPlans.orig.json) (default: ThrombusPlans)")
+                             f"as nnUNetPlans.orig.json) (default: {DEFAULT_PLANS})")
     parser.add_argument("--source-plans", default="nnUNetPlans", help="plans to start from (default: nnUNetPlans)")
     parser.add_argument("--ct-window", choices=["foreground", "vessel"], default="foreground",
                         help="CT normalisation window: nnU-Net's thrombus-percentile clip or a fixed vessel window "

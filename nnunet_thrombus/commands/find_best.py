@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import argparse
 
+from nnunet_thrombus.model_folder import DEFAULT_TRAINER, FINE
+
 
 def _model(value: str) -> tuple[str, str, str | None]:
     parts = value.split(":")
@@ -25,7 +27,7 @@ def add_parser(subparsers) -> None:
         help="nnU-Net's find_best_configuration over (trainer, configuration) pairs, e.g. vanilla vs our cascade")
     p.add_argument("dataset", help="dataset id or name. Required.")
     p.add_argument("-m", "--models", nargs="+", type=_model,
-                   default=[("nnUNetTrainer", "3d_fullres", None), ("ThrombusCascadeTrainer", "3d_cascade_fullres", None)],
+                   default=[("nnUNetTrainer", "3d_fullres", None), (DEFAULT_TRAINER, FINE, None)],
                    help="TRAINER:CONFIGURATION[:PLANS] of each trained model. Default: nnUNetTrainer:3d_fullres "
                         "ThrombusCascadeTrainer:3d_cascade_fullres.")
     p.add_argument("-p", "--plans", default="nnUNetPlans",
@@ -49,7 +51,7 @@ def run(args) -> int:
                                    num_processes=args.num_processes, overwrite=True, folds=tuple(args.folds),
                                    strict=True)
     for chosen in info["best_model_or_ensemble"]["selected_model_or_models"]:
-        if chosen["configuration"] == "3d_cascade_fullres":
+        if chosen["configuration"] == FINE:
             print(f"\nThe cascade's fine stage needs its coarse stage's predictions: run nnUNetv2_predict with "
                   f"-c 3d_lowres first and pass its output as -prev_stage_predictions, or run both stages, "
                   f"measurements and reports with:\n  nnunet_thrombus predict -i INPUT_FOLDER -o OUTPUT_FOLDER "

@@ -28,6 +28,8 @@ import json
 import math
 from pathlib import Path
 
+from nnunet_thrombus.model_folder import DEFAULT_PLANS
+
 PAPER_RATIO = (1.08 / 0.625, 0.844 / 0.488, 0.844 / 0.488)
 PLANS_DIR = Path(__file__).resolve().parents[2] / "plans"
 COARSE_CLASS = "nnunet_thrombus.networks.coarse_net.ThrombusCoarseUNet"
@@ -86,7 +88,7 @@ def _set_architecture(cfg: dict, class_name: str, features=None, strides=None, k
     arch.setdefault("_kw_requires_import", ["conv_op", "norm_op", "dropout_op", "nonlin"])
 
 
-def build_thrombus_plans(base_plans: dict, preset: str = "auto", plans_name: str = "ThrombusPlans",
+def build_thrombus_plans(base_plans: dict, preset: str = "auto", plans_name: str = DEFAULT_PLANS,
                          ct_window: str = "foreground", patch_size=None, features=None,
                          batch_size: int | None = None) -> dict:
     """New plans dict (see module docstring). ``base_plans``: nnU-Net's plans with a ``3d_fullres`` configuration."""
@@ -193,7 +195,7 @@ def configurations_to_preprocess(plans: dict) -> list[str]:
     return ["3d_lowres"] + ([] if shared else ["3d_cascade_fullres"])
 
 
-def apply_plans(dataset: str | int, preset: str = "auto", plans_name: str = "ThrombusPlans",
+def apply_plans(dataset: str | int, preset: str = "auto", plans_name: str = DEFAULT_PLANS,
                 source_plans: str = "nnUNetPlans", ct_window: str = "foreground", patch_size=None, features=None,
                 batch_size: int | None = None) -> Path:
     """Read ``<nnUNet_preprocessed>/<dataset>/<source_plans>.json``, write ``<plans_name>.json`` beside it; returns
