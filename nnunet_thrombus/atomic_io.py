@@ -113,11 +113,20 @@ def publish(pairs) -> None:
         os.replace(tmp, final)
 
 
-def publish_dir(tmp_dir, final) -> Path:
-    """Rename a finished folder ``tmp_dir`` onto ``final`` (an older ``final`` is deleted first)."""
+def publish_dir(tmp_dir, final, replace: bool = True) -> Path:
+    """Rename a finished folder ``tmp_dir`` onto ``final``. ``replace``: an older ``final`` is deleted first; else a
+    ``final`` that already exists (another process published the same content first) is kept and ``tmp_dir`` left
+    for the caller to delete."""
     import shutil
 
     final = Path(final)
+    if not replace:
+        try:
+            os.rename(tmp_dir, final)
+        except OSError:
+            if not final.is_dir():
+                raise
+        return final
     if final.exists():
         shutil.rmtree(final)
     os.replace(tmp_dir, final)

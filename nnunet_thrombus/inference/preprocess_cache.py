@@ -26,7 +26,7 @@ from pathlib import Path
 import numpy as np
 import SimpleITK as sitk
 
-from nnunet_thrombus.evaluation.atomic_io import write_json
+from nnunet_thrombus.atomic_io import publish_dir, write_json
 
 #: bump when dataset_conversion.preprocess changes what it returns for the same scans
 CACHE_FORMAT = 1
@@ -84,12 +84,7 @@ def store(cache_dir: Path, key: str, result: dict) -> Path | None:
         for name in _IMAGES:
             sitk.WriteImage(result[name], str(tmp / f"{name}.mha"), False)
         write_json(tmp / "qc.json", result["qc"])
-        try:
-            os.rename(tmp, entry)
-        except OSError:
-            if not entry.is_dir():  # another worker may have stored the same key first: keep theirs
-                raise
-        return entry
+        return publish_dir(tmp, entry, replace=False)  # another worker may have stored the key first: keep theirs
     except OSError:
         return None
     finally:
