@@ -192,9 +192,8 @@ def test_inference_never_imports_training_and_conversion_never_imports_commands(
 
 
 def test_one_atomic_writer():
-    """``os.replace``/``os.rename`` appear in the atomic-I/O module only (the preprocess cache publishes entries
-    with ``os.rename``, which refuses to replace a finished entry another process wrote first)."""
-    allowed = {"nnunet_thrombus/atomic_io.py", "nnunet_thrombus/inference/preprocess_cache.py"}
+    """``os.replace``/``os.rename`` appear in the atomic-I/O module only."""
+    allowed = {"nnunet_thrombus/atomic_io.py"}
     found = set()
     for path in list(PKG.rglob("*.py")) + list((ROOT / "dataset_conversion").glob("*.py")) + \
             list((ROOT / "benchmarks").glob("*.py")):
