@@ -75,11 +75,10 @@ def stage_folder(dataset: str | int, configuration: str, trainer: str = DEFAULT_
                  plans: str = DEFAULT_PLANS, fold=None) -> Path:
     """``nnUNet_results/<DatasetName>/<trainer>__<plans>__<configuration>[/fold_k]`` (nnU-Net's
     ``get_output_folder``); need not exist."""
-    results_root()
-    dataset_name(dataset)
+    results_root()  # a clear error when unset
     from nnunetv2.utilities.file_path_utilities import get_output_folder
 
-    return Path(get_output_folder(dataset, trainer, plans, configuration, fold))
+    return Path(get_output_folder(dataset_name(dataset), trainer, plans, configuration, fold))
 
 
 def raw_dataset_folder(dataset: str | int) -> Path:
