@@ -370,15 +370,22 @@ def _rank_key(series: SeriesInfo) -> tuple:
             -len(series.frames))
 
 
+def _pick_hint(flag: str | None) -> str:
+    if flag:
+        return f"pick one with {flag} SERIESNUMBER"
+    return "pick one by leaving only that series in the folder (or convert the case with --ncct-series/--cta-series)"
+
+
 def choose_series(folder: Path, series: dict[str, SeriesInfo], phase: int | None = None,
                   pick: str | int | None = None, multiphase: bool = True,
-                  flag: str = "--cta-series") -> tuple[SeriesInfo, dict]:
+                  flag: str | None = "--cta-series") -> tuple[SeriesInfo, dict]:
     """The series to read among ``series`` (see the module doc) and a record of the choice.
 
     phase: 1-based acquisition (phase) in time order; default: the only one, or phase 2 when there are several
     (with exactly 2, ``note`` says the later one was taken). multiphase=False (NCCT): several acquisitions are
     ambiguous. pick: a SeriesNumber or SeriesInstanceUID that overrides the rule (``flag`` names the option
-    that sets it, for the error messages). Returns ``(series, record)`` with record keys chosen, reason,
+    that sets it, for the error messages; None: the caller has no such option, the message says to leave only
+    the wanted series in the folder). Returns ``(series, record)`` with record keys chosen, reason,
     skipped (list of summaries with reasons), n_phases, phase, note."""
     skipped: list[SeriesInfo] = []
     candidates: list[SeriesInfo] = []
@@ -429,7 +436,7 @@ def choose_series(folder: Path, series: dict[str, SeriesInfo], phase: int | None
             tied = [m for m in members if _rank_key(m) == _rank_key(members[0])]
             raise AmbiguousSeriesError(
                 f"{folder}: {len(tied)} reconstructions of one acquisition qualify equally (" +
-                "; ".join(m.label() for m in tied) + f"); pick one with {flag} SERIESNUMBER")
+                "; ".join(m.label() for m in tied) + f"); {_pick_hint(flag)}")
         for m in members[1:]:
             m.skip = (f"another reconstruction of the same acquisition is preferred (series {members[0].number}: "
                       "soft-tissue kernel, then thinnest slices, then most slices)")
@@ -438,12 +445,12 @@ def choose_series(folder: Path, series: dict[str, SeriesInfo], phase: int | None
     if len(best_of) > 1 and any(_acq_start(s) is None for s in best_of):
         raise AmbiguousSeriesError(f"{folder}: {len(best_of)} series qualify and not all have an acquisition time, "
                                    "so their order is unknown (" + "; ".join(s.label() for s in best_of) +
-                                   f"); pick one with {flag} SERIESNUMBER")
+                                   f"); {_pick_hint(flag)}")
     best_of.sort(key=lambda s: (_acq_start(s), s.number))
     n = len(best_of)
     if not multiphase and n > 1:
         raise AmbiguousSeriesError(f"{folder}: {n} acquisitions qualify (" + "; ".join(s.label() for s in best_of)
-                                   + f"); pick one with {flag} SERIESNUMBER")
+                                   + f"); {_pick_hint(flag)}")
     if phase is None:
         phase = 1 if n == 1 else 2
     if not 1 <= phase <= n:
@@ -593,7 +600,7 @@ def check_hu(image: sitk.Image, where: str) -> None:
 
 
 def read_dicom_series(folder: str | os.PathLike, phase: int | None = None, series: str | int | None = None,
-                      multiphase: bool = True, flag: str = "--cta-series") -> tuple[sitk.Image, dict]:
+                      multiphase: bool = True, flag: str | None = "--cta-series") -> tuple[sitk.Image, dict]:
     """Read one CT series from ``folder`` (searched recursively) as an ``sitk.Image`` (int16 HU, z,y,x on disk).
 
     phase: 1-based acquisition in time order for a multiphase CTA (default: the only one, else phase 2; with
@@ -676,7 +683,7 @@ def series_table(info: dict, prefix: str) -> dict:
 
 
 def read_image(path: str | os.PathLike, phase: int | None = None, series: str | int | None = None,
-               multiphase: bool = True, flag: str = "--cta-series") -> tuple[sitk.Image, dict]:
+               multiphase: bool = True, flag: str | None = "--cta-series") -> tuple[sitk.Image, dict]:
     """Read a NIfTI/NRRD/MHA file or a DICOM folder as HU; returns ``(image, info)`` like ``read_dicom_series``."""
     path = Path(path)
     if path.is_dir():

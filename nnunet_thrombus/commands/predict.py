@@ -64,7 +64,8 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     p.add_argument("--cache-dir", default=None,
                    help="folder caching registration + skull stripping per pair of scans, so predicting the same "
                         "scans again (another model, other options) reuses them; holds voxel data, no DICOM tags. "
-                        "Default: $NNUNET_THROMBUS_CACHE, else ~/.cache/nnunet_thrombus/preprocess.")
+                        "Default: $NNUNET_THROMBUS_CACHE, else OUTPUT/.preprocess_cache (patient voxels stay "
+                        "with the outputs, never in a home folder).")
     p.add_argument("--no-cache", action="store_true", help="neither read nor write that cache. Default: cache on.")
     p.add_argument("--overwrite", action="store_true", help="redo finished cases too. Default: skip them.")
     p.add_argument("-q", "--quiet", action="store_true", help="no per-case progress. Default: off.")
@@ -89,7 +90,7 @@ def run(args) -> int:
         args._parser.error("--no-cache and --cache-dir contradict each other; give one")
     from nnunet_thrombus.inference.preprocess_cache import default_cache_dir
 
-    cache_dir = None if args.no_cache else (args.cache_dir or str(default_cache_dir()))
+    cache_dir = None if args.no_cache else (args.cache_dir or str(default_cache_dir(args.output)))
     if args.ray_address and args.num_parts != 1:
         args._parser.error("--ray-address splits the cases itself; do not combine it with --num-parts")
     from nnunet_thrombus.nnunet_env import announce_device

@@ -2,7 +2,9 @@
 
 Accepted inputs (any mix, given as a list of paths):
 
-- one patient folder (``NCCT/`` + ``CTA/`` DICOM folders or ``ncct.nii.gz`` + ``cta.nii.gz``, as the converter reads);
+- one patient folder (``NCCT/`` + ``CTA/`` DICOM folders or ``ncct.nii.gz`` + ``cta.nii.gz``, as the converter reads;
+  a DICOM folder may hold localizers, MIPs, dose reports and stray files: the series is chosen by meaning, see
+  ``dataset_conversion.dicom_io``, and the choice goes into ``report.json`` ``input.series``);
 - a folder of such patient folders (one case per sub-folder);
 - an nnU-Net images folder (``<case>_0000.nii.gz`` = CTA, ``<case>_0001.nii.gz`` = NCCT), already registered and
   skull-stripped by ``convert``: registration and skull stripping are skipped, the brain mask is CTA > -1000 HU.
@@ -105,14 +107,17 @@ def select_part(cases: list, num_parts: int, part_id: int) -> list:
     return [c for i, c in enumerate(ordered) if i % num_parts == part_id]
 
 
-def read_phi(dicom_folder: Path) -> dict:
-    """Identifying header values of the first DICOM file in ``dicom_folder`` (empty values dropped)."""
+def read_phi(dicom_folder: Path, series_uid: str | None = None) -> dict:
+    """Identifying header values of the first DICOM file in ``dicom_folder`` (of ``series_uid`` when given;
+    stray and non-DICOM files skipped; empty values dropped)."""
     import pydicom
 
     for path in sorted(p for p in Path(dicom_folder).rglob("*") if p.is_file() and not p.name.startswith(".")):
         try:
             ds = pydicom.dcmread(str(path), stop_before_pixels=True)
         except Exception:  # not a DICOM file: try the next one
+            continue
+        if series_uid and str(getattr(ds, "SeriesInstanceUID", "")) != series_uid:
             continue
         return {k: str(getattr(ds, k)) for k in PHI_KEYWORDS if str(getattr(ds, k, "") or "")}
     return {}
@@ -187,6 +192,19 @@ def check_nifti_complete(path: Path) -> None:
         raise CaseInputError(f"{path}: truncated NIfTI ({total} of {need} bytes); copy the file again")
 
 
+def series_report(info: dict) -> dict:
+    """``report.json`` ``input.series.<scan>``: the DICOM series read and why, every series skipped with its
+    reason, stray files, gantry tilt (no UIDs, no patient data); ``{"source": "nifti"}`` for an image file."""
+    if info.get("source") != "dicom":
+        return {"source": info.get("source", "nifti")}
+    sel = info.get("selection") or {}
+    return {"source": "dicom", "chosen": sel.get("chosen", {}), "reason": sel.get("reason", ""),
+            "skipped": list(sel.get("skipped", [])), "stray_files": list(info.get("stray_files", [])),
+            "gantry_tilt_deg": float(info.get("gantry_tilt_deg", 0.0)),
+            "tilt_corrected": bool(info.get("tilt_corrected", False)), "multiframe": bool(info.get("multiframe")),
+            "transfer_syntax": str(info.get("transfer_syntax", ""))}
+
+
 def _read_pair(case: Case, allow_thick: bool):
     from dataset_conversion.dicom_io import read_image
     from dataset_conversion.preprocess import check_slice_thickness
@@ -196,8 +214,8 @@ def _read_pair(case: Case, allow_thick: bool):
         cta, cta_info = read_image(case.cta_phases[idx])
         cta_info.update(phase=idx + 1, n_series=len(case.cta_phases))
     else:
-        cta, cta_info = read_image(case.cta)
-    ncct, ncct_info = read_image(case.ncct)
+        cta, cta_info = read_image(case.cta, series=case.meta.get("cta_series"), flag=None)
+    ncct, ncct_info = read_image(case.ncct, multiphase=False, series=case.meta.get("ncct_series"), flag=None)
     for path in (case.ncct, case.cta, *case.cta_phases):
         if path is not None and Path(path).is_file():
             check_nifti_complete(Path(path))
@@ -231,6 +249,10 @@ def prepare_case(case: Case, allow_thick_slices: bool = False, cache_dir: Path |
     except (ScanError, CaseInputError) as exc:
         raise CaseInputError(f"case {cid}: {exc}") from exc
     warnings: list[dict] = []
+    for name, scan_info in (("NCCT", ncct_info), ("CTA", cta_info)):
+        if scan_info.get("tilt_corrected"):
+            warnings.append({"code": "gantry_tilt", "message": f"{name} acquired with {scan_info['gantry_tilt_deg']:.1f} "
+                             "deg gantry tilt: resampled onto an orthogonal grid (slices shifted in-plane)"})
     if thick:
         warnings.append({"code": "thick_slices", "message": "slices thicker than 2.5 mm were resampled to 1 mm "
                          "(--allow-thick-slices); measurements are less reliable"})
@@ -284,16 +306,17 @@ def prepare_case(case: Case, allow_thick_slices: bool = False, cache_dir: Path |
             "cta_phase": cta_info.get("phase"), "preprocessed_input": bool(case.meta.get("preprocessed")),
             "brain_volume_ml": round(brain_ml, 1), "outside_brain_hu": OUTSIDE_BRAIN_HU,
             "cta_p99_hu": round(stats["cta_p99_hu"], 1), "ncct_p99_hu": round(stats["ncct_p99_hu"], 1),
-            "preprocess_cache": cache_status}
+            "preprocess_cache": cache_status,
+            "series": {"ncct": series_report(ncct_info), "cta": series_report(cta_info)}}
     dicom_folder = Path(case.cta) if case.cta is not None and Path(case.cta).is_dir() else None
-    phi = read_phi(dicom_folder) if dicom_folder else {}
+    phi = read_phi(dicom_folder, cta_info.get("series_uid") or None) if dicom_folder else {}
     if case.ncct is not None and Path(case.ncct).is_dir():
-        phi = {**read_phi(Path(case.ncct)), **phi}
+        phi = {**read_phi(Path(case.ncct), ncct_info.get("series_uid") or None), **phi}
     return PreparedCase(case_id=cid, cta=result["cta"], ncct=result["ncct_on_cta"], brain_mask=result["brain_mask"],
                         cta_native=cta_native, input_info=info, registration_qc=qc, warnings=warnings,
                         dicom_cta_folder=dicom_folder, dicom_series_uid=cta_info.get("series_uid") or None,
                         phi=phi, preprocess_s=time.perf_counter() - t0)
 
 
-__all__ = ["CaseInputError", "PreparedCase", "find_cases", "select_part", "prepare_case", "read_phi",
+__all__ = ["CaseInputError", "PreparedCase", "find_cases", "select_part", "prepare_case", "read_phi", "series_report",
            "contrast_statistics", "skull_enclosure", "IMAGE_SUFFIXES"]

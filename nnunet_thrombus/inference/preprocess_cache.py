@@ -8,6 +8,10 @@ Key: BLAKE2b of the cache format version, the package version, and both scans as
 size, spacing, origin, direction), so a changed scan, a changed reader (e.g. thick slices resampled) or a new
 release gives a new key; the file names and formats do not matter (the same scans as DICOM or NIfTI share a key).
 
+Where: ``--cache-dir`` or ``$NNUNET_THROMBUS_CACHE`` when the user names a folder, else ``OUT/.preprocess_cache``
+inside the output folder (``default_cache_dir``): registered patient voxels are never left in a home folder by
+default. ``--no-cache`` turns it off.
+
 Entry: ``<cache_dir>/<key>/`` holding ``cta.mha``, ``ncct_on_cta.mha``, ``brain_mask.mha`` (uncompressed MetaImage,
 which keeps spacing, origin and direction exactly) and ``qc.json``. An entry is written into a temporary folder
 and renamed into place, so a crash or a parallel worker never leaves a half-written entry under the key; an entry
@@ -30,17 +34,21 @@ from nnunet_thrombus.atomic_io import publish_dir, write_json
 
 #: bump when dataset_conversion.preprocess changes what it returns for the same scans
 CACHE_FORMAT = 1
-#: environment variable naming the cache folder (default: $XDG_CACHE_HOME or ~/.cache, then nnunet_thrombus/preprocess)
+#: environment variable naming a shared cache folder (default: inside the prediction's output folder)
 CACHE_ENV = "NNUNET_THROMBUS_CACHE"
+#: the cache's folder inside the output folder when the user names none (patient voxels stay with the outputs)
+OUTPUT_CACHE_NAME = ".preprocess_cache"
 _IMAGES = ("cta", "ncct_on_cta", "brain_mask")
 
 
-def default_cache_dir() -> Path:
-    """``$NNUNET_THROMBUS_CACHE``, else ``$XDG_CACHE_HOME/nnunet_thrombus/preprocess`` (``~/.cache`` when unset)."""
+def default_cache_dir(output_dir: str | os.PathLike) -> Path:
+    """``$NNUNET_THROMBUS_CACHE`` when set (a folder the user named), else ``<output_dir>/.preprocess_cache``.
+
+    The cache holds registered patient voxels, so by default it is kept with the outputs of the same patients and
+    never in a home folder: on a shared clinical workstation nothing is left outside the folder the user chose."""
     if os.environ.get(CACHE_ENV):
         return Path(os.environ[CACHE_ENV])
-    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
-    return Path(base) / "nnunet_thrombus" / "preprocess"
+    return Path(output_dir) / OUTPUT_CACHE_NAME
 
 
 def scans_key(ncct: sitk.Image, cta: sitk.Image) -> str:
@@ -109,4 +117,4 @@ def preprocess_cached(ncct: sitk.Image, cta: sitk.Image, cache_dir: Path | None,
     return result, "miss"
 
 
-__all__ = ["CACHE_ENV", "CACHE_FORMAT", "default_cache_dir", "scans_key", "load", "store", "preprocess_cached"]
+__all__ = ["CACHE_ENV", "CACHE_FORMAT", "OUTPUT_CACHE_NAME", "default_cache_dir", "scans_key", "load", "store", "preprocess_cached"]

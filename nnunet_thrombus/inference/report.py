@@ -17,7 +17,7 @@ TINY_CLOT_MM3 = 30.0
 #: median NCCT HU of the largest component below which the clot is called isodense (brain is 30-45 HU)
 ISODENSE_HU = 45.0
 WARNING_CODES = ("thick_slices", "poor_registration", "tiny_clot", "no_contrast", "isodense_clot",
-                 "swapped_channels", "roi_fallback")
+                 "swapped_channels", "roi_fallback", "gantry_tilt")
 TIMING_KEYS = ("preprocess", "coarse", "fine", "export")
 SUMMARY_COLUMNS = ["case_id", "call", "review", "uncertainty_bits", "n_components", "n_dropped", "total_volume_mm3",
                    "volume_mm3", "length_mm", "mean_diameter_mm", "site", "side", "ncct_mean_hu", "relative_density",
@@ -46,6 +46,20 @@ def _geometry_schema() -> dict:
 RECIPE_SCHEMA = {"type": "object", "required": ["label", "3d_lowres", "3d_cascade_fullres"],
                  "properties": {"label": {"type": "string"}, "3d_lowres": {"type": ["object", "null"]},
                                 "3d_cascade_fullres": {"type": ["object", "null"]}}}
+
+
+def _series_schema() -> dict:
+    """``input.series.ncct`` / ``.cta``: which DICOM series was read and why, what was skipped (issue 20)."""
+    summary = {"type": "object", "required": ["series_number"],
+               "properties": {"series_number": {"type": "integer"}, "description": {"type": "string"},
+                              "image_type": {"type": "string"}, "n_images": {"type": "integer", "minimum": 0},
+                              "reason": {"type": "string"}}}
+    return {"type": "object", "required": ["source"],
+            "properties": {"source": {"enum": ["dicom", "nifti"]}, "chosen": summary, "reason": {"type": "string"},
+                           "skipped": {"type": "array", "items": dict(summary, required=["series_number", "reason"])},
+                           "stray_files": {"type": "array", "items": {"type": "string"}},
+                           "gantry_tilt_deg": _num(False, 0), "tilt_corrected": {"type": "boolean"},
+                           "multiframe": {"type": "boolean"}, "transfer_syntax": {"type": "string"}}}
 
 
 def report_schema() -> dict:
@@ -98,7 +112,9 @@ def report_schema() -> dict:
                                                                            "ncct": _num(False, 0)}},
                                      "thick_slices_resampled": {"type": "boolean"},
                                      "preprocessed_input": {"type": "boolean"},
-                                     "preprocess_cache": {"enum": ["off", "hit", "miss", "n/a"]}}},
+                                     "preprocess_cache": {"enum": ["off", "hit", "miss", "n/a"]},
+                                     "series": {"type": "object", "properties": {"ncct": _series_schema(),
+                                                                                 "cta": _series_schema()}}}},
             "registration": {"type": "object"},
             "model": {"type": "object", "required": ["model", "folds", "tta", "roi_restrict"],
                       "properties": {"folds": {"type": "array", "items": {"type": "string"}, "minItems": 1},

@@ -3,6 +3,7 @@ predict run that registers nothing yet writes the same outputs."""
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -87,12 +88,37 @@ def test_failed_write_leaves_no_entry_and_prediction_goes_on(tmp_path, monkeypat
     assert pc.preprocess_cached(_scan(0), _scan(1), blocker, _fake_compute(calls))[1] == "miss"
 
 
-def test_default_folder_from_environment(monkeypatch, tmp_path):
+def test_default_folder_from_environment_else_inside_the_output(monkeypatch, tmp_path):
     monkeypatch.setenv(pc.CACHE_ENV, str(tmp_path / "c"))
-    assert pc.default_cache_dir() == tmp_path / "c"
+    assert pc.default_cache_dir(tmp_path / "out") == tmp_path / "c"
     monkeypatch.delenv(pc.CACHE_ENV)
-    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "x"))
-    assert pc.default_cache_dir() == tmp_path / "x" / "nnunet_thrombus" / "preprocess"
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "x"))  # no longer used: never a home/cache folder
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    assert pc.default_cache_dir(tmp_path / "out") == tmp_path / "out" / ".preprocess_cache"
+
+
+def test_cli_keeps_the_cache_in_the_output_folder_by_default(predict_cohort, tmp_path, monkeypatch):
+    """Without --cache-dir or $NNUNET_THROMBUS_CACHE, predict writes registered voxels only under OUT (PHI)."""
+    from nnunet_thrombus.inference import pipeline
+
+    monkeypatch.delenv(pc.CACHE_ENV, raising=False)
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "home" / ".cache"))
+    seen = {}
+
+    def fake_predict_cases(inputs, output, **kwargs):
+        seen.update(kwargs)
+        return {"done": [], "failed": {}, "skipped": []}
+
+    monkeypatch.setattr(pipeline, "predict_cases", fake_predict_cases)
+    from nnunet_thrombus import cli
+
+    out = tmp_path / "out"
+    cli.main(["predict", "-i", str(predict_cohort["nifti"]), "-o", str(out), "-m", str(tmp_path), "-q"])
+    assert Path(seen["cache_dir"]) == out / ".preprocess_cache"
+    cli.main(["predict", "-i", str(predict_cohort["nifti"]), "-o", str(out), "-m", str(tmp_path), "-q", "--no-cache"])
+    assert seen["cache_dir"] is None
+    assert not (tmp_path / "home").exists()
 
 
 def _reports(out):
