@@ -43,13 +43,14 @@ class Postprocessing:
             raise ValueError(f"postprocessing rule must be one of {RULES}, got {self.rule!r}")
 
     def select(self, mask: np.ndarray, spacing_zyx, *, probability=None, ncct=None, cta=None, brain=None,
-               origin=(0.0, 0.0, 0.0), direction=(1, 0, 0, 0, 1, 0, 0, 0, 1)) -> dict:
-        """``select_components`` under this rule (``none``: every component kept). Arrays (Z, Y, X) on one grid."""
+               origin=(0.0, 0.0, 0.0), direction=(1, 0, 0, 0, 1, 0, 0, 0, 1), reference=None) -> dict:
+        """``select_components`` under this rule (``none``: every component kept). Arrays (Z, Y, X) on one grid;
+        ``reference``: a true clot mask, for ``overlaps_reference`` on each component (fitting, evaluation)."""
         rule = self.components
         if self.rule == "none":
             rule = ComponentRule(calcification_hu=1e9, max_cta_hu=1e9, require_artery=False)
         out = select_components(mask, spacing_zyx, rule=rule, probability=probability, ncct=ncct, cta=cta,
-                                brain=brain, origin=origin, direction=direction)
+                                brain=brain, origin=origin, direction=direction, reference=reference)
         if self.rule == "none":
             for row in out["kept"]:
                 row["reason"] = "post-processing off: " + row["reason"]
@@ -84,8 +85,7 @@ class Postprocessing:
 def validation_components(pred, ref, spacing_zyx, **images) -> list[dict]:
     """Every component of ``pred`` with its measurements, evidence and ``overlaps_reference`` (any voxel shared with
     the reference ``ref``), for fitting. ``images``: keywords of :meth:`Postprocessing.select`."""
-    rule = ComponentRule(calcification_hu=1e9, max_cta_hu=1e9, require_artery=False)
-    return select_components(pred, spacing_zyx, rule=rule, reference=ref, **images)["kept"]
+    return Postprocessing("none").select(pred, spacing_zyx, reference=ref, **images)["kept"]
 
 
 def choose_postprocessing(cases) -> tuple[Postprocessing, dict]:
