@@ -6,6 +6,7 @@ import shutil
 
 import pytest
 
+from dicom_checks import dciodvfy_errors
 from predict_testlib import assert_case_valid, load_schema, read_image
 
 pytestmark = pytest.mark.slow
@@ -43,6 +44,8 @@ def test_predict_three_dicom_cases_with_trained_model(tiny_cascade, tmp_path, mo
         assert seg.NumberOfFrames == n_slices
         ref = pydicom.dcmread(str(sorted((inp / cid / "CTA").glob("*.dcm"))[0]), stop_before_pixels=True)
         assert seg.ReferencedSeriesSequence[0].SeriesInstanceUID == ref.SeriesInstanceUID
+        errors, dciodvfy_out = dciodvfy_errors(out / cid / "thrombus_seg.dcm")  # David Clunie's validator
+        assert not errors, dciodvfy_out
         assert f"{cid}:" in printed
     t = json.loads((out / ids[0] / "report.json").read_text())["timings_s"]
     print("predict timings (s), tiny preset, CPU:", {k: round(v, 2) for k, v in t.items()})
