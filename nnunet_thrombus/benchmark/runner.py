@@ -29,7 +29,7 @@ from pathlib import Path
 
 from nnunet_thrombus.benchmark.budgets import PLANS, VESSEL_PLANS, Budget, Variant, select_variants
 from nnunet_thrombus.training.short_run import schedule_environment
-from nnunet_thrombus.training.workflow import BIN, NnunetWorkspace, model_folder, plan_and_preprocess
+from nnunet_thrombus.training.workflow import BIN, NnunetWorkspace, plan_and_preprocess
 _EPOCH_RE = re.compile(r"Epoch time:\s*([0-9.]+)\s*s")
 
 
@@ -78,6 +78,13 @@ def epoch_times(model_dir: Path, fold: int = 0) -> list[float]:
 def find_dataset_name(raw: Path, dataset_id: int) -> str | None:
     hits = sorted(p.name for p in Path(raw).glob(f"Dataset{int(dataset_id):03d}_*") if p.is_dir())
     return hits[0] if hits else None
+
+
+def model_folder(ws: NnunetWorkspace, dataset_name: str, configuration: str, trainer: str, plans: str) -> Path:
+    """``<ws.results>/<dataset>/<trainer>__<plans>__<configuration>`` (the name from ``model_folder``)."""
+    from nnunet_thrombus.model_folder import stage_identifier
+
+    return Path(ws.results) / dataset_name / stage_identifier(trainer, plans, configuration)
 
 
 def seed_workspace(ws: NnunetWorkspace, seed: int) -> NnunetWorkspace:
