@@ -50,6 +50,8 @@ MAX_AXIAL_DEG = 35.0
 MIN_COVERAGE_MM = 30.0
 #: slices at most this thick (mm) count as thin (the method's limit, dataset_conversion.preprocess.MAX_SLICE_MM)
 THIN_MAX_MM = 2.5
+#: series whose acquisitions start within this many seconds are reconstructions of one acquisition
+ACQUISITION_GAP_S = 1.0
 #: HU written where a resampled (tilt-corrected) grid lies outside the scanned field of view (air)
 OUTSIDE_FOV_HU = -1024
 NIFTI_SUFFIXES = (".nii.gz", ".nii", ".nrrd", ".mha", ".mhd")
@@ -425,9 +427,16 @@ def choose_series(folder: Path, series: dict[str, SeriesInfo], phase: int | None
     for s in not_thin:
         s.skip = f"thicker slices ({_nominal_thickness(s):g} mm) than a thin series of the same folder"
     groups: dict = {}
+    timed = sorted((s for s in pool if _acq_start(s) is not None), key=_acq_start)
+    for s in timed:  # reconstructions of one scan share its acquisition start (within ACQUISITION_GAP_S)
+        last = next(reversed(groups), None) if groups else None
+        if last is not None and _acq_start(s) - _acq_start(groups[last][-1]) <= ACQUISITION_GAP_S:
+            groups[last].append(s)
+        else:
+            groups[("t", s.uid)] = [s]
     for s in pool:
-        t = _acq_start(s)
-        groups.setdefault(("t", round(t)) if t is not None else ("uid", s.uid), []).append(s)
+        if _acq_start(s) is None:
+            groups[("uid", s.uid)] = [s]
     best_of = []
     others = list(not_thin)
     for members in groups.values():
