@@ -13,6 +13,8 @@ fine-stage folder, where ``nnunet_thrombus predict`` reads it unless ``--roi-thr
 """
 from __future__ import annotations
 
+import json
+
 from pathlib import Path
 
 import numpy as np
@@ -135,6 +137,9 @@ def fit_roi_threshold(coarse_dir, fine_dir, raw_dataset_dir, device: str = "cpu"
     chosen = choose_threshold(per_case, thresholds)
     result = {"threshold": chosen["threshold"] if chosen["threshold"] is not None else DEFAULT_ROI_THRESHOLD,
               "default_kept": chosen["threshold"] is None, "n_cases": len(per_case), "folds": sorted(folds),
+              # no threshold keeps every validation clot inside the visited region: the coarse stage misses a clot
+              # while it fires elsewhere, so a restricted fine stage would never look at it (issue 17)
+              "whole_image": chosen["threshold"] is None,
               "rule": "among the thresholds at which every validation clot lies wholly inside the region the fine "
                       "stage visits, the one with the smallest median share of windows (whole-image fallback = 1)",
               "table": {str(t): v for t, v in chosen["table"].items()},
@@ -143,5 +148,18 @@ def fit_roi_threshold(coarse_dir, fine_dir, raw_dataset_dir, device: str = "cpu"
     return result
 
 
+def whole_image_required(fine_dir) -> bool:
+    """True when ``fit-roi`` found no threshold that keeps every validation clot inside the region the fine stage
+    visits (``roi_threshold.json`` ``whole_image``): ``predict`` then runs the fine stage on the whole image unless
+    the user gives ``--roi-threshold``. False without the file."""
+    path = Path(fine_dir) / FILE
+    if not path.is_file():
+        return False
+    try:
+        return bool(json.loads(path.read_text()).get("whole_image", False))
+    except ValueError as exc:
+        raise ValueError(f"{path} is not valid JSON ({exc}); run 'nnunet_thrombus fit-roi' again") from exc
+
+
 __all__ = ["THRESHOLDS", "FILE", "clot_coverage", "evaluate_case", "choose_threshold", "format_case", "format_table",
-           "validation_cases", "fit_roi_threshold", "load_threshold"]
+           "validation_cases", "fit_roi_threshold", "load_threshold", "whole_image_required"]

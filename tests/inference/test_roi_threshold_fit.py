@@ -57,3 +57,15 @@ def test_load_threshold_checks_the_file(tmp_path):
         (tmp_path / FILE).write_text(json.dumps(bad))
         with pytest.raises(ValueError, match=FILE):
             load_threshold(tmp_path)
+
+
+def test_whole_image_required_when_no_threshold_kept_every_validation_clot(tmp_path):
+    import json
+
+    from nnunet_thrombus.inference.roi_threshold_fit import whole_image_required
+
+    assert whole_image_required(tmp_path) is False                    # no file: the ROI rule as usual
+    (tmp_path / "roi_threshold.json").write_text(json.dumps({"threshold": 0.1, "whole_image": True}))
+    assert whole_image_required(tmp_path) is True
+    (tmp_path / "roi_threshold.json").write_text(json.dumps({"threshold": 0.3}))   # files from before the flag
+    assert whole_image_required(tmp_path) is False
