@@ -191,7 +191,7 @@ class BenchmarkRun:
         except (FileNotFoundError, ValueError) as exc:
             self._say(f"  no post-processing for {variant.name}: {exc}")
             return
-        n = apply_to_folder(out, folder / FILE)
+        n = apply_to_folder(out, folder / FILE, images_dir=self.ws.raw / self.dataset_name / "imagesTs")
         pp = info.get("postprocessing") or {}
         self._say(f"  post-processing {pp.get('rule', 'none')} (validation mean Dice "
                   f"{pp.get('validation_mean_dice')}) changed {n} test mask(s)")
