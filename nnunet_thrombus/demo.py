@@ -8,7 +8,6 @@ Everything runs through the same code paths a user runs: ``write_cohort`` (synth
 from __future__ import annotations
 
 import csv
-import json
 import os
 import shutil
 import time
@@ -116,6 +115,7 @@ def run_demo(out_dir, budget_minutes: float = DEFAULT_BUDGET_MINUTES, n_cases: i
 
     ``preset`` is the synthetic head preset (``demo``; the end-to-end test uses ``tiny``)."""
     from dataset_conversion.convert_trial import convert_trial_dataset
+    from nnunet_thrombus.atomic_io import copy_file, write_json
     from nnunet_thrombus.evaluation.evaluate import evaluate_folder
     from nnunet_thrombus.inference.postprocessing import apply_to_folder
     from nnunet_thrombus.inference.pipeline import predict_cases
@@ -149,22 +149,28 @@ def run_demo(out_dir, budget_minutes: float = DEFAULT_BUDGET_MINUTES, n_cases: i
              patch_size=DEMO_PATCH)
     split_src = ws.raw / DATASET_NAME / "splits_final.json"
     if split_src.is_file():
-        shutil.copyfile(split_src, ws.preprocessed / DATASET_NAME / "splits_final.json")
+        copy_file(split_src, ws.preprocessed / DATASET_NAME / "splits_final.json")
     prog.run("train coarse", train, ws, DATASET_ID, "3d_lowres", 0, epochs=sched.coarse_epochs, iters=sched.coarse_iters,
              val_iters=sched.val_iters, device=device, optimizer=DEMO_OPTIMIZER)
     from nnunet_thrombus.training.workflow import export_next_stage
 
+    from nnunet_thrombus.inference.roi_threshold_fit import fit_roi_threshold
+    from nnunet_thrombus.model_folder import (COARSE, DEFAULT_PLANS, FINE, load_recipe, recipe_label,
+                                          resolve_cascade)
     from nnunet_thrombus.training.lvo_fit import fit_lvo_from_validation
+    from nnunet_thrombus.training.workflow import model_folder
 
+    coarse_dir, fine_dir = model_folder(ws, DATASET_NAME, COARSE), model_folder(ws, DATASET_NAME, FINE)
     prog.run("train fine", lambda: (export_next_stage(ws, DATASET_ID),
-                                    train(ws, DATASET_ID, "3d_cascade_fullres", 0, epochs=sched.epochs,
+                                    train(ws, DATASET_ID, FINE, 0, epochs=sched.epochs,
                                           iters=sched.iters, val_iters=sched.val_iters, device=device,
                                           optimizer=DEMO_OPTIMIZER),
-                                    # the LVO rule is fitted on fold 0's validation cases only, stored with the model
-                                    fit_lvo_from_validation(ws.results / DATASET_NAME /
-                                                            "ThrombusCascadeTrainer__ThrombusPlans__3d_cascade_fullres",
-                                                            ws.raw / DATASET_NAME)))
-    base_dir = ws.results / DATASET_NAME / "nnUNetTrainer_envSchedule__ThrombusPlans__3d_fullres"
+                                    # the LVO rule and the ROI threshold are fitted on fold 0's validation cases
+                                    # only, and stored with the model (fit-lvo, fit-roi)
+                                    fit_lvo_from_validation(fine_dir, ws.raw / DATASET_NAME),
+                                    fit_roi_threshold(coarse_dir, fine_dir, ws.raw / DATASET_NAME, device=device,
+                                                      progress=lambda _: None)))
+    base_dir = model_folder(ws, DATASET_NAME, "3d_fullres", trainer="nnUNetTrainer_envSchedule")
     if baseline:
         # the baseline gets the same validation-chosen post-processing step as ours (postprocessing.json)
         prog.run("train baseline", lambda: (
@@ -183,7 +189,7 @@ def run_demo(out_dir, budget_minutes: float = DEFAULT_BUDGET_MINUTES, n_cases: i
         if baseline:
             base_masks = out / "eval" / "baseline_masks"
             ws.run(["nnUNetv2_predict", "-i", ws.raw / DATASET_NAME / "imagesTs", "-o", base_masks, "-d", DATASET_ID,
-                    "-c", "3d_fullres", "-tr", "nnUNetTrainer_envSchedule", "-p", "ThrombusPlans", "-f", "0",
+                    "-c", "3d_fullres", "-tr", "nnUNetTrainer_envSchedule", "-p", DEFAULT_PLANS, "-f", "0",
                     "-device", device, "--disable_tta", "-npp", "1", "-nps", "1"], "predict_baseline")
             apply_to_folder(base_masks, base_dir / "postprocessing.json",
                             images_dir=ws.raw / DATASET_NAME / "imagesTs")
@@ -192,9 +198,12 @@ def run_demo(out_dir, budget_minutes: float = DEFAULT_BUDGET_MINUTES, n_cases: i
         return res
 
     evals = prog.run("evaluate", _evaluate)
-    rows = [_table_row("ours (ThrombusCascadeTrainer, cascade)", evals["ours"])]
+    ours = resolve_cascade(dataset=DATASET_ID, folds=[0])
+    rows = [dict(_table_row("ours (ThrombusCascadeTrainer, cascade)", evals["ours"]), recipe=ours.recipe["label"],
+                 roi_threshold=ours.roi_threshold, roi_threshold_source=ours.roi_threshold_source)]
     if baseline:
-        rows.append(_table_row("vanilla nnU-Net 3d_fullres (same plans, schedule as fine)", evals["baseline"]))
+        rows.append(dict(_table_row("vanilla nnU-Net 3d_fullres (same plans, schedule as fine)", evals["baseline"]),
+                         recipe=recipe_label(load_recipe(base_dir, [0]))))
     summary = {"synthetic": True, "out_dir": str(out), "budget_minutes": budget_minutes,
                "schedule": {"epochs": sched.epochs, "iterations_per_epoch": sched.iters,
                             "coarse_epochs": sched.coarse_epochs, "coarse_iterations_per_epoch": sched.coarse_iters,
@@ -204,7 +213,7 @@ def run_demo(out_dir, budget_minutes: float = DEFAULT_BUDGET_MINUTES, n_cases: i
                "n_test": n_test, "stage_seconds": prog.times, "failed_predictions": pred["failed"], "table": rows,
                "paths": {"predictions": str(pred_dir), "evaluation": str(out / "eval"),
                          "models": str(ws.results / DATASET_NAME)}}
-    (out / "summary.json").write_text(json.dumps(summary, indent=1, default=str))
+    write_json(out / "summary.json", summary, indent=1)
     if not quiet:
         print(format_summary(summary))
     return summary
@@ -226,6 +235,13 @@ def format_summary(summary: dict) -> str:
         lines.append(f"{r['model'][:56]:56s} {_fmt(r['dice_median']):>6s} {_fmt(r['hd95_median_mm'], 1):>6s} "
                      f"{_fmt(r['assd_median_mm'], 1):>6s} {_fmt(r['lvo_sensitivity'], 2):>8s} "
                      f"{_fmt(r['lvo_specificity'], 2):>8s}")
+    for r in summary["table"]:
+        if r.get("recipe"):
+            lines.append(f"{r['model'].split(' (')[0]} recipe: {r['recipe']}")
+        if r.get("roi_threshold_source"):
+            src = ("fitted on validation cases by fit-roi, " + r["roi_threshold_source"]
+                   if r["roi_threshold_source"] != "default" else "default, no roi_threshold.json")
+            lines.append(f"{r['model'].split(' (')[0]} fine-stage ROI threshold: {r['roi_threshold']:g} ({src})")
     lines += ["(medians over test cases; HD95/ASSD in mm; details in eval/*/summary.md)", "",
               f"predictions (mask, report.json, overlay.png per case): {summary['paths']['predictions']}",
               f"evaluation tables and plots: {summary['paths']['evaluation']}",

@@ -43,6 +43,17 @@ def test_demo_runs_every_stage_and_writes_the_summary(tmp_path, capsys):
     assert (base / "postprocessing.json").is_file()
     assert report["model"]["postprocessing"] == pp["rule"]
     assert summary["schedule"]["optimizer"] == "adamw"
+    # the ROI threshold was fitted on validation (fit-roi) and predict used it; the table names it and the recipes
+    roi = json.loads((fine / "roi_threshold.json").read_text())
+    assert report["model"]["roi_threshold"] == roi["threshold"]
+    assert report["model"]["roi_threshold_source"].endswith("roi_threshold.json")
+    ours, vanilla = summary["table"]
+    assert ours["roi_threshold"] == roi["threshold"] and ours["roi_threshold_source"].endswith("roi_threshold.json")
+    assert ours["recipe"].startswith("paper + THROMBUS_* overrides: AdamW lr 0.001 poly 0.9")
+    assert "THROMBUS_OPTIMIZER=adamw" in ours["recipe"] and "no mirroring" in ours["recipe"]
+    assert vanilla["recipe"].startswith("paper + THROMBUS_* overrides: AdamW") and "no mirroring" in vanilla["recipe"]
+    assert report["model"]["recipe"]["label"] == ours["recipe"]
+    assert "fine-stage ROI threshold" in printed and "recipe: paper + THROMBUS_* overrides: AdamW" in printed
     for sub in ("ours", "baseline"):
         assert (out / "eval" / sub / "metrics.csv").is_file()
     # refuses to overwrite a finished demo
