@@ -72,3 +72,17 @@ def test_shape_mismatch_and_missing_reference(tmp_path):
     case = load_validation_case(pred_file, raw, "A")
     assert case["ref"] is None and case["probability"] is None
     assert fit_trust([case], tmp_path / "fine") == {"postprocessing": None, "review": None}
+
+
+def test_validation_predictor_only_beside_a_coarse_stage(tmp_path):
+    from nnunet_thrombus.inference.trust_fit import ValidationPredictor
+
+    fine = tmp_path / "ThrombusCascadeTrainer__ThrombusPlans__3d_cascade_fullres"
+    fine.mkdir()
+    assert ValidationPredictor.beside(fine) is None                       # no 3d_lowres sibling
+    (tmp_path / "ThrombusCascadeTrainer__ThrombusPlans__3d_lowres").mkdir()
+    vp = ValidationPredictor.beside(fine)
+    assert vp is not None and vp.coarse_dir.endswith("__3d_lowres") and vp.use_mirroring is False
+    plain = tmp_path / "nnUNetTrainer__ThrombusPlans__3d_fullres"
+    plain.mkdir()
+    assert ValidationPredictor.beside(plain) is None                      # single-stage baseline: masks only
