@@ -201,8 +201,8 @@ def prepare_data(raw: Path | None, work: Path, dataset_id: int, budget: Budget, 
                  preset: str | None, seed: int, progress: bool, n_test: int | None = None) -> tuple[Path, str]:
     """The raw folder and dataset name to benchmark on; generates a synthetic cohort when asked and missing.
 
-    The cohort has ``synthetic`` cases, ``n_test`` of them (default: the budget's, at most a quarter of the
-    cases) in imagesTs/labelsTs. Where :func:`~nnunet_thrombus.synthetic.cohort.write_cohort` offers test
+    The cohort has ``synthetic`` cases, ``n_test`` of them (default: the budget's, at most half of the cases) in
+    imagesTs/labelsTs. Where :func:`~nnunet_thrombus.synthetic.cohort.write_cohort` offers test
     profiles, the test part follows the ``benchmark`` profile (clots at every site, isodense and small clots,
     clot-free heads with and without calcified arteries, by recipe rather than by chance).
     """
@@ -218,8 +218,8 @@ def prepare_data(raw: Path | None, work: Path, dataset_id: int, budget: Budget, 
     from nnunet_thrombus.synthetic.cohort import write_cohort
 
     synthetic = int(synthetic)
-    if n_test is None:
-        n_test = max(1, min(budget.n_test, int(round(0.25 * synthetic))))
+    if n_test is None:  # the budget's test part, at most half of the cohort
+        n_test = max(1, min(budget.n_test, synthetic // 2))
     if not 1 <= int(n_test) < synthetic:
         raise ValueError(f"--test {n_test}: need 1 <= test cases < --synthetic {synthetic}, so that some cases train")
     extra = {}

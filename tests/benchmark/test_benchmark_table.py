@@ -258,3 +258,34 @@ def test_plain_our_loss_row_is_plain_conv_unet_with_our_loss():
     assert type(vanilla_loss.loss.dc) is MemoryEfficientSoftDiceLoss
     assert ours_loss.weight_factors == pytest.approx((4 / 7, 2 / 7, 1 / 7))  # halving, normalised, none zeroed
     assert vanilla_loss.weight_factors == pytest.approx((2 / 3, 1 / 3, 0.0))  # nnU-Net zeroes the lowest level
+
+
+def test_prepare_data_generates_the_benchmark_cohort(tmp_path, monkeypatch):
+    """--synthetic N --test M: write_cohort gets the benchmark test profile and M (default: the budget's test part,
+    at most half the cohort); nonsense M is refused before generating anything."""
+    import nnunet_thrombus.synthetic.cohort as cohort
+    from nnunet_thrombus.benchmark.runner import prepare_data
+
+    calls = []
+
+    def fake_write_cohort(out_dir, n_cases, test_profile=None, **kw):
+        calls.append(dict(kw, n_cases=n_cases, test_profile=test_profile))
+        (out_dir / "nnUNet_raw" / "Dataset501_SynthThrombus").mkdir(parents=True, exist_ok=True)
+        return {"composition_missing": []}
+
+    monkeypatch.setattr(cohort, "write_cohort", fake_write_cohort)
+    monkeypatch.delenv("nnUNet_raw", raising=False)
+    raw, name = prepare_data(None, tmp_path / "a", 501, get_budget("cpu"), 80, None, 3, False)
+    assert name == "Dataset501_SynthThrombus" and raw == tmp_path / "a" / "synth" / "nnUNet_raw"
+    assert (calls[0]["n_cases"], calls[0]["n_test"], calls[0]["test_profile"], calls[0]["preset"],
+            calls[0]["seed"]) == (80, 40, "benchmark", "demo", 3)
+    prepare_data(None, tmp_path / "b", 501, get_budget("cpu"), 50, "tiny", 0, False, n_test=12)
+    assert (calls[1]["n_cases"], calls[1]["n_test"], calls[1]["preset"]) == (50, 12, "tiny")
+    prepare_data(None, tmp_path / "c", 501, get_budget("cpu"), 30, None, 0, False)
+    assert calls[2]["n_test"] == 15  # half of 30: the budget's 40 would leave nothing to train on
+    for bad in (30, 0):
+        with pytest.raises(ValueError, match="--test"):
+            prepare_data(None, tmp_path / "d", 501, get_budget("cpu"), 30, None, 0, False, n_test=bad)
+    assert len(calls) == 3
+    with pytest.raises(ValueError, match="--synthetic N"):
+        prepare_data(tmp_path / "none", tmp_path / "e", 501, get_budget("cpu"), None, None, 0, False)
