@@ -521,8 +521,9 @@ def _geometry(folder: Path, frames: list[Frame]) -> dict:
 
 
 def _decode(folder: Path, frames: list[Frame]) -> np.ndarray:
-    """(n, rows, cols) float32 HU of ``frames`` in the given order (slope/intercept of each frame applied)."""
-    out = np.empty((len(frames), frames[0].rows, frames[0].cols), np.float32)
+    """(n, rows, cols) int16 HU of ``frames`` in the given order (slope/intercept of each frame applied, rounded,
+    clipped to the int16 range; integer rescales stay in integer arithmetic)."""
+    out = np.empty((len(frames), frames[0].rows, frames[0].cols), np.int16)
     cache: dict[Path, np.ndarray] = {}
     for k, f in enumerate(frames):
         if f.path not in cache:
@@ -545,14 +546,19 @@ def _decode(folder: Path, frames: list[Frame]) -> np.ndarray:
         plane = arr[f.index or 0]
         if plane.shape != (f.rows, f.cols):
             raise ScanError(f"{f.path}: pixel data shape {plane.shape} does not match Rows/Columns {f.rows}x{f.cols}")
-        out[k] = plane.astype(np.float32) * f.slope + f.intercept
+        if f.slope == 1.0 and float(f.intercept).is_integer():
+            value = plane.astype(np.int32) + int(f.intercept)
+        else:
+            value = np.rint(plane.astype(np.float64) * f.slope + f.intercept)
+        np.clip(value, -32768, 32767, out=value)
+        out[k] = value
     return out
 
 
 def deshear(hu: np.ndarray, geometry: dict, spacing_rc: tuple[float, float]) -> tuple[np.ndarray, np.ndarray, int]:
     """Resample a sheared (gantry-tilted) stack onto an orthogonal grid.
 
-    hu: (n, rows, cols) slices in order along the normal. Every slice stays a plane of the output (no
+    hu: (n, rows, cols) int16 slices in order along the normal. Every slice stays a plane of the output (no
     interpolation across slices); each is shifted in-plane (bilinear) by its drift so that one output voxel column
     runs along the slice normal. The in-plane extent grows to hold every shifted slice (outside the field of view:
     ``OUTSIDE_FOV_HU``). Returns ``(volume (n, rows', cols'), in-plane origin offset (u0, v0) mm along row/column
@@ -567,11 +573,13 @@ def deshear(hu: np.ndarray, geometry: dict, spacing_rc: tuple[float, float]) -> 
     u0, v0 = float(min(u.min(), 0.0)), float(min(v.min(), 0.0))
     cols_out = int(np.ceil((max(u.max(), 0.0) - u0) / dc - 1e-6)) + cols
     rows_out = int(np.ceil((max(v.max(), 0.0) - v0) / dr - 1e-6)) + rows
-    out = np.empty((n, rows_out, cols_out), np.float32)
+    out = np.empty((n, rows_out, cols_out), np.int16)
     for k in range(n):
         offset = [(v0 - v[k]) / dr, (u0 - u[k]) / dc]  # output index + offset = source index
-        out[k] = ndimage.affine_transform(hu[k], np.eye(2), offset=offset, output_shape=(rows_out, cols_out),
-                                          order=1, mode="constant", cval=OUTSIDE_FOV_HU)
+        plane = ndimage.affine_transform(hu[k].astype(np.float32), np.eye(2), offset=offset,
+                                         output_shape=(rows_out, cols_out), order=1, mode="constant",
+                                         cval=OUTSIDE_FOV_HU)
+        out[k] = np.clip(np.rint(plane), -32768, 32767)
     return out, np.array([u0, v0]), rows_out
 
 
@@ -586,8 +594,7 @@ def volume_from_frames(folder: Path, frames: list[Frame]) -> tuple[sitk.Image, d
     if geo["tilted"]:
         hu, (u0, v0), _ = deshear(hu, geo, spacing_rc)
         origin = origin + u0 * geo["row_dir"] + v0 * geo["col_dir"]
-    arr = np.clip(np.round(hu), -32768, 32767).astype(np.int16)
-    image = sitk.GetImageFromArray(arr)
+    image = sitk.GetImageFromArray(hu)
     image.SetSpacing((float(spacing_rc[1]), float(spacing_rc[0]), float(geo["step"])))
     image.SetOrigin([float(v) for v in origin])
     image.SetDirection([float(v) for v in np.stack([geo["row_dir"], geo["col_dir"], geo["normal"]], axis=1).ravel()])
