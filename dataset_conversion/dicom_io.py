@@ -416,8 +416,11 @@ def choose_series(folder: Path, series: dict[str, SeriesInfo], phase: int | None
             raise ScanError(f"{folder}: series {want} ({flag}) cannot be read as a volume: {chosen.skip}")
         note = f"picked with {flag} {want}" + (f" although it would be skipped: {chosen.skip}" if chosen.skip else "")
         chosen.skip = None
-        return chosen, record(chosen, note, [s for s in candidates if s is not chosen], n_phases=None, phase=None,
-                              note=note)
+        others = [s for s in candidates if s is not chosen]
+        for s in others:
+            s.skip = f"not the series picked ({flag or 'series'} {want})"
+        skipped[:] = [s for s in skipped if s is not chosen]
+        return chosen, record(chosen, note, others, n_phases=None, phase=None, note=note)
     if not candidates:
         reasons = "; ".join(f"{s.label()}: {s.skip}" for s in skipped)
         raise ScanError(f"{folder}: no usable CT series ({reasons})")

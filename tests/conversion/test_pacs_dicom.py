@@ -63,6 +63,8 @@ def test_soft_kernel_then_thinnest_then_ambiguity(tmp_path, head):
         read_dicom_series(folder, multiphase=False, flag="--ncct-series")
     img, info = read_dicom_series(folder, series=7, multiphase=False)
     assert info["series_number"] == 7 and "picked with" in info["selection"]["reason"]
+    reasons = {s["series_number"]: s.get("reason") for s in info["selection"]["skipped"]}
+    assert set(reasons) == {2, 5, 6} and all(reasons.values())  # every other series listed with a reason
     # a second acquisition (later time) in an NCCT folder is ambiguous too
     for path in folder.glob("IM07_*"):
         path.unlink()
