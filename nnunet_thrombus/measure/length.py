@@ -11,6 +11,8 @@ Method (DESIGN.md sec 5, docs/metrics.md):
          two Dijkstra sweeps)
       -> Gaussian smoothing of the path coordinates (removes the voxel staircase)
       -> extension at both ends: march from each end along the end tangent until leaving the mask
+         (when the skeleton is shorter than its two extensions: the longest of the marches in a 20-degree
+         cone around the tangent, projected on it)
          (a plain skeleton stops about one radius short of each end)
       -> length = smoothed path length + both extensions
 
@@ -27,6 +29,7 @@ from skimage.morphology import skeletonize
 
 from nnunet_thrombus.measure._arrays import as_mask, bbox_slices, check_spacing, largest_component
 
+CONE_DEGREES = (10.0, 20.0)   # extension rays around the end tangent (see _extend)
 _HALF_OFFSETS = np.array([o for o in np.ndindex(3, 3, 3) if o > (1, 1, 1)]) - 1  # 13 of 26 neighbours
 
 
@@ -104,6 +107,8 @@ def length_details(mask, spacing, smoothing_sigma_mm: float = 1.0) -> dict:
         if skel_len < float(sp.max()):
             continue
         ext = (_extend(smooth[::-1], grid, gsp), _extend(smooth, grid, gsp))
+        if skel_len < ext[0] + ext[1]:  # a stub skeleton: its end tangents are unreliable, search a cone
+            ext = (_extend(smooth[::-1], grid, gsp, CONE_DEGREES), _extend(smooth, grid, gsp, CONE_DEGREES))
         # grid index i at factor f lies at original index (i + 0.5) / f - 0.5
         index = (smooth / gsp + 0.5) / factor - 0.5 + offset
         result.update(length_mm=skel_len + ext[0] + ext[1], method="skeleton", skeleton_mm=skel_len,
@@ -174,13 +179,17 @@ def _polyline_length(pts: np.ndarray) -> float:
     return float(np.linalg.norm(np.diff(pts, axis=0), axis=1).sum()) if len(pts) > 1 else 0.0
 
 
-def _extend(path_mm: np.ndarray, sub: np.ndarray, sp: np.ndarray) -> float:
-    """Distance in mm from the last point of ``path_mm`` to the mask boundary along the end tangent.
+def _extend(path_mm: np.ndarray, sub: np.ndarray, sp: np.ndarray, cone_degrees=()) -> float:
+    """Distance in mm from the last point of ``path_mm`` to the mask boundary beyond the path's end.
 
-    The tangent is the direction from the path point about 3 voxels (or half the path) back to the
-    end point; the march uses steps of 0.1 voxel and stops at the first sample where the trilinearly
+    The end tangent is the direction from the path point about 3 voxels (or half the path) back to the end
+    point. A ray leaves the end point along that tangent (and, with ``cone_degrees``, along 8 directions
+    at each of those angles around it); each marches in steps of 0.1 voxel until the trilinearly
     interpolated mask drops below 0.5 (for faces along a grid axis that is the voxel face, as for the
-    volume).
+    volume), and the longest march projected on the tangent is the extension. The cone is for stub
+    skeletons of short clots: their tangent may be off by several degrees, and a single ray then leaves a
+    tapered tip through its side long before its apex; projecting on the tangent keeps a flat end face
+    at its true distance.
     """
     total = _polyline_length(path_mm)
     back = min(0.5 * total, 3.0 * float(sp.max()))
@@ -192,12 +201,25 @@ def _extend(path_mm: np.ndarray, sub: np.ndarray, sp: np.ndarray) -> float:
     if norm == 0:
         return 0.0
     direction /= norm
+    helper = np.eye(3)[int(np.argmin(np.abs(direction)))]
+    u = np.cross(direction, helper)
+    u /= np.linalg.norm(u)
+    v = np.cross(direction, u)
+    rays = [direction]
+    for angle in np.deg2rad(cone_degrees):
+        for phi in np.arange(8) * np.pi / 4:
+            rays.append(np.cos(angle) * direction + np.sin(angle) * (np.cos(phi) * u + np.sin(phi) * v))
     step = 0.1 * float(sp.min())
     n_steps = int(np.ceil(np.linalg.norm(np.array(sub.shape) * sp) / step)) + 2
-    ray_mm = path_mm[-1] + np.outer(np.arange(1, n_steps + 1) * step, direction)
-    # trilinear interpolation of the mask: the boundary is its 0.5 iso-surface, which follows
-    # oblique end faces instead of the voxel staircase
-    inside = ndimage.map_coordinates(sub.astype(np.float32), (ray_mm / sp).T, order=1, cval=0.0) >= 0.5
-    outside = np.flatnonzero(~inside)
-    first_out = int(outside[0]) if outside.size else n_steps
-    return first_out * step
+    dist = np.arange(1, n_steps + 1) * step
+    grid = sub.astype(np.float32)
+    best = 0.0
+    for ray in rays:
+        ray_mm = path_mm[-1] + np.outer(dist, ray)
+        # trilinear interpolation of the mask: the boundary is its 0.5 iso-surface, which follows
+        # oblique end faces instead of the voxel staircase
+        inside = ndimage.map_coordinates(grid, (ray_mm / sp).T, order=1, cval=0.0) >= 0.5
+        outside = np.flatnonzero(~inside)
+        first_out = int(outside[0]) if outside.size else n_steps
+        best = max(best, first_out * step * float(ray @ direction))
+    return best

@@ -309,6 +309,13 @@ def metadata_row(truth: dict, split: str, stratum: str = "") -> dict:
     }
 
 
+def truth_columns(truth: dict) -> dict:
+    """The truth and subgroup columns of :func:`metadata_row` that a converter adds to its own metadata.csv
+    (everything but case, split, stratum, site and slice thickness, which the converter writes itself)."""
+    row = metadata_row(truth, split="")
+    return {k: v for k, v in row.items() if k not in ("case", "split", "stratum", "site", "slice_thickness_mm")}
+
+
 def composition(rows: list[dict], split: str = "test") -> dict:
     """Counts of the subgroups among metadata ``rows`` of one split (from the recorded truth, not the plan)."""
     rows = [r for r in rows if r["split"] == split]

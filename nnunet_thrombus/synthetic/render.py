@@ -109,6 +109,26 @@ def sample_components(p: np.ndarray, scene: Scene, h_mm: float) -> dict[str, np.
     return comp
 
 
+def clot_occupancy(p: np.ndarray, scene: Scene, h_mm: float) -> np.ndarray:
+    """Clot fraction at anatomy-frame points ``p`` (3, n) for voxels of size ``h_mm``: the ``clot`` channel of
+    :func:`sample_components`, computed from the clot's own vessels only (a clot lies in its lumen)."""
+    out = np.zeros(p.shape[1], np.float32)
+    occ = scene.occlusion
+    if occ is None:
+        return out
+    for pc in occ.pieces:
+        v = scene.vessels[pc.vessel]
+        idx, d, near = v.query(p, CISTERN_MM + h_mm)
+        if idx.size == 0:
+            continue
+        r, t = v.radius[near], v.arclength[near]
+        u = t + pc.offset
+        tip = occ.tip_distance(u)
+        sd = np.where(tip > 0, np.hypot(d, tip), d - r * occ.radius_scale(u))
+        out[idx] = np.maximum(out[idx], np.minimum(soft_occupancy(sd, h_mm), soft_occupancy(d - r, h_mm)))
+    return out
+
+
 def compose(comp: dict[str, np.ndarray], scene: Scene, modality: str) -> np.ndarray:
     """Noise-free HU (float32) of ``modality`` ('ncct' or 'cta') from sampled components."""
     hu_t = scene.hu[modality]
@@ -156,6 +176,9 @@ def render_grid(scene: Scene, grid: Grid, anat_from_grid: tuple[np.ndarray, np.n
         if anat_from_grid is not None:
             a, b = anat_from_grid
             p = (a.astype(np.float32) @ p + b.astype(np.float32)[:, None]).astype(np.float32)
+        if tuple(outputs) == ("clot",):  # fast path: only the clot's vessels
+            res["clot"][z0:z1] = clot_occupancy(p, scene, h).reshape(z1 - z0, ny, nx)
+            continue
         comp = sample_components(p, scene, h)
         for k in outputs:
             if k in ("ncct", "cta"):
