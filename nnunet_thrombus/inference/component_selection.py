@@ -9,9 +9,11 @@ side) plus three of its own (:func:`component_evidence`):
 - ``on_artery``: a contrast-filled vessel (CTA >= ``vessel_hu``) within ``artery_radius_mm`` of the component
   (an occluding clot sits in an artery whose upstream lumen is bright; a blob in the parenchyma does not);
 - ``downstream_ratio``: contrast in the vessels around the component relative to the mirrored contralateral
-  region (sum of CTA HU above ``vessel_hu`` over brain voxels in a ball of ``downstream_radius_mm`` around the
-  component, the component's own neighbourhood left out). An occlusion starves its distal branches (ratio well
-  below 1); a calcified plaque beside a patent artery does not (ratio near 1).
+  region (sum of CTA HU above ``vessel_hu`` over brain voxels in a 30 mm ball around the component, its own 3 mm
+  neighbourhood left out). An occlusion starves its distal branches (ratio below 1); a calcified plaque beside a
+  patent artery does not (ratio near 1). It only overrides the density tests (a dense clot with a deficit is kept
+  and flagged), never drops a component by itself: on the synthetic phantom, which dims only the branches beyond
+  the clot, the deficit it sees is mild.
 
 :class:`ComponentRule` applies, in order, to each component (the first test that fails drops it, with that reason):
 
