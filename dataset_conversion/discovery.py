@@ -8,7 +8,9 @@ Layouts under ``root/<patient>/`` (docs/data_formats.md):
 - NIfTI: ``ncct.nii.gz`` and ``cta.nii.gz`` or ``cta_phase1.nii.gz``, ``cta_phase2.nii.gz``, ...;
 - masks: ``masks/rater_*.nii.gz`` (several raters -> STAPLE), ``masks/thrombus.nii.gz`` or ``thrombus.nii.gz``
   (the reference label when present);
-- optional ``truth.json`` / ``metadata.json`` with ``occlusion_site`` (or ``site``) used for stratification.
+- optional ``truth.json`` / ``metadata.json`` with ``occlusion_site`` (or ``site``) used for stratification;
+  a synthetic generator's ``truth.json`` also gives its truth and subgroup columns for metadata.csv
+  (``Case.meta["truth_columns"]``, see ``nnunet_thrombus.synthetic.cohort.truth_columns``).
 
 Discovery never raises for one bad patient: the problem is stored in ``Case.error``.
 """
@@ -80,6 +82,10 @@ def _read_site(folder: Path, meta: dict) -> str:
                 data = json.loads(path.read_text(encoding="utf-8"))
             except (OSError, ValueError):
                 continue
+            if isinstance(data, dict) and {"occluded", "label_volume_mm3", "case_id"} <= set(data):
+                from nnunet_thrombus.synthetic.cohort import truth_columns  # the generator's truth.json
+
+                meta["truth_columns"] = truth_columns(data)
             for key in ("occlusion_site", "site"):
                 if isinstance(data, dict) and data.get(key) not in (None, ""):
                     meta["site_source"] = name

@@ -32,7 +32,7 @@ def test_registration_within_1mm_and_label_dice(converted, cohort, fmt):
     assert min(dices) >= 0.95, dices
 
 
-def test_outputs_follow_the_data_contract(converted):
+def test_outputs_follow_the_data_contract(converted, cohort):
     ds = Path(converted["nifti"]["dataset_dir"])
     meta = json.loads((ds / "dataset.json").read_text())
     assert meta["channel_names"] == {"0": "CT", "1": "CT"}
@@ -54,6 +54,11 @@ def test_outputs_follow_the_data_contract(converted):
     assert all(len(r["rater_dice_vs_staple"].split(";")) == 3 for r in rows)
     meta_rows = list(csv.DictReader((ds / "metadata.csv").open()))
     assert {r["site"] for r in meta_rows} - {"ICA", "M1", "M2", "ACA", "none"} == set()
+    # the generator's truth and subgroup columns travel from truth.json into the converter's metadata.csv
+    gen = {r["case"]: r for r in csv.DictReader((cohort / "nnUNet_raw" / "Dataset501_SynthThrombus" / "metadata.csv").open())}
+    keys = ("lvo", "label_volume_mm3", "size_class", "isodense", "clot_free_calcified", "n_calcifications",
+            "ncct_density_hu", "perviousness_hu")
+    assert all({k: r[k] for k in keys} == {k: gen[r["patient"]][k] for k in keys} for r in meta_rows)
     assert not list(ds.rglob(".tmp-*"))
 
 
