@@ -7,6 +7,10 @@ start-up are excluded); (c) our cascade (``ThrombusCascadePredictor``) with the 
 visited in turn (a, b, c, d for case 1, then case 2, ...) so that load on a shared machine hits all alike.
 Times are seconds per case from image array in to label array out (preprocessing, sliding window, resampling to
 the input grid), printed as a ratio to (a); (d)/(c) is the acceptance figure of issue 9.
+(e) (``-m abcde``): (c) with the same weights but the former coarse source: the ``3d_lowres`` model's sliding window
+for the coarse prediction and the coarse branch re-run on every fine window (``coarse_context="patch"``); (e)/(c)
+is what the global coarse context (one whole-case coarse pass per case) saves. Each of (c), (d), (e) reports the
+seconds of its coarse stage per case and, for (d), the share of the full grid's fine windows the ROI ran.
 
 CPU example (the weights of a ``nnunet_thrombus benchmark`` run):
 
@@ -76,7 +80,7 @@ def run(results: Path, images: Path, labels: Path, dataset_id: int, vanilla: str
     dev = torch.device(device)
     dataset = next(p.name for p in results.glob(f"Dataset{dataset_id:03d}_*"))
     t0 = time.perf_counter()
-    methods = "".join(k for k in "abcd" if k in methods)
+    methods = "".join(k for k in "abcde" if k in methods)
     if "a" in methods:
         a = _nnunet_predictor(_folder(results, dataset, vanilla, "3d_fullres"), dev, tta)
     if "b" in methods:
@@ -87,6 +91,10 @@ def run(results: Path, images: Path, labels: Path, dataset_id: int, vanilla: str
     c = ThrombusCascadePredictor(str(coarse), str(fine), roi_restrict=False, **kw)
     d = ThrombusCascadePredictor(str(coarse), str(fine), roi_restrict=True, **kw,
                                  **({} if roi_threshold is None else {"roi_threshold": roi_threshold}))
+    ours_runs = [("c", c), ("d", d)]
+    if "e" in methods:
+        ours_runs.append(("e", ThrombusCascadePredictor(str(coarse), str(fine), roi_restrict=False,
+                                                        coarse_context="patch", **kw)))
     load_s = time.perf_counter() - t0
     cases = sorted(p.name[: -len("_0000.nii.gz")] for p in images.glob("*_0000.nii.gz"))[:max_cases]
     io = SimpleITKIO()
@@ -111,7 +119,7 @@ def run(results: Path, images: Path, labels: Path, dataset_id: int, vanilla: str
             seg = b_fine.predict_single_npy_array(data, props, low[None].astype(np.int16), None, False) > 0
             row["b_s"], row["b_dice"] = time.perf_counter() - t, dice(seg, ref)
             row["b_found"] = bool((seg & ref).any())
-        for key, pred in (("c", c), ("d", d)):
+        for key, pred in ours_runs:
             t = time.perf_counter()
             res = pred.predict(data, props["spacing"])
             seg = res.segmentation > 0
@@ -121,6 +129,7 @@ def run(results: Path, images: Path, labels: Path, dataset_id: int, vanilla: str
             row[f"{key}_fallback"] = bool(res.roi_fallback)
             row[f"{key}_placement"] = res.fine_placement
             row[f"{key}_timings_s"] = {k: round(v, 3) for k, v in res.timings_s.items()}
+            row[f"{key}_coarse_s"] = res.timings_s.get("coarse_preprocess", 0.0) + res.timings_s.get("coarse", 0.0)
         rows.append(row)
         print(f"{case} {row['shape_zyx']}: " + ", ".join(f"({k}) {row[k + '_s']:.2f} s Dice {row[k + '_dice']:.3f}"
                                                          for k in sorted(set(methods + "cd")) if k + "_s" in row)
@@ -137,6 +146,13 @@ def run(results: Path, images: Path, labels: Path, dataset_id: int, vanilla: str
             summary[f"{k}_ratio_to_a"] = summary[f"{k}_total_s"] / summary["a_total_s"]
         summary[f"{k}_median_dice"] = float(np.median([r[f"{k}_dice"] for r in rows]))
     summary["d_over_c"] = summary["d_total_s"] / summary["c_total_s"]
+    summary["d_window_share"] = float(np.sum([r["d_fine_tiles"][0] for r in rows]) /
+                                      max(1, np.sum([r["d_fine_tiles"][1] for r in rows])))
+    for k in ("c", "e"):
+        if f"{k}_s" in rows[0]:
+            summary[f"{k}_median_coarse_s"] = float(np.median([r[f"{k}_coarse_s"] for r in rows]))
+    if "e" in summary["methods"]:
+        summary["e_over_c"] = summary["e_total_s"] / summary["c_total_s"]
     summary["dice_d_minus_c"] = summary["d_median_dice"] - summary["c_median_dice"]
     summary["missed_by_d_found_by_c"] = [r["case"] for r in rows if r["c_found"] and not r["d_found"]]
     return {"summary": summary, "cases": rows}
@@ -158,8 +174,8 @@ def main(argv=None) -> int:
     ap.add_argument("--pad-to", type=int, nargs=3, default=None, metavar=("Z", "Y", "X"),
                     help="embed each case in a larger field of view (voxels) to mimic whole-head geometry. "
                          "Default: off.")
-    ap.add_argument("-m", "--methods", default="abcd",
-                    help="which of a, b, c, d to run (c and d always run). Default: abcd.")
+    ap.add_argument("-m", "--methods", default="abcde",
+                    help="which of a, b, c, d, e to run (c and d always run). Default: abcde.")
     ap.add_argument("--roi-threshold", type=float, default=None,
                     help="coarse probability above which (d) looks. Default: ThrombusCascadePredictor's.")
     ap.add_argument("-o", "--output", type=Path, default=None, help="JSON with per-case rows. Default: none.")
@@ -169,7 +185,7 @@ def main(argv=None) -> int:
     s = out["summary"]
     print(f"\n{s['n_cases']} cases, device {s['device']}, TTA {'on' if s['tta'] else 'off'}")
     names = {"a": "vanilla 3d_fullres", "b": "vanilla cascade", "c": "ours, full sliding window",
-             "d": "ours, ROI-restricted"}
+             "d": "ours, ROI-restricted", "e": "ours, per-patch coarse (old)"}
     for k, name in names.items():
         if k not in s["methods"]:
             continue
@@ -177,7 +193,12 @@ def main(argv=None) -> int:
         print(f"({k}) {name:28s} median {s[k + '_median_s']:.2f} s/case{ratio}  "
               f"median Dice {s[k + '_median_dice']:.3f}")
     print(f"(d)/(c) time {s['d_over_c']:.2f}; Dice (d)-(c) {s['dice_d_minus_c']:+.3f}; "
-          f"cases found by (c) and missed by (d): {s['missed_by_d_found_by_c'] or 'none'}")
+          f"cases found by (c) and missed by (d): {s['missed_by_d_found_by_c'] or 'none'}; (d) ran "
+          f"{100 * s['d_window_share']:.0f}% of the fine windows")
+    if "e_over_c" in s:
+        print(f"coarse stage per case: global pass (c) {s['c_median_coarse_s']:.2f} s (its fine windows only sample), "
+              f"old (e) {s['e_median_coarse_s']:.2f} s + the patch branch inside every window; total (e)/(c) "
+              f"{s['e_over_c']:.2f}")
     if args.output:
         from nnunet_thrombus.atomic_io import write_json
 

@@ -1,5 +1,11 @@
 """Two-stage prediction of one case: coarse stage (fold ensemble), then the fine stage with coarse features.
 
+With the global coarse context (the default fine network, ``coarse_context="global"``) the coarse stage is ONE
+forward pass per fold of the fine model's own (frozen, stage-1) coarse branch over the whole preprocessed case at
+coarse spacing: it gives both the coarse prediction (candidate region and the fine stage's segmentation channel)
+and the features every fine window samples. The ``3d_lowres`` model's own sliding window is used only by fine
+models without a global context (the ``_patchContext`` and ``_noCoarseFeatures`` ablations).
+
 Both stages reuse nnU-Net's predictor (preprocessing from the plans, Gaussian-weighted sliding window, mirroring
 TTA). What is ours:
 
@@ -52,22 +58,42 @@ def _make_predictor(model_dir: str, folds, device: torch.device, use_mirroring: 
 def foreground_probability_to_input_grid(logits: torch.Tensor, properties: dict, plans_manager) -> np.ndarray:
     """Thrombus probability (1 - background softmax) of ``logits`` (C, z, y, x) at network spacing, resampled
     (trilinear, torch, on the logits' device) to the cropped input shape and pasted into the uncropped grid."""
-    prob = 1.0 - torch.softmax(logits.float(), dim=0)[0]
+    return probability_to_input_grid(1.0 - torch.softmax(logits.float(), dim=0)[0], properties, plans_manager)
+
+
+def probability_to_input_grid(prob: torch.Tensor, properties: dict, plans_manager) -> np.ndarray:
+    """A probability map (z, y, x) on the preprocessed grid, resampled (trilinear) to the cropped input shape and
+    pasted into the uncropped input grid (Z, Y, X)."""
     target = [int(s) for s in properties["shape_after_cropping_and_before_resampling"]]
     if list(prob.shape) != target:
         prob = F.interpolate(prob[None, None], size=target, mode="trilinear", align_corners=False)[0, 0]
     full = np.zeros([int(s) for s in properties["shape_before_cropping"]], dtype=np.float32)
     bbox = properties["bbox_used_for_cropping"]
-    full[tuple(slice(a, b) for a, b in bbox)] = prob.clamp_(0, 1).cpu().numpy()
+    full[tuple(slice(a, b) for a, b in bbox)] = prob.clamp(0, 1).cpu().numpy()
     return full.transpose(plans_manager.transpose_backward)
 
 
+def coarse_probability_on_fine_grid(contexts: list, shape) -> torch.Tensor:
+    """Mean over folds of the coarse thrombus probability (1 - background softmax), each fold's whole-case coarse
+    logits resized (trilinear) to the fine preprocessed grid ``shape`` -> (z, y, x) CPU float32."""
+    total = None
+    for ctx in contexts:
+        up = F.interpolate(ctx.logits.float(), size=[int(s) for s in shape], mode="trilinear", align_corners=False)
+        prob = (1.0 - torch.softmax(up, dim=1)[0, 0]).cpu()
+        total = prob if total is None else total + prob
+    return total / len(contexts)
+
+
 class ThrombusCascadePredictor:
-    """Load the coarse (``3d_lowres``) and fine (``3d_cascade_fullres``) models once, predict many cases."""
+    """Load the coarse (``3d_lowres``) and fine (``3d_cascade_fullres``) models once, predict many cases.
+
+    ``coarse_context`` (None: as trained) switches the fine network between ``"global"`` and ``"patch"`` features
+    with the same weights, e.g. to time the former per-window branch against the whole-case pass."""
 
     def __init__(self, coarse_model_dir: str, fine_model_dir: str, folds=None, device: str = "cpu",
                  use_mirroring: bool = True, roi_restrict: bool = True, roi_threshold: float = DEFAULT_ROI_THRESHOLD,
-                 checkpoint_name: str = "checkpoint_final.pth", tile_step_size: float = 0.5):
+                 checkpoint_name: str = "checkpoint_final.pth", tile_step_size: float = 0.5,
+                 coarse_context: str | None = None):
         _model_dir_check(coarse_model_dir, "coarse (3d_lowres)")
         _model_dir_check(fine_model_dir, "fine (3d_cascade_fullres)")
         self.device = torch.device(device)
@@ -75,6 +101,11 @@ class ThrombusCascadePredictor:
                                       tile_step_size)
         self.fine = _make_predictor(fine_model_dir, folds, self.device, use_mirroring, checkpoint_name,
                                     tile_step_size)
+        if coarse_context is not None:  # same weights, other feature source (timing the patch branch)
+            net = getattr(self.fine.network, "_orig_mod", self.fine.network)
+            if getattr(net, "coarse_branch", None) is None:
+                raise ValueError("coarse_context given, but the fine model has no coarse branch")
+            net.coarse_context = coarse_context
         n_img = len(self.fine.dataset_json["channel_names"])
         n_coarse = len(self.coarse.dataset_json["channel_names"])
         if n_img != n_coarse:
@@ -110,10 +141,13 @@ class ThrombusCascadePredictor:
 
         ``images``: (C, Z, Y, X) float32; ``spacing``: (z, y, x) mm. Returns the coarse thrombus probability on the
         input grid (Z, Y, X) and nnU-Net's preprocessed fine-stage dict (``data``: image channels + the coarse
-        segmentation, ``data_properties``). Adds ``coarse_preprocess``, ``coarse``, ``fine_preprocess`` seconds to
+        segmentation, ``data_properties``; with the global coarse context also ``coarse_contexts``, one per fold,
+        which the fine windows sample). Adds ``coarse_preprocess``, ``coarse``, ``fine_preprocess`` seconds to
         ``timings`` when given.
         """
         timings = {} if timings is None else timings
+        if self.fine.global_context_network() is not None:
+            return self._global_coarse_stage(images, spacing, timings)
         t0 = time.perf_counter()
         dct = self._preprocess(self.coarse, images, spacing)
         timings["coarse_preprocess"] = time.perf_counter() - t0
@@ -128,6 +162,22 @@ class ThrombusCascadePredictor:
         coarse_seg = (coarse_prob > 0.5).astype(np.int16)
         dct = self._preprocess(self.fine, images, spacing, seg_prev=coarse_seg[None])
         timings["fine_preprocess"] = time.perf_counter() - t0
+        return coarse_prob, dct
+
+    def _global_coarse_stage(self, images: np.ndarray, spacing, timings: dict) -> tuple[np.ndarray, dict]:
+        t0 = time.perf_counter()
+        dct = self._preprocess(self.fine, images, spacing)  # image channels only
+        timings["coarse_preprocess"] = 0.0
+        timings["fine_preprocess"] = time.perf_counter() - t0
+        t0 = time.perf_counter()
+        data = torch.as_tensor(dct["data"], dtype=torch.float32)
+        contexts = self.fine.whole_case_contexts(data)
+        prob = coarse_probability_on_fine_grid(contexts, data.shape[1:])
+        coarse_prob = probability_to_input_grid(prob, dct["data_properties"], self.fine.plans_manager)
+        # the fine stage's segmentation channel, as nnU-Net one-hot encodes the previous stage's labels
+        dct["data"] = torch.cat([data, (prob > 0.5).to(data.dtype)[None]], 0)
+        dct["coarse_contexts"] = contexts
+        timings["coarse"] = time.perf_counter() - t0
         return coarse_prob, dct
 
     def predict(self, images: np.ndarray, spacing) -> CascadeResult:
@@ -145,7 +195,7 @@ class ThrombusCascadePredictor:
 
         props = dct["data_properties"]
         spread = FoldSpread(lambda lg: foreground_probability_to_input_grid(lg, props, self.fine.plans_manager))
-        logits = ensemble_logits(self.fine, dct["data"], spread)
+        logits = ensemble_logits(self.fine, dct["data"], spread, contexts=dct.get("coarse_contexts"))
         timings["fine"] = time.perf_counter() - t0
         t0 = time.perf_counter()
         prob = foreground_probability_to_input_grid(logits, dct["data_properties"], self.fine.plans_manager)

@@ -44,16 +44,22 @@ class FoldSpread:
         return {"std": std, "votes": self._votes, "n_folds": self.n}
 
 
-def ensemble_logits(predictor, data, spread: FoldSpread | None = None):
+def ensemble_logits(predictor, data, spread: FoldSpread | None = None, contexts: list | None = None):
     """Mean logits (C, z, y, x), a CPU torch tensor, of every fold of ``predictor`` (an initialised
     ``nnUNetPredictor``: ``list_of_parameters``, ``network``, ``predict_sliding_window_return_logits``) on its
-    preprocessed ``data``; with two or more folds each fold's logits also go to ``spread``."""
+    preprocessed ``data``; with two or more folds each fold's logits also go to ``spread``. ``contexts``: one
+    whole-case coarse context per fold (global coarse context; ``ROIRestrictedPredictor.predict_with_context``)."""
     params = list(predictor.list_of_parameters)
+    if contexts is not None and len(contexts) != len(params):
+        raise ValueError(f"{len(contexts)} coarse contexts for {len(params)} folds")
     net = getattr(predictor.network, "_orig_mod", predictor.network)
     total = None
-    for p in params:
+    for k, p in enumerate(params):
         net.load_state_dict(p)
-        logits = predictor.predict_sliding_window_return_logits(data).to("cpu")
+        if contexts is None:
+            logits = predictor.predict_sliding_window_return_logits(data).to("cpu")
+        else:
+            logits = predictor.predict_with_context(data, contexts[k]).to("cpu")
         if spread is not None and len(params) > 1:
             spread.add(logits)
         total = logits if total is None else total.add_(logits)

@@ -110,6 +110,9 @@ class ROIRestrictedPredictor(nnUNetPredictor):
     holds (windows run, windows of the full sliding window) and ``last_placement`` the placement used.
     """
 
+    #: samples the global coarse context itself (see the module docstring), so global-context models may load here
+    supports_global_context = True
+
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
         self.roi: np.ndarray | None = None
@@ -151,6 +154,15 @@ class ROIRestrictedPredictor(nnUNetPredictor):
         return contexts
 
     @torch.inference_mode()
+    def predict_with_context(self, data: torch.Tensor, context) -> torch.Tensor:
+        """Logits of the currently loaded fold, its windows sampling ``context`` (that fold's CoarseContext)."""
+        self._context = context
+        try:
+            return self.predict_sliding_window_return_logits(data)
+        finally:
+            self._context = None
+
+    @torch.inference_mode()
     def predict_logits_with_contexts(self, data: torch.Tensor, contexts: list) -> torch.Tensor:
         """nnU-Net's fold ensemble (mean of the folds' logits) where fold k's windows sample ``contexts[k]``."""
         if len(contexts) != len(self.list_of_parameters):
@@ -159,11 +171,7 @@ class ROIRestrictedPredictor(nnUNetPredictor):
         logits = None
         for params, ctx in zip(self.list_of_parameters, contexts):
             net.load_state_dict(params)
-            self._context = ctx
-            try:
-                part = self.predict_sliding_window_return_logits(data).to("cpu")
-            finally:
-                self._context = None
+            part = self.predict_with_context(data, ctx).to("cpu")
             logits = part if logits is None else logits + part
         return logits / len(contexts)
 

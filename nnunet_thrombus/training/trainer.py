@@ -28,6 +28,7 @@ from nnunetv2.training.loss.compound_losses import DC_and_CE_loss
 from nnunetv2.training.loss.deep_supervision import DeepSupervisionWrapper
 from nnunetv2.training.nnUNetTrainer.nnUNetTrainer import nnUNetTrainer
 
+from nnunet_thrombus.networks.cascade_net import MissingCoarseContextError
 from nnunet_thrombus.training.losses import PresentClassSoftDiceLoss
 from nnunet_thrombus.training.network_builder import NetworkSwitches, build_thrombus_network
 from nnunet_thrombus.training.short_run import ShortScheduleMixin
@@ -44,6 +45,25 @@ def unwrap_network(network: torch.nn.Module) -> torch.nn.Module:
             network = network._orig_mod
         else:
             return network
+
+
+def _refuse_plain_sliding_window() -> None:
+    """Stop at model loading when nnU-Net's own predictor (``nnUNetv2_predict``) builds a global-context fine stage:
+    its windows would arrive without the whole-case coarse features. Predictors that supply them say so with a
+    ``supports_global_context`` class attribute."""
+    import inspect
+
+    from nnunetv2.inference.predict_from_raw_data import nnUNetPredictor
+
+    for frame in inspect.stack(context=0)[2:8]:
+        caller = frame.frame.f_locals.get("self")
+        if isinstance(caller, nnUNetPredictor) and not getattr(type(caller), "supports_global_context", False):
+            raise MissingCoarseContextError(
+                "this fine stage (3d_cascade_fullres) reads the coarse stage's whole-head features "
+                "(coarse_context='global'), which nnU-Net's plain sliding window (nnUNetv2_predict) cannot give a "
+                "patch. Predict with `nnunet_thrombus predict -i SCANS -o OUT -d DATASET -tr TRAINER -p PLANS` "
+                "(one whole-head coarse pass per case), or train and predict the patch-context ablation "
+                "(-tr ThrombusCascadeTrainer_patchContext).")
 
 
 class ThrombusCascadeTrainer(ShortScheduleMixin, nnUNetTrainer):
@@ -80,8 +100,11 @@ class ThrombusCascadeTrainer(ShortScheduleMixin, nnUNetTrainer):
                                    num_output_channels: int, enable_deep_supervision: bool = True):
         """nnU-Net's (new) signature; a classmethod so ablation variants pass their switches. The predictor calls it
         with the plans of the results folder, so ``nnUNetv2_predict`` rebuilds the same network."""
-        return build_thrombus_network(plans_manager, configuration_manager, num_input_channels,
-                                      num_output_channels, enable_deep_supervision, cls.network_switches())
+        net = build_thrombus_network(plans_manager, configuration_manager, num_input_channels,
+                                     num_output_channels, enable_deep_supervision, cls.network_switches())
+        if getattr(net, "uses_global_context", False):
+            _refuse_plain_sliding_window()
+        return net
 
     # ------------------------------------------------------------------ setup
     def initialize(self):
@@ -170,6 +193,13 @@ class ThrombusCascadeTrainer(ShortScheduleMixin, nnUNetTrainer):
         batch, features = self.batch_context(batch)
         with unwrap_network(self.network).using_coarse_features(features):
             return super().validation_step(batch)
+
+    def on_epoch_end(self):
+        if self._context_bank is not None:
+            st = self._context_bank.stats
+            self.print_to_log_file(f"coarse contexts: {st['misses']} whole-case passes in {st['compute_s']:.1f} s, "
+                                   f"{st['hits']} cache hits, {st['stored_bytes'] / 2 ** 20:.1f} MB stored")
+        super().on_epoch_end()
 
     def perform_actual_validation(self, save_probabilities: bool = False):
         """nnU-Net's validation; with the global context its predictor runs one whole-case coarse pass per case."""

@@ -47,14 +47,23 @@ def test_plans_define_the_cascade_with_our_networks(tiny_cascade):
 
 
 def test_nnunetv2_predict_cascade_keeps_input_geometry(tiny_cascade, tmp_path):
+    """nnUNetv2_predict runs stage 1 and the patch-context fine stage; the global-context fine stage (the default),
+    whose windows need the whole-head coarse pass, stops with the command that can run it."""
+    from nnunet_thrombus.training.workflow import train
+
     ws = tiny_cascade["ws"]
     images_ts = tiny_cascade["cohort"]["dataset"] / "imagesTs"
     low, fine = tmp_path / "lowres", tmp_path / "fine"
-    common = ["-d", "501", "-tr", "ThrombusCascadeTrainer", "-p", "ThrombusPlans", "-f", "0", "-device", "cpu",
-              "--disable_tta", "-npp", "1", "-nps", "1"]
-    ws.run(["nnUNetv2_predict", "-i", images_ts, "-o", low, "-c", "3d_lowres", *common], "predict_test")
+    common = ["-d", "501", "-p", "ThrombusPlans", "-f", "0", "-device", "cpu", "--disable_tta", "-npp", "1",
+              "-nps", "1"]
+    ws.run(["nnUNetv2_predict", "-i", images_ts, "-o", low, "-c", "3d_lowres", "-tr", "ThrombusCascadeTrainer",
+            *common], "predict_test")
+    with pytest.raises(RuntimeError, match="nnunet_thrombus predict"):
+        ws.run(["nnUNetv2_predict", "-i", images_ts, "-o", tmp_path / "refused", "-c", "3d_cascade_fullres",
+                "-tr", "ThrombusCascadeTrainer", "-prev_stage_predictions", low, *common], "predict_refused")
+    train(ws, 501, "3d_cascade_fullres", 0, "ThrombusCascadeTrainer_patchContext", "ThrombusPlans", 1, 4, 1)
     ws.run(["nnUNetv2_predict", "-i", images_ts, "-o", fine, "-c", "3d_cascade_fullres",
-            "-prev_stage_predictions", low, *common], "predict_test")
+            "-tr", "ThrombusCascadeTrainer_patchContext", "-prev_stage_predictions", low, *common], "predict_test")
     cases = sorted(p.name[: -len("_0000.nii.gz")] for p in images_ts.glob("*_0000.nii.gz"))
     assert len(cases) == 3
     for case in cases:

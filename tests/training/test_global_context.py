@@ -201,3 +201,31 @@ def test_plain_nnunet_call_on_a_global_model_fails_with_the_command_to_use():
     net = _net()
     with pytest.raises(MissingCoarseContextError, match="nnunet_thrombus predict"):
         net(torch.randn(1, 3, 8, 12, 12))
+
+
+def test_positions_pass_nnunets_own_cascade_training_pipeline():
+    """nnU-Net's full training transforms (cascade: one-hot of the previous stage, its random morphology, deep
+    supervision) keep the positions: the stash sits right after the mirror transform, and the image gains them as
+    4 last channels after the segmentation one-hot."""
+    from nnunetv2.training.nnUNetTrainer.nnUNetTrainer import nnUNetTrainer
+
+    from nnunet_thrombus.training.global_context import StashPositions, with_position_stash
+
+    patch, crop = (16, 24, 24), (24, 36, 36)
+    pipeline = nnUNetTrainer.get_training_transforms(
+        patch, (-0.5, 0.5), [[1, 1, 1], [0.5, 0.5, 0.5]], (0, 1, 2), False, is_cascaded=True, foreground_labels=[1])
+    stashed = with_position_stash(pipeline)
+    names = [type(getattr(t, "transform", t)).__name__ for t in stashed.transforms]
+    assert names[names.index("StashPositions") - 1] == "MirrorTransform"
+    assert sum(isinstance(t, StashPositions) for t in stashed.transforms) == 1
+    transforms = _PositionedTransforms(SimpleNamespace(last_crop_start=[3, 5, 7]), pipeline)
+    torch.manual_seed(0)
+    seg = torch.zeros((2, *crop), dtype=torch.int16)
+    seg[:, 10:14, 15:20, 15:20] = 1  # reference and previous-stage segmentation
+    out = transforms(image=torch.randn(2, *crop), segmentation=seg)
+    assert out["image"].shape == (2 + 1 + 4, *patch)  # CTA, NCCT, one-hot previous stage, positions
+    w = out["image"][-1]
+    assert float(w[8, 12, 12]) == pytest.approx(1.0, abs=1e-4)
+    centre = out["image"][-4:-1, 8, 12, 12] / w[8, 12, 12]
+    # the patch centre maps near the crop centre (rotation/scaling about it), in case voxels
+    assert torch.allclose(centre, torch.tensor([3 + 12.0, 5 + 18.0, 7 + 18.0]), atol=1.5)
