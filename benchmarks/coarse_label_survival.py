@@ -6,7 +6,9 @@ from that label, and then the coarse stage is taught that it is background and t
 visit it. For every label of a raw dataset this prints the clot volume, its voxels at the fine spacing and at the
 coarse spacing of the plans (the label nnU-Net trains on), per site and size class from ``metadata.csv``.
 
-    python benchmarks/coarse_label_survival.py --raw RAW/Dataset517_X --plans PREPROCESSED/Dataset501_Y/ThrombusPlans.json
+    python benchmarks/coarse_label_survival.py --raw RAW/Dataset517_X \
+        --plans PREPROCESSED/Dataset501_Y/ThrombusPlans.json
+    python benchmarks/coarse_label_survival.py --raw RAW/Dataset517_X --coarse-spacing 1.728 1.557 1.557
 """
 from __future__ import annotations
 
@@ -29,7 +31,10 @@ def coarse_voxels(label, spacing_zyx, coarse_spacing_zyx) -> int:
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--raw", required=True, type=Path, help="raw dataset (labelsTr/labelsTs, metadata.csv). Required.")
-    ap.add_argument("--plans", required=True, type=Path, help="plans JSON with 3d_lowres. Required.")
+    ap.add_argument("--plans", type=Path, default=None, help="plans JSON with 3d_lowres (or give --coarse-spacing).")
+    ap.add_argument("--coarse-spacing", type=float, nargs=3, default=None,
+                    help="coarse spacing z y x mm instead of --plans (e.g. the fine spacing times the paper's ratio "
+                         "1.728, 1.730, 1.730).")
     ap.add_argument("-o", "--out", type=Path, default=None, help="JSON output (default: print only).")
     args = ap.parse_args(argv)
 
@@ -38,8 +43,9 @@ def main(argv=None) -> int:
 
     from nnunet_thrombus.evaluation.evaluate import read_metadata
 
-    plans = json.loads(args.plans.read_text())
-    coarse = plans["configurations"]["3d_lowres"]["spacing"]
+    if (args.plans is None) == (args.coarse_spacing is None):
+        ap.error("give exactly one of --plans and --coarse-spacing")
+    coarse = args.coarse_spacing or json.loads(args.plans.read_text())["configurations"]["3d_lowres"]["spacing"]
     meta = read_metadata(args.raw / "metadata.csv")
     rows = []
     for f in sorted(list((args.raw / "labelsTr").glob("*.nii.gz")) + list((args.raw / "labelsTs").glob("*.nii.gz"))):
