@@ -10,7 +10,9 @@ one run, on this machine's CPU, each part in a fresh subprocess so its peak resi
 - ``patch``: the former branch, one call per fine window (the patch resized to coarse spacing), seconds per window
   and peak RSS; times the number of windows nnU-Net's sliding window runs over the case (step 0.5) and x8 with
   mirroring, for the per-case cost the global pass replaces;
-- ``sample``: sampling one window's features from a stored context (what each window pays instead).
+- ``sample``: sampling one window's features from a stored context (what each window pays instead);
+- ``gmacs``: forward multiply-accumulates (meta device, exact conv counts) of the whole-case coarse pass, of the
+  per-window branch, and of the fine network on one patch, so the costs compare on any device.
 
 Usage::
 
@@ -88,6 +90,32 @@ def _part(which: str, case, patch) -> dict:
     return out
 
 
+def _gmacs(case, patch) -> dict:
+    import copy
+
+    import torch
+    from torch.utils.flop_counter import FlopCounterMode
+
+    from nnunet_thrombus.networks.coarse_context import coarse_grid_shape, padded_shape
+
+    net = copy.deepcopy(_net()).to("meta")
+
+    def count(fn) -> float:
+        with FlopCounterMode(display=False) as counter, torch.no_grad():
+            fn()
+        return round(counter.get_total_flops() / 2e9, 1)
+
+    n = coarse_grid_shape(case, net.coarse_spacing_ratio)
+    p = padded_shape(n, net.coarse_branch.total_stride)
+    patch_in = torch.zeros(1, 3, *patch, device="meta")
+    sizes = [[s // 2 ** k for s in patch] for k in range(4)]
+    feats = [torch.zeros(1, c, *s, device="meta") for c, s in zip([32, 64, 128, 256], sizes)]
+    return {"coarse_pass_whole_case": count(lambda: net.coarse_branch.forward_with_features(
+                torch.zeros(1, 2, *p, device="meta"))),
+            "coarse_branch_one_window": count(lambda: net.coarse_features(torch.zeros(1, 2, *patch, device="meta"))),
+            "fine_net_one_window": count(lambda: net(patch_in, coarse_features=feats))}
+
+
 def _windows(case, patch, step=0.5) -> int:
     from nnunetv2.inference.sliding_window_prediction import compute_steps_for_sliding_window
 
@@ -111,6 +139,10 @@ def main(argv=None) -> int:
         rows[part] = json.loads(res.stdout.strip().splitlines()[-1])
     n = _windows(case, patch)
     g, p = rows["global"], rows["patch"]
+    macs = _gmacs(case, patch)
+    print(f"GMACs (forward): whole-case coarse pass {macs['coarse_pass_whole_case']}, per-window coarse branch "
+          f"{macs['coarse_branch_one_window']} (x{n} windows = {n * macs['coarse_branch_one_window']:.0f}), fine net "
+          f"one window {macs['fine_net_one_window']}")
     print(f"case {case}, patch {patch}, coarse {g['coarse_shape']} (padded {g['padded_shape']}), {n} windows")
     print(json.dumps(rows, indent=1))
     print(f"global: one pass {g['seconds']} s, peak +{g['peak_rss_above_idle_mb']} MB, stored features "
