@@ -10,6 +10,7 @@ from pathlib import Path
 
 import numpy as np
 import pydicom
+import SimpleITK as sitk
 from pydicom.dataset import Dataset, FileMetaDataset
 from pydicom.sequence import Sequence
 from pydicom.uid import (CTImageStorage, EnhancedCTImageStorage, ExplicitVRLittleEndian, XRayRadiationDoseSRStorage,
@@ -213,3 +214,27 @@ def mip_of(hu: np.ndarray, grid: dict, slab: int = 7) -> tuple[np.ndarray, dict]
 
 def read_raw(path: Path) -> pydicom.Dataset:
     return pydicom.dcmread(str(path))
+
+
+def tilted_copy(image, tilt_deg: float, step_mm: float) -> tuple[np.ndarray, dict]:
+    """``image`` re-acquired with gantry tilt: tilted planes (rotation about x) stacked along z by ``step_mm``,
+    each sampled (linear) from ``image``; returns HU (n, rows, cols) and the grid for ``write_series``."""
+    t = np.radians(tilt_deg)
+    r, c = np.array([1.0, 0.0, 0.0]), np.array([0.0, np.cos(t), np.sin(t)])
+    n = np.cross(r, c)
+    sx, sy, sz = image.GetSpacing()
+    nx, ny, nz = image.GetSize()
+    centre = np.asarray(image.TransformContinuousIndexToPhysicalPoint([(nx - 1) / 2, (ny - 1) / 2, (nz - 1) / 2]))
+    half_z = (nz - 1) / 2 * sz + ny * sy / 2 * np.sin(t)  # every tilted plane still crosses the head
+    n_slices = int(2 * half_z / step_mm) + 1
+    first = centre - (nx - 1) / 2 * sx * r - (ny - 1) / 2 * sy * c - np.array([0, 0, half_z])
+    positions = np.array([first + np.array([0.0, 0.0, k * step_mm]) for k in range(n_slices)])
+    out = np.empty((n_slices, ny, nx), np.int16)
+    for k, pos in enumerate(positions):
+        ref = sitk.Image(nx, ny, 1, sitk.sitkInt16)
+        ref.SetOrigin([float(v) for v in pos])
+        ref.SetSpacing((sx, sy, 1.0))
+        ref.SetDirection([float(v) for v in np.stack([r, c, n], axis=1).ravel()])
+        out[k] = sitk.GetArrayFromImage(sitk.Resample(image, ref, sitk.Transform(), sitk.sitkLinear, -1000.0))[0]
+    return out, {"orientation": np.concatenate([r, c]), "positions": positions, "rows": ny, "cols": nx,
+                 "spacing_rc": (sy, sx)}

@@ -9,6 +9,7 @@ import numpy as np
 import pydicom
 import pytest
 import SimpleITK as sitk
+from _pacs_export import tilted_copy, write_series
 from _phantom import make_case, write_dicom_series, write_patient
 
 from dataset_conversion.dicom_io import ScanError, read_dicom_series
@@ -43,6 +44,10 @@ def bad_root(tmp_path_factory, phantom) -> Path:
         ds.ImagePositionPatient = [float(ds.ImagePositionPatient[0]) + 4.0, *ds.ImagePositionPatient[1:]]
         ds.save_as(f)
     write_dicom_series(case["cta"], p / "CTA")
+    p = write_patient(root, "tilted_ncct", case, fmt="dicom")  # NCCT re-acquired with 12 deg gantry tilt: converts
+    shutil.rmtree(p / "NCCT")
+    tilted, grid = tilted_copy(case["ncct"], 12.0, case["ncct"].GetSpacing()[2])
+    write_series(p / "NCCT", tilted, grid, number=2, tilt_tag=12.0)
     p = write_patient(root, "stray_files", case, fmt="dicom")  # README, DICOMDIR-like junk beside the slices
     (p / "CTA" / "README.TXT").write_text("exported by viewer")
     (p / "NCCT" / "Thumbs.db").write_bytes(b"\0" * 300)
@@ -93,6 +98,10 @@ def test_bad_cases_fail_cleanly_and_good_ones_convert(bad_root, tmp_path):
     assert rows["stray_files"]["cta_stray_files"] == "README.TXT"
     assert rows["stray_files"]["ncct_stray_files"] == "Thumbs.db"
     assert rows["stray_files"]["cta_series"] == "11" and rows["stray_files"]["cta_series_skipped"] == ""
+    tilted = rows["tilted_ncct"]
+    assert tilted["status"] == "flagged" and "NCCT gantry tilt 12.0 deg resampled" in tilted["error"], tilted["error"]
+    assert tilted["ncct_tilt_corrected"] == "True" and abs(float(tilted["ncct_gantry_tilt_deg"]) - 12.0) < 0.05
+    assert tilted["reg_qc_pass"] == "True", tilted  # the tilt-corrected NCCT registers to the CTA
     meta = {r["case_id"]: r for r in csv.DictReader((ds / "metadata.csv").open(encoding="utf-8"))}
     assert meta["stray_files"]["cta_stray_files"] == "README.TXT"
     assert meta["stray_files"]["cta_series_reason"] == "the only qualifying series"
@@ -101,7 +110,7 @@ def test_bad_cases_fail_cleanly_and_good_ones_convert(bad_root, tmp_path):
         assert needle in rows[case_id]["error"], (case_id, rows[case_id]["error"])
         assert not list(ds.rglob(f"{case_id}*.nii.gz")), case_id  # nothing half-written
     assert sorted(p.name for p in (ds / "labelsTr").iterdir()) == ["Patient_01_good.nii.gz", "ncct_masks.nii.gz",
-                                                                  "stray_files.nii.gz"]
+                                                                  "stray_files.nii.gz", "tilted_ncct.nii.gz"]
     assert not list(ds.rglob(".tmp-*"))
 
 

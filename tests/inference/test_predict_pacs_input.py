@@ -14,7 +14,7 @@ import SimpleITK as sitk
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "conversion"))
 
-from _pacs_export import mip_of, write_dose_report, write_localizer, write_series  # noqa: E402
+from _pacs_export import mip_of, tilted_copy, write_dose_report, write_localizer, write_series  # noqa: E402
 from dicom_checks import dciodvfy_errors  # noqa: E402
 from predict_testlib import FakePredictor, load_schema  # noqa: E402
 
@@ -23,30 +23,6 @@ from nnunet_thrombus.inference.json_schema import schema_errors  # noqa: E402
 from nnunet_thrombus.inference.pipeline import predict_cases  # noqa: E402
 
 TILT = 12.0
-
-
-def _tilted_copy(image: sitk.Image, tilt_deg: float, step_mm: float) -> tuple[np.ndarray, dict]:
-    """``image`` re-acquired with gantry tilt: tilted planes (rotation about x) stacked along z by ``step_mm``,
-    each sampled (linear) from ``image``; returns HU (n, rows, cols) and the grid for ``write_series``."""
-    t = np.radians(tilt_deg)
-    r, c = np.array([1.0, 0.0, 0.0]), np.array([0.0, np.cos(t), np.sin(t)])
-    n = np.cross(r, c)
-    sx, sy, sz = image.GetSpacing()
-    nx, ny, nz = image.GetSize()
-    centre = np.asarray(image.TransformContinuousIndexToPhysicalPoint([(nx - 1) / 2, (ny - 1) / 2, (nz - 1) / 2]))
-    half_z = (nz - 1) / 2 * sz + ny * sy / 2 * np.sin(t)  # every tilted plane still crosses the head
-    n_slices = int(2 * half_z / step_mm) + 1
-    first = centre - (nx - 1) / 2 * sx * r - (ny - 1) / 2 * sy * c - np.array([0, 0, half_z])
-    positions = np.array([first + np.array([0.0, 0.0, k * step_mm]) for k in range(n_slices)])
-    out = np.empty((n_slices, ny, nx), np.int16)
-    for k, pos in enumerate(positions):
-        ref = sitk.Image(nx, ny, 1, sitk.sitkInt16)
-        ref.SetOrigin([float(v) for v in pos])
-        ref.SetSpacing((sx, sy, 1.0))
-        ref.SetDirection([float(v) for v in np.stack([r, c, n], axis=1).ravel()])
-        out[k] = sitk.GetArrayFromImage(sitk.Resample(image, ref, sitk.Transform(), sitk.sitkLinear, -1000.0))[0]
-    return out, {"orientation": np.concatenate([r, c]), "positions": positions, "rows": ny, "cols": nx,
-                 "spacing_rc": (sy, sx)}
 
 
 def test_predict_on_a_pacs_style_export(predict_cohort, tmp_path):
@@ -68,7 +44,7 @@ def test_predict_on_a_pacs_style_export(predict_cohort, tmp_path):
     write_dose_report(case / "CTA")
     (case / "CTA" / "README.TXT").write_text("Exported by a PACS viewer\n")
     ncct, _ = read_dicom_series(src / "NCCT")
-    tilted, tgrid = _tilted_copy(ncct, TILT, ncct.GetSpacing()[2])
+    tilted, tgrid = tilted_copy(ncct, TILT, ncct.GetSpacing()[2])
     write_series(case / "NCCT", tilted, tgrid, number=2, description="NCCT tilted", tilt_tag=TILT)
 
     out = tmp_path / "out"
