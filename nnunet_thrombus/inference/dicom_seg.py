@@ -32,7 +32,8 @@ REMOVE = ("OtherPatientIDs", "OtherPatientIDsSequence", "OtherPatientNames", "Pa
           "StudyDescription", "PhysiciansOfRecord", "PerformingPhysicianName", "NameOfPhysiciansReadingStudy",
           "OperatorsName", "RequestingPhysician", "StationName", "ReferringPhysicianAddress",
           "ReferringPhysicianTelephoneNumbers", "RequestAttributesSequence", "ReferencedPatientSequence",
-          "AdmittingDiagnosesDescription", "MedicalRecordLocator", "CurrentPatientLocation", "PatientInsurancePlanCodeSequence",
+          "AdmittingDiagnosesDescription", "MedicalRecordLocator", "CurrentPatientLocation",
+          "PatientInsurancePlanCodeSequence",
           "ResponsiblePerson", "ResponsibleOrganization", "InstitutionCodeSequence", "PerformedProcedureStepID",
           "PerformedProcedureStepDescription", "ProtocolName", "DeviceUID")
 #: Type 2 attributes the Basic Profile empties ("Z")

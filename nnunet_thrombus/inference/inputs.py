@@ -251,8 +251,9 @@ def prepare_case(case: Case, allow_thick_slices: bool = False, cache_dir: Path |
     warnings: list[dict] = []
     for name, scan_info in (("NCCT", ncct_info), ("CTA", cta_info)):
         if scan_info.get("tilt_corrected"):
-            warnings.append({"code": "gantry_tilt", "message": f"{name} acquired with {scan_info['gantry_tilt_deg']:.1f} "
-                             "deg gantry tilt: resampled onto an orthogonal grid (slices shifted in-plane)"})
+            tilt = scan_info["gantry_tilt_deg"]
+            warnings.append({"code": "gantry_tilt", "message": f"{name} acquired with {tilt:.1f} deg gantry tilt: "
+                             "resampled onto an orthogonal grid (slices shifted in-plane)"})
     if thick:
         warnings.append({"code": "thick_slices", "message": "slices thicker than 2.5 mm were resampled to 1 mm "
                          "(--allow-thick-slices); measurements are less reliable"})

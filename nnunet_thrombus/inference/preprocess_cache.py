@@ -117,4 +117,5 @@ def preprocess_cached(ncct: sitk.Image, cta: sitk.Image, cache_dir: Path | None,
     return result, "miss"
 
 
-__all__ = ["CACHE_ENV", "CACHE_FORMAT", "OUTPUT_CACHE_NAME", "default_cache_dir", "scans_key", "load", "store", "preprocess_cached"]
+__all__ = ["CACHE_ENV", "CACHE_FORMAT", "OUTPUT_CACHE_NAME", "default_cache_dir", "scans_key", "load", "store",
+           "preprocess_cached"]
