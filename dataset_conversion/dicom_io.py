@@ -566,8 +566,6 @@ def deshear(hu: np.ndarray, geometry: dict, spacing_rc: tuple[float, float]) -> 
     runs along the slice normal. The in-plane extent grows to hold every shifted slice (outside the field of view:
     ``OUTSIDE_FOV_HU``). Returns ``(volume (n, rows', cols'), in-plane origin offset (u0, v0) mm along row/column
     directions, rows' )``."""
-    from scipy import ndimage
-
     n, rows, cols = hu.shape
     dr, dc = spacing_rc  # between rows (along col_dir), between columns (along row_dir)
     shift = geometry["dist"][:, None] * geometry["drift_mm_per_mm"][None, :]  # (n, 2) mm along (row_dir, col_dir)
@@ -579,11 +577,28 @@ def deshear(hu: np.ndarray, geometry: dict, spacing_rc: tuple[float, float]) -> 
     out = np.empty((n, rows_out, cols_out), np.int16)
     for k in range(n):
         offset = [(v0 - v[k]) / dr, (u0 - u[k]) / dc]  # output index + offset = source index
-        plane = ndimage.affine_transform(hu[k].astype(np.float32), np.eye(2), offset=offset,
-                                         output_shape=(rows_out, cols_out), order=1, mode="constant",
-                                         cval=OUTSIDE_FOV_HU)
+        plane = _shift_linear(hu[k].astype(np.float32), offset[0], rows_out, axis=0)
+        plane = _shift_linear(plane, offset[1], cols_out, axis=1)
         out[k] = np.clip(np.rint(plane), -32768, 32767)
     return out, np.array([u0, v0]), rows_out
+
+
+def _shift_linear(a: np.ndarray, offset: float, n_out: int, axis: int) -> np.ndarray:
+    """``out[i] = a[i + offset]`` along ``axis`` for i in 0..n_out-1, linear between samples, ``OUTSIDE_FOV_HU``
+    beyond the edges (one separable pass of the bilinear in-plane shift)."""
+    i0 = int(np.floor(offset))
+    frac = np.float32(offset - i0)
+    idx = np.arange(i0, i0 + n_out + 1)
+    inside = (idx >= 0) & (idx < a.shape[axis])
+    taken = np.take(a, np.clip(idx, 0, a.shape[axis] - 1), axis=axis)
+    if not inside.all():
+        index = [slice(None)] * a.ndim
+        index[axis] = ~inside
+        taken[tuple(index)] = OUTSIDE_FOV_HU
+    lo = [slice(None)] * a.ndim
+    hi = [slice(None)] * a.ndim
+    lo[axis], hi[axis] = slice(0, n_out), slice(1, n_out + 1)
+    return (1 - frac) * taken[tuple(lo)] + frac * taken[tuple(hi)]
 
 
 def volume_from_frames(folder: Path, frames: list[Frame]) -> tuple[sitk.Image, dict]:
