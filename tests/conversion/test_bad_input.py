@@ -9,7 +9,7 @@ import numpy as np
 import pydicom
 import pytest
 import SimpleITK as sitk
-from _pacs_export import tilted_copy, write_series
+from _pacs_export import tilted_copy, write_multiframe, write_series
 from _phantom import make_case, write_dicom_series, write_patient
 
 from dataset_conversion.dicom_io import ScanError, read_dicom_series
@@ -48,6 +48,13 @@ def bad_root(tmp_path_factory, phantom) -> Path:
     shutil.rmtree(p / "NCCT")
     tilted, grid = tilted_copy(case["ncct"], 12.0, case["ncct"].GetSpacing()[2])
     write_series(p / "NCCT", tilted, grid, number=2, tilt_tag=12.0)
+    p = write_patient(root, "multiframe_cta", case, fmt="dicom")  # CTA as one enhanced multi-frame CT file
+    shutil.rmtree(p / "CTA")
+    cta = sitk.GetArrayFromImage(case["cta"])
+    org, sp = np.array(case["cta"].GetOrigin()), case["cta"].GetSpacing()
+    write_multiframe(p / "CTA" / "enhanced.dcm", cta, {
+        "orientation": np.array([1.0, 0, 0, 0, 1, 0]), "rows": cta.shape[1], "cols": cta.shape[2],
+        "spacing_rc": (sp[1], sp[0]), "positions": np.array([org + [0, 0, k * sp[2]] for k in range(cta.shape[0])])})
     p = write_patient(root, "stray_files", case, fmt="dicom")  # README, DICOMDIR-like junk beside the slices
     (p / "CTA" / "README.TXT").write_text("exported by viewer")
     (p / "NCCT" / "Thumbs.db").write_bytes(b"\0" * 300)
@@ -83,7 +90,7 @@ EXPECTED = {
 }
 
 
-def test_bad_cases_fail_cleanly_and_good_ones_convert(bad_root, tmp_path):
+def test_bad_cases_fail_cleanly_and_good_ones_convert(bad_root, tmp_path, phantom):
     from nnunet_thrombus.cli import main
 
     out = tmp_path / "nnUNet raw é"
@@ -98,6 +105,10 @@ def test_bad_cases_fail_cleanly_and_good_ones_convert(bad_root, tmp_path):
     assert rows["stray_files"]["cta_stray_files"] == "README.TXT"
     assert rows["stray_files"]["ncct_stray_files"] == "Thumbs.db"
     assert rows["stray_files"]["cta_series"] == "11" and rows["stray_files"]["cta_series_skipped"] == ""
+    assert rows["multiframe_cta"]["status"] == "ok", rows["multiframe_cta"]
+    mf = sitk.ReadImage(str(ds / "imagesTr" / "multiframe_cta_0000.nii.gz"))
+    assert mf.GetSize() == phantom["cta"].GetSize()
+    assert np.allclose(mf.GetOrigin(), phantom["cta"].GetOrigin(), atol=1e-3)
     tilted = rows["tilted_ncct"]
     assert tilted["status"] == "flagged" and "NCCT gantry tilt 12.0 deg resampled" in tilted["error"], tilted["error"]
     assert tilted["ncct_tilt_corrected"] == "True" and abs(float(tilted["ncct_gantry_tilt_deg"]) - 12.0) < 0.05
@@ -109,8 +120,9 @@ def test_bad_cases_fail_cleanly_and_good_ones_convert(bad_root, tmp_path):
         assert rows[case_id]["status"] == "failed", case_id
         assert needle in rows[case_id]["error"], (case_id, rows[case_id]["error"])
         assert not list(ds.rglob(f"{case_id}*.nii.gz")), case_id  # nothing half-written
-    assert sorted(p.name for p in (ds / "labelsTr").iterdir()) == ["Patient_01_good.nii.gz", "ncct_masks.nii.gz",
-                                                                  "stray_files.nii.gz", "tilted_ncct.nii.gz"]
+    assert sorted(p.name for p in (ds / "labelsTr").iterdir()) == [
+        "Patient_01_good.nii.gz", "multiframe_cta.nii.gz", "ncct_masks.nii.gz", "stray_files.nii.gz",
+        "tilted_ncct.nii.gz"]
     assert not list(ds.rglob(".tmp-*"))
 
 
