@@ -63,8 +63,9 @@ def run_benchmark(dataset_id: int, budget: str, out_dir, variants=None, raw=None
     rows, steps, cases, subgroups = [], {}, {}, []
     for vname, (variant, cost, pred_dir) in results.items():
         ev_dir = out / "evaluation" / vname
+        reports = pred_dir.parent / f"{vname}_reports" if variant.thrombus_predict else None
         summary = evaluate_folder(pred_dir, ref_dir, ev_dir, metadata_csv=meta if meta.is_file() else None,
-                                  plots=False, quiet=True)
+                                  plots=False, quiet=True, reports_dir=reports)
         case_rows = read_case_rows(ev_dir / "metrics.csv")
         fp = false_positive_folder(pred_dir, ref_dir, [r["case"] for r in case_rows])
         for r in case_rows:
@@ -87,7 +88,9 @@ def run_benchmark(dataset_id: int, budget: str, out_dir, variants=None, raw=None
               f"whole run {elapsed / 60:.1f} min.", "",
               "Dice/HD95/ASSD over cases with a reference thrombus; volume/length r = Pearson; LVO over all test "
               "cases. Training s/epoch = nnU-Net's logged epoch time summed over the stages; inference s/case = "
-              "wall time of nnUNetv2_predict (both stages for cascades) / cases, process start-up included; "
+              "wall time of the row's prediction calls / cases, process start-up included (vanilla rows and the "
+              "our-loss row: nnUNetv2_predict, both stages for the cascade; our cascades: nnunet_thrombus predict "
+              "--no-roi, which also writes report.json and overlay.png per case); "
               "peak = max resident memory of the subprocesses. Ratios are to vanilla nnU-Net 3d_fullres (seed 0), "
               f"measured in the same run. Bootstrap CIs: percentile method, {BOOTSTRAP_RESAMPLES} resamples of the "
               f"cases, numpy seed {BOOTSTRAP_SEED}. Every row trained with THROMBUS_SEED = its seed."

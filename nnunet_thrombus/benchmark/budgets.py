@@ -62,6 +62,12 @@ class Variant:
         return "3d_cascade_fullres" if self.cascade else "3d_fullres"
 
     @property
+    def thrombus_predict(self) -> bool:
+        """Predicted with ``nnunet_thrombus predict`` (our cascades: one whole-case coarse pass, which the
+        global-context fine stage needs and ``nnUNetv2_predict`` cannot give), else with ``nnUNetv2_predict``."""
+        return self.cascade and self.trainer.startswith(OURS_TRAINER)
+
+    @property
     def ct_window(self) -> str:
         return "vessel" if self.plans == VESSEL_PLANS else "foreground"
 

@@ -143,9 +143,10 @@ class BenchmarkRun:
         self._say(f"  predicted {trainer} {configuration} in {cost.seconds:.1f} s")
         return cost
 
-    def _stage1(self, variant: Variant, cost: VariantCost) -> Path:
-        """Train (once per trainer, plans and seed) the 3d_lowres stage, export it for stage 2, predict the test
-        cases."""
+    def _stage1(self, variant: Variant, cost: VariantCost) -> Path | None:
+        """Train (once per trainer, plans and seed) the 3d_lowres stage and export it for stage 2; for rows
+        predicted with ``nnUNetv2_predict`` also predict the test cases at coarse spacing (once), and return that
+        folder (None for rows predicted with ``nnunet_thrombus predict``, which runs its own coarse pass)."""
         trainer, plans, seed = variant.stage1_trainer, variant.plans, variant.seed
         key = (trainer, plans, seed)
         if key not in self.stage1:
@@ -155,17 +156,53 @@ class BenchmarkRun:
                                                          "-device", self.budget.device],
                                   f"export_{trainer}_{plans}_seed{seed}")
             self.stage1[key] = (train, export, epochs)
-            out = self.out_dir / "predictions" / f"{trainer}__{plans}__3d_lowres_seed{seed}"
-            self.lowres_pred[key] = (out, self._predict(trainer, "3d_lowres", plans, seed, out))
         train, export, epochs = self.stage1[key]
         cost.train_steps += [train, export]
         cost.epoch_seconds.append(epochs)
+        if variant.thrombus_predict:
+            return None
+        if key not in self.lowres_pred:
+            out = self.out_dir / "predictions" / f"{trainer}__{plans}__3d_lowres_seed{seed}"
+            self.lowres_pred[key] = (out, self._predict(trainer, "3d_lowres", plans, seed, out))
         folder, pred = self.lowres_pred[key]
         cost.predict_steps.append(pred)
         return folder
 
+    def _predict_thrombus(self, variant: Variant, out: Path) -> StepCost:
+        """``nnunet_thrombus predict`` over the test images (fold 0, full fine sliding window: ``--no-roi``, the
+        row's fitted post-processing), then ``out/<case>.nii.gz`` from each ``<case>/thrombus.nii.gz``; the
+        per-case ``report.json`` stay in ``out/../<row>_reports/`` for the uncertainty columns."""
+        import shutil
+
+        b = self.budget
+        reports = self.reports_dir(variant)
+        args = ["nnunet_thrombus", "predict", "-i", self.ws.raw / self.dataset_name / "imagesTs", "-o", reports,
+                "-d", self.dataset_id, "-tr", variant.trainer, "-p", variant.plans, "-f", 0, "-device", b.device,
+                "--no-roi", "--no-cache", "--overwrite", "-q"]
+        if b.disable_tta:
+            args.append("--disable-tta")
+        cost = run_measured(self.workspace(variant.seed), args,
+                            f"predict_{variant.trainer}_{variant.plans}_thrombus_seed{variant.seed}")
+        failures = reports / "failures.csv"
+        if failures.is_file() and len(failures.read_text().strip().splitlines()) > 1:
+            raise RuntimeError(f"{variant.name}: nnunet_thrombus predict failed on some test cases, see {failures}")
+        out.mkdir(parents=True, exist_ok=True)
+        for case_dir in sorted(p for p in reports.iterdir() if (p / "thrombus.nii.gz").is_file()):
+            shutil.copyfile(case_dir / "thrombus.nii.gz", out / f"{case_dir.name}.nii.gz")
+        self._say(f"  predicted {variant.trainer} with nnunet_thrombus predict in {cost.seconds:.1f} s")
+        return cost
+
+    def reports_dir(self, variant: Variant) -> Path:
+        """Where ``nnunet_thrombus predict`` writes a row's per-case folders (report.json: uncertainty, review)."""
+        return self.out_dir / "predictions" / f"{variant.name}_reports"
+
     def run_variant(self, variant: Variant) -> tuple[VariantCost, Path]:
-        """Train and predict one variant; returns its costs and its prediction folder."""
+        """Train and predict one variant; returns its costs and its prediction folder.
+
+        Every row's post-processing rule is fitted on its own fold-0 validation predictions. Rows predicted with
+        ``nnUNetv2_predict`` get it applied to the test masks afterwards (with the CTA/NCCT of ``imagesTs`` as
+        evidence); rows predicted with ``nnunet_thrombus predict`` are fitted first, and predict applies it (with
+        the probabilities as further evidence)."""
         self._say(f"[{variant.name}] {variant.label}")
         cost = VariantCost()
         out = self.out_dir / "predictions" / variant.name
@@ -173,14 +210,19 @@ class BenchmarkRun:
         train, epochs = self._train(variant.trainer, variant.configuration, variant.plans, variant.seed)
         cost.train_steps.append(train)
         cost.epoch_seconds.append(epochs)
-        cost.predict_steps.append(self._predict(variant.trainer, variant.configuration, variant.plans, variant.seed,
-                                                out, prev))
-        self._postprocess(variant, out)
+        if variant.thrombus_predict:
+            self._postprocess(variant, out, apply=False)
+            cost.predict_steps.append(self._predict_thrombus(variant, out))
+        else:
+            cost.predict_steps.append(self._predict(variant.trainer, variant.configuration, variant.plans,
+                                                    variant.seed, out, prev))
+            self._postprocess(variant, out)
         return cost, out
 
-    def _postprocess(self, variant: Variant, out: Path) -> None:
-        """Every row gets the same step: a post-processing rule chosen on its own fold-0 validation predictions
-        (``fit_lvo_from_validation`` writes ``postprocessing.json``), applied to its test predictions."""
+    def _postprocess(self, variant: Variant, out: Path, apply: bool = True) -> None:
+        """Fit the row's post-processing rule on its own fold-0 validation predictions (``fit_lvo_from_validation``
+        writes ``postprocessing.json`` into the model folder) and, with ``apply``, apply it to the test masks in
+        ``out`` with the test images as evidence."""
         from nnunet_thrombus.inference.postprocessing import FILE, apply_to_folder
         from nnunet_thrombus.training.lvo_fit import fit_lvo_from_validation
 
@@ -191,8 +233,12 @@ class BenchmarkRun:
         except (FileNotFoundError, ValueError) as exc:
             self._say(f"  no post-processing for {variant.name}: {exc}")
             return
-        n = apply_to_folder(out, folder / FILE, images_dir=self.ws.raw / self.dataset_name / "imagesTs")
         pp = info.get("postprocessing") or {}
+        if not apply:
+            self._say(f"  post-processing {pp.get('rule', 'none')} fitted (validation mean Dice "
+                      f"{pp.get('validation_mean_dice')}); predict applies it")
+            return
+        n = apply_to_folder(out, folder / FILE, images_dir=self.ws.raw / self.dataset_name / "imagesTs")
         self._say(f"  post-processing {pp.get('rule', 'none')} (validation mean Dice "
                   f"{pp.get('validation_mean_dice')}) changed {n} test mask(s)")
 

@@ -32,6 +32,9 @@ def test_rows_of_issue_18():
     # the patch-context and no-coarse-feature fine stages use ours' stage 1 (same plans, same seed)
     for n in ("ours_patchContext_seed0", "noCoarseFeatures_seed0"):
         assert VARIANTS[n].stage1_trainer == "ThrombusCascadeTrainer" and VARIANTS[n].seed == 0
+    assert [n for n, v in VARIANTS.items() if v.thrombus_predict] == [
+        "ours_seed0", "ours_seed1", "ours_patchContext_seed0", "noCoarseFeatures_seed0", "noCBAM_seed0",
+        "noPyramidFusion_seed0", "ours_vesselWindow_seed0"]
     assert SEED_PAIRS == (("vanilla_3d_fullres_seed0", "vanilla_3d_fullres_seed1"), ("ours_seed0", "ours_seed1"))
 
 
