@@ -38,7 +38,7 @@ ACCURACY = ["dice_median", "dice_ci_low", "dice_ci_high", "dice_q1", "dice_q3", 
             "lvo_sens_ci_high", "lvo_specificity", "lvo_spec_ci_low", "lvo_spec_ci_high", "n_test", "n_with_clot",
             "n_clot_free"]
 #: issue 17's trust figures (``evaluation.evaluate.evidence_columns``); the uncertainty and review ones need
-#: ``nnunet_thrombus predict`` reports, which the benchmark's ``nnUNetv2_predict`` rows do not write (NaN then)
+#: ``nnunet_thrombus predict`` reports: our cascade rows have them, the ``nnUNetv2_predict`` rows read NaN
 EVIDENCE = ["m2_aca_detection", "fp_calls_per_clot_free_head", "uncertainty_spearman_rho",
             "uncertainty_auroc_poor_dice", "review_sensitivity", "review_specificity", "dropped_on_reference"]
 COMPARISON = ["dice_diff", "dice_diff_ci_low", "dice_diff_ci_high", "dice_diff_p", "dice_diff_n", "hd95_diff",
@@ -229,8 +229,9 @@ def to_markdown(rows: list[dict], header: list[str], subgroups: list[dict] | Non
         for r in rows:
             lines.append(f"| {r['label']} | " + " | ".join(_f(r.get(k)) for k in EVIDENCE[:6]) + " |")
         lines.append("")
-        lines.append("Uncertainty and review need `nnunet_thrombus predict` reports (fold ensemble / TTA); the rows "
-                     "here are predicted with `nnUNetv2_predict`, so those columns read n/a.")
+        lines.append("Uncertainty and review come from `nnunet_thrombus predict`'s report.json (one fold here, so the "
+                     "uncertainty is the mean binary entropy in the clot, or the peak probability in a clot-free "
+                     "head); rows predicted with `nnUNetv2_predict` (vanilla, our loss) have no report and read n/a.")
     lines += ["", f"### Paired per-case differences: {ours_label} minus each row", "",
               "Median of the per-case differences over test cases with a clot, bootstrap 95% CI, two-sided Wilcoxon "
               "signed-rank p. Dice in percentage points (positive: ours better); HD95 in mm over cases where both "
