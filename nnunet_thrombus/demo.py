@@ -21,6 +21,9 @@ DEMO_FEATURES = (8, 16, 32, 64)
 DEMO_PATCH = (24, 48, 48)
 #: short CPU runs train with AdamW 1e-3 (all three trainings, baseline included): see short_run.py
 DEMO_OPTIMIZER = "adamw"
+#: the coarse stage's AdamW learning rate: at 1e-3 its 301 iterations find no held-out clot at coarse spacing, at
+#: 3e-3 they do (measured on the demo cohort, docs/results/demo.md "Why the coarse stage found no clot")
+DEMO_COARSE_LR = 3e-3
 DEFAULT_BUDGET_MINUTES = 17.0
 
 
@@ -96,6 +99,44 @@ def _flat_masks(pred_root: Path, cases, dst: Path) -> Path:
     return dst
 
 
+def coarse_heldout(pred_dir: Path, ref_dir: Path, cases) -> dict:
+    """The coarse stage's own held-out result: its masks (``nnUNetv2_predict -c 3d_lowres``, on the input grid)
+    against the reference labels. Returns per-case Dice (empty reference and empty mask = 1, DESIGN.md sec. 5),
+    their median, and clots found (cases whose reference holds thrombus and whose mask touches it, of all such
+    cases)."""
+    import numpy as np
+    import SimpleITK as sitk
+
+    from nnunet_thrombus.evaluation.surface_metrics import dice
+
+    per_case, found, clots = {}, 0, 0
+    for case in cases:
+        ref = sitk.GetArrayFromImage(sitk.ReadImage(str(Path(ref_dir) / f"{case}.nii.gz"))) > 0
+        mask = sitk.GetArrayFromImage(sitk.ReadImage(str(Path(pred_dir) / f"{case}.nii.gz"))) > 0
+        if mask.shape != ref.shape:
+            raise ValueError(f"{case}: coarse mask {mask.shape} and reference {ref.shape} differ in shape")
+        per_case[case] = round(dice(mask, ref), 4)
+        if ref.any():
+            clots += 1
+            found += bool((mask & ref).any())
+    median = float(np.median(list(per_case.values()))) if per_case else None
+    return {"dice": per_case, "dice_median": median, "clots_found": found, "clots": clots}
+
+
+def fine_window_share(pred_dir: Path, cases) -> dict:
+    """Fine-stage sliding windows the ROI ran, summed over ``cases`` from each ``report.json``
+    (``model.fine_tiles`` = [run, of the whole-image grid]); ``share`` = run / total (None without reports)."""
+    import json
+
+    run = total = 0
+    for case in cases:
+        path = Path(pred_dir) / case / "report.json"
+        tiles = json.loads(path.read_text()).get("model", {}).get("fine_tiles") if path.is_file() else None
+        if tiles and len(tiles) == 2:
+            run, total = run + int(tiles[0]), total + int(tiles[1])
+    return {"run": run, "total": total, "share": run / total if total else None}
+
+
 def _table_row(name: str, summary: dict) -> dict:
     m, det = summary["metrics"], summary["detection"]
 
@@ -151,7 +192,7 @@ def run_demo(out_dir, budget_minutes: float = DEFAULT_BUDGET_MINUTES, n_cases: i
     if split_src.is_file():
         copy_file(split_src, ws.preprocessed / DATASET_NAME / "splits_final.json")
     prog.run("train coarse", train, ws, DATASET_ID, "3d_lowres", 0, epochs=sched.coarse_epochs, iters=sched.coarse_iters,
-             val_iters=sched.val_iters, device=device, optimizer=DEMO_OPTIMIZER)
+             val_iters=sched.val_iters, device=device, optimizer=DEMO_OPTIMIZER, lr=DEMO_COARSE_LR)
     from nnunet_thrombus.training.workflow import export_next_stage
 
     from nnunet_thrombus.inference.roi_threshold_fit import fit_roi_threshold
@@ -195,6 +236,12 @@ def run_demo(out_dir, budget_minutes: float = DEFAULT_BUDGET_MINUTES, n_cases: i
                             images_dir=ws.raw / DATASET_NAME / "imagesTs")
             res["baseline"] = evaluate_folder(base_masks, truth_ds / "labelsTs", out / "eval" / "baseline",
                                               truth_ds / "metadata.csv", quiet=True)
+        # the coarse stage alone on the held-out cases (its masks, nnU-Net's own predict): does it localise?
+        coarse_masks = out / "eval" / "coarse_masks"
+        ws.run(["nnUNetv2_predict", "-i", ws.raw / DATASET_NAME / "imagesTs", "-o", coarse_masks, "-d", DATASET_ID,
+                "-c", "3d_lowres", "-tr", "ThrombusCascadeTrainer", "-p", DEFAULT_PLANS, "-f", "0",
+                "-device", device, "--disable_tta", "-npp", "1", "-nps", "1"], "predict_coarse")
+        res["coarse"] = coarse_heldout(coarse_masks, truth_ds / "labelsTs", test_cases)
         return res
 
     evals = prog.run("evaluate", _evaluate)
@@ -208,9 +255,11 @@ def run_demo(out_dir, budget_minutes: float = DEFAULT_BUDGET_MINUTES, n_cases: i
                "schedule": {"epochs": sched.epochs, "iterations_per_epoch": sched.iters,
                             "coarse_epochs": sched.coarse_epochs, "coarse_iterations_per_epoch": sched.coarse_iters,
                             "tta": False,
-                            "optimizer": DEMO_OPTIMIZER},
+                            "optimizer": DEMO_OPTIMIZER, "coarse_lr": DEMO_COARSE_LR},
                "network": {"features": DEMO_FEATURES, "patch": DEMO_PATCH}, "n_train": n_cases - n_test,
                "n_test": n_test, "stage_seconds": prog.times, "failed_predictions": pred["failed"], "table": rows,
+               "coarse_stage": evals["coarse"],
+               "fine_windows": fine_window_share(pred_dir, pred["done"] + pred["skipped"]),
                "paths": {"predictions": str(pred_dir), "evaluation": str(out / "eval"),
                          "models": str(ws.results / DATASET_NAME)}}
     write_json(out / "summary.json", summary, indent=1)
@@ -229,7 +278,8 @@ def format_summary(summary: dict) -> str:
              f"baseline {summary['schedule']['epochs']} x {summary['schedule']['iterations_per_epoch']} iterations, "
              f"coarse stage {summary['schedule'].get('coarse_epochs', summary['schedule']['epochs'])} x "
              f"{summary['schedule'].get('coarse_iterations_per_epoch', summary['schedule']['iterations_per_epoch'])}"
-             f" (AdamW); total {sum(summary['stage_seconds'].values()) / 60:.1f} min", "",
+             f" (AdamW, coarse lr {summary['schedule'].get('coarse_lr', 1e-3):g}); "
+             f"total {sum(summary['stage_seconds'].values()) / 60:.1f} min", "",
              f"{'model':56s} {'Dice':>6s} {'HD95':>6s} {'ASSD':>6s} {'LVO sens':>8s} {'LVO spec':>8s}"]
     for r in summary["table"]:
         lines.append(f"{r['model'][:56]:56s} {_fmt(r['dice_median']):>6s} {_fmt(r['hd95_median_mm'], 1):>6s} "
@@ -242,6 +292,13 @@ def format_summary(summary: dict) -> str:
             src = ("fitted on validation cases by fit-roi, " + r["roi_threshold_source"]
                    if r["roi_threshold_source"] != "default" else "default, no roi_threshold.json")
             lines.append(f"{r['model'].split(' (')[0]} fine-stage ROI threshold: {r['roi_threshold']:g} ({src})")
+    coarse, windows = summary.get("coarse_stage"), summary.get("fine_windows")
+    if coarse:
+        lines.append(f"coarse stage alone (3d_lowres), held-out: median Dice {_fmt(coarse['dice_median'])}, "
+                     f"clots found {coarse['clots_found']}/{coarse['clots']}")
+    if windows and windows.get("total"):
+        lines.append(f"fine-stage windows run inside the coarse ROI: {windows['run']}/{windows['total']} "
+                     f"({100 * windows['share']:.0f}%)")
     lines += ["(medians over test cases; HD95/ASSD in mm; details in eval/*/summary.md)", "",
               f"predictions (mask, report.json, overlay.png per case): {summary['paths']['predictions']}",
               f"evaluation tables and plots: {summary['paths']['evaluation']}",

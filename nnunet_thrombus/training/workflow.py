@@ -82,12 +82,14 @@ def plan_and_preprocess(ws: NnunetWorkspace, dataset_id: int, preset: str = "cpu
 def train(ws: NnunetWorkspace, dataset_id: int, configuration: str, fold: int | str = 0,
           trainer: str = DEFAULT_TRAINER, plans_name: str = DEFAULT_PLANS, epochs: int = 1,
           iters: int = 10, val_iters: int = 2, device: str = "cpu", extra_args=(),
-          oversample_fg: float | None = None, mirroring: bool = False, optimizer: str | None = None) -> float:
+          oversample_fg: float | None = None, mirroring: bool = False, optimizer: str | None = None,
+          lr: float | None = None) -> float:
     """``nnUNetv2_train`` with a ``THROMBUS_*`` short schedule, read by our trainers and by the vanilla baseline
     ``nnUNetTrainer_envSchedule`` (plain ``nnUNetTrainer`` ignores it). Short runs train without mirroring by
-    default: nnU-Net's final validation with 8-fold mirroring otherwise dominates a CPU run."""
+    default: nnU-Net's final validation with 8-fold mirroring otherwise dominates a CPU run. ``lr``: initial
+    learning rate (``THROMBUS_LR``); None keeps the optimizer's default."""
     env = schedule_environment(epochs, iters, val_iters, save_every=max(1, epochs), oversample_fg=oversample_fg,
-                               mirroring=mirroring, optimizer=optimizer)
+                               mirroring=mirroring, optimizer=optimizer, lr=lr)
     return ws.run(["nnUNetv2_train", dataset_id, configuration, fold, "-tr", trainer, "-p", plans_name,
                    "-device", device, *extra_args], f"train_{trainer}_{configuration}_{fold}", **env)
 
