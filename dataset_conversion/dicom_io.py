@@ -372,10 +372,15 @@ def _rank_key(series: SeriesInfo) -> tuple:
             -len(series.frames))
 
 
-def _pick_hint(flag: str | None) -> str:
-    if flag:
-        return f"pick one with {flag} SERIESNUMBER"
-    return "pick one by leaving only that series in the folder (or convert the case with --ncct-series/--cta-series)"
+def _pick_hint(flag: str | None, among: list[SeriesInfo], every: dict[str, SeriesInfo]) -> str:
+    """How to pick one of ``among``: the value to give ``flag`` for each, its SeriesNumber when no other series
+    of the folder (``every``) shares it, else its SeriesInstanceUID."""
+    if not flag:
+        return ("pick one by leaving only that series in the folder (or give convert / predict "
+                "--ncct-series/--cta-series)")
+    numbers = [s.number for s in every.values()]
+    values = [str(s.number) if numbers.count(s.number) == 1 else s.uid for s in among]
+    return "pick one with " + " or ".join(f"{flag} {v}" for v in values)
 
 
 def choose_series(folder: Path, series: dict[str, SeriesInfo], phase: int | None = None,
@@ -408,7 +413,8 @@ def choose_series(folder: Path, series: dict[str, SeriesInfo], phase: int | None
                             "; ".join(s.label() for s in sorted(series.values(), key=lambda s: s.number)))
         if len(hits) > 1:
             raise AmbiguousSeriesError(f"{folder}: {len(hits)} series are numbered {want}; give the "
-                                       f"SeriesInstanceUID to {flag}")
+                                       "SeriesInstanceUID instead: " +
+                                       " or ".join(f"{flag or 'series'} {h.uid}" for h in hits))
         chosen = hits[0]
         if not chosen.frames:
             chosen.frames = [f for path, d in chosen.files for f in frames_of(path, d)]
@@ -448,7 +454,7 @@ def choose_series(folder: Path, series: dict[str, SeriesInfo], phase: int | None
             tied = [m for m in members if _rank_key(m) == _rank_key(members[0])]
             raise AmbiguousSeriesError(
                 f"{folder}: {len(tied)} reconstructions of one acquisition qualify equally (" +
-                "; ".join(m.label() for m in tied) + f"); {_pick_hint(flag)}")
+                "; ".join(m.label() for m in tied) + f"); {_pick_hint(flag, tied, series)}")
         for m in members[1:]:
             m.skip = (f"another reconstruction of the same acquisition is preferred (series {members[0].number}: "
                       "soft-tissue kernel, then thinnest slices, then most slices)")
@@ -457,12 +463,12 @@ def choose_series(folder: Path, series: dict[str, SeriesInfo], phase: int | None
     if len(best_of) > 1 and any(_acq_start(s) is None for s in best_of):
         raise AmbiguousSeriesError(f"{folder}: {len(best_of)} series qualify and not all have an acquisition time, "
                                    "so their order is unknown (" + "; ".join(s.label() for s in best_of) +
-                                   f"); {_pick_hint(flag)}")
+                                   f"); {_pick_hint(flag, best_of, series)}")
     best_of.sort(key=lambda s: (_acq_start(s), s.number))
     n = len(best_of)
     if not multiphase and n > 1:
         raise AmbiguousSeriesError(f"{folder}: {n} acquisitions qualify (" + "; ".join(s.label() for s in best_of)
-                                   + f"); {_pick_hint(flag)}")
+                                   + f"); {_pick_hint(flag, best_of, series)}")
     if phase is None:
         phase = 1 if n == 1 else 2
     if not 1 <= phase <= n:

@@ -53,6 +53,12 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
                    help="allow DICOM patient identifiers in report.json. Default: case id only.")
     p.add_argument("--allow-thick-slices", action="store_true",
                    help="accept slices > 2.5 mm (resampled to 1 mm, flagged). Default: refused.")
+    p.add_argument("--ncct-series", default=None,
+                   help="SeriesNumber (or SeriesInstanceUID) of the NCCT series to read when a DICOM folder holds "
+                        "several that qualify equally; needs a single patient folder as -i. Default: chosen by "
+                        "meaning (docs/data_formats.md).")
+    p.add_argument("--cta-series", default=None,
+                   help="the same for the CTA series. Default: chosen by meaning.")
     p.add_argument("--num-parts", type=int, default=1, help="split the cases into N parts. Default: 1.")
     p.add_argument("--part-id", type=int, default=0, help="which part (0..N-1) this run predicts. Default: 0.")
     p.add_argument("--ray-address", default=None,
@@ -105,7 +111,8 @@ def run(args) -> int:
                    roi_threshold=args.roi_threshold,
                    save_probabilities=args.save_probabilities, dicom_seg=args.dicom_seg,
                    anonymize_seg=args.anonymize_seg, keep_phi=args.keep_phi,
-                   allow_thick_slices=args.allow_thick_slices, overwrite=args.overwrite, cache_dir=cache_dir)
+                   allow_thick_slices=args.allow_thick_slices, overwrite=args.overwrite, cache_dir=cache_dir,
+                   ncct_series=args.ncct_series, cta_series=args.cta_series)
     try:
         if args.ray_address:
             from nnunet_thrombus.inference.ray_backend import predict_cases_ray

@@ -205,7 +205,7 @@ def series_report(info: dict) -> dict:
             "transfer_syntax": str(info.get("transfer_syntax", ""))}
 
 
-def _read_pair(case: Case, allow_thick: bool):
+def _read_pair(case: Case, allow_thick: bool, ncct_series: str | None = None, cta_series: str | None = None):
     from dataset_conversion.dicom_io import read_image
     from dataset_conversion.preprocess import check_slice_thickness
 
@@ -214,8 +214,9 @@ def _read_pair(case: Case, allow_thick: bool):
         cta, cta_info = read_image(case.cta_phases[idx])
         cta_info.update(phase=idx + 1, n_series=len(case.cta_phases))
     else:
-        cta, cta_info = read_image(case.cta, series=case.meta.get("cta_series"), flag=None)
-    ncct, ncct_info = read_image(case.ncct, multiphase=False, series=case.meta.get("ncct_series"), flag=None)
+        cta, cta_info = read_image(case.cta, series=case.meta.get("cta_series") or cta_series, flag="--cta-series")
+    ncct, ncct_info = read_image(case.ncct, multiphase=False, series=case.meta.get("ncct_series") or ncct_series,
+                                 flag="--ncct-series")
     for path in (case.ncct, case.cta, *case.cta_phases):
         if path is not None and Path(path).is_file():
             check_nifti_complete(Path(path))
@@ -228,14 +229,19 @@ def _read_pair(case: Case, allow_thick: bool):
     return cta, ncct, cta_native, cta_info, ncct_info, cta_thick or ncct_thick
 
 
-def prepare_case(case: Case, allow_thick_slices: bool = False, cache_dir: Path | None = None) -> PreparedCase:
+def prepare_case(case: Case, allow_thick_slices: bool = False, cache_dir: Path | None = None,
+                 ncct_series: str | None = None, cta_series: str | None = None) -> PreparedCase:
     """Read, register, skull-strip and check one case; raises ``CaseInputError`` naming the case and the fix.
+
+    ``ncct_series`` / ``cta_series``: SeriesNumber or SeriesInstanceUID to read when a DICOM folder holds several
+    series that qualify equally (predict's ``--ncct-series`` / ``--cta-series``); ``case.meta`` values of the same
+    name win. None: chosen by meaning (``dataset_conversion.dicom_io``); an ambiguous choice raises, naming the flag.
 
     ``cache_dir``: where registration + skull stripping are cached per pair of scans
     (:mod:`nnunet_thrombus.inference.preprocess_cache`); None computes them every time. ``input_info`` records
     ``preprocess_cache``: "off", "hit", "miss" or "n/a" (nnU-Net input, nothing to register).
     """
-    from dataset_conversion.dicom_io import ScanError
+    from dataset_conversion.dicom_io import AmbiguousSeriesError, ScanError
     from dataset_conversion.preprocess import OUTSIDE_BRAIN_HU, preprocess_case
 
     from nnunet_thrombus.inference.preprocess_cache import preprocess_cached
@@ -245,7 +251,10 @@ def prepare_case(case: Case, allow_thick_slices: bool = False, cache_dir: Path |
     if case.error:
         raise CaseInputError(f"case {cid}: {case.error}; put both scans in the case folder")
     try:
-        cta, ncct, cta_native, cta_info, ncct_info, thick = _read_pair(case, allow_thick_slices)
+        cta, ncct, cta_native, cta_info, ncct_info, thick = _read_pair(case, allow_thick_slices, ncct_series,
+                                                                       cta_series)
+    except AmbiguousSeriesError as exc:  # predict_cases takes these flags for a single case only
+        raise CaseInputError(f"case {cid}: {exc} (with this case's folder as the only -i input)") from exc
     except (ScanError, CaseInputError) as exc:
         raise CaseInputError(f"case {cid}: {exc}") from exc
     warnings: list[dict] = []

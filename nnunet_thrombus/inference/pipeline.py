@@ -138,12 +138,14 @@ def predict_cases(inputs, out_dir, *, model=None, dataset=None, predictor=None, 
                   dicom_seg: bool = False, anonymize_seg: bool = False, keep_phi: bool = False,
                   allow_thick_slices: bool = False, num_parts: int = 1, part_id: int = 0, overwrite: bool = False,
                   quiet: bool = False, roi_threshold: float | None = None, cache_dir=None, trainer: str | None = None,
-                  plans: str | None = None) -> dict:
+                  plans: str | None = None, ncct_series: str | None = None, cta_series: str | None = None) -> dict:
     """Predict every case of ``inputs`` (path or list of paths) into ``out_dir``.
 
     Model: ``model`` (a folder holding the two stage folders, or a ``ModelFiles``) or ``dataset`` (id/name under
     ``nnUNet_results``), trained with ``trainer`` under ``plans`` (None: ``model_folder``'s defaults); tests may
     pass a ready ``predictor`` (any object with ``predict(images, spacing)``).
+    ``ncct_series`` / ``cta_series``: SeriesNumber or SeriesInstanceUID to read from the case's DICOM folder when
+    several series qualify equally (``prepare_case``); only with a single case in ``inputs`` (ValueError otherwise).
     Returns {"done": [ids], "skipped": [ids], "failed": {id: error}, "out_dir": str, "timings_s": {id: {...}}}.
     Raises ``ModelError`` (bad model), ``OSError`` (output folder not writable), ``KeyboardInterrupt`` (Ctrl-C,
     after removing the partial case).
@@ -188,7 +190,11 @@ def predict_cases(inputs, out_dir, *, model=None, dataset=None, predictor=None, 
             roi_threshold, roi_source = resolve_roi_threshold()
         model_info["roi_threshold"] = float(roi_threshold)
         model_info["roi_threshold_source"] = roi_source
-    cases = select_part(find_cases(inputs), num_parts, part_id)
+    cases = find_cases(inputs)
+    if (ncct_series or cta_series) and len(cases) > 1:  # a SeriesNumber means nothing across patients
+        raise ValueError("--ncct-series/--cta-series pick a series in one case's folder, but the input holds "
+                         f"{len(cases)} cases; give that patient's folder alone as -i")
+    cases = select_part(cases, num_parts, part_id)
     failures_name = "failures.csv" if num_parts == 1 else f"failures_part{part_id}of{num_parts}.csv"
     rows = _load_reports(out_dir)
     done, skipped, failed, timings = [], [], {}, {}
@@ -208,7 +214,8 @@ def predict_cases(inputs, out_dir, *, model=None, dataset=None, predictor=None, 
             t0 = time.perf_counter()
             stage = "input"
             try:
-                prep = prepare_case(case, allow_thick_slices=allow_thick_slices, cache_dir=cache_dir)
+                prep = prepare_case(case, allow_thick_slices=allow_thick_slices, cache_dir=cache_dir,
+                                    ncct_series=ncct_series, cta_series=cta_series)
                 stage = "predict"
                 report = predict_one(prep, predictor, out_dir, rule=rule, rule_source=rule_source,
                                      model_info=model_info, save_probabilities=save_probabilities,
