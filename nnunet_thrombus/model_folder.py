@@ -307,8 +307,11 @@ def resolve_cascade(dataset: str | int | None = None, model_folder=None, folds=N
     if not root.is_dir():
         raise ModelError(f"model folder {root} does not exist")
     stages = {}
-    for config in (COARSE, FINE):
-        stage = root / stage_identifier(trainer, plans, config)
+    for config in (FINE, COARSE):
+        # a variant may reuse another trainer's stage 1 (``_noCoarseFeatures``, ``_patchContext``): the fine stage's
+        # training_recipe.json names it
+        name = trainer if config == FINE else stage1_trainer(stages[FINE], trainer)
+        stage = root / stage_identifier(name, plans, config)
         if not stage.is_dir():
             found = sorted(p.name for p in root.iterdir() if p.is_dir() and "__" in p.name)
             hint = _hint(found, trainer, plans)
@@ -324,6 +327,19 @@ def resolve_cascade(dataset: str | int | None = None, model_folder=None, folds=N
                         folds=use[FINE], lvo_thresholds=rule, lvo_source=source, postprocessing=post,
                         postprocessing_source=post_source, roi_threshold=roi_t, roi_threshold_source=roi_source,
                         recipe=recipe)
+
+
+def stage1_trainer(fine_stage, trainer: str) -> str:
+    """The trainer whose ``3d_lowres`` folder the cascade stage in ``fine_stage`` was trained on: ``stage1_trainer``
+    of its ``training_recipe.json`` (any fold), else ``trainer`` itself."""
+    for path in sorted(Path(fine_stage).glob(f"fold_*/{RECIPE_FILE}")):
+        try:
+            name = json.loads(path.read_text()).get("stage1_trainer")
+        except ValueError:
+            continue
+        if name:
+            return name
+    return trainer
 
 
 def _hint(found: list[str], trainer: str, plans: str) -> str:
@@ -367,4 +383,4 @@ __all__ = ["DEFAULT_TRAINER", "DEFAULT_PLANS", "COARSE", "FINE", "CHECKPOINT", "
            "stage_identifier", "dataset_name", "results_root", "stage_folder", "raw_dataset_folder", "dataset_results_folder",
            "trained_folds", "select_folds", "validation_cases", "check_channels", "check_stage", "load_roi_threshold",
            "resolve_roi_threshold", "load_lvo_rule", "load_postprocessing", "write_recipe", "load_recipe",
-           "recipe_label", "CascadeModel", "resolve_cascade", "ensure_ext_trainer", "quiet_nnunet"]
+           "recipe_label", "CascadeModel", "resolve_cascade", "stage1_trainer", "ensure_ext_trainer", "quiet_nnunet"]

@@ -64,6 +64,20 @@ def test_resolve_picks_the_trainer_and_plans_asked_for(tmp_path):
         mf.resolve_cascade(model_folder=root, trainer="ThrombusCascadeTrainer_plain")
 
 
+def test_variant_reusing_another_trainers_stage1(tmp_path):
+    """``_patchContext`` / ``_noCoarseFeatures`` train only a fine stage, on ThrombusCascadeTrainer's stage 1; the fine
+    stage's training_recipe.json names it and -tr finds both stages."""
+    root = _cascade(tmp_path / "m")
+    _stage(root, "ThrombusCascadeTrainer_patchContext", mf.DEFAULT_PLANS, mf.FINE,
+           recipe={"name": "paper", "stage1_trainer": "ThrombusCascadeTrainer"})
+    model = mf.resolve_cascade(model_folder=root, trainer="ThrombusCascadeTrainer_patchContext")
+    assert model.coarse_dir.name == "ThrombusCascadeTrainer__ThrombusPlans__3d_lowres"
+    assert model.fine_dir.name == "ThrombusCascadeTrainer_patchContext__ThrombusPlans__3d_cascade_fullres"
+    _stage(root, "ThrombusCascadeTrainer_noCoarseFeatures", mf.DEFAULT_PLANS, mf.FINE)  # no recipe: own stage 1
+    with pytest.raises(mf.ModelError, match="lacks ThrombusCascadeTrainer_noCoarseFeatures__ThrombusPlans__3d_lowres"):
+        mf.resolve_cascade(model_folder=root, trainer="ThrombusCascadeTrainer_noCoarseFeatures")
+
+
 def test_roi_threshold_resolved_once(tmp_path):
     fine = _stage(tmp_path, "T", "P", mf.FINE)
     assert mf.resolve_roi_threshold(fine) == (mf.DEFAULT_ROI_THRESHOLD, "default")

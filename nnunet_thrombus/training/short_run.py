@@ -207,7 +207,11 @@ class ShortScheduleMixin:
         axes = getattr(self, "inference_allowed_mirroring_axes", None)
         return {"name": self.recipe_name, "trainer": type(self).__name__,
                 "configuration": self.configuration_name, "plans": self.plans_manager.plans_name,
-                "fold": self.fold, "optimizer": type(opt).__name__ if opt is not None else None,
+                "fold": self.fold,
+                # the trainer whose 3d_lowres stage this cascade stage uses (variants may reuse another's)
+                "stage1_trainer": ((getattr(self, "stage1_trainer_name", None) or type(self).__name__)
+                                   if getattr(self, "is_cascaded", False) else None),
+                "optimizer": type(opt).__name__ if opt is not None else None,
                 "initial_lr": float(self.initial_lr), "weight_decay": group.get("weight_decay"),
                 "momentum": group.get("momentum"), "nesterov": group.get("nesterov"),
                 "lr_schedule": (f"poly {exponent:g}" if exponent is not None else type(sched).__name__),
