@@ -590,21 +590,27 @@ def deshear(hu: np.ndarray, geometry: dict, spacing_rc: tuple[float, float]) -> 
 
 
 def _shift_linear(a: np.ndarray, offset: float, n_out: int, axis: int) -> np.ndarray:
-    """``out[i] = a[i + offset]`` along ``axis`` for i in 0..n_out-1, linear between samples, ``OUTSIDE_FOV_HU``
-    beyond the edges (one separable pass of the bilinear in-plane shift)."""
+    """``out[i] = a[i + offset]`` along ``axis`` for i in 0..n_out-1, linear between samples (one separable pass of
+    the bilinear in-plane shift). Where ``i + offset`` lies outside the sampled field ``[0, n - 1]`` the output is
+    ``OUTSIDE_FOV_HU``: no blend of the edge sample with the fill value, so the rim of the field keeps measured HU
+    and everything beyond it is recognisably outside the field of view (as scipy's ``affine_transform`` with
+    ``mode="constant"``, order 1)."""
+    n = a.shape[axis]
     i0 = int(np.floor(offset))
     frac = np.float32(offset - i0)
     idx = np.arange(i0, i0 + n_out + 1)
-    inside = (idx >= 0) & (idx < a.shape[axis])
-    taken = np.take(a, np.clip(idx, 0, a.shape[axis] - 1), axis=axis)
-    if not inside.all():
-        index = [slice(None)] * a.ndim
-        index[axis] = ~inside
-        taken[tuple(index)] = OUTSIDE_FOV_HU
+    taken = np.take(a, np.clip(idx, 0, n - 1), axis=axis)
     lo = [slice(None)] * a.ndim
     hi = [slice(None)] * a.ndim
     lo[axis], hi[axis] = slice(0, n_out), slice(1, n_out + 1)
-    return (1 - frac) * taken[tuple(lo)] + frac * taken[tuple(hi)]
+    out = (1 - frac) * taken[tuple(lo)] + frac * taken[tuple(hi)]
+    source = idx[:n_out] + float(frac)  # source coordinate of each output sample
+    outside = (source < -1e-6) | (source > n - 1 + 1e-6)
+    if outside.any():
+        index = [slice(None)] * a.ndim
+        index[axis] = outside
+        out[tuple(index)] = OUTSIDE_FOV_HU
+    return out
 
 
 def volume_from_frames(folder: Path, frames: list[Frame]) -> tuple[sitk.Image, dict]:
