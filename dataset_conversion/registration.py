@@ -10,11 +10,12 @@ points to NCCT (moving) points, as ``sitk.Resample`` expects.
 
 QC (``registration_qc``): the normalised cross-correlation (NCC) of CTA and registered NCCT, both
 clipped to [-50, 150] HU, inside the brain mask dilated by 4 mm (so the inner skull table and the
-CSF/brain edges drive it), and the same NCC after moving the NCCT by +-2 mm along each axis.  The
-absolute NCC depends on noise (0.54-0.77 for aligned tiny synthetic cases, 0.86 for a low-noise
-phantom), so the pass rule is that the result sits on the NCC peak (no 2 mm shift raises NCC by more
-than 0.01) with NCC >= 0.2; a failing case is flagged in qc.csv, still converted.  NCC < 0.2, or
-a rotation > 45 deg / shift > 80 mm, counts as diverged: ``RegistrationError``, case not converted.
+CSF/brain edges drive it) where the NCCT has data (not its outside-field-of-view fill), and the same NCC
+after moving the NCCT by +-2 mm along each axis. The absolute NCC depends on noise (0.54-0.77 for
+aligned tiny synthetic cases, 0.86 for a low-noise phantom), so the pass rule is that the result sits on
+the NCC peak (no 2 mm shift raises NCC by more than 0.01) with NCC >= 0.2; a failing case is flagged in
+qc.csv, still converted. NCC < 0.2, or a rotation > 45 deg / shift > 80 mm, counts as diverged:
+``RegistrationError``, case not converted.
 """
 from __future__ import annotations
 
@@ -107,6 +108,9 @@ def registration_qc(cta: sitk.Image, ncct: sitk.Image, transform: sitk.Transform
     (and rotating it by +-``rotate_deg`` about each axis when > 0) (>= 0 when the result sits on the NCC peak,
     independent of the noise level that sets the absolute NCC);
     ``qc_pass``: ``ncc_brain >= QC_NCC_FAIL`` and ``ncc_peak_margin >= -QC_PEAK_TOLERANCE``.
+    All NCCs use the same voxels: those where the NCCT has data for every probe (inside its grid, and no
+    interpolation touching a voxel <= ``AIR_HU``, the reader's outside-field-of-view fill, e.g. the wedges of a
+    de-tilted series).
     """
     ref = _working_image(cta, grid_mm)
     region = sitk.Resample(sitk.Cast(brain_mask > 0, sitk.sitkFloat32), ref, sitk.Transform(), sitk.sitkLinear, 0.0,
@@ -114,14 +118,19 @@ def registration_qc(cta: sitk.Image, ncct: sitk.Image, transform: sitk.Transform
     region = sitk.BinaryDilate(sitk.Cast(region, sitk.sitkUInt8), [max(1, int(round(4.0 / s))) for s in ref.GetSpacing()],
                                sitk.sitkBall)
     euler = sitk.Euler3DTransform(transform)
+    # the NCCT's own no-data voxels (a reader's outside-field-of-view fill, e.g. the wedges a de-tilted series
+    # carries) are not tissue: the NCC skips every voxel whose interpolation touches one
+    no_data = sitk.Cast(sitk.Cast(ncct, sitk.sitkFloat32) <= AIR_HU + 0.5, sitk.sitkFloat32)
 
     def moved_ncct(offset) -> np.ndarray:
         moved = sitk.Euler3DTransform(euler)
         moved.SetTranslation([float(a + b) for a, b in zip(euler.GetTranslation(), offset[3:])])
         moved.SetRotation(*[float(a + np.radians(b)) for a, b in zip(
             (euler.GetAngleX(), euler.GetAngleY(), euler.GetAngleZ()), offset[:3])])
-        img = sitk.Resample(ncct, ref, moved, sitk.sitkLinear, float("nan"), sitk.sitkFloat32)
-        return sitk.GetArrayFromImage(img)
+        img = sitk.GetArrayFromImage(sitk.Resample(ncct, ref, moved, sitk.sitkLinear, float("nan"), sitk.sitkFloat32))
+        gap = sitk.GetArrayFromImage(sitk.Resample(no_data, ref, moved, sitk.sitkLinear, 1.0, sitk.sitkFloat32))
+        img[gap > 0] = np.nan
+        return img
 
     # (rx, ry, rz deg, tx, ty, tz mm): the result, then +-shift_mm along each axis and +-rotate_deg about each
     probes = range(6) if rotate_deg > 0 else range(3, 6)
