@@ -172,6 +172,19 @@ def load_roi_threshold(fine_dir) -> float | None:
     return t
 
 
+def roi_whole_image(fine_dir) -> bool:
+    """True when ``fit-roi`` found no threshold that keeps every validation clot inside the region the fine stage
+    visits (``roi_threshold.json`` ``whole_image``): ``predict`` then runs the fine stage on the whole image unless
+    the user gives ``--roi-threshold``. False without the file; ``ModelError`` for a file that is not JSON."""
+    path = Path(fine_dir) / ROI_FILE
+    if not path.is_file():
+        return False
+    try:
+        return bool(json.loads(path.read_text()).get("whole_image", False))
+    except ValueError as exc:
+        raise ModelError(f"{path} is not valid JSON ({exc}); run 'nnunet_thrombus fit-roi' again") from exc
+
+
 def resolve_roi_threshold(fine_dir=None, override: float | None = None) -> tuple[float, str]:
     """(threshold, source): ``override`` ("command line"), else the model's ``roi_threshold.json``, else
     :data:`DEFAULT_ROI_THRESHOLD` ("default"). The one place the default is applied."""
@@ -284,6 +297,7 @@ class CascadeModel:
     postprocessing_source: str
     roi_threshold: float = DEFAULT_ROI_THRESHOLD
     roi_threshold_source: str = "default"
+    roi_whole_image: bool = False
     recipe: dict = field(default_factory=dict)
 
     def describe(self) -> dict:
@@ -326,7 +340,7 @@ def resolve_cascade(dataset: str | int | None = None, model_folder=None, folds=N
     return CascadeModel(root=root, trainer=trainer, plans=plans, coarse_dir=stages[COARSE], fine_dir=stages[FINE],
                         folds=use[FINE], lvo_thresholds=rule, lvo_source=source, postprocessing=post,
                         postprocessing_source=post_source, roi_threshold=roi_t, roi_threshold_source=roi_source,
-                        recipe=recipe)
+                        roi_whole_image=roi_whole_image(stages[FINE]), recipe=recipe)
 
 
 def stage1_trainer(fine_stage, trainer: str) -> str:
@@ -382,5 +396,5 @@ __all__ = ["DEFAULT_TRAINER", "DEFAULT_PLANS", "COARSE", "FINE", "CHECKPOINT", "
            "EXPECTED_CHANNELS", "LVO_FILE", "POSTPROCESSING_FILE", "ROI_FILE", "RECIPE_FILE", "ModelError",
            "stage_identifier", "dataset_name", "results_root", "stage_folder", "raw_dataset_folder", "dataset_results_folder",
            "trained_folds", "select_folds", "validation_cases", "check_channels", "check_stage", "load_roi_threshold",
-           "resolve_roi_threshold", "load_lvo_rule", "load_postprocessing", "write_recipe", "load_recipe",
+           "resolve_roi_threshold", "roi_whole_image", "load_lvo_rule", "load_postprocessing", "write_recipe", "load_recipe",
            "recipe_label", "CascadeModel", "resolve_cascade", "stage1_trainer", "ensure_ext_trainer", "quiet_nnunet"]

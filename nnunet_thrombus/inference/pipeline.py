@@ -174,9 +174,7 @@ def predict_cases(inputs, out_dir, *, model=None, dataset=None, predictor=None, 
         if predictor is None:
             if roi_threshold is None:
                 roi_threshold, roi_source = files.roi_threshold, files.roi_threshold_source
-                from nnunet_thrombus.inference.roi_threshold_fit import whole_image_required
-
-                if roi_restrict and whole_image_required(files.fine_dir):
+                if roi_restrict and files.roi_whole_image:
                     roi_restrict = False  # fit-roi: the coarse stage misses validation clots; look everywhere
                     model_info["roi_restrict_source"] = (f"{files.fine_dir.name}/roi_threshold.json: no threshold "
                                                          "kept every validation clot inside the ROI")

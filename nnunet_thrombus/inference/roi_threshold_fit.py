@@ -13,14 +13,13 @@ fine-stage folder, where ``nnunet_thrombus predict`` reads it unless ``--roi-thr
 """
 from __future__ import annotations
 
-import json
-
 from pathlib import Path
 
 import numpy as np
 
 from nnunet_thrombus.model_folder import ROI_FILE as FILE  # the file in the fine-stage model folder
 from nnunet_thrombus.model_folder import load_roi_threshold as load_threshold  # noqa: F401 (re-export)
+from nnunet_thrombus.model_folder import roi_whole_image as whole_image_required  # noqa: F401 (re-export)
 from nnunet_thrombus.model_folder import validation_cases
 
 #: thresholds tried, low to high
@@ -146,19 +145,6 @@ def fit_roi_threshold(coarse_dir, fine_dir, raw_dataset_dir, device: str = "cpu"
               "cases": {c: {str(t): v for t, v in r.items()} for c, r in per_case.items()}}
     write_json(fine_dir / FILE, result)
     return result
-
-
-def whole_image_required(fine_dir) -> bool:
-    """True when ``fit-roi`` found no threshold that keeps every validation clot inside the region the fine stage
-    visits (``roi_threshold.json`` ``whole_image``): ``predict`` then runs the fine stage on the whole image unless
-    the user gives ``--roi-threshold``. False without the file."""
-    path = Path(fine_dir) / FILE
-    if not path.is_file():
-        return False
-    try:
-        return bool(json.loads(path.read_text()).get("whole_image", False))
-    except ValueError as exc:
-        raise ValueError(f"{path} is not valid JSON ({exc}); run 'nnunet_thrombus fit-roi' again") from exc
 
 
 __all__ = ["THRESHOLDS", "FILE", "clot_coverage", "evaluate_case", "choose_threshold", "format_case", "format_table",
