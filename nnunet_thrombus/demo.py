@@ -21,8 +21,9 @@ DEMO_FEATURES = (8, 16, 32, 64)
 DEMO_PATCH = (24, 48, 48)
 #: short CPU runs train with AdamW 1e-3 (all three trainings, baseline included): see short_run.py
 DEMO_OPTIMIZER = "adamw"
-#: the coarse stage's AdamW learning rate: at 1e-3 its 301 iterations find no held-out clot at coarse spacing, at
-#: 3e-3 they do (measured on the demo cohort, docs/results/demo.md "Why the coarse stage found no clot")
+#: the coarse stage's AdamW learning rate: at 1e-3 its 301 iterations found no held-out clot at coarse spacing, at
+#: 3e-3 they found 3 and 2 of 4 test clots in two runs (docs/results/demo.md, "Why the coarse stage found no
+#: held-out clot")
 DEMO_COARSE_LR = 3e-3
 DEFAULT_BUDGET_MINUTES = 17.0
 
@@ -51,7 +52,7 @@ class DemoSchedule:
     def for_budget(cls, minutes: float) -> "DemoSchedule":
         """Iterations that fit ``minutes`` end to end. The fine stage and the baseline get the same number N; the
         coarse stage gets 0.4 N. With AdamW 3e-3 (:data:`DEMO_COARSE_LR`) the coarse stage's 301 iterations of the
-        default budget find 3 of 4 held-out clots on the demo cohort; at 1e-3 they found none (docs/results/demo.md).
+        default budget found 3 and 2 of 4 test clots in two runs on the demo cohort; at 1e-3 none (docs/results/demo.md).
         The fine stage needs about 750 iterations to find held-out clots reliably.
         N = (minutes - FIXED_MINUTES) * 60 / (0.4 * 0.31 + 0.42 + 0.20); the default 17 minutes gives the fine
         stage and the baseline 8 x 95 and the coarse stage 7 x 43."""
