@@ -49,11 +49,27 @@ def test_predict_three_dicom_cases_with_trained_model(tiny_cascade, tmp_path, mo
         assert f"{cid}:" in printed
     t = json.loads((out / ids[0] / "report.json").read_text())["timings_s"]
     print("predict timings (s), tiny preset, CPU:", {k: round(v, 2) for k, v in t.items()})
-    # -m with a copied results folder gives the same masks; a second run skips every finished case
+    # -m with a copied results folder gives the same masks, voxel for voxel
+    import numpy as np
+    import SimpleITK as sitk
+
+    def masks(folder):
+        return {cid: sitk.GetArrayFromImage(sitk.ReadImage(str(folder / cid / "thrombus.nii.gz"))) for cid in ids}
+
     model_copy = tmp_path / "shipped"
     shutil.copytree(tiny_cascade["fine_dir"].parent, model_copy)
-    rc = cli.main(["predict", "-i", str(inp), "-o", str(out), "-m", str(model_copy), "--disable-tta", "-q"])
+    rc = cli.main(["predict", "-i", str(inp), "-o", str(tmp_path / "out_m"), "-m", str(model_copy), "--disable-tta",
+                   "-q"])
     assert rc == 0
+    first, shipped = masks(out), masks(tmp_path / "out_m")
+    assert all(np.array_equal(first[cid], shipped[cid]) for cid in ids)
+    # a second run into the first folder skips every finished case and leaves its files untouched
+    stamps = {cid: (out / cid / "thrombus.nii.gz").stat().st_mtime_ns for cid in ids}
+    capsys.readouterr()
+    rc = cli.main(["predict", "-i", str(inp), "-o", str(out), "-d", "501", "--disable-tta"])
+    assert rc == 0
+    assert capsys.readouterr().out.count("already done, skipped") == len(ids)
+    assert {cid: (out / cid / "thrombus.nii.gz").stat().st_mtime_ns for cid in ids} == stamps
     # a fine checkpoint swapped for the coarse one is refused before any case is read
     fold = model_copy / tiny_cascade["fine_dir"].name / "fold_0"
     shutil.copy(model_copy / tiny_cascade["coarse_dir"].name / "fold_0" / "checkpoint_final.pth",
