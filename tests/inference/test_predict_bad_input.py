@@ -148,7 +148,7 @@ def _fake_model(root: Path, channels: dict, checkpoint: bool = True) -> Path:
 
 
 def test_model_checks(tmp_path):
-    with pytest.raises(ModelError, match="lacks ThrombusCascadeTrainer__ThrombusPlans__3d_lowres"):
+    with pytest.raises(ModelError, match="lacks ThrombusCascadeTrainer__ThrombusPlans__3d_cascade_fullres"):
         resolve_model(model_folder=tmp_path)
     other = _fake_model(tmp_path / "mri", {"0": "T1", "1": "FLAIR"})
     with pytest.raises(ModelError, match="trained on channels.*NCCT \\+ CTA"):
