@@ -48,23 +48,39 @@ class VariantCost:
     epoch_seconds: list = field(default_factory=list)
 
 
+#: a small Python process between us and each measured command. Linux starts a child's peak-RSS count from the
+#: process it was forked from (the benchmark's own, over 1 GiB once torch is loaded), so measuring the command as our
+#: direct child would floor every peak at our size; the shim is small, so its child's count starts near zero.
+_PEAK_SHIM = ("import os, subprocess, sys\n"
+              "p = subprocess.Popen(sys.argv[2:])\n"
+              "_, status, usage = os.wait4(p.pid, 0)\n"
+              "open(sys.argv[1], 'w').write(str(usage.ru_maxrss))\n"
+              "sys.exit(os.waitstatus_to_exitcode(status) & 255)\n")
+
+
 def run_measured(ws: NnunetWorkspace, args: list, log_name: str, **extra_env) -> StepCost:
-    """Like ``NnunetWorkspace.run`` but also returns the subprocess's peak memory (``os.wait4`` rusage)."""
+    """Like ``NnunetWorkspace.run`` but also returns the subprocess's peak memory (``ru_maxrss`` of the command and
+    the children it waited for, measured by a small shim process, see :data:`_PEAK_SHIM`)."""
+    import sys
+    import tempfile
+
     exe = BIN / str(args[0])
     cmd = [str(exe) if exe.exists() else str(args[0])] + [str(a) for a in args[1:]]
     log = ws.log_dir / f"{log_name}.log"
-    t0 = time.perf_counter()
-    with open(log, "a") as fh:
-        fh.write(f"$ {' '.join(cmd)}\n")
-        fh.flush()
-        proc = subprocess.Popen(cmd, stdout=fh, stderr=subprocess.STDOUT, env=ws.env(**extra_env))
-        _, status, usage = os.wait4(proc.pid, 0)
-        proc.returncode = os.waitstatus_to_exitcode(status)
-    seconds = time.perf_counter() - t0
+    with tempfile.TemporaryDirectory() as tmp:
+        peak_file = os.path.join(tmp, "peak_kib")
+        t0 = time.perf_counter()
+        with open(log, "a") as fh:
+            fh.write(f"$ {' '.join(cmd)}\n")
+            fh.flush()
+            proc = subprocess.run([sys.executable, "-c", _PEAK_SHIM, peak_file, *cmd], stdout=fh,
+                                  stderr=subprocess.STDOUT, env=ws.env(**extra_env))
+        seconds = time.perf_counter() - t0
+        peak_kib = float(open(peak_file).read()) if os.path.isfile(peak_file) else float("nan")
     if proc.returncode != 0:
         tail = "".join(log.read_text(errors="replace").splitlines(keepends=True)[-25:])
         raise RuntimeError(f"command failed ({proc.returncode}): {' '.join(cmd)}\nlog {log}, last lines:\n{tail}")
-    return StepCost(seconds, usage.ru_maxrss / 1024.0)  # Linux: ru_maxrss in KiB
+    return StepCost(seconds, peak_kib / 1024.0)  # Linux: ru_maxrss in KiB
 
 
 def epoch_times(model_dir: Path, fold: int = 0) -> list[float]:

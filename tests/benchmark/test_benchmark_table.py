@@ -292,3 +292,21 @@ def test_prepare_data_generates_the_benchmark_cohort(tmp_path, monkeypatch):
     assert len(calls) == 3
     with pytest.raises(ValueError, match="--synthetic N"):
         prepare_data(tmp_path / "none", tmp_path / "e", 501, get_budget("cpu"), None, None, 0, False)
+
+
+def test_run_measured_peak_is_the_command_not_ours(tmp_path):
+    """A child's peak RSS must not inherit the benchmark process's own size (Linux counts a forked child from its
+    parent's peak): with 400 MiB held here, a command that allocates about 50 MiB reports well under 400 MiB."""
+    import sys
+
+    from nnunet_thrombus.benchmark.runner import run_measured
+    from nnunet_thrombus.training.workflow import NnunetWorkspace
+
+    ws = NnunetWorkspace.under(tmp_path)
+    ballast = np.ones(400 * 2 ** 20 // 8)  # 400 MiB touched in this process
+    cost = run_measured(ws, [sys.executable, "-c", "b = bytearray(50 * 2 ** 20)"], "peak")
+    assert 50 <= cost.peak_mb < 200 and cost.seconds > 0
+    with pytest.raises(RuntimeError, match="command failed"):
+        run_measured(ws, [sys.executable, "-c", "import sys; sys.exit(3)"], "fail")
+    assert "exit(3)" in (ws.log_dir / "fail.log").read_text()
+    del ballast
