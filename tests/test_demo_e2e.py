@@ -54,8 +54,24 @@ def test_demo_runs_every_stage_and_writes_the_summary(tmp_path, capsys):
     assert vanilla["recipe"].startswith("paper + THROMBUS_* overrides: AdamW") and "no mirroring" in vanilla["recipe"]
     assert report["model"]["recipe"]["label"] == ours["recipe"]
     assert "fine-stage ROI threshold" in printed and "recipe: paper + THROMBUS_* overrides: AdamW" in printed
+    # the coarse stage's own held-out result and the fine windows the ROI ran are in the summary and the table
+    coarse, windows = summary["coarse_stage"], summary["fine_windows"]
+    assert sorted(coarse["dice"]) == cases and 0.0 <= coarse["dice_median"] <= 1.0
+    assert coarse["clots"] == _reference_clots(out, cases)
+    assert windows["total"] > 0 and 0 <= windows["run"] <= windows["total"]
+    assert "coarse stage alone (3d_lowres), held-out: median Dice" in printed
+    assert f"fine-stage windows run inside the coarse ROI: {windows['run']}/{windows['total']}" in printed
+    assert summary["schedule"]["coarse_lr"] == 3e-3
     for sub in ("ours", "baseline"):
         assert (out / "eval" / sub / "metrics.csv").is_file()
     # refuses to overwrite a finished demo
     with pytest.raises(ValueError, match="not empty"):
         main(["demo", "-o", str(out), "--budget", "1"])
+
+
+def _reference_clots(out, cases):
+    """Held-out cases whose reference label holds thrombus."""
+    import SimpleITK as sitk
+
+    labels = next((out / "cohort").glob("nnUNet_raw/Dataset*/labelsTs"))
+    return sum(bool(sitk.GetArrayFromImage(sitk.ReadImage(str(labels / f"{c}.nii.gz"))).any()) for c in cases)
