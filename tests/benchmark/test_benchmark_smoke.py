@@ -8,10 +8,10 @@ vanilla rows with ``nnUNetv2_predict``. The plans come from
 the session's tiny cascade (same features and patch as the smoke budget), copied so that the vessel-window plans
 this test preprocesses do not land in the shared folder.
 
-Cost (2026-12-01, the same call outside pytest on the shared 2-core machine at load 12-16): 37 subprocesses,
-27.3 min wall, 13.2 min CPU (user + sys, subprocesses included), against 14 subprocesses and about 5 min CPU for
-the four rows this test ran before (about 23 s of CPU per nnU-Net subprocess either way). On CI's two idle cores,
-two rows at a time, that is expected to add about 5 minutes to CI, not measured there.
+Cost, measured 2026-12-01 on the shared 2-core machine: under pytest at load about 5, 14.3 min for this file
+(tiny cascade fixture 2.7 min, which CI pays anyway; the benchmark 11.6 min wall, 37 subprocesses; 14.2 min CPU
+for the whole file). The four rows this test ran before took 14 subprocesses, about 5 min of CPU (about 23 s per
+nnU-Net subprocess either way). So CI grows by roughly 5-7 minutes, more than the few minutes aimed at.
 """
 from __future__ import annotations
 
