@@ -38,6 +38,7 @@ from nnunetv2.inference.predict_from_raw_data import nnUNetPredictor
 from nnunetv2.inference.sliding_window_prediction import compute_steps_for_sliding_window
 from scipy import ndimage
 
+from nnunet_thrombus.networks.cascade_net import unwrap_network
 from nnunet_thrombus.networks.coarse_context import position_field
 
 #: logits written where no window was run: background certain, thrombus impossible
@@ -129,14 +130,7 @@ class ROIRestrictedPredictor(nnUNetPredictor):
 
     def global_context_network(self):
         """The fine network when it samples a whole-case coarse context, else None."""
-        net = self.network
-        while True:
-            if hasattr(net, "module") and isinstance(net.module, torch.nn.Module):
-                net = net.module
-            elif hasattr(net, "_orig_mod"):
-                net = net._orig_mod
-            else:
-                break
+        net = unwrap_network(self.network)
         return net if getattr(net, "uses_global_context", False) else None
 
     @torch.inference_mode()

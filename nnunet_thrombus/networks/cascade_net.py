@@ -40,6 +40,17 @@ _PREFIXES = ("module.", "_orig_mod.")
 COARSE_CONTEXTS = ("global", "patch")
 
 
+def unwrap_network(network: torch.nn.Module) -> torch.nn.Module:
+    """The plain module under DDP (``.module``) and torch.compile (``._orig_mod``) wrappers."""
+    while True:
+        if hasattr(network, "module") and isinstance(network.module, torch.nn.Module):
+            network = network.module
+        elif hasattr(network, "_orig_mod"):
+            network = network._orig_mod
+        else:
+            return network
+
+
 class MissingCoarseContextError(ValueError):
     """A global-context cascade was called on a patch without the whole case's coarse features."""
 

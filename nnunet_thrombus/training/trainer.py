@@ -28,23 +28,12 @@ from nnunetv2.training.loss.compound_losses import DC_and_CE_loss
 from nnunetv2.training.loss.deep_supervision import DeepSupervisionWrapper
 from nnunetv2.training.nnUNetTrainer.nnUNetTrainer import nnUNetTrainer
 
-from nnunet_thrombus.networks.cascade_net import MissingCoarseContextError
+from nnunet_thrombus.networks.cascade_net import MissingCoarseContextError, unwrap_network
 from nnunet_thrombus.training.losses import PresentClassSoftDiceLoss
 from nnunet_thrombus.training.network_builder import NetworkSwitches, build_thrombus_network
 from nnunet_thrombus.training.short_run import ShortScheduleMixin
 from nnunet_thrombus.training import stage_one
 from nnunet_thrombus.training.global_context import CoarseContextBank, PositionDataLoader, split_positions
-
-
-def unwrap_network(network: torch.nn.Module) -> torch.nn.Module:
-    """The plain module under DDP (``.module``) and torch.compile (``._orig_mod``) wrappers."""
-    while True:
-        if hasattr(network, "module") and isinstance(network.module, torch.nn.Module):
-            network = network.module
-        elif hasattr(network, "_orig_mod"):
-            network = network._orig_mod
-        else:
-            return network
 
 
 def _refuse_plain_sliding_window() -> None:
@@ -180,19 +169,19 @@ class ThrombusCascadeTrainer(ShortScheduleMixin, nnUNetTrainer):
         with mock.patch.object(nnunet_trainer_module, "nnUNetDataLoader", PositionDataLoader):
             return super().get_dataloaders()
 
-    def train_step(self, batch: dict) -> dict:
+    def _step_with_context(self, step, batch: dict) -> dict:
+        """Run nnU-Net's ``step`` (train or validation) with the batch's coarse features in scope."""
         if not self.uses_global_context():
-            return super().train_step(batch)
+            return step(batch)
         batch, features = self.batch_context(batch)
         with unwrap_network(self.network).using_coarse_features(features):
-            return super().train_step(batch)
+            return step(batch)
+
+    def train_step(self, batch: dict) -> dict:
+        return self._step_with_context(super().train_step, batch)
 
     def validation_step(self, batch: dict) -> dict:
-        if not self.uses_global_context():
-            return super().validation_step(batch)
-        batch, features = self.batch_context(batch)
-        with unwrap_network(self.network).using_coarse_features(features):
-            return super().validation_step(batch)
+        return self._step_with_context(super().validation_step, batch)
 
     def on_epoch_end(self):
         if self._context_bank is not None:
