@@ -22,7 +22,8 @@ from nnunet_thrombus.evaluation.statistics import BOOTSTRAP_RESAMPLES, BOOTSTRAP
 
 def run_benchmark(dataset_id: int, budget: str, out_dir, variants=None, raw=None, preprocessed=None,
                   synthetic: int | None = None, preset: str | None = None, seed: int = 0, command: str = "",
-                  progress: bool = True, n_test: int | None = None, jobs: int = 1) -> list[dict]:
+                  progress: bool = True, n_test: int | None = None, jobs: int = 1,
+                  resume: bool = False) -> list[dict]:
     """Train, predict and evaluate every variant under ``budget``; returns the table rows.
 
     Args:
@@ -37,6 +38,8 @@ def run_benchmark(dataset_id: int, budget: str, out_dir, variants=None, raw=None
             test cases, when the dataset is missing.
         command: the command line, written into the table file.
         jobs: independent rows run at once (default 1; more makes every timing include the others' load).
+        resume: reuse every training/prediction step an earlier, interrupted run into ``out_dir`` finished (its
+            recorded time and memory); the table then says so.
     """
     from nnunet_thrombus.evaluation.atomic_io import write_csv, write_json, write_text
     from nnunet_thrombus.evaluation.evaluate import evaluate_folder
@@ -57,7 +60,7 @@ def run_benchmark(dataset_id: int, budget: str, out_dir, variants=None, raw=None
     plans_note = ensure_plans(ws, dataset_id, name, b, vessel=any(v.plans == VESSEL_PLANS for v in selected))
     if progress:
         print(f"{name}: {plans_note}; {b.describe()}", flush=True)
-    results = train_and_predict(ws, dataset_id, name, b, out, variants, progress, jobs=jobs)
+    results = train_and_predict(ws, dataset_id, name, b, out, variants, progress, jobs=jobs, resume=resume)
     ref_dir = raw / name / "labelsTs"
     meta = raw / name / "metadata.csv"
     rows, steps, cases, subgroups = [], {}, {}, []
@@ -94,7 +97,9 @@ def run_benchmark(dataset_id: int, budget: str, out_dir, variants=None, raw=None
               "peak = max resident memory of the subprocesses. Ratios are to vanilla nnU-Net 3d_fullres (seed 0), "
               f"measured in the same run. Bootstrap CIs: percentile method, {BOOTSTRAP_RESAMPLES} resamples of the "
               f"cases, numpy seed {BOOTSTRAP_SEED}. Every row trained with THROMBUS_SEED = its seed."
-              + (f" Rows ran {jobs} at a time, so every timing includes the others' load." if jobs > 1 else "")]
+              + (f" Rows ran {jobs} at a time, so every timing includes the others' load." if jobs > 1 else "")
+              + (" Resumed run (--resume): steps an earlier, interrupted run finished kept their recorded costs, and "
+                 "the whole-run time counts only the last run." if resume else "")]
     md = to_markdown(rows, header, subgroups, seed_spread,
                      ours_label=next((r["label"] for r in rows if r["variant"] == OURS), OURS))
     write_csv(out / "benchmark.csv", rows, COLUMNS)
@@ -102,7 +107,7 @@ def run_benchmark(dataset_id: int, budget: str, out_dir, variants=None, raw=None
     write_text(out / "benchmark.md", md)
     write_json(out / "benchmark.json", {"budget": asdict(b), "dataset": name, "command": command, "rows": rows,
                                         "subgroups": subgroups, "seed_spread": seed_spread, "steps": steps,
-                                        "plans": plans_note, "elapsed_s": elapsed, "jobs": jobs,
+                                        "plans": plans_note, "elapsed_s": elapsed, "jobs": jobs, "resume": resume,
                                         "bootstrap": {"resamples": BOOTSTRAP_RESAMPLES, "seed": BOOTSTRAP_SEED}})
     if progress:
         print(md, flush=True)

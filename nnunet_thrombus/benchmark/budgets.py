@@ -23,7 +23,7 @@ Budgets (``smoke`` runs in CI, ``cpu`` is the committed table, ``gpu`` is docume
 | budget | data | plans | schedule per stage | TTA |
 | --- | --- | --- | --- | --- |
 | smoke | tiny preset, 10 cases (3 test) | features 8-16-32, patch 32x48x48 | 1 epoch x 1 iteration | off |
-| cpu | demo preset, 60 cases (40 test) | features 8-16-32-64, patch 24x48x48 | fine 8 x 101 iterations (the demo's fine stage), coarse 12 x 101, AdamW 1e-3 | off |
+| cpu | demo preset, 80 cases (40 test) | features 8-16-32-64, patch 24x48x48 | fine 8 x 101 iterations (the demo's fine stage) at AdamW 1e-3, coarse 12 x 101 at AdamW 3e-3 | off |
 | gpu | paper preset, 140 cases (40 test) | paper plans | 100 epochs x 250 iterations, SGD (the paper's) | on |
 """
 from __future__ import annotations
@@ -123,6 +123,10 @@ class Budget:
     optimizer: str = "sgd"
     #: epochs of every ``3d_lowres`` stage (ours, the ablations', vanilla cascade's); None = ``epochs``
     coarse_epochs: int | None = None
+    #: initial learning rate of every stage; None = the optimizer's default (SGD 0.01, AdamW 1e-3)
+    lr: float | None = None
+    #: initial learning rate of every ``3d_lowres`` stage; None = ``lr``
+    coarse_lr: float | None = None
 
     def epochs_for(self, configuration: str) -> int:
         """Epochs for one nnU-Net configuration: ``coarse_epochs`` for ``3d_lowres``, ``epochs`` otherwise."""
@@ -130,14 +134,23 @@ class Budget:
             return self.coarse_epochs
         return self.epochs
 
+    def lr_for(self, configuration: str) -> float | None:
+        """Initial learning rate for one nnU-Net configuration (None: the optimizer's default)."""
+        if configuration == "3d_lowres" and self.coarse_lr is not None:
+            return self.coarse_lr
+        return self.lr
+
     def describe(self) -> str:
         plans = (f"plans preset {self.plan_preset}"
                  + (f", features {'-'.join(map(str, self.features))}" if self.features else "")
                  + (f", patch {'x'.join(map(str, self.patch_size))}" if self.patch_size else ""))
         schedule = (f"every stage {self.epochs} epoch(s)" if self.coarse_epochs in (None, self.epochs) else
                     f"fine stages {self.epochs} epoch(s), 3d_lowres stages {self.coarse_epochs} epoch(s)")
+        lr = "default lr" if self.lr is None else f"lr {self.lr:g}"
+        if self.coarse_lr is not None:
+            lr += f" (3d_lowres stages {self.coarse_lr:g})"
         return (f"budget {self.name}: {plans}; {schedule} x {self.iters} iterations "
-                f"({self.val_iters} validation iterations), optimizer {self.optimizer}, fold 0, "
+                f"({self.val_iters} validation iterations), optimizer {self.optimizer} {lr}, fold 0, "
                 f"TTA {'off' if self.disable_tta else 'on'}, "
                 f"device {self.device}")
 
@@ -150,9 +163,11 @@ BUDGETS: dict[str, Budget] = {b.name: b for b in (
     # at that spacing) scored validation Dice 0, so it could not point the fine stage anywhere (issue 9's ROI).
     # 40 test patients (issue 18: >= 30 with a clot, >= 10 clot-free) and 40 training patients (fold 0: 32 train,
     # 8 validation): 808 fine iterations x batch 2 see each training patient about 50 times (docs/benchmark.md).
+    # Every 3d_lowres stage trains at AdamW 3e-3: at 1e-3 our coarse stage found 0/4 held-out clots after 301
+    # iterations, at 3e-3 2-3/4 (the demo's DEMO_COARSE_LR, same finding).
     Budget("cpu", preset="demo", n_cases=80, n_test=40, plan_preset="cpu", features=(8, 16, 32, 64),
            patch_size=(24, 48, 48), epochs=8, iters=101, val_iters=2, disable_tta=True, optimizer="adamw",
-           coarse_epochs=12),
+           coarse_epochs=12, coarse_lr=3e-3),
     Budget("gpu", preset="paper", n_cases=140, n_test=40, plan_preset="paper", features=None, patch_size=None,
            epochs=100, iters=250, val_iters=50, disable_tta=False, device="cuda"),
 )}

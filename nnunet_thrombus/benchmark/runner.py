@@ -58,15 +58,26 @@ _PEAK_SHIM = ("import os, subprocess, sys\n"
               "sys.exit(os.waitstatus_to_exitcode(status) & 255)\n")
 
 
-def run_measured(ws: NnunetWorkspace, args: list, log_name: str, **extra_env) -> StepCost:
+def run_measured(ws: NnunetWorkspace, args: list, log_name: str, resume: bool = False, **extra_env) -> StepCost:
     """Like ``NnunetWorkspace.run`` but also returns the subprocess's peak memory (``ru_maxrss`` of the command and
-    the children it waited for, measured by a small shim process, see :data:`_PEAK_SHIM`)."""
+    the children it waited for, measured by a small shim process, see :data:`_PEAK_SHIM`).
+
+    Each successful step leaves ``<log_dir>/<log_name>.done.json`` (its command, seconds and peak). With ``resume``
+    a step whose record exists for the same command is not run again; its recorded cost is returned."""
+    import json
     import sys
     import tempfile
+
+    from nnunet_thrombus.atomic_io import write_json
 
     exe = BIN / str(args[0])
     cmd = [str(exe) if exe.exists() else str(args[0])] + [str(a) for a in args[1:]]
     log = ws.log_dir / f"{log_name}.log"
+    record = ws.log_dir / f"{log_name}.done.json"
+    if resume and record.is_file():
+        done = json.loads(record.read_text())
+        if done.get("command") == cmd:
+            return StepCost(float(done["seconds"]), float(done["peak_mb"]))
     with tempfile.TemporaryDirectory() as tmp:
         peak_file = os.path.join(tmp, "peak_kib")
         t0 = time.perf_counter()
@@ -80,7 +91,9 @@ def run_measured(ws: NnunetWorkspace, args: list, log_name: str, **extra_env) ->
     if proc.returncode != 0:
         tail = "".join(log.read_text(errors="replace").splitlines(keepends=True)[-25:])
         raise RuntimeError(f"command failed ({proc.returncode}): {' '.join(cmd)}\nlog {log}, last lines:\n{tail}")
-    return StepCost(seconds, peak_kib / 1024.0)  # Linux: ru_maxrss in KiB
+    cost = StepCost(seconds, peak_kib / 1024.0)  # Linux: ru_maxrss in KiB
+    write_json(record, {"command": cmd, "seconds": cost.seconds, "peak_mb": cost.peak_mb})
+    return cost
 
 
 def epoch_times(model_dir: Path, fold: int = 0) -> list[float]:
@@ -114,10 +127,12 @@ class BenchmarkRun:
     """State of one benchmark run: workspace, budget, and the costs measured so far."""
 
     def __init__(self, ws: NnunetWorkspace, dataset_id: int, dataset_name: str, budget: Budget, out_dir: Path,
-                 progress: bool = True):
+                 progress: bool = True, resume: bool = False):
         self.ws, self.dataset_id, self.dataset_name, self.budget = ws, int(dataset_id), dataset_name, budget
         self.out_dir = Path(out_dir)
         self.progress = progress
+        #: reuse every step an earlier run into the same folder finished (``run_measured``'s records)
+        self.resume = resume
         # (trainer, plans, seed) -> (train, export, epochs) and -> (prediction folder, cost)
         self.stage1: dict[tuple, tuple[StepCost, StepCost, list]] = {}
         self.lowres_pred: dict[tuple, tuple[Path, StepCost]] = {}
@@ -133,13 +148,13 @@ class BenchmarkRun:
         b = self.budget
         epochs = b.epochs_for(configuration)
         env = schedule_environment(epochs, b.iters, b.val_iters, save_every=max(1, epochs), optimizer=b.optimizer,
-                                   mirroring=not b.disable_tta)
+                                   mirroring=not b.disable_tta, lr=b.lr_for(configuration))
         env["THROMBUS_SEED"] = str(seed)
         ws = self.workspace(seed)
         t0 = time.perf_counter()
         cost = run_measured(ws, ["nnUNetv2_train", self.dataset_id, configuration, 0, "-tr", trainer,
                                  "-p", plans, "-device", b.device],
-                            f"train_{trainer}_{plans}_{configuration}_seed{seed}", **env)
+                            f"train_{trainer}_{plans}_{configuration}_seed{seed}", resume=self.resume, **env)
         epochs = epoch_times(model_folder(ws, self.dataset_name, configuration, trainer, plans))
         self._say(f"  trained {trainer} {configuration} ({plans}, seed {seed}) in {time.perf_counter() - t0:.1f} s "
                   f"(epochs {', '.join(f'{e:.1f}' for e in epochs)} s; peak {cost.peak_mb:.0f} MiB)")
@@ -155,7 +170,8 @@ class BenchmarkRun:
             args.append("--disable_tta")
         if prev is not None:
             args += ["-prev_stage_predictions", prev]
-        cost = run_measured(self.workspace(seed), args, f"predict_{trainer}_{plans}_{configuration}_seed{seed}")
+        cost = run_measured(self.workspace(seed), args, f"predict_{trainer}_{plans}_{configuration}_seed{seed}",
+                            resume=self.resume)
         self._say(f"  predicted {trainer} {configuration} in {cost.seconds:.1f} s")
         return cost
 
@@ -170,7 +186,7 @@ class BenchmarkRun:
             export = run_measured(self.workspace(seed), ["nnunet_thrombus", "export-next-stage", "-d",
                                                          self.dataset_id, "-tr", trainer, "-p", plans,
                                                          "-device", self.budget.device],
-                                  f"export_{trainer}_{plans}_seed{seed}")
+                                  f"export_{trainer}_{plans}_seed{seed}", resume=self.resume)
             self.stage1[key] = (train, export, epochs)
         train, export, epochs = self.stage1[key]
         cost.train_steps += [train, export]
@@ -198,7 +214,8 @@ class BenchmarkRun:
         if b.disable_tta:
             args.append("--disable-tta")
         cost = run_measured(self.workspace(variant.seed), args,
-                            f"predict_{variant.trainer}_{variant.plans}_thrombus_seed{variant.seed}")
+                            f"predict_{variant.trainer}_{variant.plans}_thrombus_seed{variant.seed}",
+                            resume=self.resume)
         failures = reports / "failures.csv"
         if failures.is_file() and len(failures.read_text().strip().splitlines()) > 1:
             raise RuntimeError(f"{variant.name}: nnunet_thrombus predict failed on some test cases, see {failures}")
@@ -254,7 +271,12 @@ class BenchmarkRun:
             self._say(f"  post-processing {pp.get('rule', 'none')} fitted (validation mean Dice "
                       f"{pp.get('validation_mean_dice')}); predict applies it")
             return
+        marker = self.workspace(variant.seed).log_dir / f"postprocess_{variant.name}.done"
+        if self.resume and marker.is_file():  # this run's masks were post-processed before it stopped
+            self._say(f"  post-processing {pp.get('rule', 'none')} already applied (resumed run)")
+            return
         n = apply_to_folder(out, folder / FILE, images_dir=self.ws.raw / self.dataset_name / "imagesTs")
+        marker.write_text(f"{n}\n")
         self._say(f"  post-processing {pp.get('rule', 'none')} (validation mean Dice "
                   f"{pp.get('validation_mean_dice')}) changed {n} test mask(s)")
 
@@ -339,14 +361,20 @@ def chains(variants: list[Variant]) -> list[list[Variant]]:
     return list(groups.values())
 
 
+def chain_stages(chain: list[Variant]) -> int:
+    """Training stages a chain runs (its shared stage 1 once, then one fine stage per row): the order in which
+    ``jobs`` > 1 starts chains, longest first, so that the longest one does not start last."""
+    return int(chain[0].cascade) + len(chain)
+
+
 def train_and_predict(ws: NnunetWorkspace, dataset_id: int, dataset_name: str, budget: Budget, out_dir: Path,
-                      variant_names=None, progress: bool = True, jobs: int = 1) -> dict:
+                      variant_names=None, progress: bool = True, jobs: int = 1, resume: bool = False) -> dict:
     """Run every selected variant; returns ``{variant name: (Variant, VariantCost, prediction folder)}`` in table
     order. ``jobs`` > 1 runs that many independent chains (:func:`chains`) at once: faster on spare cores, but
     then the rows' timings include each other's load (the smoke budget does this; timed budgets use 1)."""
     from concurrent.futures import ThreadPoolExecutor
 
-    run = BenchmarkRun(ws, dataset_id, dataset_name, budget, out_dir, progress)
+    run = BenchmarkRun(ws, dataset_id, dataset_name, budget, out_dir, progress, resume=resume)
     selected = select_variants(variant_names)
 
     def run_chain(chain):
@@ -356,5 +384,6 @@ def train_and_predict(ws: NnunetWorkspace, dataset_id: int, dataset_name: str, b
         done = dict(item for chain in chains(selected) for item in run_chain(chain))
     else:
         with ThreadPoolExecutor(max_workers=int(jobs)) as pool:
-            done = dict(item for result in pool.map(run_chain, chains(selected)) for item in result)
+            ordered = sorted(chains(selected), key=chain_stages, reverse=True)
+            done = dict(item for result in pool.map(run_chain, ordered) for item in result)
     return {v.name: done[v.name] for v in selected}

@@ -36,6 +36,9 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     p.add_argument("-j", "--jobs", type=int, default=1,
                    help="rows (chains of rows sharing a stage 1) to run at once; above 1 the timings include each "
                         "other's load. Default: 1.")
+    p.add_argument("--resume", action="store_true",
+                   help="continue an interrupted run into the same OUT: steps it finished are not run again and keep "
+                        "their recorded time and memory (the whole-run time then counts only this run). Default: off.")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress output. Default: off.")
     p.set_defaults(func=run)
     return p
@@ -53,7 +56,7 @@ def run(args) -> int:
 
     run_benchmark(args.dataset, args.budget, args.output, variants=args.variants, raw=args.raw,
                   preprocessed=args.preprocessed, synthetic=args.synthetic, preset=args.preset, seed=args.seed,
-                  n_test=args.test, jobs=args.jobs,
+                  n_test=args.test, jobs=args.jobs, resume=args.resume,
                   command=" ".join(["nnunet_thrombus"] + [shlex.quote(a) for a in sys.argv[1:]]),
                   progress=not args.quiet)
     return 0
