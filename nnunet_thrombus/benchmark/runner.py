@@ -133,6 +133,8 @@ class BenchmarkRun:
         self.progress = progress
         #: reuse every step an earlier run into the same folder finished (``run_measured``'s records)
         self.resume = resume
+        #: extra environment of every measured step (:func:`parallel_environment` when rows run at once)
+        self.step_env: dict = {}
         # (trainer, plans, seed) -> (train, export, epochs) and -> (prediction folder, cost)
         self.stage1: dict[tuple, tuple[StepCost, StepCost, list]] = {}
         self.lowres_pred: dict[tuple, tuple[Path, StepCost]] = {}
@@ -154,7 +156,8 @@ class BenchmarkRun:
         t0 = time.perf_counter()
         cost = run_measured(ws, ["nnUNetv2_train", self.dataset_id, configuration, 0, "-tr", trainer,
                                  "-p", plans, "-device", b.device],
-                            f"train_{trainer}_{plans}_{configuration}_seed{seed}", resume=self.resume, **env)
+                            f"train_{trainer}_{plans}_{configuration}_seed{seed}", resume=self.resume,
+                            **self.step_env, **env)
         epochs = epoch_times(model_folder(ws, self.dataset_name, configuration, trainer, plans))
         self._say(f"  trained {trainer} {configuration} ({plans}, seed {seed}) in {time.perf_counter() - t0:.1f} s "
                   f"(epochs {', '.join(f'{e:.1f}' for e in epochs)} s; peak {cost.peak_mb:.0f} MiB)")
@@ -171,7 +174,7 @@ class BenchmarkRun:
         if prev is not None:
             args += ["-prev_stage_predictions", prev]
         cost = run_measured(self.workspace(seed), args, f"predict_{trainer}_{plans}_{configuration}_seed{seed}",
-                            resume=self.resume)
+                            resume=self.resume, **self.step_env)
         self._say(f"  predicted {trainer} {configuration} in {cost.seconds:.1f} s")
         return cost
 
@@ -186,7 +189,8 @@ class BenchmarkRun:
             export = run_measured(self.workspace(seed), ["nnunet_thrombus", "export-next-stage", "-d",
                                                          self.dataset_id, "-tr", trainer, "-p", plans,
                                                          "-device", self.budget.device],
-                                  f"export_{trainer}_{plans}_seed{seed}", resume=self.resume)
+                                  f"export_{trainer}_{plans}_seed{seed}", resume=self.resume,
+                                  **self.step_env)
             self.stage1[key] = (train, export, epochs)
         train, export, epochs = self.stage1[key]
         cost.train_steps += [train, export]
@@ -215,7 +219,7 @@ class BenchmarkRun:
             args.append("--disable-tta")
         cost = run_measured(self.workspace(variant.seed), args,
                             f"predict_{variant.trainer}_{variant.plans}_thrombus_seed{variant.seed}",
-                            resume=self.resume)
+                            resume=self.resume, **self.step_env)
         failures = reports / "failures.csv"
         if failures.is_file() and len(failures.read_text().strip().splitlines()) > 1:
             raise RuntimeError(f"{variant.name}: nnunet_thrombus predict failed on some test cases, see {failures}")
@@ -361,6 +365,14 @@ def chains(variants: list[Variant]) -> list[list[Variant]]:
     return list(groups.values())
 
 
+def parallel_environment(jobs: int) -> dict:
+    """Environment for steps that run ``jobs`` at a time. nnU-Net sets torch to one thread per core on the CPU, so
+    two steps at once put two OpenMP teams on the same cores, and OpenMP's default busy-waiting then lets each slow
+    the other about six-fold (a 3D convolution on this 2-core machine: 3.8 ms alone, 24 ms beside a twin, 5.8 ms
+    beside a twin with ``OMP_WAIT_POLICY=PASSIVE``). Passive waiting keeps the cores for work."""
+    return {"OMP_WAIT_POLICY": "PASSIVE"} if int(jobs) > 1 else {}
+
+
 def chain_stages(chain: list[Variant]) -> int:
     """Training stages a chain runs (its shared stage 1 once, then one fine stage per row): the order in which
     ``jobs`` > 1 starts chains, longest first, so that the longest one does not start last."""
@@ -375,6 +387,7 @@ def train_and_predict(ws: NnunetWorkspace, dataset_id: int, dataset_name: str, b
     from concurrent.futures import ThreadPoolExecutor
 
     run = BenchmarkRun(ws, dataset_id, dataset_name, budget, out_dir, progress, resume=resume)
+    run.step_env = parallel_environment(jobs)
     selected = select_variants(variant_names)
 
     def run_chain(chain):

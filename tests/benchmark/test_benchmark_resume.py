@@ -48,3 +48,10 @@ def test_longest_chain_first():
     ordered = sorted(chains(select_variants()), key=chain_stages, reverse=True)
     assert [v.name for v in ordered[0]] == ["ours_seed0", "ours_patchContext_seed0", "noCoarseFeatures_seed0"]
     assert chain_stages(ordered[0]) == 4 and chain_stages(ordered[-1]) == 1
+
+
+def test_parallel_rows_wait_passively():
+    from nnunet_thrombus.benchmark.runner import parallel_environment
+
+    assert parallel_environment(1) == {}
+    assert parallel_environment(2) == {"OMP_WAIT_POLICY": "PASSIVE"}
