@@ -7,6 +7,18 @@ from __future__ import annotations
 import argparse
 
 
+def add_series_flags(parser: argparse.ArgumentParser, scope: str, cta_note: str = "") -> None:
+    """``--ncct-series`` / ``--cta-series``, shared by ``convert`` and ``predict``: which DICOM series to read when
+    a folder holds several that qualify equally. ``scope`` says where the choice applies (``predict``: a single
+    patient folder; ``convert``: every case, a manifest column per case); ``cta_note`` adds to the CTA help."""
+    parser.add_argument("--ncct-series", default=None,
+                        help="SeriesNumber (or SeriesInstanceUID) of the NCCT series to read when a DICOM folder "
+                             f"holds several that qualify equally {scope}. Default: chosen by meaning "
+                             "(docs/data_formats.md).")
+    parser.add_argument("--cta-series", default=None,
+                        help=f"the same for the CTA series{cta_note}. Default: chosen by meaning.")
+
+
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """The convert flags."""
     parser.add_argument("-i", "--input", default=None,
@@ -20,12 +32,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("-p", "--cta-phase", type=int, default=None,
                         help="CTA phase (1-based, acquisition order) for multiphase CTA. Default: 2 when several "
                              "phases exist, else the only one")
-    parser.add_argument("--ncct-series", default=None,
-                        help="SeriesNumber (or SeriesInstanceUID) of the NCCT series to read when a DICOM folder "
-                             "holds several that qualify equally (a manifest column picks per case). Default: chosen "
-                             "by meaning (docs/data_formats.md)")
-    parser.add_argument("--cta-series", default=None,
-                        help="the same for the CTA series (overrides --cta-phase). Default: chosen by meaning")
+    add_series_flags(parser, scope="(a manifest column picks per case)", cta_note=" (overrides --cta-phase)")
     parser.add_argument("-t", "--test-fraction", type=float, default=0.0,
                         help="fraction of cases held out as imagesTs/labelsTs (stratified by site). Default: 0.0")
     parser.add_argument("--test-cases", nargs="+", default=None,

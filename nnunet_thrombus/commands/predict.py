@@ -13,6 +13,8 @@ def _fold(value: str):
 
 
 def add_parser(subparsers) -> argparse.ArgumentParser:
+    from dataset_conversion.convert_args import add_series_flags
+
     p = subparsers.add_parser(
         "predict", help="segment and measure thrombi on NCCT + CTA (DICOM folders, NIfTI, nnU-Net imagesTs).",
         description="Predict each case of INPUT into OUT/<case>/: thrombus.nii.gz, report.json, overlay.png "
@@ -53,12 +55,7 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
                    help="allow DICOM patient identifiers in report.json. Default: case id only.")
     p.add_argument("--allow-thick-slices", action="store_true",
                    help="accept slices > 2.5 mm (resampled to 1 mm, flagged). Default: refused.")
-    p.add_argument("--ncct-series", default=None,
-                   help="SeriesNumber (or SeriesInstanceUID) of the NCCT series to read when a DICOM folder holds "
-                        "several that qualify equally; needs a single patient folder as -i. Default: chosen by "
-                        "meaning (docs/data_formats.md).")
-    p.add_argument("--cta-series", default=None,
-                   help="the same for the CTA series. Default: chosen by meaning.")
+    add_series_flags(p, scope="(needs a single patient folder as -i)")
     p.add_argument("--num-parts", type=int, default=1, help="split the cases into N parts. Default: 1.")
     p.add_argument("--part-id", type=int, default=0, help="which part (0..N-1) this run predicts. Default: 0.")
     p.add_argument("--ray-address", default=None,
