@@ -65,6 +65,9 @@ class ThrombusCascadeTrainer(ShortScheduleMixin, nnUNetTrainer):
     coarse_context = "global"
     #: trainer whose stage-1 results (checkpoint, predicted_next_stage) the fine stage uses; None = this trainer
     stage1_trainer_name: str | None = None
+    #: share of training samples whose coarse features come from another training case (see
+    #: :meth:`context_keys`); 0 = always their own case
+    context_swap_probability = 0.0
 
     def __init__(self, plans: dict, configuration: str, fold: int, dataset_json: dict,
                  device: torch.device = torch.device("cuda")):
@@ -155,12 +158,36 @@ class ThrombusCascadeTrainer(ShortScheduleMixin, nnUNetTrainer):
                 int(float(os.environ.get("THROMBUS_CONTEXT_CACHE_GB", "8")) * 2 ** 30))
         return self._context_bank
 
-    def batch_context(self, batch: dict) -> tuple[dict, list]:
-        """Split the position channels off ``batch["data"]`` and sample each sample's case context at them."""
+    def context_keys(self, keys, train: bool) -> list:
+        """Whose coarse context each sample of a batch gets: its own case, or, while training and with probability
+        :attr:`context_swap_probability`, another training case seen so far (features at the same positions).
+
+        Stage 1 is trained on the very cases the fine stage trains on, so on them its features point at the clot
+        every time, and a fine stage can learn to copy them; on a new patient the coarse stage misses small clots
+        and the copying fine stage misses them too. A swapped context (another head's features at the same place,
+        where that head has no clot) shows the fine stage what a coarse miss looks like, while the clot stays in
+        its image channels."""
+        keys = list(keys)
+        seen = self.__dict__.setdefault("_context_keys_seen", [])
+        for k in keys:
+            if k not in seen:
+                seen.append(k)
+        if not train or self.context_swap_probability <= 0:
+            return keys
+        out = []
+        for k in keys:
+            others = [o for o in seen if o != k]
+            swap = others and np.random.uniform() < self.context_swap_probability
+            out.append(others[np.random.randint(len(others))] if swap else k)
+        return out
+
+    def batch_context(self, batch: dict, train: bool = False) -> tuple[dict, list]:
+        """Split the position channels off ``batch["data"]`` and sample each sample's case context at them
+        (``train``: the context keys of :meth:`context_keys`)."""
         data, positions = split_positions(batch["data"])
         bank = self.context_bank()
-        features = unwrap_network(self.network).context_features([bank[k] for k in batch["keys"]],
-                                                                 positions.to(self.device))
+        features = unwrap_network(self.network).context_features(
+            [bank[k] for k in self.context_keys(batch["keys"], train)], positions.to(self.device))
         return {**batch, "data": data}, features
 
     def get_dataloaders(self):
@@ -169,16 +196,16 @@ class ThrombusCascadeTrainer(ShortScheduleMixin, nnUNetTrainer):
         with mock.patch.object(nnunet_trainer_module, "nnUNetDataLoader", PositionDataLoader):
             return super().get_dataloaders()
 
-    def _step_with_context(self, step, batch: dict) -> dict:
+    def _step_with_context(self, step, batch: dict, train: bool = False) -> dict:
         """Run nnU-Net's ``step`` (train or validation) with the batch's coarse features in scope."""
         if not self.uses_global_context():
             return step(batch)
-        batch, features = self.batch_context(batch)
+        batch, features = self.batch_context(batch, train=train)
         with unwrap_network(self.network).using_coarse_features(features):
             return step(batch)
 
     def train_step(self, batch: dict) -> dict:
-        return self._step_with_context(super().train_step, batch)
+        return self._step_with_context(super().train_step, batch, train=True)
 
     def validation_step(self, batch: dict) -> dict:
         return self._step_with_context(super().validation_step, batch)

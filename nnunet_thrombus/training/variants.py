@@ -33,6 +33,14 @@ class ThrombusCascadeTrainer_patchContext(ThrombusCascadeTrainer):
     stage1_trainer_name = "ThrombusCascadeTrainer"
 
 
+class ThrombusCascadeTrainer_contextSwap(ThrombusCascadeTrainer):
+    """The global coarse context, but half of the training samples get another training case's context (a
+    simulated coarse miss, :meth:`ThrombusCascadeTrainer.context_keys`). Shares stage 1 with
+    ThrombusCascadeTrainer."""
+    context_swap_probability = 0.5
+    stage1_trainer_name = "ThrombusCascadeTrainer"
+
+
 class ThrombusCascadeTrainer_plain(ThrombusCascadeTrainer):
     use_cbam = False
     use_pyramid_fusion = False
