@@ -1,6 +1,7 @@
 """Re-exports the plugin's trainers so nnU-Net's trainer lookup (``nnUNet_extTrainer``) finds them by name."""
 from nnunet_thrombus.training.trainer import ThrombusCascadeTrainer  # noqa: F401
 from nnunet_thrombus.training.variants import (  # noqa: F401
+    ThrombusCascadeTrainer_contextSwap,
     ThrombusCascadeTrainer_noCBAM,
     ThrombusCascadeTrainer_noCoarseFeatures,
     ThrombusCascadeTrainer_noPyramidFusion,
