@@ -31,6 +31,8 @@ def main(argv=None) -> int:
     ap.add_argument("--tta", action="store_true", help="mirroring TTA on (default: off, CPU).")
     ap.add_argument("--device", default="cpu", help="Default: cpu.")
     ap.add_argument("--no-trace", action="store_true", help="skip the per-clot trace (default: run it).")
+    ap.add_argument("-tr", "--trainer", default=None, help="fine-stage trainer. Default: ThrombusCascadeTrainer.")
+    ap.add_argument("-p", "--plans", default=None, help="plans identifier. Default: ThrombusPlans.")
     args = ap.parse_args(argv)
 
     import numpy as np
@@ -42,7 +44,8 @@ def main(argv=None) -> int:
     out = args.out
     out.mkdir(parents=True, exist_ok=True)
     pred_dir = out / "predict"
-    predict_cases(args.data / "imagesTs", pred_dir, model=args.model, device=args.device, use_tta=args.tta, quiet=True)
+    predict_cases(args.data / "imagesTs", pred_dir, model=args.model, device=args.device, use_tta=args.tta, quiet=True,
+                  trainer=args.trainer, plans=args.plans)
     masks = out / "masks"
     masks.mkdir(exist_ok=True)
     for f in sorted(pred_dir.glob("*/thrombus.nii.gz")):
@@ -59,7 +62,10 @@ def main(argv=None) -> int:
         from nnunet_thrombus.inference.miss_analysis import summarise_traces, trace_clot
         from nnunet_thrombus.inference.model_files import load_predictor, resolve_model
 
-        files = resolve_model(model_folder=args.model)
+        from nnunet_thrombus.model_folder import DEFAULT_PLANS, DEFAULT_TRAINER
+
+        files = resolve_model(model_folder=args.model, trainer=args.trainer or DEFAULT_TRAINER,
+                              plans=args.plans or DEFAULT_PLANS)
         predictor = load_predictor(files, device=args.device, use_mirroring=args.tta)
         meta = read_metadata(args.data / "metadata.csv")
         traces, groups = {}, {}
