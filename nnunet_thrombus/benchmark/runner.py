@@ -257,29 +257,35 @@ class BenchmarkRun:
         return cost, out
 
     def _postprocess(self, variant: Variant, out: Path, apply: bool = True) -> None:
-        """Fit the row's post-processing rule on its own fold-0 validation predictions (``fit_lvo_from_validation``
-        writes ``postprocessing.json`` into the model folder) and, with ``apply``, apply it to the test masks in
-        ``out`` with the test images as evidence."""
-        from nnunet_thrombus.inference.postprocessing import FILE, apply_to_folder
-        from nnunet_thrombus.training.lvo_fit import fit_lvo_from_validation
+        """Fit the row's post-processing rule on its own fold-0 validation predictions (``nnunet_thrombus fit-lvo``,
+        a subprocess like every other step: it writes ``postprocessing.json``, ``review_rule.json`` and the LVO rule
+        into the model folder) and, with ``apply``, apply it to the test masks in ``out`` with the test images as
+        evidence. A fit that fails leaves the row without post-processing and says so (its log names the cause)."""
+        import json
 
-        folder = model_folder(self.workspace(variant.seed), self.dataset_name, variant.configuration,
-                              variant.trainer, variant.plans)
+        from nnunet_thrombus.inference.postprocessing import FILE, apply_to_folder
+
+        ws = self.workspace(variant.seed)
+        folder = model_folder(ws, self.dataset_name, variant.configuration, variant.trainer, variant.plans)
         try:
-            info = fit_lvo_from_validation(folder, self.ws.raw / self.dataset_name)
-        except (FileNotFoundError, ValueError) as exc:
-            self._say(f"  no post-processing for {variant.name}: {exc}")
+            run_measured(ws, ["nnunet_thrombus", "fit-lvo", "-d", self.dataset_id, "-tr", variant.trainer, "-p",
+                              variant.plans, "-c", variant.configuration],
+                         f"fit_{variant.trainer}_{variant.plans}_{variant.configuration}_seed{variant.seed}",
+                         resume=self.resume, **self.step_env)
+        except RuntimeError as exc:
+            self._say(f"  no post-processing for {variant.name}: {str(exc).splitlines()[0]}")
             return
-        pp = info.get("postprocessing") or {}
+        pp_file = folder / FILE
+        pp = json.loads(pp_file.read_text()) if pp_file.is_file() else {}
         if not apply:
             self._say(f"  post-processing {pp.get('rule', 'none')} fitted (validation mean Dice "
                       f"{pp.get('validation_mean_dice')}); predict applies it")
             return
-        marker = self.workspace(variant.seed).log_dir / f"postprocess_{variant.name}.done"
+        marker = ws.log_dir / f"postprocess_{variant.name}.done"
         if self.resume and marker.is_file():  # this run's masks were post-processed before it stopped
             self._say(f"  post-processing {pp.get('rule', 'none')} already applied (resumed run)")
             return
-        n = apply_to_folder(out, folder / FILE, images_dir=self.ws.raw / self.dataset_name / "imagesTs")
+        n = apply_to_folder(out, pp_file, images_dir=self.ws.raw / self.dataset_name / "imagesTs")
         marker.write_text(f"{n}\n")
         self._say(f"  post-processing {pp.get('rule', 'none')} (validation mean Dice "
                   f"{pp.get('validation_mean_dice')}) changed {n} test mask(s)")
