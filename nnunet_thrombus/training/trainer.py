@@ -183,11 +183,11 @@ class ThrombusCascadeTrainer(ShortScheduleMixin, nnUNetTrainer):
 
     def batch_context(self, batch: dict, train: bool = False) -> tuple[dict, list]:
         """Split the position channels off ``batch["data"]`` and sample each sample's case context at them
-        (``train``: the context keys of :meth:`context_keys`)."""
+        (``train``: the context keys of :meth:`context_keys`; otherwise each sample's own case)."""
         data, positions = split_positions(batch["data"])
         bank = self.context_bank()
-        features = unwrap_network(self.network).context_features(
-            [bank[k] for k in self.context_keys(batch["keys"], train)], positions.to(self.device))
+        keys = self.context_keys(batch["keys"], train=True) if train else list(batch["keys"])
+        features = unwrap_network(self.network).context_features([bank[k] for k in keys], positions.to(self.device))
         return {**batch, "data": data}, features
 
     def get_dataloaders(self):
