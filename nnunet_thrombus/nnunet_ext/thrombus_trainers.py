@@ -2,6 +2,7 @@
 from nnunet_thrombus.training.trainer import ThrombusCascadeTrainer  # noqa: F401
 from nnunet_thrombus.training.variants import (  # noqa: F401
     ThrombusCascadeTrainer_contextSwap,
+    ThrombusCascadeTrainer_contextSwap80,
     ThrombusCascadeTrainer_noCBAM,
     ThrombusCascadeTrainer_noCoarseFeatures,
     ThrombusCascadeTrainer_noPyramidFusion,

@@ -90,8 +90,10 @@ def _set_architecture(cfg: dict, class_name: str, features=None, strides=None, k
 
 def build_thrombus_plans(base_plans: dict, preset: str = "auto", plans_name: str = DEFAULT_PLANS,
                          ct_window: str = "foreground", patch_size=None, features=None,
-                         batch_size: int | None = None) -> dict:
-    """New plans dict (see module docstring). ``base_plans``: nnU-Net's plans with a ``3d_fullres`` configuration."""
+                         batch_size: int | None = None, coarse_spacing=None) -> dict:
+    """New plans dict (see module docstring). ``base_plans``: nnU-Net's plans with a ``3d_fullres`` configuration.
+    ``coarse_spacing``: the coarse stage's spacing in mm (z, y, x), instead of the fine spacing times the paper's
+    ratio; no axis may be finer than the fine spacing."""
     if preset not in PRESETS:
         raise ValueError(f"preset={preset!r}; choose one of {PRESETS}")
     if ct_window not in ("foreground", "vessel"):
@@ -146,6 +148,12 @@ def build_thrombus_plans(base_plans: dict, preset: str = "auto", plans_name: str
     strides = fine["architecture"]["arch_kwargs"]["strides"]
     fine["patch_size"] = _fit_patch(fine["patch_size"], fine["median_image_size_in_voxels"], strides)
 
+    if coarse_spacing is not None:
+        coarse_spacing = [float(v) for v in coarse_spacing]
+        if len(coarse_spacing) != 3 or any(c < f - 1e-6 for c, f in zip(coarse_spacing, fine["spacing"])):
+            raise ValueError(f"coarse spacing {coarse_spacing} mm must have 3 values, none finer than the fine "
+                             f"spacing {[round(f, 3) for f in fine['spacing']]} mm")
+        ratio = tuple(c / f for c, f in zip(coarse_spacing, fine["spacing"]))
     coarse = copy.deepcopy(fine)
     coarse["data_identifier"] = f"{plans_name}_3d_lowres"
     coarse["spacing"] = [s * r for s, r in zip(fine["spacing"], ratio)]
@@ -197,7 +205,7 @@ def configurations_to_preprocess(plans: dict) -> list[str]:
 
 def apply_plans(dataset: str | int, preset: str = "auto", plans_name: str = DEFAULT_PLANS,
                 source_plans: str = "nnUNetPlans", ct_window: str = "foreground", patch_size=None, features=None,
-                batch_size: int | None = None) -> Path:
+                batch_size: int | None = None, coarse_spacing=None) -> Path:
     """Read ``<nnUNet_preprocessed>/<dataset>/<source_plans>.json``, write ``<plans_name>.json`` beside it; returns
     its path. When ``plans_name == source_plans`` the original is kept as ``<name>.orig.json``."""
     from nnunetv2.paths import nnUNet_preprocessed
@@ -209,7 +217,8 @@ def apply_plans(dataset: str | int, preset: str = "auto", plans_name: str = DEFA
         raise FileNotFoundError(f"{src} does not exist: plan the dataset first, e.g. "
                                 f"nnUNetv2_plan_and_preprocess -d {dataset} -c 3d_fullres")
     base = json.loads(src.read_text())
-    plans = build_thrombus_plans(base, preset, plans_name, ct_window, patch_size, features, batch_size)
+    plans = build_thrombus_plans(base, preset, plans_name, ct_window, patch_size, features, batch_size,
+                                 coarse_spacing)
     from nnunet_thrombus.atomic_io import copy_file, write_json
 
     dst = folder / f"{plans_name}.json"

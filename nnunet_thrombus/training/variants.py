@@ -41,6 +41,12 @@ class ThrombusCascadeTrainer_contextSwap(ThrombusCascadeTrainer):
     stage1_trainer_name = "ThrombusCascadeTrainer"
 
 
+class ThrombusCascadeTrainer_contextSwap80(ThrombusCascadeTrainer_contextSwap):
+    """:class:`ThrombusCascadeTrainer_contextSwap` with 80% of the training samples on another case's context: a
+    second point on the trade-off between finding clots stage 1 missed and rejecting mimics with the context."""
+    context_swap_probability = 0.8
+
+
 class ThrombusCascadeTrainer_plain(ThrombusCascadeTrainer):
     use_cbam = False
     use_pyramid_fusion = False

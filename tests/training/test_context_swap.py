@@ -45,3 +45,15 @@ def test_half_of_the_samples_swap_in_the_variant():
     np.random.seed(0)
     swapped = sum(o != k for _ in range(400) for k, o in zip(["k0", "k1"], h.context_keys(["k0", "k1"], train=True)))
     assert 340 < swapped < 460  # 800 samples at p = 0.5
+
+
+def test_the_eighty_percent_variant_swaps_four_samples_in_five():
+    from nnunet_thrombus.training.variants import ThrombusCascadeTrainer_contextSwap80
+
+    assert ThrombusCascadeTrainer_contextSwap80.context_swap_probability == 0.8
+    assert ThrombusCascadeTrainer_contextSwap80.stage1_trainer_name == "ThrombusCascadeTrainer"
+    h = _Holder(0.8)
+    h.context_keys([f"k{i}" for i in range(10)], train=False)
+    np.random.seed(1)
+    swapped = sum(o != k for _ in range(400) for k, o in zip(["k0", "k1"], h.context_keys(["k0", "k1"], train=True)))
+    assert 600 < swapped < 680  # 800 samples at p = 0.8 (mean 640, sd 11)

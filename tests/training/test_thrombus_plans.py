@@ -100,3 +100,16 @@ def test_trainer_builds_both_stages_from_paper_plans():
     n_coarse = sum(p.numel() for p in coarse.parameters())
     n_branch = sum(p.numel() for p in fine.coarse_branch.parameters())
     assert n_branch == n_coarse
+
+
+def test_coarse_spacing_override_sets_the_lowres_spacing_and_refuses_finer_than_fine():
+    plans = build_thrombus_plans(copy.deepcopy(BASE), preset="auto", coarse_spacing=(2.0, 1.5, 3.0))
+    cfg = plans["configurations"]
+    assert cfg["3d_lowres"]["spacing"] == pytest.approx([2.0, 1.5, 3.0])
+    assert cfg["3d_fullres"]["spacing"] == [1.5, 1.5, 1.5]
+    assert plans["thrombus_plans"]["coarse_to_fine_spacing_ratio"] == pytest.approx([4 / 3, 1.0, 2.0])
+    assert cfg["3d_lowres"]["median_image_size_in_voxels"] == pytest.approx([24.0, 48.0, 20.0])
+    default = build_thrombus_plans(copy.deepcopy(BASE), preset="auto")["configurations"]["3d_lowres"]["spacing"]
+    assert default == pytest.approx([1.5 * 1.08 / 0.625, 1.5 * 0.844 / 0.488, 1.5 * 0.844 / 0.488])
+    with pytest.raises(ValueError, match="none finer than the fine spacing"):
+        build_thrombus_plans(copy.deepcopy(BASE), preset="auto", coarse_spacing=(1.0, 1.5, 1.5))
