@@ -31,6 +31,8 @@ def main(argv=None) -> int:
     ap.add_argument("--tta", action="store_true", help="mirroring TTA on (default: off, CPU).")
     ap.add_argument("--device", default="cpu", help="Default: cpu.")
     ap.add_argument("--no-trace", action="store_true", help="skip the per-clot trace (default: run it).")
+    ap.add_argument("--no-roi", action="store_true",
+                    help="fine stage over the whole head, as the benchmark predicts (default: the model's ROI).")
     ap.add_argument("-tr", "--trainer", default=None, help="fine-stage trainer. Default: ThrombusCascadeTrainer.")
     ap.add_argument("-p", "--plans", default=None, help="plans identifier. Default: ThrombusPlans.")
     args = ap.parse_args(argv)
@@ -45,7 +47,7 @@ def main(argv=None) -> int:
     out.mkdir(parents=True, exist_ok=True)
     pred_dir = out / "predict"
     predict_cases(args.data / "imagesTs", pred_dir, model=args.model, device=args.device, use_tta=args.tta, quiet=True,
-                  trainer=args.trainer, plans=args.plans)
+                  trainer=args.trainer, plans=args.plans, roi_restrict=not args.no_roi)
     masks = out / "masks"
     masks.mkdir(exist_ok=True)
     for f in sorted(pred_dir.glob("*/thrombus.nii.gz")):
