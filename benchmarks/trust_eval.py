@@ -4,7 +4,9 @@
    ``--tta``), then ``evaluate_folder(..., reports_dir=...)`` on ``labelsTs`` with ``metadata.csv``: clot-free
    specificity, LVO sensitivity/specificity, detection and false positives per subgroup, false-positive calls per
    clot-free head, Spearman rho / AUROC of the uncertainty, the review flag's sensitivity/specificity, and the cases
-   where post-processing dropped a component over the reference clot (``evidence_columns``).
+   where post-processing dropped a component over the reference clot (``evidence_columns``). Presence, LVO and
+   site are the reports' own calls (``calls_from_reports``; ``--calls-from-masks`` re-measures them from the masks
+   with the built-in rule and the image extent as site frame, as the benchmark does for every row).
 2. ``trace_clot`` on every test case with a clot: coarse probability in the clot, share inside the fine stage's ROI,
    fine probability with and without the ROI restriction, post-processing (ours and the replaced "largest
    component" rule), call; summarised per site and size class.
@@ -31,6 +33,11 @@ def main(argv=None) -> int:
     ap.add_argument("--tta", action="store_true", help="mirroring TTA on (default: off, CPU).")
     ap.add_argument("--device", default="cpu", help="Default: cpu.")
     ap.add_argument("--no-trace", action="store_true", help="skip the per-clot trace (default: run it).")
+    ap.add_argument("--reuse-predictions", action="store_true",
+                    help="evaluate OUT/predict from an earlier run instead of predicting again (default: predict).")
+    ap.add_argument("--calls-from-masks", action="store_true",
+                    help="score presence/LVO/site re-measured from the masks (the benchmark's rule for every model) "
+                         "instead of report.json's own calls (default: the reports' calls).")
     ap.add_argument("--no-roi", action="store_true",
                     help="fine stage over the whole head, as the benchmark predicts (default: the model's ROI).")
     ap.add_argument("-tr", "--trainer", default=None, help="fine-stage trainer. Default: ThrombusCascadeTrainer.")
@@ -46,14 +53,15 @@ def main(argv=None) -> int:
     out = args.out
     out.mkdir(parents=True, exist_ok=True)
     pred_dir = out / "predict"
-    predict_cases(args.data / "imagesTs", pred_dir, model=args.model, device=args.device, use_tta=args.tta, quiet=True,
-                  trainer=args.trainer, plans=args.plans, roi_restrict=not args.no_roi)
+    if not args.reuse_predictions:
+        predict_cases(args.data / "imagesTs", pred_dir, model=args.model, device=args.device, use_tta=args.tta,
+                      quiet=True, trainer=args.trainer, plans=args.plans, roi_restrict=not args.no_roi)
     masks = out / "masks"
     masks.mkdir(exist_ok=True)
     for f in sorted(pred_dir.glob("*/thrombus.nii.gz")):
         shutil.copy(f, masks / f"{f.parent.name}.nii.gz")
     summary = evaluate_folder(masks, args.data / "labelsTs", out / "eval", args.data / "metadata.csv", plots=False,
-                              quiet=True, reports_dir=pred_dir)
+                              quiet=True, reports_dir=pred_dir, calls_from_reports=not args.calls_from_masks)
     result = {"evidence": evidence_columns(summary), "false_positives": summary["false_positives"],
               "detection": summary["detection"], "trust": summary["trust"],
               "subgroups": {k: {g: {"n": v["n"], "detection": {x: v["detection"][x] for x in ("tp", "fn")},

@@ -23,6 +23,9 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     p.add_argument("--reports", default=None,
                    help="predict's output folder (<case>/report.json): adds uncertainty vs Dice, the review flag's "
                         "sensitivity/specificity and post-processing drops. Default: none.")
+    p.add_argument("--calls-from-reports", action="store_true",
+                   help="with --reports: score occlusion, LVO and site by the reports' own calls (predict's brain "
+                        "frame and fitted LVO rule) instead of re-measuring them from the masks. Default: off.")
     p.add_argument("--tolerance", type=float, default=1.0, help="NSD tolerance in mm. Default: 1.0.")
     p.add_argument("--no-plots", action="store_true", help="skip the PNG plots. Default: plots on.")
     p.add_argument("-q", "--quiet", action="store_true", help="no per-case progress. Default: off.")
@@ -37,7 +40,7 @@ def run(args) -> int:
     summary = evaluate_folder(args.pred, args.ref, args.output, metadata_csv=args.metadata, raters_dir=args.raters,
                               brain_mask_dir=args.brain_masks, lvo_thresholds=args.lvo_thresholds,
                               tolerance_mm=args.tolerance, plots=not args.no_plots, quiet=args.quiet,
-                              reports_dir=args.reports)
+                              reports_dir=args.reports, calls_from_reports=args.calls_from_reports)
     if not args.quiet:
         print(to_markdown(summary))
     return 0

@@ -125,10 +125,23 @@ def trust_fields(report: dict | None, ref: np.ndarray, dice_value: float, ref_pr
     return row
 
 
+def report_call(report: dict) -> tuple[dict, str]:
+    """The occlusion call ``predict`` reported (``report.json``'s ``call``, made with its skull-stripped brain as the
+    site frame and the model's fitted LVO rule) and the site of its largest kept component ("none" without one)."""
+    call = report.get("call")
+    if not isinstance(call, dict) or "call" not in call:
+        raise ValueError(f"report.json of {report.get('case_id', '?')} has no call; it predates the report schema")
+    kept = [c for c in report.get("components", []) if c.get("kept", True)]
+    site = max(kept, key=lambda c: c.get("volume_mm3", 0.0))["site"] if kept else "none"
+    return call, site
+
+
 def evaluate_case(case, pred_img, ref_img, meta=None, brain_img=None, lvo_rule=None, tolerance_mm=1.0,
-                  report=None) -> dict:
+                  report=None, call_from_report: bool = False) -> dict:
     """One row of metrics.csv from SimpleITK label images (prediction, reference) of one case; ``report``: the
-    case's ``report.json`` from ``predict`` (optional, for the trust columns)."""
+    case's ``report.json`` from ``predict`` (optional, for the trust columns). ``call_from_report``: the
+    predicted call and site are the report's own (:func:`report_call`) instead of ones re-measured here from the
+    mask (image extent or ``brain_img`` as the site frame, ``lvo_rule``)."""
     import SimpleITK as sitk
 
     from nnunet_thrombus.measure.components import measure_components
@@ -150,6 +163,11 @@ def evaluate_case(case, pred_img, ref_img, meta=None, brain_img=None, lvo_rule=N
     rl = length_mm(ref, spacing) if rv else 0.0
     pl = length_mm(pred, spacing) if pv else 0.0
     call = lvo_call(pred_comps, rule)
+    pred_site = pred_comps[0]["site"] if pred_comps else "none"
+    if call_from_report:
+        if report is None:
+            raise ValueError(f"{case}: call_from_report needs the case's report.json")
+        call, pred_site = report_call(report)
     meta = meta or {}
     ref_lvo = _truthy(meta["lvo"]) if "lvo" in meta else lvo_call(ref_comps, rule)["call"] == "LVO"
     ref_present, pred_present = bool(ref.any()), call["call"] != "no occlusion"
@@ -172,7 +190,7 @@ def evaluate_case(case, pred_img, ref_img, meta=None, brain_img=None, lvo_rule=N
         "presence_outcome": _outcome(ref_present, pred_present),
         "ref_lvo": ref_lvo, "pred_lvo": call["call"] == "LVO",
         "lvo_outcome": _outcome(ref_lvo, call["call"] == "LVO"), "pred_call": call["call"],
-        "pred_site": pred_comps[0]["site"] if pred_comps else "none",
+        "pred_site": pred_site,
         "site": meta.get("site") or None,
         "size_group": (f"<{SMALL_CLOT_MM3:g} mm3" if rv < SMALL_CLOT_MM3 else f">={SMALL_CLOT_MM3:g} mm3") if rv else None,
         "density_group": density,
@@ -181,7 +199,7 @@ def evaluate_case(case, pred_img, ref_img, meta=None, brain_img=None, lvo_rule=N
 
 def evaluate_folder(pred_dir, ref_dir, out_dir, metadata_csv=None, raters_dir=None, *, brain_mask_dir=None,
                     lvo_thresholds=None, tolerance_mm: float = 1.0, plots: bool = True, quiet: bool = False,
-                    reports_dir=None) -> dict:
+                    reports_dir=None, calls_from_reports: bool = False) -> dict:
     """Evaluate ``pred_dir/<case>.nii.gz`` against ``ref_dir/<case>.nii.gz`` for every reference case.
 
     Args:
@@ -196,6 +214,9 @@ def evaluate_folder(pred_dir, ref_dir, out_dir, metadata_csv=None, raters_dir=No
         tolerance_mm: NSD tolerance in mm.
         reports_dir: optional ``predict`` output folder (``<case>/report.json``) for the uncertainty, review and
             post-processing columns; a case without a report is an error naming it.
+        calls_from_reports: score occlusion presence, LVO and site by the calls in those reports (what a reader of
+            ``report.json`` sees) instead of re-measuring them from the masks with ``lvo_thresholds`` and the image
+            extent as the site frame (the same rule for every model, as the benchmark compares them).
 
     Returns:
         The summary dict (also in summary.json).
@@ -212,6 +233,8 @@ def evaluate_folder(pred_dir, ref_dir, out_dir, metadata_csv=None, raters_dir=No
     cases = _cases(pred_dir, ref_dir)
     meta = read_metadata(metadata_csv) if metadata_csv else {}
     reports = read_reports(reports_dir) if reports_dir else None
+    if calls_from_reports and reports is None:
+        raise ValueError("calls_from_reports needs reports_dir (the folder predict wrote)")
     if reports is not None:
         missing = [c for c in cases if c not in reports]
         if missing:
@@ -225,12 +248,14 @@ def evaluate_folder(pred_dir, ref_dir, out_dir, metadata_csv=None, raters_dir=No
             brain = sitk.ReadImage(os.path.join(brain_mask_dir, case + SUFFIX))
         rows.append(evaluate_case(case, sitk.ReadImage(os.path.join(pred_dir, case + SUFFIX)),
                                   sitk.ReadImage(os.path.join(ref_dir, case + SUFFIX)), meta.get(case), brain,
-                                  rule, tolerance_mm, None if reports is None else reports[case]))
+                                  rule, tolerance_mm, None if reports is None else reports[case],
+                                  calls_from_reports))
         if not quiet:
             r = rows[-1]
             print(f"[{i}/{len(cases)}] {case}: Dice {r['dice']:.3f}, call {r['pred_call']}", flush=True)
     summary = summarise(rows)
     summary["lvo_rule"] = (rule or LVOThresholds()).to_dict()
+    summary["calls"] = "report.json" if calls_from_reports else "re-measured from the masks"
     summary["unmatched_predictions"] = sorted(
         f[: -len(SUFFIX)] for f in os.listdir(pred_dir) if f.endswith(SUFFIX) and f[: -len(SUFFIX)] not in set(cases))
     if raters_dir:

@@ -114,3 +114,40 @@ def test_evaluate_folder_reads_reports(tmp_path):
     (reports / "C" / "report.json").unlink()
     with pytest.raises(ValueError, match=r"no report.json .* \['C'\]"):
         evaluate_folder(pred, ref, tmp_path / "out2", reports_dir=reports, plots=False, quiet=True)
+
+
+def test_calls_from_reports_replace_the_remeasured_call(tmp_path):
+    """Same masks, two scorings: re-measured from the mask (a clot at the image's far left-front reads as some
+    site under the built-in rule) and the report's own call (what predict told the reader)."""
+    pred, ref, reports = tmp_path / "pred", tmp_path / "ref", tmp_path / "reports"
+    for d in (pred, ref):
+        d.mkdir()
+    shape = (10, 20, 30)
+    clot = np.zeros(shape, bool)
+    clot[3:6, 8:11, 20:26] = True
+    calls = {"A": ("LVO", "M1", True), "B": ("non-LVO occlusion", "M2", True), "C": ("no occlusion", None, False)}
+    for name, (call, site, has_clot) in calls.items():
+        _write(clot if has_clot else np.zeros(shape, bool), ref / f"{name}.nii.gz")
+        _write(clot if has_clot else np.zeros(shape, bool), pred / f"{name}.nii.gz")
+        comps = [{"site": site, "volume_mm3": 54.0, "kept": True}, {"site": "ICA", "volume_mm3": 9.0, "kept": True},
+                 {"site": "ICA", "volume_mm3": 99.0, "kept": False}] if site else []
+        (reports / name).mkdir(parents=True)
+        (reports / name / "report.json").write_text(json.dumps({
+            "uncertainty": {"score": 0.1, "kind": "clot"}, "review": {"review": False}, "dropped_components": [],
+            "components": comps, "call": {"call": call}}))
+    meta = tmp_path / "metadata.csv"
+    meta.write_text("case,site,lvo\nA,M1,1\nB,M2,0\nC,none,0\n")
+    masks = evaluate_folder(pred, ref, tmp_path / "m", metadata_csv=meta, reports_dir=reports, plots=False,
+                            quiet=True)
+    by_report = evaluate_folder(pred, ref, tmp_path / "r", metadata_csv=meta, reports_dir=reports, plots=False,
+                                quiet=True, calls_from_reports=True)
+    rows_m = {r["case"]: r for r in csv.DictReader(open(tmp_path / "m" / "metrics.csv"))}
+    rows_r = {r["case"]: r for r in csv.DictReader(open(tmp_path / "r" / "metrics.csv"))}
+    # A and B have the same mask, so re-measuring gives them one site and one call
+    assert rows_m["A"]["pred_site"] == rows_m["B"]["pred_site"] and rows_m["A"]["pred_call"] == rows_m["B"]["pred_call"]
+    assert [rows_r[c]["pred_call"] for c in "ABC"] == ["LVO", "non-LVO occlusion", "no occlusion"]
+    assert [rows_r[c]["pred_site"] for c in "ABC"] == ["M1", "M2", "none"]  # largest kept component
+    assert [rows_r[c]["lvo_outcome"] for c in "ABC"] == ["TP", "TN", "TN"]
+    assert by_report["calls"] == "report.json" and masks["calls"] == "re-measured from the masks"
+    with pytest.raises(ValueError, match="needs reports_dir"):
+        evaluate_folder(pred, ref, tmp_path / "x", calls_from_reports=True, plots=False, quiet=True)
