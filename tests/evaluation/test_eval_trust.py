@@ -83,13 +83,19 @@ def _write(arr, path):
     sitk.WriteImage(img, str(path))
 
 
-def test_evaluate_folder_reads_reports(tmp_path):
+def _folders(tmp_path):
+    """(pred, ref, reports) folders under tmp_path (the first two created), a (10, 20, 30) shape and a 54-voxel clot."""
     pred, ref, reports = tmp_path / "pred", tmp_path / "ref", tmp_path / "reports"
     for d in (pred, ref):
         d.mkdir()
     shape = (10, 20, 30)
     clot = np.zeros(shape, bool)
     clot[3:6, 8:11, 20:26] = True
+    return pred, ref, reports, shape, clot
+
+
+def test_evaluate_folder_reads_reports(tmp_path):
+    pred, ref, reports, shape, clot = _folders(tmp_path)
     cases = {"A": (clot, clot, 0.1, False, []), "B": (clot, np.zeros(shape, bool), 0.8, True,
                                                     [{"bbox": [3, 8, 20, 6, 11, 26]}]),
              "C": (np.zeros(shape, bool), clot, 0.3, False, [])}
@@ -119,12 +125,7 @@ def test_evaluate_folder_reads_reports(tmp_path):
 def test_calls_from_reports_replace_the_remeasured_call(tmp_path):
     """Same masks, two scorings: re-measured from the mask (a clot at the image's far left-front reads as some
     site under the built-in rule) and the report's own call (what predict told the reader)."""
-    pred, ref, reports = tmp_path / "pred", tmp_path / "ref", tmp_path / "reports"
-    for d in (pred, ref):
-        d.mkdir()
-    shape = (10, 20, 30)
-    clot = np.zeros(shape, bool)
-    clot[3:6, 8:11, 20:26] = True
+    pred, ref, reports, shape, clot = _folders(tmp_path)
     calls = {"A": ("LVO", "M1", True), "B": ("non-LVO occlusion", "M2", True), "C": ("no occlusion", None, False)}
     for name, (call, site, has_clot) in calls.items():
         _write(clot if has_clot else np.zeros(shape, bool), ref / f"{name}.nii.gz")

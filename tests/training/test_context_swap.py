@@ -1,8 +1,9 @@
 """``ThrombusCascadeTrainer.context_keys``: which case's coarse context each training sample gets."""
 import numpy as np
+import pytest
 
 from nnunet_thrombus.training.trainer import ThrombusCascadeTrainer
-from nnunet_thrombus.training.variants import ThrombusCascadeTrainer_contextSwap
+from nnunet_thrombus.training.variants import ThrombusCascadeTrainer_contextSwap, ThrombusCascadeTrainer_contextSwap80
 
 
 class _Holder:
@@ -37,23 +38,15 @@ def test_probability_one_always_takes_another_seen_case():
         assert out[0] != "a" and out[1] != "b" and set(out) <= {"a", "b", "c"}
 
 
-def test_half_of_the_samples_swap_in_the_variant():
-    assert ThrombusCascadeTrainer_contextSwap.context_swap_probability == 0.5
-    assert ThrombusCascadeTrainer_contextSwap.stage1_trainer_name == "ThrombusCascadeTrainer"
-    h = _Holder(0.5)
+@pytest.mark.parametrize("variant, p, seed, low, high", [
+    (ThrombusCascadeTrainer_contextSwap, 0.5, 0, 340, 460),     # 800 samples at p = 0.5 (mean 400, sd 14)
+    (ThrombusCascadeTrainer_contextSwap80, 0.8, 1, 600, 680),   # 800 samples at p = 0.8 (mean 640, sd 11)
+])
+def test_the_variants_swap_their_share_of_samples(variant, p, seed, low, high):
+    assert variant.context_swap_probability == p
+    assert variant.stage1_trainer_name == "ThrombusCascadeTrainer"
+    h = _Holder(p)
     h.context_keys([f"k{i}" for i in range(10)], train=False)
-    np.random.seed(0)
+    np.random.seed(seed)
     swapped = sum(o != k for _ in range(400) for k, o in zip(["k0", "k1"], h.context_keys(["k0", "k1"], train=True)))
-    assert 340 < swapped < 460  # 800 samples at p = 0.5
-
-
-def test_the_eighty_percent_variant_swaps_four_samples_in_five():
-    from nnunet_thrombus.training.variants import ThrombusCascadeTrainer_contextSwap80
-
-    assert ThrombusCascadeTrainer_contextSwap80.context_swap_probability == 0.8
-    assert ThrombusCascadeTrainer_contextSwap80.stage1_trainer_name == "ThrombusCascadeTrainer"
-    h = _Holder(0.8)
-    h.context_keys([f"k{i}" for i in range(10)], train=False)
-    np.random.seed(1)
-    swapped = sum(o != k for _ in range(400) for k, o in zip(["k0", "k1"], h.context_keys(["k0", "k1"], train=True)))
-    assert 600 < swapped < 680  # 800 samples at p = 0.8 (mean 640, sd 11)
+    assert low < swapped < high
