@@ -162,12 +162,12 @@ def evaluate_case(case, pred_img, ref_img, meta=None, brain_img=None, lvo_rule=N
     rv, pv = float(ref.sum()) * voxel, float(pred.sum()) * voxel
     rl = length_mm(ref, spacing) if rv else 0.0
     pl = length_mm(pred, spacing) if pv else 0.0
-    call = lvo_call(pred_comps, rule)
-    pred_site = pred_comps[0]["site"] if pred_comps else "none"
     if call_from_report:
         if report is None:
             raise ValueError(f"{case}: call_from_report needs the case's report.json")
         call, pred_site = report_call(report)
+    else:
+        call, pred_site = lvo_call(pred_comps, rule), pred_comps[0]["site"] if pred_comps else "none"
     meta = meta or {}
     ref_lvo = _truthy(meta["lvo"]) if "lvo" in meta else lvo_call(ref_comps, rule)["call"] == "LVO"
     ref_present, pred_present = bool(ref.any()), call["call"] != "no occlusion"
