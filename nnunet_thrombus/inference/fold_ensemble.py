@@ -62,7 +62,6 @@ def ensemble_logits(predictor, data, spread: FoldSpread | None = None, contexts:
             logits = predictor.predict_with_context(data, contexts[k]).to("cpu")
         if spread is not None and len(params) > 1:
             spread.add(logits)
-        total = logits if total is None else total.add_(logits)
-    if len(params) > 1:
-        total /= len(params)
-    return total
+        # out of place: nnU-Net returns inference-mode tensors, which refuse in-place updates outside that mode
+        total = logits if total is None else total + logits
+    return total / len(params) if len(params) > 1 else total
