@@ -31,6 +31,8 @@ from pathlib import Path
 from nnunet_thrombus.model_folder import DEFAULT_PLANS
 
 PAPER_RATIO = (1.08 / 0.625, 0.844 / 0.488, 0.844 / 0.488)
+#: the paper's own stage-1 spacing (z, y, x) in mm; ``coarse_spacing="paper"`` uses it, no axis finer than the fine
+PAPER_COARSE_SPACING_MM = (1.08, 0.844, 0.844)
 PLANS_DIR = Path(__file__).resolve().parents[2] / "plans"
 COARSE_CLASS = "nnunet_thrombus.networks.coarse_net.ThrombusCoarseUNet"
 CASCADE_CLASS = "nnunet_thrombus.networks.cascade_net.ThrombusCascadeNet"
@@ -93,7 +95,9 @@ def build_thrombus_plans(base_plans: dict, preset: str = "auto", plans_name: str
                          batch_size: int | None = None, coarse_spacing=None) -> dict:
     """New plans dict (see module docstring). ``base_plans``: nnU-Net's plans with a ``3d_fullres`` configuration.
     ``coarse_spacing``: the coarse stage's spacing in mm (z, y, x), instead of the fine spacing times the paper's
-    ratio; no axis may be finer than the fine spacing."""
+    ratio; no axis may be finer than the fine spacing. ``"paper"``: the paper's own 1.08 x 0.844 x 0.844 mm, each
+    axis capped at the fine spacing (on 1.0 x 0.9 x 0.9 mm data, 1.08 x 0.9 x 0.9 mm, where the ratio gives
+    1.73 x 1.56 x 1.56 mm)."""
     if preset not in PRESETS:
         raise ValueError(f"preset={preset!r}; choose one of {PRESETS}")
     if ct_window not in ("foreground", "vessel"):
@@ -148,6 +152,10 @@ def build_thrombus_plans(base_plans: dict, preset: str = "auto", plans_name: str
     strides = fine["architecture"]["arch_kwargs"]["strides"]
     fine["patch_size"] = _fit_patch(fine["patch_size"], fine["median_image_size_in_voxels"], strides)
 
+    if isinstance(coarse_spacing, str):
+        if coarse_spacing != "paper":
+            raise ValueError(f"coarse spacing must be 3 numbers (mm) or 'paper', got {coarse_spacing!r}")
+        coarse_spacing = [max(c, f) for c, f in zip(PAPER_COARSE_SPACING_MM, fine["spacing"])]
     if coarse_spacing is not None:
         coarse_spacing = [float(v) for v in coarse_spacing]
         if len(coarse_spacing) != 3 or any(c < f - 1e-6 for c, f in zip(coarse_spacing, fine["spacing"])):

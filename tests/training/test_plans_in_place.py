@@ -32,3 +32,12 @@ def test_in_place_keeps_vanilla_and_adds_the_cascade(preset, shared):
 def test_vessel_window_refused_in_place():
     with pytest.raises(ValueError, match="nnU-Net's own 3d_fullres uses too.*-p ThrombusPlans"):
         build_thrombus_plans(copy.deepcopy(BASE), plans_name="nnUNetPlans", ct_window="vessel")
+
+
+@pytest.mark.parametrize("spacing", [["1.0", "2.0"], ["paper", "1"], ["fine"]])
+def test_apply_plans_cli_refuses_a_malformed_coarse_spacing(spacing, capsys):
+    """Refused before any dataset is read (the dataset id does not exist)."""
+    from nnunet_thrombus.cli import main
+
+    assert main(["apply-plans", "-d", "999", "--coarse-spacing", *spacing]) == 2
+    assert "three numbers in mm (Z Y X) or 'paper'" in capsys.readouterr().err

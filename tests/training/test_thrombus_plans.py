@@ -113,3 +113,16 @@ def test_coarse_spacing_override_sets_the_lowres_spacing_and_refuses_finer_than_
     assert default == pytest.approx([1.5 * 1.08 / 0.625, 1.5 * 0.844 / 0.488, 1.5 * 0.844 / 0.488])
     with pytest.raises(ValueError, match="none finer than the fine spacing"):
         build_thrombus_plans(copy.deepcopy(BASE), preset="auto", coarse_spacing=(1.0, 1.5, 1.5))
+
+
+def test_paper_coarse_spacing_is_the_papers_own_capped_at_the_fine_spacing():
+    """1.5 mm fine data: every paper axis is finer, so stage 1 runs at the fine spacing; 1.0 x 0.6 x 0.6 mm data:
+    z 1.08 (paper), in-plane 0.844 (paper)."""
+    plans = build_thrombus_plans(copy.deepcopy(BASE), preset="auto", coarse_spacing="paper")
+    assert plans["configurations"]["3d_lowres"]["spacing"] == pytest.approx([1.5, 1.5, 1.5])
+    base = copy.deepcopy(BASE)
+    base["configurations"]["3d_fullres"]["spacing"] = [1.0, 0.6, 0.6]
+    plans = build_thrombus_plans(base, preset="auto", coarse_spacing="paper")
+    assert plans["configurations"]["3d_lowres"]["spacing"] == pytest.approx([1.08, 0.844, 0.844])
+    with pytest.raises(ValueError, match="or 'paper'"):
+        build_thrombus_plans(copy.deepcopy(BASE), preset="auto", coarse_spacing="half")
