@@ -77,6 +77,9 @@ def test_apply_plans_in_place_keeps_vanilla_3d_fullres(card):
     assert cfg["3d_lowres"]["next_stage"] == "3d_cascade_fullres"
     # the cpu preset keeps nnU-Net's spacing, so the fine stage reads 3d_fullres's preprocessed data
     assert cfg["3d_cascade_fullres"]["data_identifier"] == cfg["3d_fullres"]["data_identifier"]
+    # the default coarse spacing is the paper's 1.08 x 0.844 x 0.844 mm, each axis capped at the fine spacing
+    want = [max(p, f) for p, f in zip((1.08, 0.844, 0.844), cfg["3d_fullres"]["spacing"])]
+    assert cfg["3d_lowres"]["spacing"] == pytest.approx(want)
 
 
 def test_every_fold_trained_and_the_recipe_written(card):

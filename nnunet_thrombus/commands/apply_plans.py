@@ -20,11 +20,11 @@ def _configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--patch-size", type=int, nargs=3, default=None, help="override patch size (z y x)")
     parser.add_argument("--features", type=int, nargs="+", default=None, help="override features per stage")
     parser.add_argument("--batch-size", type=int, default=None, help="override batch size")
-    parser.add_argument("--coarse-spacing", nargs="+", default=None, metavar="MM",
-                        help="spacing of the coarse stage (3d_lowres): Z Y X in mm, none finer than the fine "
-                             "spacing, or 'paper' for the paper's 1.08 0.844 0.844 mm with each axis capped at the "
-                             "fine spacing (default: the fine spacing times the paper's ratio 1.08/0.625, "
-                             "0.844/0.488)")
+    parser.add_argument("--coarse-spacing", nargs="+", default=["paper"], metavar="MM",
+                        help="spacing of the coarse stage (3d_lowres): 'paper' for the paper's 1.08 0.844 0.844 mm "
+                             "with each axis capped at the fine spacing; 'ratio' for the fine spacing times the "
+                             "paper's coarse/fine ratio (1.08/0.625, 0.844/0.488); or Z Y X in mm, none finer than "
+                             "the fine spacing (default: paper)")
     parser.add_argument("--preprocess", action="store_true",
                         help="also run nnUNetv2_preprocess for 3d_fullres and 3d_lowres (default: off)")
     parser.add_argument("-np", "--num-processes", type=int, default=1,
@@ -45,17 +45,17 @@ def run(args) -> int:
     from nnunet_thrombus.training.thrombus_plans import apply_plans, configurations_to_preprocess
 
     coarse_spacing = args.coarse_spacing
-    if coarse_spacing is not None and coarse_spacing != ["paper"]:
+    if coarse_spacing in (["paper"], ["ratio"]):
+        coarse_spacing = coarse_spacing[0]
+    else:
         try:
             coarse_spacing = [float(v) for v in coarse_spacing]
         except ValueError:
             coarse_spacing = None
         if coarse_spacing is None or len(coarse_spacing) != 3:
-            print(f"apply-plans: --coarse-spacing takes three numbers in mm (Z Y X) or 'paper', got "
+            print(f"apply-plans: --coarse-spacing takes 'paper', 'ratio' or three numbers in mm (Z Y X), got "
                   f"{' '.join(args.coarse_spacing)}", file=sys.stderr)
             return 2
-    elif coarse_spacing == ["paper"]:
-        coarse_spacing = "paper"
     try:
         path = apply_plans(args.dataset, preset=args.preset, plans_name=args.plans_name,
                            source_plans=args.source_plans, ct_window=args.ct_window, patch_size=args.patch_size,

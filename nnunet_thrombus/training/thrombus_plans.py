@@ -5,7 +5,11 @@ data (our synthetic cohort) gets none. :func:`build_thrombus_plans` starts from 
 ``3d_fullres``) and writes a new plans identifier (default ``ThrombusPlans``) with:
 
 - ``3d_fullres``: single-stage ``ThrombusCoarseUNet`` (CBAM + pyramid fusion) at full resolution;
-- ``3d_lowres``: the coarse stage at the fine spacing times the paper's ratio (1.08/0.625, 0.844/0.488, 0.844/0.488);
+- ``3d_lowres``: the coarse stage at the paper's own spacing, 1.08 x 0.844 x 0.844 mm (z, y, x), each axis capped at
+  the fine spacing (``coarse_spacing="paper"``, the default). ``coarse_spacing="ratio"`` puts it at the fine spacing
+  times the paper's ratio (1.08/0.625, 0.844/0.488, 0.844/0.488) instead: the same on the paper's 0.625 x 0.488 mm
+  data, but 1.73 x 1.56 x 1.56 mm on 1.0 x 0.9 x 0.9 mm data, where stage 1 then misses most M2/ACA clots
+  (``docs/results/trust_eval_cpu.md``);
 - ``3d_cascade_fullres``: inherits ``3d_fullres``, ``previous_stage`` ``3d_lowres``, ``ThrombusCascadeNet``.
 
 Written into nnU-Net's own plans (``plans_name`` equal to the source, e.g. ``-p nnUNetPlans``, so the card's plain
@@ -92,12 +96,12 @@ def _set_architecture(cfg: dict, class_name: str, features=None, strides=None, k
 
 def build_thrombus_plans(base_plans: dict, preset: str = "auto", plans_name: str = DEFAULT_PLANS,
                          ct_window: str = "foreground", patch_size=None, features=None,
-                         batch_size: int | None = None, coarse_spacing=None) -> dict:
+                         batch_size: int | None = None, coarse_spacing="paper") -> dict:
     """New plans dict (see module docstring). ``base_plans``: nnU-Net's plans with a ``3d_fullres`` configuration.
-    ``coarse_spacing``: the coarse stage's spacing in mm (z, y, x), instead of the fine spacing times the paper's
-    ratio; no axis may be finer than the fine spacing. ``"paper"``: the paper's own 1.08 x 0.844 x 0.844 mm, each
-    axis capped at the fine spacing (on 1.0 x 0.9 x 0.9 mm data, 1.08 x 0.9 x 0.9 mm, where the ratio gives
-    1.73 x 1.56 x 1.56 mm)."""
+    ``coarse_spacing``: ``"paper"`` (default): the paper's own 1.08 x 0.844 x 0.844 mm, each axis capped at the fine
+    spacing (on 1.0 x 0.9 x 0.9 mm data, 1.08 x 0.9 x 0.9 mm); ``"ratio"``: the fine spacing times the paper's
+    coarse/fine ratio (1.73 x 1.56 x 1.56 mm on that data); or the spacing in mm (z, y, x), no axis finer than the
+    fine spacing."""
     if preset not in PRESETS:
         raise ValueError(f"preset={preset!r}; choose one of {PRESETS}")
     if ct_window not in ("foreground", "vessel"):
@@ -152,9 +156,11 @@ def build_thrombus_plans(base_plans: dict, preset: str = "auto", plans_name: str
     strides = fine["architecture"]["arch_kwargs"]["strides"]
     fine["patch_size"] = _fit_patch(fine["patch_size"], fine["median_image_size_in_voxels"], strides)
 
-    if isinstance(coarse_spacing, str):
+    if coarse_spacing is None or coarse_spacing == "ratio":
+        coarse_spacing = None
+    elif isinstance(coarse_spacing, str):
         if coarse_spacing != "paper":
-            raise ValueError(f"coarse spacing must be 3 numbers (mm) or 'paper', got {coarse_spacing!r}")
+            raise ValueError(f"coarse spacing must be 3 numbers (mm), 'paper' or 'ratio', got {coarse_spacing!r}")
         coarse_spacing = [max(c, f) for c, f in zip(PAPER_COARSE_SPACING_MM, fine["spacing"])]
     if coarse_spacing is not None:
         coarse_spacing = [float(v) for v in coarse_spacing]
@@ -213,7 +219,7 @@ def configurations_to_preprocess(plans: dict) -> list[str]:
 
 def apply_plans(dataset: str | int, preset: str = "auto", plans_name: str = DEFAULT_PLANS,
                 source_plans: str = "nnUNetPlans", ct_window: str = "foreground", patch_size=None, features=None,
-                batch_size: int | None = None, coarse_spacing=None) -> Path:
+                batch_size: int | None = None, coarse_spacing="paper") -> Path:
     """Read ``<nnUNet_preprocessed>/<dataset>/<source_plans>.json``, write ``<plans_name>.json`` beside it; returns
     its path. When ``plans_name == source_plans`` the original is kept as ``<name>.orig.json``."""
     from nnunetv2.paths import nnUNet_preprocessed

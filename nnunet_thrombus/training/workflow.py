@@ -62,13 +62,14 @@ class NnunetWorkspace:
 
 def plan_and_preprocess(ws: NnunetWorkspace, dataset_id: int, preset: str = "cpu", plans_name: str = DEFAULT_PLANS,
                         features=None, patch_size=None, ct_window: str = "foreground",
-                        configurations=("3d_fullres", "3d_lowres")) -> float:
-    """Fingerprint + nnU-Net's planner, then our cascade plans (``apply-plans``), then preprocessing."""
+                        configurations=("3d_fullres", "3d_lowres"), coarse_spacing: str = "paper") -> float:
+    """Fingerprint + nnU-Net's planner, then our cascade plans (``apply-plans``), then preprocessing.
+    ``coarse_spacing``: ``apply-plans --coarse-spacing`` ("paper", "ratio", or "Z Y X" in mm)."""
     t = ws.run(["nnUNetv2_extract_fingerprint", "-d", dataset_id, "-np", "1", "--verify_dataset_integrity"],
                "plan", nnUNet_n_proc_DA="1")
     t += ws.run(["nnUNetv2_plan_experiment", "-d", dataset_id], "plan", nnUNet_n_proc_DA="1")
     args = ["nnunet_thrombus", "apply-plans", "-d", dataset_id, "--preset", preset, "-p", plans_name,
-            "--ct-window", ct_window]
+            "--ct-window", ct_window, "--coarse-spacing", *str(coarse_spacing).split()]
     if features:
         args += ["--features", *features]
     if patch_size:

@@ -40,4 +40,4 @@ def test_apply_plans_cli_refuses_a_malformed_coarse_spacing(spacing, capsys):
     from nnunet_thrombus.cli import main
 
     assert main(["apply-plans", "-d", "999", "--coarse-spacing", *spacing]) == 2
-    assert "three numbers in mm (Z Y X) or 'paper'" in capsys.readouterr().err
+    assert "'paper', 'ratio' or three numbers in mm (Z Y X)" in capsys.readouterr().err

@@ -109,20 +109,24 @@ def test_coarse_spacing_override_sets_the_lowres_spacing_and_refuses_finer_than_
     assert cfg["3d_fullres"]["spacing"] == [1.5, 1.5, 1.5]
     assert plans["thrombus_plans"]["coarse_to_fine_spacing_ratio"] == pytest.approx([4 / 3, 1.0, 2.0])
     assert cfg["3d_lowres"]["median_image_size_in_voxels"] == pytest.approx([24.0, 48.0, 20.0])
-    default = build_thrombus_plans(copy.deepcopy(BASE), preset="auto")["configurations"]["3d_lowres"]["spacing"]
-    assert default == pytest.approx([1.5 * 1.08 / 0.625, 1.5 * 0.844 / 0.488, 1.5 * 0.844 / 0.488])
+    ratio = build_thrombus_plans(copy.deepcopy(BASE), preset="auto", coarse_spacing="ratio")
+    assert ratio["configurations"]["3d_lowres"]["spacing"] == pytest.approx(
+        [1.5 * 1.08 / 0.625, 1.5 * 0.844 / 0.488, 1.5 * 0.844 / 0.488])
     with pytest.raises(ValueError, match="none finer than the fine spacing"):
         build_thrombus_plans(copy.deepcopy(BASE), preset="auto", coarse_spacing=(1.0, 1.5, 1.5))
 
 
-def test_paper_coarse_spacing_is_the_papers_own_capped_at_the_fine_spacing():
-    """1.5 mm fine data: every paper axis is finer, so stage 1 runs at the fine spacing; 1.0 x 0.6 x 0.6 mm data:
-    z 1.08 (paper), in-plane 0.844 (paper)."""
-    plans = build_thrombus_plans(copy.deepcopy(BASE), preset="auto", coarse_spacing="paper")
+def test_default_coarse_spacing_is_the_papers_own_capped_at_the_fine_spacing():
+    """The default is "paper". 1.5 mm fine data: every paper axis is finer, so stage 1 runs at the fine spacing;
+    1.0 x 0.6 x 0.6 mm data: z 1.08, in-plane 0.844 (the paper's); 1.0 x 0.9 x 0.9 mm: 1.08 x 0.9 x 0.9."""
+    plans = build_thrombus_plans(copy.deepcopy(BASE), preset="auto")
     assert plans["configurations"]["3d_lowres"]["spacing"] == pytest.approx([1.5, 1.5, 1.5])
-    base = copy.deepcopy(BASE)
-    base["configurations"]["3d_fullres"]["spacing"] = [1.0, 0.6, 0.6]
-    plans = build_thrombus_plans(base, preset="auto", coarse_spacing="paper")
-    assert plans["configurations"]["3d_lowres"]["spacing"] == pytest.approx([1.08, 0.844, 0.844])
-    with pytest.raises(ValueError, match="or 'paper'"):
+    for fine, coarse in (([1.0, 0.6, 0.6], [1.08, 0.844, 0.844]), ([1.0, 0.9, 0.9], [1.08, 0.9, 0.9])):
+        base = copy.deepcopy(BASE)
+        base["configurations"]["3d_fullres"]["spacing"] = fine
+        plans = build_thrombus_plans(base, preset="auto")
+        assert plans["configurations"]["3d_lowres"]["spacing"] == pytest.approx(coarse)
+        assert plans["thrombus_plans"]["coarse_to_fine_spacing_ratio"] == pytest.approx(
+            [c / f for c, f in zip(coarse, fine)])
+    with pytest.raises(ValueError, match="'paper' or 'ratio'"):
         build_thrombus_plans(copy.deepcopy(BASE), preset="auto", coarse_spacing="half")
