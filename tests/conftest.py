@@ -63,12 +63,31 @@ def tiny_cascade(tiny_cohort) -> dict:
 
 
 def pytest_collection_modifyitems(config, items):
-    """Run the slow end-to-end tests last, so the fast ones report first; under pytest-xdist (``-n 2``, set in
-    pytest.ini, ``--dist loadgroup``) keep every test of the shared trained cascade on one worker, so that it is
-    trained once, and every slow module on one worker, so that its module-scoped fixture is built once."""
-    items.sort(key=lambda item: item.get_closest_marker("slow") is not None)
-    for item in items:
-        if "tiny_cascade" in getattr(item, "fixturenames", ()):
-            item.add_marker(pytest.mark.xdist_group("tiny_cascade"))
-        elif item.get_closest_marker("slow") is not None:
-            item.add_marker(pytest.mark.xdist_group(item.module.__name__))
+    """Longest first, so that the two xdist workers (pytest.ini) finish together: the modules of the shared trained
+    cascade, then the other slow end-to-end tests, then the fast ones."""
+    def rank(item):
+        if item.nodeid.split("::", 1)[0] in TINY_CASCADE_MODULES:
+            return 0
+        return 1 if item.get_closest_marker("slow") is not None else 2
+
+    items.sort(key=rank)
+
+
+#: modules whose tests use the session's trained cascade (``tiny_cascade``): one xdist worker runs them all
+TINY_CASCADE_MODULES = ("tests/training/test_cascade_nnunet_e2e.py", "tests/benchmark/test_benchmark_smoke.py",
+                        "tests/inference/test_predict_scale_out.py", "tests/inference/test_predict_e2e.py")
+
+
+def pytest_xdist_make_scheduler(config, log):
+    """pytest.ini runs two xdist workers. Tests go out by module (module-scoped fixtures are built once), and the
+    modules of :data:`TINY_CASCADE_MODULES` go to one worker together, so the shared cascade is trained once.
+    (xdist's own ``--dist loadgroup`` marks do not group under pytest 9.)"""
+    from xdist.scheduler import LoadScopeScheduling
+
+    class _Scheduling(LoadScopeScheduling):
+        def _split_scope(self, nodeid: str) -> str:
+            if nodeid.split("::", 1)[0] in TINY_CASCADE_MODULES:
+                return "tiny_cascade"
+            return super()._split_scope(nodeid)
+
+    return _Scheduling(config, log)
