@@ -45,28 +45,39 @@ def tiny_cohort(tmp_path_factory) -> dict:
 
 
 @pytest.fixture(scope="session")
-def tiny_cascade(tiny_cohort) -> dict:
-    """Plan (cpu preset, tiny network), preprocess, train 3d_lowres and 3d_cascade_fullres on fold 0."""
-    from nnunet_thrombus.training.workflow import NnunetWorkspace, model_folder, plan_and_preprocess, train_cascade
+def tiny_plans(tiny_cohort) -> dict:
+    """Plan (cpu preset, tiny network) and preprocess the tiny cohort: {"ws", "plan_s", "cohort"}."""
+    from nnunet_thrombus.training.workflow import NnunetWorkspace, plan_and_preprocess
 
     ws = NnunetWorkspace.under(tiny_cohort["root"] / "work", raw=tiny_cohort["raw"])
     # coarse spacing "ratio": on these 1.5 mm phantoms the default ("paper", capped at the fine spacing) would put
     # stage 1 on the fine grid; the ratio keeps a real coarse-to-fine resampling under test (the card test runs the
     # default)
-    times = {"plan": plan_and_preprocess(ws, DATASET_ID, preset="cpu", features=(8, 16, 32),
-                                         patch_size=(32, 48, 48), coarse_spacing="ratio")}
+    seconds = plan_and_preprocess(ws, DATASET_ID, preset="cpu", features=(8, 16, 32), patch_size=(32, 48, 48),
+                                  coarse_spacing="ratio")
+    return {"ws": ws, "plan_s": seconds, "cohort": tiny_cohort}
+
+
+@pytest.fixture(scope="session")
+def tiny_cascade(tiny_plans) -> dict:
+    """``tiny_plans``, then train 3d_lowres and 3d_cascade_fullres on fold 0."""
+    from nnunet_thrombus.training.workflow import model_folder, train_cascade
+
+    ws = tiny_plans["ws"]
+    times = {"plan": tiny_plans["plan_s"]}
     times.update(train_cascade(ws, DATASET_ID, 0, coarse_schedule=TINY_SCHEDULE, fine_schedule=TINY_SCHEDULE))
-    return {"ws": ws, "times": times, "cohort": tiny_cohort,
+    return {"ws": ws, "times": times, "cohort": tiny_plans["cohort"],
             "coarse_dir": model_folder(ws, DATASET_NAME, "3d_lowres"),
             "fine_dir": model_folder(ws, DATASET_NAME, "3d_cascade_fullres"),
             "plans": json.loads((ws.preprocessed / DATASET_NAME / "ThrombusPlans.json").read_text())}
 
 
 def pytest_collection_modifyitems(config, items):
-    """Longest first, so that the two xdist workers (pytest.ini) finish together: the modules of the shared trained
-    cascade, then the other slow end-to-end tests, then the fast ones."""
+    """Longest first, so that the two xdist workers (pytest.ini) finish together: the smoke benchmark and the
+    modules of the shared trained cascade, then the other slow end-to-end tests, then the fast ones."""
     def rank(item):
-        if item.nodeid.split("::", 1)[0] in TINY_CASCADE_MODULES:
+        module = item.nodeid.split("::", 1)[0]
+        if module == SMOKE_BENCHMARK or module in TINY_CASCADE_MODULES:
             return 0
         return 1 if item.get_closest_marker("slow") is not None else 2
 
@@ -74,8 +85,10 @@ def pytest_collection_modifyitems(config, items):
 
 
 #: modules whose tests use the session's trained cascade (``tiny_cascade``): one xdist worker runs them all
-TINY_CASCADE_MODULES = ("tests/training/test_cascade_nnunet_e2e.py", "tests/benchmark/test_benchmark_smoke.py",
-                        "tests/inference/test_predict_scale_out.py", "tests/inference/test_predict_e2e.py")
+TINY_CASCADE_MODULES = ("tests/training/test_cascade_nnunet_e2e.py", "tests/inference/test_predict_scale_out.py",
+                        "tests/inference/test_predict_e2e.py")
+#: the longest module of its own (about 12 min on 2 cores); it needs only ``tiny_plans``, so it can run beside them
+SMOKE_BENCHMARK = "tests/benchmark/test_benchmark_smoke.py"
 
 
 def pytest_xdist_make_scheduler(config, log):

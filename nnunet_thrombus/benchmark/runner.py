@@ -20,6 +20,7 @@ seed-0 models (nnU-Net names a results folder by trainer, plans and configuratio
 """
 from __future__ import annotations
 
+import json
 import os
 import re
 import subprocess
@@ -338,7 +339,9 @@ def ensure_plans(ws: NnunetWorkspace, dataset_id: int, dataset_name: str, budget
                  vessel: bool = False) -> str:
     """Plan and preprocess unless ``ThrombusPlans`` already exists in the workspace; says which. With ``vessel``,
     also ``ThrombusPlansVessel``: the same ``apply-plans`` call with ``--ct-window vessel``, then its own
-    ``nnUNetv2_preprocess`` (the CT window changes the preprocessed intensities)."""
+    ``nnUNetv2_preprocess`` (the CT window changes the preprocessed intensities). The vessel plans take
+    ``ThrombusPlans``' own coarse spacing, so that reused plans made with another ``--coarse-spacing`` still
+    differ from them only in the CT window."""
     if _plans_ready(ws, dataset_name, PLANS):
         note = f"reused existing plans {ws.preprocessed / dataset_name / (PLANS + '.json')}"
     else:
@@ -346,8 +349,10 @@ def ensure_plans(ws: NnunetWorkspace, dataset_id: int, dataset_name: str, budget
                             patch_size=budget.patch_size)
         note = "planned and preprocessed in this run"
     if vessel and not _plans_ready(ws, dataset_name, VESSEL_PLANS):
+        base = json.loads((ws.preprocessed / dataset_name / f"{PLANS}.json").read_text())
+        coarse = [str(v) for v in base["configurations"]["3d_lowres"]["spacing"]]
         args = ["nnunet_thrombus", "apply-plans", "-d", dataset_id, "--preset", budget.plan_preset, "-pl",
-                VESSEL_PLANS, "--ct-window", "vessel"]
+                VESSEL_PLANS, "--ct-window", "vessel", "--coarse-spacing", *coarse]
         if budget.features:
             args += ["--features", *budget.features]
         if budget.patch_size:

@@ -4,9 +4,9 @@ complete (accuracy with CIs, paired differences with ours, subgroups, seed sprea
 All eleven rows run (1 epoch x 1 iteration per stage), two independent chains at a time (``jobs=2``): rows that
 share a stage 1 (ours, its patch-context and no-coarse-feature fine stages) run in one chain. Our cascades are
 predicted with ``nnunet_thrombus predict`` (the global-context fine stage refuses ``nnUNetv2_predict``), the
-vanilla rows with ``nnUNetv2_predict``. The plans come from
-the session's tiny cascade (same features and patch as the smoke budget), copied so that the vessel-window plans
-this test preprocesses do not land in the shared folder.
+vanilla rows with ``nnUNetv2_predict``. The plans come from the session's ``tiny_plans`` (same features and patch
+as the smoke budget; no trained model needed, so this module can run beside the trained-cascade tests under xdist),
+copied so that the vessel-window plans this test preprocesses do not land in the shared folder.
 
 Cost, measured 2026-12-01 on the shared 2-core machine: under pytest at load about 5, 14.3 min for this file
 (tiny cascade fixture 2.7 min, which CI pays anyway; the benchmark 11.6 min wall, 37 subprocesses; 14.2 min CPU
@@ -31,14 +31,14 @@ DATASET = "Dataset501_SynthThrombus"
 
 
 @pytest.fixture(scope="module")
-def smoke_run(tiny_cascade, tmp_path_factory):
+def smoke_run(tiny_plans, tmp_path_factory):
     from nnunet_thrombus.benchmark.benchmark import run_benchmark
 
     out = tmp_path_factory.mktemp("bench_smoke")
     pre = out / "preprocessed"
-    src = tiny_cascade["ws"].preprocessed / DATASET
+    src = tiny_plans["ws"].preprocessed / DATASET
     shutil.copytree(src, pre / DATASET, ignore=shutil.ignore_patterns(f"{VESSEL_PLANS}*"))
-    rows = run_benchmark(501, "smoke", out, raw=tiny_cascade["cohort"]["raw"], preprocessed=pre,
+    rows = run_benchmark(501, "smoke", out, raw=tiny_plans["cohort"]["raw"], preprocessed=pre,
                          command="pytest smoke", progress=False, jobs=2)
     return out, rows
 
