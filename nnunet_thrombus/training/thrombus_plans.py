@@ -35,8 +35,6 @@ from pathlib import Path
 from nnunet_thrombus.model_folder import DEFAULT_PLANS
 
 PAPER_RATIO = (1.08 / 0.625, 0.844 / 0.488, 0.844 / 0.488)
-#: the paper's own stage-1 spacing (z, y, x) in mm; ``coarse_spacing="paper"`` uses it, no axis finer than the fine
-PAPER_COARSE_SPACING_MM = (1.08, 0.844, 0.844)
 PLANS_DIR = Path(__file__).resolve().parents[2] / "plans"
 COARSE_CLASS = "nnunet_thrombus.networks.coarse_net.ThrombusCoarseUNet"
 CASCADE_CLASS = "nnunet_thrombus.networks.cascade_net.ThrombusCascadeNet"
@@ -161,7 +159,8 @@ def build_thrombus_plans(base_plans: dict, preset: str = "auto", plans_name: str
     elif isinstance(coarse_spacing, str):
         if coarse_spacing != "paper":
             raise ValueError(f"coarse spacing must be 3 numbers (mm), 'paper' or 'ratio', got {coarse_spacing!r}")
-        coarse_spacing = [max(c, f) for c, f in zip(PAPER_COARSE_SPACING_MM, fine["spacing"])]
+        paper = load_preset_json("paper")["coarse_spacing_mm"]  # the paper's own stage-1 spacing (z, y, x) mm
+        coarse_spacing = [max(c, f) for c, f in zip(paper, fine["spacing"])]
     if coarse_spacing is not None:
         coarse_spacing = [float(v) for v in coarse_spacing]
         if len(coarse_spacing) != 3 or any(c < f - 1e-6 for c, f in zip(coarse_spacing, fine["spacing"])):
