@@ -261,6 +261,17 @@ def _comparable(recipe: dict) -> dict:
     return {k: v for k, v in recipe.items() if k not in ("fold", "written")}
 
 
+def _mirroring_label(recipe: dict) -> str:
+    """``mirroring`` (test-time and augmentation), ``no mirroring``, or, for a recipe that mirrors in augmentation
+    only, e.g. ``no test-time mirroring, left-right mirror augmentation``."""
+    if recipe.get("mirroring"):
+        return "mirroring"
+    augment = recipe.get("mirror_augment")
+    if augment in (None, "off") or not recipe.get("augmentation_mirror_axes", True):
+        return "no mirroring"
+    return f"no test-time mirroring, {augment} mirror augmentation"
+
+
 def recipe_label(recipe: dict | None) -> str:
     """One line naming a recipe, e.g. ``cpuShort: AdamW lr 0.001 poly 0.9, 8 x 100 it, no mirroring``; with
     ``THROMBUS_*`` overrides the name says so and the overrides follow in brackets."""
@@ -272,7 +283,7 @@ def recipe_label(recipe: dict | None) -> str:
     text = (f"{recipe.get('name', '?')}{' + THROMBUS_* overrides' if overrides else ''}: "
             f"{recipe.get('optimizer', '?')} lr {lr} {recipe.get('lr_schedule', '')}, "
             f"{recipe.get('num_epochs', '?')} x {recipe.get('num_iterations_per_epoch', '?')} it, "
-            f"{'mirroring' if recipe.get('mirroring') else 'no mirroring'}")
+            f"{_mirroring_label(recipe)}")
     if overrides:
         text += " (" + ", ".join(f"{k}={v}" for k, v in sorted(overrides.items())) + ")"
     if recipe.get("folds_differ"):

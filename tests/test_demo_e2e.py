@@ -50,8 +50,11 @@ def test_demo_runs_every_stage_and_writes_the_summary(tmp_path, capsys):
     ours, vanilla = summary["table"]
     assert ours["roi_threshold"] == roi["threshold"] and ours["roi_threshold_source"].endswith("roi_threshold.json")
     assert ours["recipe"].startswith("paper + THROMBUS_* overrides: AdamW lr 0.001 poly 0.9")
-    assert "THROMBUS_OPTIMIZER=adamw" in ours["recipe"] and "no mirroring" in ours["recipe"]
-    assert vanilla["recipe"].startswith("paper + THROMBUS_* overrides: AdamW") and "no mirroring" in vanilla["recipe"]
+    # no test-time mirroring; augmentation mirrored the heads left-right (training/mirroring.py), ours and vanilla
+    assert "THROMBUS_OPTIMIZER=adamw" in ours["recipe"]
+    assert "no test-time mirroring, left-right mirror augmentation" in ours["recipe"]
+    assert vanilla["recipe"].startswith("paper + THROMBUS_* overrides: AdamW")
+    assert "no test-time mirroring, left-right mirror augmentation" in vanilla["recipe"]
     assert report["model"]["recipe"]["label"] == ours["recipe"]
     assert "fine-stage ROI threshold" in printed and "recipe: paper + THROMBUS_* overrides: AdamW" in printed
     # the coarse stage's own held-out result and the fine windows the ROI ran are in the summary and the table

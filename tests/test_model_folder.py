@@ -102,6 +102,16 @@ def test_recipe_folds_differ_and_label_names_overrides(tmp_path):
                                        "recipes]")
 
 
+def test_recipe_label_names_mirror_augmentation():
+    base = {"name": "cpuShort", "optimizer": "AdamW", "initial_lr": 0.001, "lr_schedule": "poly 0.9",
+            "num_epochs": 8, "num_iterations_per_epoch": 100, "mirroring": False}
+    assert mf.recipe_label(base).endswith("8 x 100 it, no mirroring")  # written before mirror_augment existed
+    lr = dict(base, mirror_augment="left-right", augmentation_mirror_axes=[2])
+    assert mf.recipe_label(lr).endswith("8 x 100 it, no test-time mirroring, left-right mirror augmentation")
+    assert mf.recipe_label(dict(lr, mirror_augment="off", augmentation_mirror_axes=None)).endswith("no mirroring")
+    assert mf.recipe_label(dict(lr, mirroring=True)).endswith("it, mirroring")
+
+
 def test_quiet_nnunet_keeps_stdout_and_replays_it_on_failure(capsys):
     with mf.quiet_nnunet():
         print("Inspecting module: x")

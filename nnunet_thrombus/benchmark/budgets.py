@@ -25,6 +25,9 @@ Budgets (``smoke`` runs in CI, ``cpu`` is the committed table, ``gpu`` is docume
 | smoke | tiny preset, 10 cases (3 test) | features 8-16-32, patch 32x48x48 | 1 epoch x 1 iteration | off |
 | cpu | demo preset, 80 cases (40 test) | features 8-16-32-64, patch 24x48x48 | fine 8 x 101 iterations (the demo's fine stage) at AdamW 1e-3, coarse 12 x 101 at AdamW 3e-3 | off |
 | gpu | paper preset, 140 cases (40 test) | paper plans | 100 epochs x 250 iterations, SGD (the paper's) | on |
+
+With TTA off, training mirrors the heads left-right only (``THROMBUS_NO_MIRRORING=1``, :mod:`~nnunet_thrombus.training.mirroring`);
+with TTA on, nnU-Net's three axes, in augmentation and at test time.
 """
 from __future__ import annotations
 

@@ -10,7 +10,8 @@ Recipes:
 
 - ``paper`` (no suffix): nnU-Net's schedule (1000 x 250 iterations), SGD Nesterov 0.99, lr 0.01, poly 0.9, mirroring.
 - ``cpuShort`` (suffix ``_cpuShort``): the short CPU recipe of the demo and the cpu benchmark: AdamW, lr 1e-3,
-  poly 0.9, 8 epochs x 100 iterations, 2 validation iterations, no mirroring (neither augmentation nor test-time).
+  poly 0.9, 8 epochs x 100 iterations, 2 validation iterations, no test-time mirroring; augmentation mirrors the
+  head left-right only (:mod:`~nnunet_thrombus.training.mirroring`; nnU-Net mirrors all three axes).
   A few hundred SGD iterations leave the full-resolution output predicting nothing; AdamW learns
   (docs/results/demo.md).
 

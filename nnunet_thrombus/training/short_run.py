@@ -7,7 +7,8 @@
 | ``THROMBUS_VAL_ITERS`` | validation iterations per epoch | 50 |
 | ``THROMBUS_SAVE_EVERY`` | checkpoint every N epochs | 50 |
 | ``THROMBUS_OVERSAMPLE_FG`` | share of each batch forced to contain thrombus (0-1) | 0.33 |
-| ``THROMBUS_NO_MIRRORING`` | ``1``: no mirroring, neither as augmentation nor as test-time augmentation (also in the final validation and later ``nnUNetv2_predict``, as nnU-Net's ``nnUNetTrainerNoMirroring``) | mirroring on |
+| ``THROMBUS_NO_MIRRORING`` | ``1``: no test-time mirroring (in the final validation and later ``nnUNetv2_predict``, as nnU-Net's ``nnUNetTrainerNoMirroring``); augmentation then mirrors left-right only unless ``THROMBUS_MIRROR_AUGMENT`` says otherwise | mirroring on |
+| ``THROMBUS_MIRROR_AUGMENT`` | mirror augmentation: ``all`` (nnU-Net's three axes), ``left-right`` (the head's left-right axis only, :mod:`~nnunet_thrombus.training.mirroring`) or ``off`` (none: how short runs trained before 2026-12-02) | ``all``; ``left-right`` with ``THROMBUS_NO_MIRRORING=1`` |
 | ``THROMBUS_OPTIMIZER`` | ``sgd`` (the paper: SGD Nesterov 0.99, lr 0.01) or ``adamw`` (AdamW, lr ``THROMBUS_LR``, default 1e-3); poly 0.9 decay either way | ``sgd`` |
 | ``THROMBUS_LR`` | initial learning rate of the chosen optimizer | 0.01 (sgd), 1e-3 (adamw) |
 | ``THROMBUS_SEED`` | seeds Python's, numpy's and torch's global generators when the trainer is created (weight initialisation, patch sampling, augmentation); repeatable only with ``nnUNet_n_proc_DA=0`` and on CPU or deterministic cuDNN | unseeded |
@@ -124,7 +125,7 @@ def training_seed(environ: dict | None = None) -> int | None:
 
 #: the keys a named recipe (:mod:`nnunet_thrombus.training.recipes`) may set, before any ``THROMBUS_*`` override
 RECIPE_KEYS = ("num_epochs", "num_iterations_per_epoch", "num_val_iterations_per_epoch", "save_every",
-               "oversample_foreground_percent", "optimizer", "lr", "mirroring")
+               "oversample_foreground_percent", "optimizer", "lr", "mirroring", "mirror_augment")
 
 
 def thrombus_overrides(environ: dict | None = None) -> dict:
@@ -177,6 +178,10 @@ class ShortScheduleMixin:
             self.no_mirroring = not d.get("mirroring", True)
         else:
             self.no_mirroring = mirroring_disabled()
+        from nnunet_thrombus.training.mirroring import mirror_augment_choice
+
+        self.mirror_augment = mirror_augment_choice(
+            default=d.get("mirror_augment", "left-right" if self.no_mirroring else "all"))
         self.optimizer_name, lr = optimizer_choice(default=d.get("optimizer", "sgd"))
         if lr is None and "lr" in d and not os.environ.get("THROMBUS_OPTIMIZER"):
             lr = float(d["lr"])
@@ -222,6 +227,9 @@ class ShortScheduleMixin:
                 "oversample_foreground_percent": float(self.oversample_foreground_percent),
                 "mirroring": not getattr(self, "no_mirroring", False) and bool(axes),
                 "mirror_axes": list(axes) if axes else None,
+                "mirror_augment": getattr(self, "mirror_augment", None),
+                "augmentation_mirror_axes": (list(self.augmentation_mirror_axes)
+                                             if getattr(self, "augmentation_mirror_axes", None) else None),
                 "overrides": thrombus_overrides(), "nnunet_thrombus": __version__}
 
     def on_train_start(self):
@@ -244,8 +252,19 @@ class ShortScheduleMixin:
         return optimizer, PolyLRScheduler(optimizer, self.initial_lr, self.num_epochs, exponent=0.9)
 
     def configure_rotation_dummyDA_mirroring_and_inital_patch_size(self):
+        """nnU-Net's rotation and patch size; test-time mirroring off with ``no_mirroring``; augmentation mirrors
+        the axes ``mirror_augment`` names (:func:`~nnunet_thrombus.training.mirroring.augmentation_mirror_axes`)."""
+        from nnunet_thrombus.training.mirroring import augmentation_mirror_axes
+
         rotation, dummy_2d, patch, mirror_axes = super().configure_rotation_dummyDA_mirroring_and_inital_patch_size()
         if getattr(self, "no_mirroring", False):
-            mirror_axes = None
             self.inference_allowed_mirroring_axes = None
+        choice = getattr(self, "mirror_augment", None)
+        if choice is not None:
+            mirror_axes, why = augmentation_mirror_axes(choice, self.preprocessed_dataset_folder,
+                                                        self.plans_manager.transpose_forward, ndim=len(patch))
+            self.print_to_log_file(why)
+        elif getattr(self, "no_mirroring", False):
+            mirror_axes = None
+        self.augmentation_mirror_axes = mirror_axes
         return rotation, dummy_2d, patch, mirror_axes
