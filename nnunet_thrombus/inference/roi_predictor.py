@@ -22,8 +22,8 @@ Every placement visits every voxel of the grown ROI, so a candidate is never cut
 
 Global coarse context (``ThrombusCascadeNet(coarse_context="global")``): before its windows run, the predictor
 runs the network's coarse branch once over the whole case (or uses the contexts handed to
-:meth:`ROIRestrictedPredictor.predict_logits_with_contexts`), and every window, mirrored or not, samples those
-features at its own voxels' case positions. nnU-Net's predictor hands each window to
+:func:`~nnunet_thrombus.inference.fold_ensemble.ensemble_logits`, one per fold), and every window, mirrored or not,
+samples those features at its own voxels' case positions. nnU-Net's predictor hands each window to
 ``_internal_maybe_mirror_and_predict`` in the order of the slicer list (one producer thread, a FIFO queue), so the
 window's position is the next slicer of that list.
 """
@@ -157,18 +157,6 @@ class ROIRestrictedPredictor(nnUNetPredictor):
             self._context = None
 
     @torch.inference_mode()
-    def predict_logits_with_contexts(self, data: torch.Tensor, contexts: list) -> torch.Tensor:
-        """nnU-Net's fold ensemble (mean of the folds' logits) where fold k's windows sample ``contexts[k]``."""
-        if len(contexts) != len(self.list_of_parameters):
-            raise ValueError(f"{len(contexts)} coarse contexts for {len(self.list_of_parameters)} folds")
-        net = self.global_context_network()
-        logits = None
-        for params, ctx in zip(self.list_of_parameters, contexts):
-            net.load_state_dict(params)
-            part = self.predict_with_context(data, ctx).to("cpu")
-            logits = part if logits is None else logits + part
-        return logits / len(contexts)
-
     def _internal_get_sliding_window_slicers(self, image_size):
         slicers = super()._internal_get_sliding_window_slicers(image_size)
         if self._grid_roi is not None:

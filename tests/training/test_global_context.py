@@ -176,6 +176,8 @@ def test_coarse_pass_runs_once_per_case(context, expected):
 
 
 def test_fold_contexts_one_pass_per_fold_and_restricted_windows_match_full():
+    from nnunet_thrombus.inference.fold_ensemble import ensemble_logits
+
     torch.manual_seed(0)
     net = _net()
     other = _net(seed=1)
@@ -185,12 +187,12 @@ def test_fold_contexts_one_pass_per_fold_and_restricted_windows_match_full():
     case = torch.randn(3, 16, 24, 24)
     contexts = pred.whole_case_contexts(case[:2])
     assert len(calls) == 2 and pred.coarse_passes == 2
-    full = pred.predict_logits_with_contexts(case, contexts)
+    full = ensemble_logits(pred, case, contexts=contexts)
     assert len(calls) == 2  # windows only sample
     roi = np.zeros((16, 24, 24), bool)
     roi[8, 12, 12] = True
     pred.roi, pred.margin = roi, (4, 6, 6)
-    part = pred.predict_logits_with_contexts(case, contexts)
+    part = ensemble_logits(pred, case, contexts=contexts)
     visited = ~torch.isclose(part[0].float(), torch.tensor(10.0))
     assert visited[8, 12, 12] and pred.last_tiles[0] < pred.last_tiles[1]
     # inside the ROI every window of the full grid that covers it ran, with the same context: same logits
