@@ -22,10 +22,12 @@ side) plus three of its own (:func:`component_evidence`):
 3. mean NCCT at or above ``calcification_hu`` (fresh thrombus is about 45-80 HU, calcium 130 HU and more; partial
    volume brings small plaques down to about 90-110 HU) *and* no contrast deficit downstream
    (``downstream_ratio`` >= ``deficit_ratio``, or unmeasured): "calcification, not thrombus";
-4. mean CTA at or above ``max_cta_hu`` and no contrast deficit downstream: the component is contrast-filled (lumen,
+4. mean NCCT below ``min_ncct_hu`` (off, 0, unless a fit on validation chooses it): "hypodense on NCCT, not
+   thrombus" (fresh thrombus reads at least as dense as blood, about 40 HU; brain tissue 25-40 HU, CSF 0-15 HU);
+5. mean CTA at or above ``max_cta_hu`` and no contrast deficit downstream: the component is contrast-filled (lumen,
    or calcium, bright on CTA too), not the filling defect an occluding clot makes (clots read about 50-110 HU on
    CTA): "contrast-filled on CTA, not a filling defect";
-5. ``require_artery`` and no contrast-filled vessel next to it: "off the arteries".
+6. ``require_artery`` and no contrast-filled vessel next to it: "off the arteries".
 
 Every other component is kept. Components are never ranked by size: when two or more are kept the case is
 flagged (``multiple_candidates``) and the report lists them all. ``fit_component_rule`` chooses the thresholds on
@@ -167,13 +169,15 @@ class ComponentRule:
     min_volume_mm3: float = 0.0
     min_mean_probability: float = 0.0
     calcification_hu: float = 90.0
+    min_ncct_hu: float = 0.0
     deficit_ratio: float = 0.8
     max_cta_hu: float = 150.0
     require_artery: bool = True
     artery_radius_mm: float = 2.0
 
     def __post_init__(self):
-        for name in ("min_volume_mm3", "calcification_hu", "deficit_ratio", "max_cta_hu", "artery_radius_mm"):
+        for name in ("min_volume_mm3", "calcification_hu", "min_ncct_hu", "deficit_ratio", "max_cta_hu",
+                     "artery_radius_mm"):
             v = getattr(self, name)
             if not np.isfinite(v) or v < 0:
                 raise ValueError(f"{name} must be a finite number >= 0, got {v}")
@@ -205,6 +209,8 @@ class ComponentRule:
                 return False, (f"calcification, not thrombus: NCCT mean {hu:.0f} HU >= {self.calcification_hu:g} HU "
                                f"and no contrast deficit downstream (ratio {ratio_txt})"), []
             flags.append("dense")
+        elif hu is not None and hu < self.min_ncct_hu:
+            return False, (f"hypodense on NCCT, not thrombus: NCCT mean {hu:.0f} HU < {self.min_ncct_hu:g} HU"), []
         cta_hu = comp.get("cta_mean_hu")
         if cta_hu is not None and cta_hu >= self.max_cta_hu and not deficit:
             return False, (f"contrast-filled on CTA, not a filling defect: CTA mean {cta_hu:.0f} HU >= "
@@ -284,6 +290,11 @@ def select_components(mask, spacing, *, rule: ComponentRule = ComponentRule(), p
             "flags": sorted(flags)}
 
 
+#: NCCT floors a fit may choose (0: off); below blood (about 40 HU) but above CSF, so that partial volume with the
+#: CSF sleeve around a small distal artery does not push a true clot's mean under them
+HYPODENSE_FLOORS_HU = (0.0, 30.0)
+
+
 def candidate_grid(cases) -> list[ComponentRule]:
     """Rules tried by :func:`fit_component_rule`, most preferred first (least aggressive within each choice)."""
     vols = sorted({float(c["volume_mm3"]) for comps in cases for c in comps})
@@ -292,10 +303,10 @@ def candidate_grid(cases) -> list[ComponentRule]:
     has_p = any(c.get("mean_probability") is not None for comps in cases for c in comps)
     probs = (0.0, 0.6, 0.7, 0.8) if has_p else (0.0,)
     out = []
-    for calc, cta, artery, v, p in itertools.product((90.0, 100.0, 110.0), (150.0, 200.0, 1e4), (True, False),
-                                                     min_vols, probs):
+    for calc, cta, artery, v, p, floor in itertools.product((90.0, 100.0, 110.0), (150.0, 200.0, 1e4), (True, False),
+                                                            min_vols, probs, HYPODENSE_FLOORS_HU):
         out.append(ComponentRule(min_volume_mm3=v, min_mean_probability=p, calcification_hu=calc, max_cta_hu=cta,
-                                 require_artery=artery))
+                                 require_artery=artery, min_ncct_hu=floor))
     return out
 
 

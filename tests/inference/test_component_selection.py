@@ -92,6 +92,12 @@ def test_rule_thresholds_in_order():
     assert ComponentRule().decide(dict(base, cta_mean_hu=180.0))[1].startswith("contrast-filled on CTA")
     assert ComponentRule().decide(dict(base, on_artery=None))[0]          # not measured: not held against it
     assert ComponentRule(require_artery=False).decide(dict(base, on_artery=False))[0]
+    faint = dict(base, ncct_mean_hu=25.0)
+    assert ComponentRule().decide(faint)[0]                                # floor off by default
+    assert ComponentRule(min_ncct_hu=30.0).decide(faint)[1] == "hypodense on NCCT, not thrombus: NCCT mean 25 HU < 30 HU"
+    assert ComponentRule(min_ncct_hu=30.0).decide(dict(base, ncct_mean_hu=31.0))[0]
+    with pytest.raises(ValueError, match="min_ncct_hu"):
+        ComponentRule(min_ncct_hu=-1.0)
     with pytest.raises(ValueError, match="min_mean_probability"):
         ComponentRule(min_mean_probability=1.5)
 
@@ -112,6 +118,17 @@ def test_fit_never_drops_a_validation_clot_and_prefers_physics_defaults():
     assert rule.calcification_hu == 100.0 and info["score"]["true_dropped"] == 0
     assert info["default_score"]["true_dropped"] == 1
     assert score_rule(ComponentRule(), cases) == (1, 0, 1)   # that case then reads clot-free
+
+
+def test_fit_chooses_the_hypodense_floor_only_when_no_validation_clot_is_below_it():
+    cases = [[_c(20, 45, True, p=0.9), _c(10, 25, False, p=0.9)], [_c(15, 40, True, p=0.9)], [_c(12, 27, False, p=0.9)]]
+    rule, info = fit_component_rule(cases)
+    assert rule.min_ncct_hu == 30.0 and info["score"] == {"true_dropped": 0, "false_kept": 0, "wrong_presence": 0}
+    assert info["default_score"]["false_kept"] == 2
+    # a true clot at 28 HU (partial volume with CSF): the floor would drop it, so the fit leaves it off
+    cases.append([_c(9, 28, True, p=0.9)])
+    rule, info = fit_component_rule(cases)
+    assert rule.min_ncct_hu == 0.0 and info["score"]["true_dropped"] == 0 and info["score"]["false_kept"] == 2
 
 
 def test_fitted_min_volume_is_capped_so_small_clots_survive():
