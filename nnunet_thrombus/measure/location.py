@@ -12,11 +12,9 @@ Site rule (``classify_site``): the clot centroid is expressed in normalised brai
 
 from the brain mask's bounding box and x-centroid (or the whole image when no brain mask is given),
 and the thresholds in ``SiteThresholds`` are applied in order: posterior -> "other"; near the
-midline -> "ACA"; low and medial -> "ICA", unless medial, anterior and above the carotid terminus
-(lr + ap - si small: the A1 origin, which runs from the terminus toward the midline) -> "ACA"; low and
-intermediate -> "M1"; lateral -> "M2"; else "other". The defaults follow the anterior-circulation
-layout of an adult head (ICA terminus about 15-20 mm, M1 20-45 mm, M2 beyond about 45 mm from the
-midline, half brain width about 70 mm).
+midline -> "ACA"; low and medial -> "ICA"; low and intermediate -> "M1"; lateral -> "M2"; else
+"other". The defaults follow the anterior-circulation layout of an adult head (ICA terminus about
+15-20 mm, M1 20-45 mm, M2 beyond about 45 mm from the midline, half brain width about 70 mm).
 The LVO call itself lives in ``measure.lvo`` and is re-exported here.
 """
 from __future__ import annotations
@@ -65,9 +63,6 @@ class SiteThresholds:
     aca_max_lr: float = 0.12
     ica_max_lr: float = 0.34
     ica_max_si: float = 0.30
-    #: in the ICA zone, lr + ap - si below this puts the clot medial, anterior and above the carotid terminus:
-    #: the A1 origin, "ACA" (fitted on 400 fresh phantom truth masks, docs/metrics.md)
-    a1_max_offset: float = 0.495
     m1_max_lr: float = 0.62
     m1_max_si: float = 0.45
     m2_max_lr: float = 0.95
@@ -149,7 +144,7 @@ def site_from_coordinates(lr: float, ap: float, si: float, thresholds: SiteThres
     if lr < t.aca_max_lr:
         return "ACA"
     if lr < t.ica_max_lr and si < t.ica_max_si:
-        return "ACA" if lr + ap - si < t.a1_max_offset else "ICA"
+        return "ICA"
     if lr < t.m1_max_lr and si < t.m1_max_si:
         return "M1"
     if lr < t.m2_max_lr:
