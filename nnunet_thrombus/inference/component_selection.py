@@ -45,6 +45,8 @@ from dataclasses import asdict, dataclass, fields, replace
 import numpy as np
 from scipy import ndimage
 
+from nnunet_thrombus.measure.location import left_right_axis
+
 #: CTA HU from which a voxel counts as contrast-filled lumen (blood 40-45 HU unenhanced, 250-500 HU enhanced)
 VESSEL_HU = 150.0
 #: the evidence fields each kept/dropped component carries in the report
@@ -57,13 +59,6 @@ def _ball(radius_mm: float, spacing) -> np.ndarray:
     r = [max(0, int(np.floor(radius_mm / float(s)))) for s in spacing]
     grids = np.ogrid[tuple(slice(-k, k + 1) for k in r)]
     return sum((g * float(s)) ** 2 for g, s in zip(grids, spacing)) <= radius_mm ** 2 + 1e-9
-
-
-def _lr_axis_flip(direction) -> bool | None:
-    """Whether the array's x axis (last) runs patient right-to-left (+1), left-to-right (-1); None when the x
-    index axis is not the patient left-right axis (oblique or reformatted grids: no mirror comparison)."""
-    d = np.asarray(direction, float).reshape(3, 3)
-    return None if abs(d[0, 0]) < 0.9 else bool(d[0, 0] < 0)
 
 
 def vessel_distance_mm(component: np.ndarray, cta: np.ndarray, spacing, vessel_hu: float = VESSEL_HU,
@@ -105,7 +100,7 @@ def downstream_ratio(component: np.ndarray, cta: np.ndarray, brain: np.ndarray |
     falls outside the image count on neither side. None when the grid is not axial-aligned (x index not
     left-right) or the contralateral side has no contrast at all. Works inside the ball's bounding box.
     """
-    if _lr_axis_flip(direction) is None:
+    if left_right_axis(direction) != 2:  # the x index axis must run left-right
         return None
     comp = np.asarray(component, bool)
     sp = np.asarray(spacing, float)

@@ -19,6 +19,7 @@ The LVO call itself lives in ``measure.lvo`` and is re-exported here.
 """
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 
 import numpy as np
@@ -96,6 +97,24 @@ def centroid_mm(mask, geometry) -> tuple[float, float, float]:
     if not m.any():
         raise ValueError("mask is empty: its centroid is undefined")
     return tuple(float(v) for v in _as_geometry(geometry).index_to_patient(_index_centroid(m)))
+
+
+#: |cosine| between an index axis and patient x above which that axis counts as left-right (about 25 degrees)
+MIN_ALIGNMENT = 0.9
+
+
+def left_right_axis(direction: Sequence[float], transpose_forward: Sequence[int] = (0, 1, 2)) -> int | None:
+    """The axis of a preprocessed 3D array (after ``transpose_forward``) that runs left-right in the patient.
+
+    ``direction``: SimpleITK's 3x3 direction, row-major (``image.GetDirection()``). Returns None when no index axis
+    is within about 25 degrees of patient x (an oblique or non-axial acquisition)."""
+    d = np.asarray(direction, float).reshape(3, 3)
+    along_x = np.abs(d[0])  # |x component| of index axes i, j, k
+    index_axis = int(np.argmax(along_x))
+    if along_x[index_axis] < MIN_ALIGNMENT:
+        return None
+    array_axis = 2 - index_axis  # SimpleITK arrays are (k, j, i)
+    return list(transpose_forward).index(array_axis)
 
 
 def side(point_mm, midline_x_mm: float = 0.0) -> str:

@@ -13,7 +13,8 @@ images flipped left-right it found 2 of the 5 missed right clots and 0 of 3 foun
 The left-right axis of a preprocessed array: nnU-Net keeps SimpleITK's array order (z, y, x) and then transposes by
 the plans' ``transpose_forward``. SimpleITK's direction matrix (row-major, 9 numbers) gives, per index axis
 i/j/k, its direction in patient coordinates (LPS); the index axis whose direction lies along patient x is the
-left-right one. Oblique or mixed orientations give no single axis.
+left-right one (:func:`nnunet_thrombus.measure.location.left_right_axis`, which the mirror comparison of
+``inference.component_selection`` uses too). Oblique or mixed orientations give no single axis.
 """
 from __future__ import annotations
 
@@ -22,14 +23,10 @@ import os
 import pickle
 from collections.abc import Sequence
 
-import numpy as np
+from nnunet_thrombus.measure.location import left_right_axis
 
 #: the choices of ``THROMBUS_MIRROR_AUGMENT`` and of a recipe's ``mirror_augment``
 MIRROR_AUGMENT_CHOICES = ("all", "left-right", "off")
-
-#: |cosine| between an index axis and patient x above which that axis counts as left-right (about 25 degrees)
-MIN_ALIGNMENT = 0.9
-
 
 def mirror_augment_choice(environ: dict | None = None, default: str = "all") -> str:
     """``THROMBUS_MIRROR_AUGMENT`` (else ``default``) as one of :data:`MIRROR_AUGMENT_CHOICES`; ``ValueError``
@@ -41,20 +38,6 @@ def mirror_augment_choice(environ: dict | None = None, default: str = "all") -> 
     if raw not in MIRROR_AUGMENT_CHOICES:
         raise ValueError(f"THROMBUS_MIRROR_AUGMENT={raw!r}: expected one of {', '.join(MIRROR_AUGMENT_CHOICES)}")
     return raw
-
-
-def left_right_axis(direction: Sequence[float], transpose_forward: Sequence[int] = (0, 1, 2)) -> int | None:
-    """The axis of a preprocessed 3D array (after ``transpose_forward``) that runs left-right in the patient.
-
-    ``direction``: SimpleITK's 3x3 direction, row-major (``image.GetDirection()``). Returns None when no index axis
-    is within about 25 degrees of patient x (an oblique or non-axial acquisition)."""
-    d = np.asarray(direction, float).reshape(3, 3)
-    along_x = np.abs(d[0])  # |x component| of index axes i, j, k
-    index_axis = int(np.argmax(along_x))
-    if along_x[index_axis] < MIN_ALIGNMENT:
-        return None
-    array_axis = 2 - index_axis  # SimpleITK arrays are (k, j, i)
-    return list(transpose_forward).index(array_axis)
 
 
 def dataset_left_right_axis(preprocessed_folder: str, transpose_forward: Sequence[int]) -> int | None:
