@@ -259,12 +259,10 @@ class ShortScheduleMixin:
         rotation, dummy_2d, patch, mirror_axes = super().configure_rotation_dummyDA_mirroring_and_inital_patch_size()
         if getattr(self, "no_mirroring", False):
             self.inference_allowed_mirroring_axes = None
-        choice = getattr(self, "mirror_augment", None)
+        choice = getattr(self, "mirror_augment", None)  # set with no_mirroring by _apply_short_schedule
         if choice is not None:
             mirror_axes, why = augmentation_mirror_axes(choice, self.preprocessed_dataset_folder,
                                                         self.plans_manager.transpose_forward, ndim=len(patch))
             self.print_to_log_file(why)
-        elif getattr(self, "no_mirroring", False):
-            mirror_axes = None
         self.augmentation_mirror_axes = mirror_axes
         return rotation, dummy_2d, patch, mirror_axes
