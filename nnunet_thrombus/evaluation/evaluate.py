@@ -146,7 +146,7 @@ def evaluate_case(case, pred_img, ref_img, meta=None, brain_img=None, lvo_rule=N
 
     from nnunet_thrombus.measure.components import measure_components
     from nnunet_thrombus.measure.length import length_mm
-    from nnunet_thrombus.measure.lvo import LVOThresholds, lvo_call
+    from nnunet_thrombus.measure.lvo import LVOThresholds, lvo_call, refined_site
 
     check_geometry(case, pred_img, ref_img)
     rule = lvo_rule or LVOThresholds()
@@ -167,7 +167,7 @@ def evaluate_case(case, pred_img, ref_img, meta=None, brain_img=None, lvo_rule=N
             raise ValueError(f"{case}: call_from_report needs the case's report.json")
         call, pred_site = report_call(report)
     else:
-        call, pred_site = lvo_call(pred_comps, rule), pred_comps[0]["site"] if pred_comps else "none"
+        call, pred_site = lvo_call(pred_comps, rule), refined_site(pred_comps[0], rule)[0] if pred_comps else "none"
     meta = meta or {}
     ref_lvo = _truthy(meta["lvo"]) if "lvo" in meta else lvo_call(ref_comps, rule)["call"] == "LVO"
     ref_present, pred_present = bool(ref.any()), call["call"] != "no occlusion"

@@ -9,7 +9,7 @@ from __future__ import annotations
 import numpy as np
 
 from nnunet_thrombus import __version__
-from nnunet_thrombus.measure.lvo import CALLS, LVOThresholds, lvo_call
+from nnunet_thrombus.measure.lvo import CALLS, LVOThresholds, lvo_call, refine_sites
 
 SCHEMA_VERSION = "1.1"
 #: largest component below this volume (mm^3) gets the ``tiny_clot`` warning
@@ -183,6 +183,7 @@ def build_report(case_id: str, *, components: list[dict], probability: np.ndarra
 
     inside = mask > 0
     mean_prob = float(probability[inside].mean()) if inside.any() else None
+    components = refine_sites(components, rule)  # the ICA calibre check: the site the call uses is the one shown
     call = lvo_call(components, rule)
     if uncertainty is None:
         uncertainty = case_uncertainty(probability, mask, n_folds=len(folds))

@@ -8,6 +8,13 @@ Rule (``LVOThresholds``, documented in docs/metrics.md):
    (ICA, M1) or, if ``min_lvo_diameter_mm`` is set, when its mean diameter reaches that calibre
    (large vessels are wide); otherwise "non-LVO occlusion".
 
+Calibre check of the ICA site (``refined_site``): the site rule works on the brain box only, and a clot at the
+origin of the A1 sits in its ICA zone beside the carotid T. With ``min_ica_diameter_mm`` set, a component the
+site rule calls "ICA" whose mean diameter is below it has the calibre of an A1 or M1, not of the ICA (lumen
+diameters about 2, 3 and 4.5 mm): it becomes "ACA" when its centroid lies medial of ``carotid_t_lr`` (the A1
+runs medially from the carotid T) and "M1" otherwise. ``fit_ica_calibre`` sets the threshold from the training
+set's own ICA reference clots, so it follows the cohort's calibre.
+
 Thresholds are fitted on validation folds only (``fit_lvo_thresholds``) and stored as JSON next to
 the model. Components are the dicts of ``measure.components.measure_components`` (keys used:
 ``volume_mm3``, ``site``, ``mean_diameter_mm``).
@@ -20,6 +27,9 @@ from dataclasses import asdict, dataclass, replace
 import numpy as np
 
 CALLS = ("no occlusion", "LVO", "non-LVO occlusion")
+#: normalised distance of the carotid T from the midline (14 of about 70 mm half brain width; the middle of the site
+#: rule's ICA zone, 0.12-0.34, is 0.23): the A1 runs medially from it, the M1 laterally
+CAROTID_T_LR = 0.23
 
 
 @dataclass(frozen=True)
@@ -29,12 +39,19 @@ class LVOThresholds:
     min_volume_mm3: float = 5.0
     lvo_sites: tuple = ("ICA", "M1")
     min_lvo_diameter_mm: float | None = None
+    min_ica_diameter_mm: float | None = None
+    carotid_t_lr: float = CAROTID_T_LR
 
     def __post_init__(self):
         if not np.isfinite(self.min_volume_mm3) or self.min_volume_mm3 < 0:
             raise ValueError(f"min_volume_mm3 must be >= 0, got {self.min_volume_mm3}")
         if self.min_lvo_diameter_mm is not None and self.min_lvo_diameter_mm <= 0:
             raise ValueError(f"min_lvo_diameter_mm must be positive or None, got {self.min_lvo_diameter_mm}")
+        if self.min_ica_diameter_mm is not None and not (np.isfinite(self.min_ica_diameter_mm)
+                                                         and self.min_ica_diameter_mm > 0):
+            raise ValueError(f"min_ica_diameter_mm must be positive or None, got {self.min_ica_diameter_mm}")
+        if not 0.0 < self.carotid_t_lr < 1.0:
+            raise ValueError(f"carotid_t_lr must lie in (0, 1), got {self.carotid_t_lr}")
         object.__setattr__(self, "lvo_sites", tuple(self.lvo_sites))
 
     def to_dict(self) -> dict:
@@ -44,7 +61,7 @@ class LVOThresholds:
 
     @classmethod
     def from_dict(cls, d: dict) -> "LVOThresholds":
-        unknown = set(d) - {"min_volume_mm3", "lvo_sites", "min_lvo_diameter_mm"}
+        unknown = set(d) - {"min_volume_mm3", "lvo_sites", "min_lvo_diameter_mm", "min_ica_diameter_mm", "carotid_t_lr"}
         if unknown:
             raise ValueError(f"unknown LVO threshold keys {sorted(unknown)}")
         return cls(**d)
@@ -64,7 +81,51 @@ class LVOThresholds:
         rule = f"largest component >= {self.min_volume_mm3:g} mm3 is an occlusion; LVO if site in {list(self.lvo_sites)}"
         if self.min_lvo_diameter_mm is not None:
             rule += f" or mean diameter >= {self.min_lvo_diameter_mm:g} mm"
+        if self.min_ica_diameter_mm is not None:
+            rule += f"; an ICA-zone clot under {self.min_ica_diameter_mm:g} mm is A1 (ACA) or M1"
         return rule
+
+
+def refined_site(component: dict, rule: LVOThresholds) -> tuple[str, str | None]:
+    """The component's site after the ICA calibre check (module docstring) and a note saying why it changed
+    (None when it did not). Keys used: ``site``, ``mean_diameter_mm``, ``site_coordinates`` ([lr, ap, si])."""
+    site, diameter = component.get("site"), component.get("mean_diameter_mm")
+    if site != "ICA" or rule.min_ica_diameter_mm is None or diameter is None or diameter >= rule.min_ica_diameter_mm:
+        return site, None
+    coords = component.get("site_coordinates")
+    if not coords:
+        return site, None
+    lr = float(coords[0])
+    new = "ACA" if lr < rule.carotid_t_lr else "M1"
+    where = "medial" if new == "ACA" else "lateral"
+    return new, (f"ICA zone, but mean diameter {float(diameter):.2f} mm < {rule.min_ica_diameter_mm:g} mm (ICA calibre) "
+                 f"and {where} of the carotid T (lr {lr:.2f} vs {rule.carotid_t_lr:g}): {'A1' if new == 'ACA' else 'M1'}")
+
+
+def refine_sites(components, rule: LVOThresholds) -> list[dict]:
+    """Copies of ``components`` with ``site`` after ``refined_site``; a changed one keeps the site rule's answer in
+    ``site_zone`` and the reason in ``site_note``."""
+    out = []
+    for c in components:
+        new, note = refined_site(c, rule)
+        out.append({**c, "site": new, "site_zone": c.get("site"), "site_note": note} if note else c)
+    return out
+
+
+#: median ICA reference clot diameter x this = the ICA calibre floor. The A1 lumen is about 0.44 and the M1 about
+#: 0.67 of the ICA's (2, 3, 4.5 mm), and a thin ICA clot (tapered, partial) is rarely under 0.8 of the median
+ICA_CALIBRE_FRACTION = 0.7
+#: fewest ICA reference clots ``fit_ica_calibre`` accepts
+MIN_ICA_REFERENCES = 3
+
+
+def fit_ica_calibre(ica_reference_diameters_mm, fraction: float = ICA_CALIBRE_FRACTION) -> float | None:
+    """ICA calibre floor (mm) from the mean diameters of the training set's ICA reference clots: ``fraction`` x
+    their median; None with fewer than ``MIN_ICA_REFERENCES``. These are reference masks, not predictions."""
+    d = np.asarray([float(v) for v in ica_reference_diameters_mm if v is not None and np.isfinite(v) and v > 0])
+    if d.size < MIN_ICA_REFERENCES:
+        return None
+    return round(float(fraction * np.median(d)), 2)
 
 
 def lvo_call(components, rule: LVOThresholds = LVOThresholds()) -> dict:
@@ -82,9 +143,10 @@ def lvo_call(components, rule: LVOThresholds = LVOThresholds()) -> dict:
         return {"call": "no occlusion",
                 "rule": f"no component >= {rule.min_volume_mm3:g} mm3 ({rule.describe()})"}
     big = max(kept, key=lambda c: float(c["volume_mm3"]))
-    why = f"largest component {float(big['volume_mm3']):.1f} mm3 at site {big.get('site')}"
+    site, note = refined_site(big, rule)
+    why = f"largest component {float(big['volume_mm3']):.1f} mm3 at site {site}" + (f" ({note})" if note else "")
     diameter = big.get("mean_diameter_mm")
-    if big.get("site") in rule.lvo_sites:
+    if site in rule.lvo_sites:
         return {"call": "LVO", "rule": f"{why} in {list(rule.lvo_sites)} ({rule.describe()})"}
     if rule.min_lvo_diameter_mm is not None and diameter is not None and diameter >= rule.min_lvo_diameter_mm:
         return {"call": "LVO", "rule": f"{why}, diameter {diameter:.2f} mm >= {rule.min_lvo_diameter_mm:g} mm "
@@ -92,13 +154,16 @@ def lvo_call(components, rule: LVOThresholds = LVOThresholds()) -> dict:
     return {"call": "non-LVO occlusion", "rule": f"{why}, not a large-vessel site ({rule.describe()})"}
 
 
-def fit_lvo_thresholds(cases, base: LVOThresholds = LVOThresholds(), fit_diameter: bool = False) -> LVOThresholds:
+def fit_lvo_thresholds(cases, base: LVOThresholds = LVOThresholds(), fit_diameter: bool = False,
+                       ica_diameter_mm: float | None = None) -> LVOThresholds:
     """Choose thresholds on validation cases (never on the test set).
 
     ``min_volume_mm3`` is chosen among 0 and midpoints between observed component volumes to
     maximise Youden's J (sensitivity + specificity - 1) of occlusion vs no occlusion, ties broken by
     three-class accuracy and then the smaller threshold. With ``fit_diameter`` the diameter
     threshold is then chosen the same way for LVO vs not LVO (None when it does not help).
+    ``ica_diameter_mm`` (from ``fit_ica_calibre`` on reference masks) becomes ``min_ica_diameter_mm`` unless it
+    lowers LVO-vs-not Youden's J or three-class accuracy on these validation cases.
 
     Args:
         cases: iterable of (components, true_call) with true_call one of ``CALLS``.
@@ -135,4 +200,9 @@ def fit_lvo_thresholds(cases, base: LVOThresholds = LVOThresholds(), fit_diamete
         options = [None] + diams
         fitted = max((replace(fitted, min_lvo_diameter_mm=d) for d in options),
                      key=lambda r: (*score(r, "LVO"), r.min_lvo_diameter_mm is None))
+    if ica_diameter_mm is not None:
+        gated = replace(fitted, min_ica_diameter_mm=float(ica_diameter_mm))
+        with_gate, without = score(gated, "LVO"), score(replace(fitted, min_ica_diameter_mm=None), "LVO")
+        if all(a >= b for a, b in zip(with_gate, without)):
+            fitted = gated
     return fitted

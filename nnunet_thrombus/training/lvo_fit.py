@@ -36,6 +36,25 @@ def _metadata_sites(path: Path) -> dict:
         return {row[key]: row["site"] for row in reader}
 
 
+def ica_reference_diameters(raw_dataset_dir, sites: dict) -> dict:
+    """Mean diameter (mm, ``measure.length.mean_diameter_mm``: largest component) of every ``labelsTr`` reference
+    clot whose metadata site is ICA, by case. Reference masks of the training set only: no model output."""
+    import SimpleITK as sitk
+
+    from nnunet_thrombus.measure.length import mean_diameter_mm
+
+    out = {}
+    for case, site in sorted(sites.items()):
+        path = Path(raw_dataset_dir) / "labelsTr" / f"{case}.nii.gz"
+        if (site or "").strip() != "ICA" or not path.is_file():
+            continue
+        label = sitk.ReadImage(str(path))
+        arr = sitk.GetArrayFromImage(label) > 0
+        if arr.any():
+            out[case] = round(mean_diameter_mm(arr, label.GetSpacing()[::-1]), 3)
+    return out
+
+
 def fit_lvo_from_validation(fine_model_dir, raw_dataset_dir, metadata_csv=None) -> dict:
     """Fit and save the rule; returns ``{"thresholds": dict, "n_cases": int, "folds": [...], "counts": {...}}``.
 
@@ -44,7 +63,7 @@ def fit_lvo_from_validation(fine_model_dir, raw_dataset_dir, metadata_csv=None) 
     from nnunet_thrombus.atomic_io import write_json
     from nnunet_thrombus.inference.postprocessing import Postprocessing
     from nnunet_thrombus.inference.trust_fit import ValidationPredictor, fit_trust, load_validation_case
-    from nnunet_thrombus.measure.lvo import fit_lvo_thresholds, lvo_call
+    from nnunet_thrombus.measure.lvo import fit_ica_calibre, fit_lvo_thresholds, lvo_call
     from nnunet_thrombus.model_folder import LVO_FILE, validation_cases
 
     fine, raw = Path(fine_model_dir), Path(raw_dataset_dir)
@@ -70,7 +89,9 @@ def fit_lvo_from_validation(fine_model_dir, raw_dataset_dir, metadata_csv=None) 
     for c in loaded:
         images = {k: c[k] for k in ("probability", "ncct", "cta", "brain", "origin", "direction")}
         cases.append((c["case"], post.select(c["pred"], c["spacing"], **images)["kept"], true_call(sites[c["case"]])))
-    rule = fit_lvo_thresholds([(c, t) for _, c, t in cases])
+    ica_refs = ica_reference_diameters(raw, sites)
+    ica_floor = fit_ica_calibre(ica_refs.values())
+    rule = fit_lvo_thresholds([(c, t) for _, c, t in cases], ica_diameter_mm=ica_floor)
     rule.save(fine / LVO_FILE)
     counts = {}
     for _, comps, truth in cases:
@@ -80,6 +101,10 @@ def fit_lvo_from_validation(fine_model_dir, raw_dataset_dir, metadata_csv=None) 
     info = {"thresholds": json.loads((fine / LVO_FILE).read_text()), "postprocessing": postprocessing,
             "review": None if trust["review"] is None else {k: v for k, v in trust["review"].items() if k != "cases"},
             "n_cases": len(cases),
+            "ica_calibre": {"reference_diameters_mm": ica_refs, "candidate_mm": ica_floor,
+                            "kept": rule.min_ica_diameter_mm is not None,
+                            "note": "0.7 x the median mean diameter of the labelsTr ICA clots; kept unless it lowers "
+                                    "the validation LVO scores"},
             "folds": used_folds, "cases": [c for c, _, _ in cases], "counts_truth_to_call": counts,
             "note": "fitted on nnU-Net validation predictions only (never on the test set)"}
     write_json(fine / "lvo_fit.json", info, indent=1)
