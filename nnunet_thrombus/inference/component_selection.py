@@ -46,13 +46,12 @@ import numpy as np
 from scipy import ndimage
 
 from nnunet_thrombus.measure.location import left_right_axis
+from nnunet_thrombus.measure.lvo import MAX_FITTED_MIN_VOLUME_MM3
 
 #: CTA HU from which a voxel counts as contrast-filled lumen (blood 40-45 HU unenhanced, 250-500 HU enhanced)
 VESSEL_HU = 150.0
 #: the evidence fields each kept/dropped component carries in the report
 EVIDENCE_KEYS = ("mean_probability", "max_probability", "on_artery", "vessel_distance_mm", "downstream_ratio")
-#: fitted minimum volumes are capped here so a fit on few validation cases cannot learn to delete small distal clots
-MAX_FITTED_MIN_VOLUME_MM3 = 10.0
 
 
 def _ball(radius_mm: float, spacing) -> np.ndarray:

@@ -30,6 +30,9 @@ CALLS = ("no occlusion", "LVO", "non-LVO occlusion")
 #: normalised distance of the carotid T from the midline (14 of about 70 mm half brain width; the middle of the site
 #: rule's ICA zone, 0.12-0.34, is 0.23): the A1 runs medially from it, the M1 laterally
 CAROTID_T_LR = 0.23
+#: fitted minimum volumes (this rule's and the component rule's) are capped here, so that a fit on few validation
+#: cases cannot learn to delete small distal clots (M2/ACA clots are often under 30 mm^3)
+MAX_FITTED_MIN_VOLUME_MM3 = 10.0
 
 
 @dataclass(frozen=True)
@@ -156,10 +159,12 @@ def lvo_call(components, rule: LVOThresholds = LVOThresholds()) -> dict:
 
 
 def fit_lvo_thresholds(cases, base: LVOThresholds = LVOThresholds(), fit_diameter: bool = False,
-                       ica_diameter_mm: float | None = None) -> LVOThresholds:
+                       ica_diameter_mm: float | None = None,
+                       max_min_volume_mm3: float | None = MAX_FITTED_MIN_VOLUME_MM3) -> LVOThresholds:
     """Choose thresholds on validation cases (never on the test set).
 
-    ``min_volume_mm3`` is chosen among 0 and midpoints between observed component volumes to
+    ``min_volume_mm3`` is chosen among 0, the midpoints between observed component volumes up to
+    ``max_min_volume_mm3`` and that cap itself (None: no cap) to
     maximise Youden's J (sensitivity + specificity - 1) of occlusion vs no occlusion, ties broken by
     three-class accuracy and then the smaller threshold. With ``fit_diameter`` the diameter
     threshold is then chosen the same way for LVO vs not LVO (None when it does not help).
@@ -178,6 +183,8 @@ def fit_lvo_thresholds(cases, base: LVOThresholds = LVOThresholds(), fit_diamete
         raise ValueError("fit_lvo_thresholds needs at least one case")
     vols = sorted({float(c["volume_mm3"]) for comps, _ in cases for c in comps})
     cands = [0.0] + [0.5 * (a + b) for a, b in zip(vols[:-1], vols[1:])] + ([vols[-1] + 1.0] if vols else [])
+    if max_min_volume_mm3 is not None:
+        cands = [v for v in cands if v <= max_min_volume_mm3] + [float(max_min_volume_mm3)]
 
     def score(rule: LVOThresholds, positive: str):
         calls = [lvo_call(comps, rule)["call"] for comps, _ in cases]

@@ -130,9 +130,22 @@ def test_fit_lvo_thresholds_separates_specks_from_clots():
     cases = [([{"volume_mm3": v, "site": "M1"}], "no occlusion") for v in (2.0, 4.0, 6.0)]
     cases += [([{"volume_mm3": v, "site": s}], "LVO" if s == "M1" else "non-LVO occlusion")
               for v, s in ((20.0, "M1"), (35.0, "M2"), (60.0, "M1"))]
-    fitted = fit_lvo_thresholds(cases)
-    assert fitted.min_volume_mm3 == pytest.approx(13.0)  # midpoint of 6 and 20
+    assert fit_lvo_thresholds(cases, max_min_volume_mm3=None).min_volume_mm3 == pytest.approx(13.0)  # 6 | 20
+    fitted = fit_lvo_thresholds(cases)  # capped at 10 mm^3: still separates these
+    assert fitted.min_volume_mm3 == pytest.approx(10.0)
     assert all(lvo_call(c, fitted)["call"] == t for c, t in cases)
+
+
+def test_fit_lvo_thresholds_never_learns_to_delete_small_clots():
+    """Specks of 30-34 mm^3 in clot-free heads and small distal clots of 20-25 mm^3: uncapped, the fit would call
+    the small clots "no occlusion" (floor about 27.5 mm^3); the cap keeps them."""
+    cases = [([{"volume_mm3": v, "site": "M2"}], "no occlusion") for v in (30.0, 32.0, 34.0)]
+    cases += [([{"volume_mm3": v, "site": "M2"}], "non-LVO occlusion") for v in (20.0, 25.0)]
+    cases += [([{"volume_mm3": v, "site": "M1"}], "LVO") for v in (150.0, 200.0)]
+    assert fit_lvo_thresholds(cases, max_min_volume_mm3=None).min_volume_mm3 > 25.0
+    fitted = fit_lvo_thresholds(cases)
+    assert fitted.min_volume_mm3 <= 10.0
+    assert [lvo_call(c, fitted)["call"] for c, _ in cases[3:5]] == ["non-LVO occlusion"] * 2
 
 
 def test_measure_components_rows():
