@@ -146,7 +146,7 @@ def evaluate_case(case, pred_img, ref_img, meta=None, brain_img=None, lvo_rule=N
 
     from nnunet_thrombus.measure.components import measure_components
     from nnunet_thrombus.measure.length import length_mm
-    from nnunet_thrombus.measure.lvo import LVOThresholds, lvo_call, refined_site
+    from nnunet_thrombus.measure.lvo import LVOThresholds, lvo_call, refine_sites
 
     check_geometry(case, pred_img, ref_img)
     rule = lvo_rule or LVOThresholds()
@@ -156,7 +156,7 @@ def evaluate_case(case, pred_img, ref_img, meta=None, brain_img=None, lvo_rule=N
     spacing = ref_img.GetSpacing()[::-1]
     m = all_metrics(pred, ref, spacing, tolerance_mm)
     geo = dict(spacing=spacing, origin=ref_img.GetOrigin(), direction=ref_img.GetDirection())
-    pred_comps = measure_components(pred, brain_mask=brain, **geo)
+    pred_comps = refine_sites(measure_components(pred, brain_mask=brain, **geo), rule)  # as build_report shows them
     ref_comps = measure_components(ref, brain_mask=brain, **geo)
     voxel = float(np.prod(spacing))
     rv, pv = float(ref.sum()) * voxel, float(pred.sum()) * voxel
@@ -167,7 +167,7 @@ def evaluate_case(case, pred_img, ref_img, meta=None, brain_img=None, lvo_rule=N
             raise ValueError(f"{case}: call_from_report needs the case's report.json")
         call, pred_site = report_call(report)
     else:
-        call, pred_site = lvo_call(pred_comps, rule), refined_site(pred_comps[0], rule)[0] if pred_comps else "none"
+        call, pred_site = lvo_call(pred_comps, rule), pred_comps[0]["site"] if pred_comps else "none"
     meta = meta or {}
     ref_lvo = _truthy(meta["lvo"]) if "lvo" in meta else lvo_call(ref_comps, rule)["call"] == "LVO"
     ref_present, pred_present = bool(ref.any()), call["call"] != "no occlusion"

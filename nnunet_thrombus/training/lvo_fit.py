@@ -63,7 +63,7 @@ def fit_lvo_from_validation(fine_model_dir, raw_dataset_dir, metadata_csv=None) 
     from nnunet_thrombus.atomic_io import write_json
     from nnunet_thrombus.inference.postprocessing import Postprocessing
     from nnunet_thrombus.inference.trust_fit import ValidationPredictor, fit_trust, load_validation_case
-    from nnunet_thrombus.measure.lvo import fit_ica_calibre, fit_lvo_thresholds, lvo_call
+    from nnunet_thrombus.measure.lvo import ICA_CALIBRE_FRACTION, fit_ica_calibre, fit_lvo_thresholds, lvo_call
     from nnunet_thrombus.model_folder import LVO_FILE, validation_cases
 
     fine, raw = Path(fine_model_dir), Path(raw_dataset_dir)
@@ -103,8 +103,8 @@ def fit_lvo_from_validation(fine_model_dir, raw_dataset_dir, metadata_csv=None) 
             "n_cases": len(cases),
             "ica_calibre": {"reference_diameters_mm": ica_refs, "candidate_mm": ica_floor,
                             "kept": rule.min_ica_diameter_mm is not None,
-                            "note": "0.7 x the median mean diameter of the labelsTr ICA clots; kept unless it lowers "
-                                    "the validation LVO scores"},
+                            "note": f"{ICA_CALIBRE_FRACTION:g} x the median mean diameter of the labelsTr ICA clots; "
+                                    "kept unless it lowers the validation LVO scores"},
             "folds": used_folds, "cases": [c for c, _, _ in cases], "counts_truth_to_call": counts,
             "note": "fitted on nnU-Net validation predictions only (never on the test set)"}
     write_json(fine / "lvo_fit.json", info, indent=1)

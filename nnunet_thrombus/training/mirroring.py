@@ -28,6 +28,7 @@ from nnunet_thrombus.measure.location import left_right_axis
 #: the choices of ``THROMBUS_MIRROR_AUGMENT`` and of a recipe's ``mirror_augment``
 MIRROR_AUGMENT_CHOICES = ("all", "left-right", "off")
 
+
 def mirror_augment_choice(environ: dict | None = None, default: str = "all") -> str:
     """``THROMBUS_MIRROR_AUGMENT`` (else ``default``) as one of :data:`MIRROR_AUGMENT_CHOICES`; ``ValueError``
     naming the variable for anything else."""
