@@ -40,6 +40,9 @@ def main(argv=None) -> int:
                          "instead of report.json's own calls (default: the reports' calls).")
     ap.add_argument("--no-roi", action="store_true",
                     help="fine stage over the whole head, as the benchmark predicts (default: the model's ROI).")
+    ap.add_argument("--save-probabilities", action="store_true",
+                    help="also write each case's probabilities.npz (as predict --save-probabilities), for offline "
+                         "analysis of the post-processing (default: off).")
     ap.add_argument("-tr", "--trainer", default=None, help="fine-stage trainer. Default: ThrombusCascadeTrainer.")
     ap.add_argument("-p", "--plans", default=None, help="plans identifier. Default: ThrombusPlans.")
     args = ap.parse_args(argv)
@@ -55,7 +58,8 @@ def main(argv=None) -> int:
     pred_dir = out / "predict"
     if not args.reuse_predictions:
         predict_cases(args.data / "imagesTs", pred_dir, model=args.model, device=args.device, use_tta=args.tta,
-                      quiet=True, trainer=args.trainer, plans=args.plans, roi_restrict=not args.no_roi)
+                      quiet=True, trainer=args.trainer, plans=args.plans, roi_restrict=not args.no_roi,
+                      save_probabilities=args.save_probabilities)
     masks = out / "masks"
     masks.mkdir(exist_ok=True)
     for f in sorted(pred_dir.glob("*/thrombus.nii.gz")):

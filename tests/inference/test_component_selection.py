@@ -1,6 +1,8 @@
 """Component keep/drop by evidence: exact features on hand-made volumes, the rule's reasons, and its fit."""
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 import pytest
 
@@ -137,3 +139,36 @@ def test_fitted_min_volume_is_capped_so_small_clots_survive():
     # candidates 0 and 3.5 (midpoints 27 and 55 lie above the 10 mm3 cap): 3.5 drops the 3 mm3 speck only
     assert rule.min_volume_mm3 == pytest.approx(3.5)
     assert info["score"]["false_kept"] == 1
+
+
+def test_a_component_darker_on_cta_than_on_ncct_is_dropped_only_when_the_rule_asks():
+    row = {"volume_mm3": 3.0, "mean_probability": 0.6, "ncct_mean_hu": 58.0, "cta_mean_hu": 46.0, "on_artery": True,
+           "downstream_ratio": 1.0}
+    assert ComponentRule().decide(row)[0] is True                         # off by default
+    keep, reason, _ = ComponentRule(min_enhancement_hu=0.0).decide(row)
+    assert keep is False
+    assert reason.startswith("darker on CTA than on NCCT, not thrombus: CTA mean 46 HU - NCCT mean 58 HU = -12 HU < 0 HU")
+    assert ComponentRule(min_enhancement_hu=-15.0).decide(row)[0] is True
+    impervious = dict(row, cta_mean_hu=58.0)                              # enhancement exactly 0 HU: kept
+    assert ComponentRule(min_enhancement_hu=0.0).decide(impervious)[0] is True
+    assert ComponentRule(min_enhancement_hu=0.0).decide(dict(row, ncct_mean_hu=None))[0] is True  # unmeasured
+    with pytest.raises(ValueError, match="min_enhancement_hu"):
+        ComponentRule(min_enhancement_hu=float("nan"))
+    assert ComponentRule.from_dict(ComponentRule(min_enhancement_hu=-10.0).to_dict()).min_enhancement_hu == -10.0
+    assert ComponentRule.from_dict({"min_volume_mm3": 1.0}).min_enhancement_hu is None  # older files: off
+
+
+def test_fit_stops_tightening_once_every_call_is_right():
+    # a clot case with a weak extra component beside a strong clot, and a weak small clot elsewhere: a mean-probability
+    # floor of 0.6 would remove the extra component without dropping a true one, but changes no call, so the fit
+    # leaves the probability alone (the earlier objective, fewest false components, chose 0.6)
+    cases = [[_c(40, 60, True, p=0.9), _c(5, 60, False, p=0.55)], [_c(12, 50, True, p=0.62)], [_c(30, 55, True, p=0.8)]]
+    rule, info = fit_component_rule(cases)
+    assert rule.min_mean_probability == 0.0
+    assert info["score"] == {"true_dropped": 0, "false_kept": 1, "wrong_presence": 0}
+    assert score_rule(replace(rule, min_mean_probability=0.6), cases) == (0, 0, 0)
+    # a clot-free case whose only component is darker on CTA than on NCCT: the fit takes the enhancement floor
+    cases.append([_c(3, 58, False, cta=46.0, p=0.6)])
+    rule, info = fit_component_rule(cases)
+    assert rule.min_enhancement_hu == -10.0 and info["score"]["wrong_presence"] == 0
+    assert rule.min_mean_probability == 0.0
