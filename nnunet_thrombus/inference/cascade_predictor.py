@@ -30,6 +30,8 @@ import torch.nn.functional as F
 from nnunet_thrombus.inference import DEFAULT_ROI_THRESHOLD
 from nnunet_thrombus.inference.result import CascadeResult
 from nnunet_thrombus.inference.roi_predictor import ROIRestrictedPredictor
+from nnunet_thrombus.networks.cascade_net import unwrap_network
+from nnunet_thrombus.networks.coarse_context import coarse_probability_on_fine_grid, run_coarse_pass
 
 
 def _model_dir_check(path: str, what: str) -> None:
@@ -73,17 +75,6 @@ def probability_to_input_grid(prob: torch.Tensor, properties: dict, plans_manage
     return full.transpose(plans_manager.transpose_backward)
 
 
-def coarse_probability_on_fine_grid(contexts: list, shape) -> torch.Tensor:
-    """Mean over folds of the coarse thrombus probability (1 - background softmax), each fold's whole-case coarse
-    logits resized (trilinear) to the fine preprocessed grid ``shape`` -> (z, y, x) CPU float32."""
-    total = None
-    for ctx in contexts:
-        up = F.interpolate(ctx.logits.float(), size=[int(s) for s in shape], mode="trilinear", align_corners=False)
-        prob = (1.0 - torch.softmax(up, dim=1)[0, 0]).cpu()
-        total = prob if total is None else total + prob
-    return total / len(contexts)
-
-
 class ThrombusCascadePredictor:
     """Load the coarse (``3d_lowres``) and fine (``3d_cascade_fullres``) models once, predict many cases.
 
@@ -116,6 +107,10 @@ class ThrombusCascadePredictor:
         # the candidate region is grown by half a fine patch per axis
         self.fine.margin = tuple(int(np.ceil(p / 2)) for p in self.fine.configuration_manager.patch_size)
         self.folds = tuple(str(f) for f in self.fine.folds_used)
+        fine_cm = self.fine.configuration_manager
+        coarse_spacing = self.fine.plans_manager.get_configuration(fine_cm.previous_stage_name or "3d_lowres").spacing
+        #: coarse / fine spacing per axis (z, y, x): the whole-head pass's resize of the fine case
+        self.coarse_ratio = tuple(float(c) / float(f) for c, f in zip(coarse_spacing, fine_cm.spacing))
 
     def _preprocess(self, predictor, images: np.ndarray, spacing, seg_prev=None) -> dict:
         from nnunetv2.inference.data_iterators import PreprocessAdapterFromNpy
@@ -146,8 +141,9 @@ class ThrombusCascadePredictor:
         ``timings`` when given.
         """
         timings = {} if timings is None else timings
-        if self.fine.global_context_network() is not None:
+        if self.fine.global_context_network() is not None or self._coarse_whole_head_network() is not None:
             return self._global_coarse_stage(images, spacing, timings)
+        # a coarse network without a whole-head pass (nnU-Net's PlainConvUNet): its own sliding window
         t0 = time.perf_counter()
         dct = self._preprocess(self.coarse, images, spacing)
         timings["coarse_preprocess"] = time.perf_counter() - t0
@@ -164,19 +160,43 @@ class ThrombusCascadePredictor:
         timings["fine_preprocess"] = time.perf_counter() - t0
         return coarse_prob, dct
 
+    def _coarse_whole_head_network(self):
+        """The stage-1 network when it has a whole-head pass (our ThrombusCoarseUNet), else None."""
+        net = unwrap_network(self.coarse.network)
+        return net if hasattr(net, "forward_with_features") and hasattr(net, "total_stride") else None
+
+    @torch.inference_mode()
+    def _stage1_contexts(self, data: torch.Tensor) -> list:
+        """data: (C_img, *S) fine preprocessed case -> one CoarseContext per fold of the ``3d_lowres`` model (one
+        whole-head pass each), for fine stages that do not sample a global context themselves. The same pass, with
+        the same weights, writes the stage-1 maps the fine stage trains on (``training.stage_one``)."""
+        net = self._coarse_whole_head_network()
+        contexts = []
+        for params in self.coarse.list_of_parameters:
+            net.load_state_dict(params)
+            net.eval()
+            contexts.append(run_coarse_pass(net, data[None].to(self.device), self.coarse_ratio))
+        return contexts
+
     def _global_coarse_stage(self, images: np.ndarray, spacing, timings: dict) -> tuple[np.ndarray, dict]:
+        """The coarse map from one whole-head pass per fold: the fine network's own coarse branch when it samples a
+        global context, else the ``3d_lowres`` network's (same weights as the branch, which is loaded from it)."""
         t0 = time.perf_counter()
         dct = self._preprocess(self.fine, images, spacing)  # image channels only
         timings["coarse_preprocess"] = 0.0
         timings["fine_preprocess"] = time.perf_counter() - t0
         t0 = time.perf_counter()
         data = torch.as_tensor(dct["data"], dtype=torch.float32)
-        contexts = self.fine.whole_case_contexts(data)
+        if self.fine.global_context_network() is not None:
+            contexts = self.fine.whole_case_contexts(data)
+        else:
+            contexts = self._stage1_contexts(data)
         prob = coarse_probability_on_fine_grid(contexts, data.shape[1:])
         coarse_prob = probability_to_input_grid(prob, dct["data_properties"], self.fine.plans_manager)
         # the fine stage's segmentation channel, as nnU-Net one-hot encodes the previous stage's labels
         dct["data"] = torch.cat([data, (prob > 0.5).to(data.dtype)[None]], 0)
-        dct["coarse_contexts"] = contexts
+        if self.fine.global_context_network() is not None:
+            dct["coarse_contexts"] = contexts
         timings["coarse"] = time.perf_counter() - t0
         return coarse_prob, dct
 

@@ -92,6 +92,29 @@ def run_coarse_pass(coarse_net: torch.nn.Module, images: torch.Tensor, ratio: Se
                          padded_shape=tuple(int(s) for s in x.shape[2:]))
 
 
+def coarse_probability_on_fine_grid(contexts: Sequence[CoarseContext], shape: Sequence[int]) -> torch.Tensor:
+    """Mean over ``contexts`` (one per fold) of the coarse thrombus probability (1 - background softmax), each
+    context's whole-case coarse logits resized (trilinear, ``align_corners=False``) to the fine case grid ``shape``
+    ``S`` -> (z, y, x) float32 on the CPU.
+
+    This is the one coarse map of the cascade: ``predict`` thresholds it for the fine stage's segmentation channel
+    and candidate region, and the stage-1 export for fine-stage training writes the same threshold of it."""
+    if not contexts:
+        raise ValueError("coarse_probability_on_fine_grid needs at least one CoarseContext")
+    total = None
+    for ctx in contexts:
+        up = F.interpolate(ctx.logits.float(), size=[int(s) for s in shape], mode="trilinear", align_corners=False)
+        prob = (1.0 - torch.softmax(up, dim=1)[0, 0]).cpu()
+        total = prob if total is None else total + prob
+    return total / len(contexts)
+
+
+def coarse_segmentation_on_fine_grid(contexts: Sequence[CoarseContext], shape: Sequence[int]) -> torch.Tensor:
+    """The fine stage's segmentation channel: :func:`coarse_probability_on_fine_grid` above 0.5 -> (z, y, x) uint8
+    (for two classes the same as the argmax of the fold-mean softmax)."""
+    return (coarse_probability_on_fine_grid(contexts, shape) > 0.5).to(torch.uint8)
+
+
 def position_field(start: Sequence[int], size: Sequence[int], device=None) -> torch.Tensor:
     """Homogeneous positions (4, *size) of a box whose first voxel is case voxel ``start`` (may be negative)."""
     axes = [torch.arange(int(a), int(a) + int(n), dtype=torch.float32, device=device) for a, n in zip(start, size)]

@@ -8,11 +8,17 @@ loader. Here the fine stage checks first and names the missing folds and the com
 from __future__ import annotations
 
 import json
+import logging
 import os
+import time
 from os.path import isdir, isfile, join
+
+import numpy as np
 
 from nnunet_thrombus.model_folder import CHECKPOINT, DEFAULT_PLANS, DEFAULT_TRAINER, N_FOLDS, stage_folder
 from nnunet_thrombus.model_folder import trained_folds as _trained_folds
+
+logger = logging.getLogger(__name__)
 
 _SEG_ENDINGS = (".b2nd", ".npz", ".npy")
 
@@ -85,6 +91,73 @@ def require_previous_stage_predictions(plans_manager, previous_stage: str, this_
         + fix_commands(plans_manager, previous_stage, trainer_name, need))
 
 
+def coarse_to_fine_ratio(plans_manager, previous_stage: str, next_stage: str) -> tuple[float, ...]:
+    """Coarse / fine spacing per axis (z, y, x), as the fine network's ``coarse_spacing_ratio``."""
+    coarse = plans_manager.get_configuration(previous_stage).spacing
+    fine = plans_manager.get_configuration(next_stage).spacing
+    return tuple(float(c) / float(f) for c, f in zip(coarse, fine))
+
+
+def has_whole_head_pass(network) -> bool:
+    """Whether ``network`` (unwrapped) is a stage-1 network with a whole-head pass (our ThrombusCoarseUNet)."""
+    return hasattr(network, "forward_with_features") and hasattr(network, "total_stride")
+
+
+def whole_head_next_stage_map(network, parameters: list, images, ratio, device) -> np.ndarray:
+    """The fine stage's segmentation channel for one case, exactly as ``predict`` computes it.
+
+    network: the stage-1 network (a ThrombusCoarseUNet); parameters: one state dict per fold to average (the
+    held-out fold alone for an out-of-fold map); images: (C_img, *S) the case's fine (``3d_cascade_fullres``)
+    preprocessed image channels; ratio: :func:`coarse_to_fine_ratio`. One whole-head pass per fold
+    (:func:`~nnunet_thrombus.networks.coarse_context.run_coarse_pass`), fold-mean probability resized to ``S`` and
+    thresholded at 0.5 -> (*S) uint8.
+    """
+    import torch
+
+    from nnunet_thrombus.networks.coarse_context import coarse_segmentation_on_fine_grid, run_coarse_pass
+
+    x = torch.as_tensor(np.asarray(images), dtype=torch.float32)[None].to(device)
+    was_training = network.training
+    network.eval()
+    contexts = []
+    with torch.no_grad():
+        for params in parameters:
+            if params is not None:
+                network.load_state_dict(params)
+            contexts.append(run_coarse_pass(network, x, ratio))
+    network.train(was_training)
+    return coarse_segmentation_on_fine_grid(contexts, x.shape[2:]).numpy()
+
+
+def write_whole_head_next_stage(network, parameters: list, plans_manager, previous_stage: str, keys,
+                                output_folder_base: str, device) -> dict:
+    """Write :func:`whole_head_next_stage_map` of each case in ``keys`` into
+    ``output_folder_base/predicted_next_stage/<next stage>/<key>.b2nd`` (nnU-Net's place and format for the
+    previous stage's segmentation), for every next stage of ``previous_stage``. Returns {"seconds_per_case": ...}.
+    """
+    from nnunetv2.paths import nnUNet_preprocessed
+    from nnunetv2.training.dataloading.nnunet_dataset import infer_dataset_class
+
+    keys = list(keys)
+    next_stages = plans_manager.get_configuration(previous_stage).next_stage_names or []
+    t0 = time.perf_counter()
+    for nxt in next_stages:
+        folder = join(str(nnUNet_preprocessed), plans_manager.dataset_name,
+                      plans_manager.get_configuration(nxt).data_identifier)
+        ds_class = infer_dataset_class(folder)
+        out = join(output_folder_base, "predicted_next_stage", nxt)
+        os.makedirs(out, exist_ok=True)
+        ratio = coarse_to_fine_ratio(plans_manager, previous_stage, nxt)
+        for key in keys:
+            data = ds_class(folder, [key]).load_case(key)[0]
+            # the fine preprocessed case holds the image channels only (nnU-Net keeps the previous stage's
+            # segmentation in a separate folder)
+            seg = whole_head_next_stage_map(network, parameters, np.asarray(data[:]), ratio, device)
+            ds_class.save_seg(seg, join(out, key))
+    n = max(1, len(keys) * max(1, len(next_stages)))
+    return {"seconds_per_case": (time.perf_counter() - t0) / n}
+
+
 def export_next_stage(dataset: str | int, trainer_name: str = DEFAULT_TRAINER, plans_name: str = DEFAULT_PLANS,
                       previous_stage: str = "3d_lowres", device: str = "cpu", use_mirroring: bool = False,
                       checkpoint_name: str = CHECKPOINT, verbose: bool = True) -> dict:
@@ -94,6 +167,10 @@ def export_next_stage(dataset: str | int, trainer_name: str = DEFAULT_TRAINER, p
     nnU-Net itself writes); otherwise by the ensemble of the trained folds. Cases predicted by a model that saw them
     in training are listed in ``export_info.json`` (``in_sample``): such predictions are optimistic, so fine-stage
     training on them sees cleaner coarse maps than at test time. Returns that info dict.
+
+    Our stage-1 network (ThrombusCoarseUNet) is exported as ``predict`` feeds the fine stage: one whole-head pass
+    per fold over the fine preprocessed case (:func:`whole_head_next_stage_map`; ``use_mirroring`` unused).
+    Other stage-1 networks (nnU-Net's own) keep nnU-Net's sliding window and resampling.
     """
     import torch
     from nnunetv2.inference.export_prediction import resample_and_save
@@ -105,6 +182,7 @@ def export_next_stage(dataset: str | int, trainer_name: str = DEFAULT_TRAINER, p
     from nnunet_thrombus.atomic_io import write_json
     from nnunet_thrombus.model_folder import dataset_name as _dataset_name
     from nnunet_thrombus.model_folder import quiet_nnunet
+    from nnunet_thrombus.networks.cascade_net import unwrap_network
 
     dataset_name = _dataset_name(dataset)
     model_dir = str(stage_folder(dataset, previous_stage, trainer_name, plans_name))
@@ -118,6 +196,8 @@ def export_next_stage(dataset: str | int, trainer_name: str = DEFAULT_TRAINER, p
         predictor.initialize_from_trained_model_folder(model_dir, use_folds=tuple(folds),
                                                        checkpoint_name=checkpoint_name)
     all_params = list(predictor.list_of_parameters)
+    network = unwrap_network(predictor.network)
+    whole_head = has_whole_head_pass(network)
     pm = PlansManager(join(model_dir, "plans.json"))
     cm = pm.get_configuration(previous_stage)
     pre_base = join(str(nnUNet_preprocessed), dataset_name)
@@ -126,25 +206,31 @@ def export_next_stage(dataset: str | int, trainer_name: str = DEFAULT_TRAINER, p
     src_folder = join(pre_base, cm.data_identifier)
     ds_class = infer_dataset_class(src_folder)
     identifiers = ds_class.get_identifiers(src_folder)
-    info = {"folds": folds, "in_sample": [], "out_of_fold": [], "next_stages": cm.next_stage_names or []}
+    info = {"folds": folds, "in_sample": [], "out_of_fold": [], "next_stages": cm.next_stage_names or [],
+            "coarse_map": "whole-head pass (as predict)" if whole_head else "nnU-Net sliding window"}
     for nxt in info["next_stages"]:
         os.makedirs(join(model_dir, "predicted_next_stage", nxt), exist_ok=True)
+    t_start = time.perf_counter()
     for i, key in enumerate(identifiers):
-        data, _, _, props = ds_class(src_folder, [key]).load_case(key)
-        x = torch.from_numpy(data[:]).float()
         fold = holdout.get(key)
-        predictor.list_of_parameters = [all_params[folds.index(fold)]] if fold is not None else all_params
+        params = [all_params[folds.index(fold)]] if fold is not None else all_params
         (info["out_of_fold"] if fold is not None else info["in_sample"]).append(key)
-        logits = predictor.predict_logits_from_preprocessed_data(x).cpu()
-        for nxt in info["next_stages"]:
-            next_cm = pm.get_configuration(nxt)
-            next_folder = join(pre_base, next_cm.data_identifier)
-            next_class = infer_dataset_class(next_folder)
-            d, _, _, _ = next_class(next_folder, [key]).load_case(key)
-            resample_and_save(logits, d.shape[1:], join(model_dir, "predicted_next_stage", nxt, key), pm, cm,
-                              props, join(model_dir, "dataset.json"), 1, next_class)
+        if whole_head:
+            write_whole_head_next_stage(network, params, pm, previous_stage, [key], model_dir, predictor.device)
+        else:
+            data, _, _, props = ds_class(src_folder, [key]).load_case(key)
+            predictor.list_of_parameters = params
+            logits = predictor.predict_logits_from_preprocessed_data(torch.from_numpy(data[:]).float()).cpu()
+            for nxt in info["next_stages"]:
+                next_cm = pm.get_configuration(nxt)
+                next_folder = join(pre_base, next_cm.data_identifier)
+                next_class = infer_dataset_class(next_folder)
+                d, _, _, _ = next_class(next_folder, [key]).load_case(key)
+                resample_and_save(logits, d.shape[1:], join(model_dir, "predicted_next_stage", nxt, key), pm, cm,
+                                  props, join(model_dir, "dataset.json"), 1, next_class)
         if verbose:
-            print(f"[export-next-stage] {i + 1}/{len(identifiers)} {key} "
-                  f"({'fold ' + str(fold) if fold is not None else 'ensemble of folds ' + str(folds)})", flush=True)
+            logger.info("[export-next-stage] %d/%d %s (%s)", i + 1, len(identifiers), key,
+                        f"fold {fold}" if fold is not None else f"ensemble of folds {folds}")
+    info["seconds_per_case"] = round((time.perf_counter() - t_start) / max(1, len(identifiers)), 3)
     write_json(join(model_dir, "predicted_next_stage", "export_info.json"), info, indent=1)
     return info

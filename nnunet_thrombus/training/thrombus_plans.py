@@ -22,7 +22,8 @@ configuration of its own. It shares ``3d_fullres``'s preprocessed data when its 
 
 Presets: ``paper`` (the paper's spacing, patch, features, BatchNorm; ``plans/paper_plans.json``), ``auto`` (nnU-Net's
 own 3d_fullres choices, only the cascade added), ``cpu`` (``auto`` with ``plans/cpu_plans.json``'s smaller features and
-patch). ``ct_window='vessel'`` replaces nnU-Net's CT clip range (0.5-99.5 percentile of thrombus voxels, which clips
+patch). In every preset stage 1 (``3d_lowres``) uses BatchNorm: it trains on patches but runs over the whole head,
+and instance norm would make its output depend on the field of view. ``ct_window='vessel'`` replaces nnU-Net's CT clip range (0.5-99.5 percentile of thrombus voxels, which clips
 contrast-filled arteries on CTA to about 100 HU) by a fixed window per channel (:data:`VESSEL_WINDOW`).
 """
 from __future__ import annotations
@@ -42,6 +43,10 @@ CASCADE_CLASS = "nnunet_thrombus.networks.cascade_net.ThrombusCascadeNet"
 #: NCCT keeps hyperdense clot, calcification onset (130 HU) and brain.
 VESSEL_WINDOW = {"0": (-20.0, 600.0), "1": (-20.0, 150.0)}
 PRESETS = ("auto", "cpu", "paper")
+#: stage 1's normalisation in every preset: statistics that do not depend on the field of view (see
+#: :func:`build_thrombus_plans`)
+COARSE_NORM_OP = "torch.nn.modules.batchnorm.BatchNorm3d"
+
 #: configuration keys that decide the preprocessed data (two configurations equal in these can share it)
 PREPROCESSING_KEYS = ("spacing", "normalization_schemes", "use_mask_for_norm", "preprocessor_name", "resampling_fn_data",
                       "resampling_fn_data_kwargs", "resampling_fn_seg", "resampling_fn_seg_kwargs")
@@ -169,6 +174,11 @@ def build_thrombus_plans(base_plans: dict, preset: str = "auto", plans_name: str
         ratio = tuple(c / f for c, f in zip(coarse_spacing, fine["spacing"]))
     coarse = copy.deepcopy(fine)
     coarse["data_identifier"] = f"{plans_name}_3d_lowres"
+    # stage 1 trains on patches but runs over the whole head (predict and the stage-1 export): instance norm would
+    # normalise each feature map over whatever field of view it is given, so the whole-head pass would not be the
+    # network that was trained. BatchNorm in eval mode applies fixed statistics (the paper's choice too).
+    coarse["architecture"]["arch_kwargs"]["norm_op"] = COARSE_NORM_OP
+    coarse["architecture"]["arch_kwargs"]["norm_op_kwargs"] = {"eps": 1e-5, "affine": True}
     coarse["spacing"] = [s * r for s, r in zip(fine["spacing"], ratio)]
     coarse["median_image_size_in_voxels"] = [s / r for s, r in zip(fine["median_image_size_in_voxels"], ratio)]
     coarse["patch_size"] = _fit_patch(fine["patch_size"], coarse["median_image_size_in_voxels"], strides)
@@ -201,6 +211,7 @@ def build_thrombus_plans(base_plans: dict, preset: str = "auto", plans_name: str
                 props[ch].update({"percentile_00_5": lo, "percentile_99_5": hi, "mean": (lo + hi) / 2,
                                   "std": (hi - lo) / 2})
     plans["thrombus_plans"] = {"preset": preset, "ct_window": ct_window, "coarse_to_fine_spacing_ratio": list(ratio),
+                               "coarse_norm_op": COARSE_NORM_OP,
                                "source_plans": base_plans.get("plans_name"), "in_place": in_place}
     return plans
 

@@ -210,6 +210,18 @@ class ThrombusCascadeTrainer(ShortScheduleMixin, nnUNetTrainer):
     def validation_step(self, batch: dict) -> dict:
         return self._step_with_context(super().validation_step, batch)
 
+    def _write_whole_head_next_stage(self) -> None:
+        net = unwrap_network(self.network)
+        if self.is_cascaded or not stage_one.has_whole_head_pass(net) or self.local_rank != 0:
+            return
+        if not self.configuration_manager.next_stage_names:
+            return
+        _, val_keys = self.do_split()
+        info = stage_one.write_whole_head_next_stage(net, [None], self.plans_manager, self.configuration_name,
+                                                     val_keys, self.output_folder_base, self.device)
+        self.print_to_log_file(f"predicted_next_stage: {len(val_keys)} held-out cases rewritten from one whole-head "
+                               f"pass each ({info['seconds_per_case']:.2f} s per case), as predict computes it")
+
     def on_epoch_end(self):
         if self._context_bank is not None:
             st = self._context_bank.stats
@@ -218,9 +230,15 @@ class ThrombusCascadeTrainer(ShortScheduleMixin, nnUNetTrainer):
         super().on_epoch_end()
 
     def perform_actual_validation(self, save_probabilities: bool = False):
-        """nnU-Net's validation; with the global context its predictor runs one whole-case coarse pass per case."""
+        """nnU-Net's validation; with the global context its predictor runs one whole-case coarse pass per case.
+
+        Stage 1 (a configuration with a next stage): nnU-Net writes the held-out cases' maps for the fine stage
+        with its sliding window; they are then rewritten from one whole-head pass per case, the coarse map that
+        ``predict`` feeds the fine stage, so the fine stage trains on what it will see."""
         if not self.uses_global_context():
-            return super().perform_actual_validation(save_probabilities)
+            result = super().perform_actual_validation(save_probabilities)
+            self._write_whole_head_next_stage()
+            return result
         from nnunet_thrombus.inference.roi_predictor import ROIRestrictedPredictor
 
         with mock.patch.object(nnunet_trainer_module, "nnUNetPredictor", ROIRestrictedPredictor):

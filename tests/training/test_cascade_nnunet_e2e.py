@@ -165,3 +165,30 @@ def test_fit_roi_on_validation_and_predict_uses_it(tiny_cascade, tmp_path):
         report = json.loads(next(out.glob("*/report.json")).read_text())
         assert report["model"]["roi_threshold"] == (info["threshold"] if given is None else given)
         assert report["model"]["roi_threshold_source"].endswith(source)
+
+
+def test_stage1_export_is_the_coarse_map_predict_feeds_the_fine_stage(tiny_cascade):
+    """The fine stage trains on ``predicted_next_stage``; ``predict`` feeds it the threshold of one whole-head coarse
+    pass. For an out-of-fold training case both must be the same map, voxel for voxel."""
+    import blosc2
+
+    from nnunet_thrombus.inference.cascade_predictor import ThrombusCascadePredictor
+
+    info = json.loads((tiny_cascade["coarse_dir"] / "predicted_next_stage" / "export_info.json").read_text())
+    assert info["coarse_map"] == "whole-head pass (as predict)"
+    assert info["seconds_per_case"] > 0
+    key = sorted(info["out_of_fold"])[0]
+    exported = np.asarray(blosc2.open(str(tiny_cascade["coarse_dir"] / "predicted_next_stage" / "3d_cascade_fullres"
+                                          / f"{key}.b2nd"), mode="r")[:])
+    images_tr = tiny_cascade["cohort"]["dataset"] / "imagesTr"
+    channels = [sitk.ReadImage(str(images_tr / f"{key}_000{c}.nii.gz")) for c in (0, 1)]
+    images = np.stack([sitk.GetArrayFromImage(im).astype(np.float32) for im in channels])
+    spacing = tuple(reversed(channels[0].GetSpacing()))
+    pred = ThrombusCascadePredictor(str(tiny_cascade["coarse_dir"]), str(tiny_cascade["fine_dir"]), folds=(0,),
+                                    device="cpu", use_mirroring=False)
+    _, dct = pred.coarse_stage(images, spacing)
+    fed = np.asarray(dct["data"][-1]).astype(np.uint8)
+    assert fed.shape == exported.shape
+    assert int((fed != exported).sum()) == 0
+    # not two empty maps: the tiny stage 1 marks a few hundred of ~61k voxels
+    assert 0 < int(exported.sum()) < exported.size // 10
