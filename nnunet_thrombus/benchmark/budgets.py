@@ -4,13 +4,13 @@ Every variant trains on the same plans (``ThrombusPlans``; the vessel-window row
 differs only in its CT normalisation window), the same fold (0), the same ``THROMBUS_*`` short schedule and optimizer,
 and gets the same post-processing step, so the only difference between two rows of the table is what the row names.
 Every row is trained with a fixed ``THROMBUS_SEED`` (part of its name, ``_seed<k>``, and of its results folder,
-``nnUNet_results/seed<k>``); vanilla 3d_fullres and ours are trained with two seeds, to show the seed-to-seed spread
+``nnUNet_results/seed<k>``); vanilla 3d_fullres, the vanilla cascade and ours are trained with two seeds, to show the seed-to-seed spread
 beside the differences between rows.
 
 | variant | trainer | stages |
 | --- | --- | --- |
 | ``vanilla_3d_fullres_seed0/1`` | ``nnUNetTrainer_envSchedule`` (PlainConvUNet, nnU-Net's loss and recipe) | 3d_fullres |
-| ``vanilla_cascade_seed0`` | ``nnUNetTrainer_envSchedule`` | 3d_lowres -> 3d_cascade_fullres |
+| ``vanilla_cascade_seed0/1`` | ``nnUNetTrainer_envSchedule`` | 3d_lowres -> 3d_cascade_fullres |
 | ``ours_seed0/1`` | ``ThrombusCascadeTrainer`` (global coarse context) | 3d_lowres -> 3d_cascade_fullres |
 | ``ours_patchContext_seed0`` | ``ThrombusCascadeTrainer_patchContext`` (coarse features from the fine patch) | fine stage; stage 1 of ``ours_seed0`` |
 | ``noCoarseFeatures_seed0`` | ``ThrombusCascadeTrainer_noCoarseFeatures`` | fine stage; stage 1 of ``ours_seed0`` |
@@ -87,6 +87,7 @@ VARIANTS: dict[str, Variant] = {v.name: v for v in (
     _seeded("vanilla_3d_fullres", "vanilla nnU-Net 3d_fullres", VANILLA, cascade=False),
     _seeded("vanilla_3d_fullres", "vanilla nnU-Net 3d_fullres", VANILLA, cascade=False, seed=1),
     _seeded("vanilla_cascade", "vanilla nnU-Net cascade", VANILLA, cascade=True),
+    _seeded("vanilla_cascade", "vanilla nnU-Net cascade", VANILLA, cascade=True, seed=1),
     _seeded("ours", "ours, global coarse context", OURS_TRAINER, cascade=True),
     _seeded("ours", "ours, global coarse context", OURS_TRAINER, cascade=True, seed=1),
     _seeded("ours_patchContext", "ours, patch-local coarse features", "ThrombusCascadeTrainer_patchContext",
@@ -104,7 +105,8 @@ REFERENCE = "vanilla_3d_fullres_seed0"
 #: the row every other row is compared with, case by case
 OURS = "ours_seed0"
 #: seed replicates: (seed-0 row, seed-1 row), for the seed-to-seed spread
-SEED_PAIRS = (("vanilla_3d_fullres_seed0", "vanilla_3d_fullres_seed1"), ("ours_seed0", "ours_seed1"))
+SEED_PAIRS = (("vanilla_3d_fullres_seed0", "vanilla_3d_fullres_seed1"), ("vanilla_cascade_seed0", "vanilla_cascade_seed1"),
+              ("ours_seed0", "ours_seed1"))
 
 
 @dataclass(frozen=True)

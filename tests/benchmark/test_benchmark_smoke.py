@@ -88,7 +88,7 @@ def test_subgroups_and_seed_spread(smoke_run):
         mine = [s for s in sub if s["variant"] == v]
         assert {s["group_by"] for s in mine} == {"site", "size_group"}, v
     info = json.loads((out / "benchmark.json").read_text())
-    assert set(info["seed_spread"]) == {"vanilla_3d_fullres", "ours"}
+    assert set(info["seed_spread"]) == {"vanilla_3d_fullres", "vanilla_cascade", "ours"}
     assert info["seed_spread"]["ours"]["rows"] == ["ours_seed0", "ours_seed1"]
     assert info["bootstrap"]["resamples"] == 10_000
 
@@ -98,12 +98,13 @@ def test_stages_seeds_and_plans(smoke_run):
     steps = json.loads((out / "benchmark.json").read_text())["steps"]
     cascade = [v for v in RUN if VARIANTS[v].cascade]
     ours_predict = [v for v in RUN if VARIANTS[v].thrombus_predict]
-    assert set(ours_predict) == set(cascade) - {"vanilla_cascade_seed0"}
+    vanilla_cascades = {"vanilla_cascade_seed0", "vanilla_cascade_seed1"}
+    assert set(ours_predict) == set(cascade) - vanilla_cascades
     assert all(len(steps[v]["epoch_seconds"]) == (2 if v in cascade else 1) for v in RUN)
     # train + export-next-stage + train for cascades
     assert all(len(steps[v]["train"]) == (3 if v in cascade else 1) for v in RUN)
     # nnUNetv2_predict: coarse + fine for the vanilla cascade; nnunet_thrombus predict (one call) for our cascades
-    assert all(len(steps[v]["predict"]) == (2 if v == "vanilla_cascade_seed0" else 1) for v in RUN)
+    assert all(len(steps[v]["predict"]) == (2 if v in vanilla_cascades else 1) for v in RUN)
     # the patch-context and no-coarse-feature rows reuse the stage 1 of ours (seed 0): the very same measurements
     for v in ("ours_patchContext_seed0", "noCoarseFeatures_seed0"):
         assert steps[v]["epoch_seconds"][0] == steps[OURS]["epoch_seconds"][0]

@@ -19,7 +19,8 @@ from nnunet_thrombus.benchmark.table import (COLUMNS, COSTS, EVIDENCE, add_compa
 
 def test_rows_of_issue_18():
     names = list(VARIANTS)
-    assert names == ["vanilla_3d_fullres_seed0", "vanilla_3d_fullres_seed1", "vanilla_cascade_seed0", "ours_seed0",
+    assert names == ["vanilla_3d_fullres_seed0", "vanilla_3d_fullres_seed1", "vanilla_cascade_seed0",
+                     "vanilla_cascade_seed1", "ours_seed0",
                      "ours_seed1", "ours_patchContext_seed0", "noCoarseFeatures_seed0", "noCBAM_seed0",
                      "noPyramidFusion_seed0", "plainOurLoss_3d_fullres_seed0", "ours_vesselWindow_seed0"]
     assert all(v.name.endswith(f"_seed{v.seed}") for v in VARIANTS.values())
@@ -35,13 +36,14 @@ def test_rows_of_issue_18():
     assert [n for n, v in VARIANTS.items() if v.thrombus_predict] == [
         "ours_seed0", "ours_seed1", "ours_patchContext_seed0", "noCoarseFeatures_seed0", "noCBAM_seed0",
         "noPyramidFusion_seed0", "ours_vesselWindow_seed0"]
-    assert SEED_PAIRS == (("vanilla_3d_fullres_seed0", "vanilla_3d_fullres_seed1"), ("ours_seed0", "ours_seed1"))
+    assert SEED_PAIRS == (("vanilla_3d_fullres_seed0", "vanilla_3d_fullres_seed1"),
+                          ("vanilla_cascade_seed0", "vanilla_cascade_seed1"), ("ours_seed0", "ours_seed1"))
 
 
 def test_select_variants_adds_reference_and_ours_and_keeps_run_order():
     names = [v.name for v in select_variants(["noCoarseFeatures_seed0"])]
     assert names == [REFERENCE, OURS, "noCoarseFeatures_seed0"]
-    assert len(select_variants()) == len(VARIANTS) == 11
+    assert len(select_variants()) == len(VARIANTS) == 12
 
 
 @pytest.mark.parametrize("bad", [["nope"], ["ours", "vanilla"]])
