@@ -49,6 +49,9 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
                    help="also write probabilities.npz (float16). Default: off.")
     p.add_argument("--dicom-seg", action="store_true",
                    help="also write thrombus_seg.dcm (DICOM SEG) for DICOM input. Default: off.")
+    p.add_argument("--dicom-sr", action="store_true",
+                   help="also write thrombus_sr.dcm (DICOM SR of the measurements, referencing the SEG; implies "
+                        "--dicom-seg) for DICOM input. Default: off.")
     p.add_argument("--anonymize-seg", action="store_true",
                    help="de-identify the DICOM SEG (patient name/id = case id). Default: source patient module.")
     p.add_argument("--keep-phi", action="store_true",
@@ -82,8 +85,8 @@ def run(args) -> int:
                            f"{args.part_id}")
     if args.roi_threshold is not None and not 0.0 < args.roi_threshold < 1.0:
         args._parser.error(f"--roi-threshold is a probability in (0, 1), got {args.roi_threshold}")
-    if args.anonymize_seg and not args.dicom_seg:
-        args._parser.error("--anonymize-seg needs --dicom-seg")
+    if args.anonymize_seg and not (args.dicom_seg or args.dicom_sr):
+        args._parser.error("--anonymize-seg needs --dicom-seg or --dicom-sr")
     import sys
 
     from nnunet_thrombus.inference.model_files import ModelError
@@ -106,7 +109,7 @@ def run(args) -> int:
                    folds=args.folds, device=device,
                    use_tta=not args.disable_tta, roi_restrict=not args.no_roi,
                    roi_threshold=args.roi_threshold,
-                   save_probabilities=args.save_probabilities, dicom_seg=args.dicom_seg,
+                   save_probabilities=args.save_probabilities, dicom_seg=args.dicom_seg, dicom_sr=args.dicom_sr,
                    anonymize_seg=args.anonymize_seg, keep_phi=args.keep_phi,
                    allow_thick_slices=args.allow_thick_slices, overwrite=args.overwrite, cache_dir=cache_dir,
                    ncct_series=args.ncct_series, cta_series=args.cta_series)

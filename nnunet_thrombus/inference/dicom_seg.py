@@ -130,8 +130,12 @@ def deidentify_dataset(ds, case_id: str, shift_days: int, uid_salt: str | None =
     from pydicom.sequence import Sequence
 
     salt = case_id if uid_salt is None else uid_salt
+    seen: set[int] = set()
 
     def walk(d: Dataset) -> None:
+        if id(d) in seen:  # highdicom shares items between sequences: map each UID once
+            return
+        seen.add(id(d))
         for key in REMOVE:
             if key in d:
                 delattr(d, key)

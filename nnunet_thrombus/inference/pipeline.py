@@ -1,7 +1,7 @@
 """``predict_cases``: NCCT + CTA scans -> per-case thrombus mask, report, overlay (and DICOM SEG), batch-safe.
 
 Per case (``OUT/<case>/``): ``thrombus.nii.gz`` on the CTA grid, ``report.json`` (``docs/report_schema.json``),
-``overlay.png``, optionally ``probabilities.npz`` and ``thrombus_seg.dcm``; plus ``OUT/summary.csv`` (one row per
+``overlay.png``, optionally ``probabilities.npz``, ``thrombus_seg.dcm`` and ``thrombus_sr.dcm``; plus ``OUT/summary.csv`` (one row per
 finished case) and ``OUT/failures.csv``. Stages per case: preprocess (read, register, skull-strip, checks),
 coarse and fine (``ThrombusCascadePredictor``), measure, export. A failing case is recorded and the batch goes
 on; outputs are staged in ``OUT/.<case>.partial/`` and renamed when complete, so an interrupted batch resumes
@@ -55,7 +55,8 @@ def _stage_timings(prep: PreparedCase, model_t: dict, measure_s: float, export_s
 def predict_one(prep: PreparedCase, predictor, out_dir: Path, *, rule: LVOThresholds, rule_source: str,
                 model_info: dict, save_probabilities: bool = False, dicom_seg: bool = False,
                 anonymize_seg: bool = False, keep_phi: bool = False, postprocessing=None,
-                postprocessing_source: str = "none", review_rule=None, review_source: str = "default") -> dict:
+                postprocessing_source: str = "none", review_rule=None, review_source: str = "default",
+                dicom_sr: bool = False) -> dict:
     """Predict, post-process (keep or drop each component by evidence: the model's validated rule, or every component
     kept when ``postprocessing`` is None), measure, judge the uncertainty (``review_rule``: the model's
     ``ReviewRule``, default thresholds when None) and write one prepared case into ``OUT/<case>/``; returns its
@@ -107,9 +108,14 @@ def predict_one(prep: PreparedCase, predictor, out_dir: Path, *, rule: LVOThresh
                                           "flags": selection["flags"]})
     write_overlay(tmp / "overlay.png", cta, ncct, seg, prep.cta.GetSpacing()[::-1], report, brain,
                   dropped=dropped_mask if dropped_mask.any() else None)
-    if dicom_seg and prep.dicom_cta_folder is not None:
+    if (dicom_seg or dicom_sr) and prep.dicom_cta_folder is not None:
         write_dicom_seg(tmp / "thrombus_seg.dcm", native_mask, prep.cta_native, prep.dicom_cta_folder,
                         prep.case_id, series_uid=prep.dicom_series_uid, anonymize=anonymize_seg)
+        if dicom_sr:  # the measurements as a DICOM SR referencing that SEG
+            from nnunet_thrombus.inference.dicom_sr import write_case_sr
+
+            write_case_sr(tmp / "thrombus_sr.dcm", report, prep.dicom_cta_folder, tmp / "thrombus_seg.dcm",
+                          series_uid=prep.dicom_series_uid, anonymize=anonymize_seg)
     timings = _stage_timings(prep, dict(result.timings_s), measure_s, time.perf_counter() - t0)
     report["timings_s"] = {k: round(float(v), 3) for k, v in timings.items()}
     co.finish_case(out_dir, prep.case_id, tmp, report)
@@ -138,7 +144,8 @@ def predict_cases(inputs, out_dir, *, model=None, dataset=None, predictor=None, 
                   dicom_seg: bool = False, anonymize_seg: bool = False, keep_phi: bool = False,
                   allow_thick_slices: bool = False, num_parts: int = 1, part_id: int = 0, overwrite: bool = False,
                   quiet: bool = False, roi_threshold: float | None = None, cache_dir=None, trainer: str | None = None,
-                  plans: str | None = None, ncct_series: str | None = None, cta_series: str | None = None) -> dict:
+                  plans: str | None = None, ncct_series: str | None = None, cta_series: str | None = None,
+                  dicom_sr: bool = False) -> dict:
     """Predict every case of ``inputs`` (path or list of paths) into ``out_dir``.
 
     Model: ``model`` (a folder holding the two stage folders, or a ``ModelFiles``) or ``dataset`` (id/name under
@@ -146,6 +153,7 @@ def predict_cases(inputs, out_dir, *, model=None, dataset=None, predictor=None, 
     pass a ready ``predictor`` (any object with ``predict(images, spacing)``).
     ``ncct_series`` / ``cta_series``: SeriesNumber or SeriesInstanceUID to read from the case's DICOM folder when
     several series qualify equally (``prepare_case``); only with a single case in ``inputs`` (ValueError otherwise).
+    ``dicom_sr``: also write ``thrombus_sr.dcm`` (the measurements, ``inference.dicom_sr``) and the SEG it references.
     Returns {"done": [ids], "skipped": [ids], "failed": {id: error}, "out_dir": str, "timings_s": {id: {...}}}.
     Raises ``ModelError`` (bad model), ``OSError`` (output folder not writable), ``KeyboardInterrupt`` (Ctrl-C,
     after removing the partial case).
@@ -219,7 +227,7 @@ def predict_cases(inputs, out_dir, *, model=None, dataset=None, predictor=None, 
                                      model_info=model_info, save_probabilities=save_probabilities,
                                      dicom_seg=dicom_seg, anonymize_seg=anonymize_seg, keep_phi=keep_phi,
                                      postprocessing=postprocessing, postprocessing_source=postprocessing_source,
-                                     review_rule=review_rule, review_source=review_source)
+                                     review_rule=review_rule, review_source=review_source, dicom_sr=dicom_sr)
             except Exception as exc:  # one bad case must not stop the batch
                 co.abandon_case(out_dir, case.case_id)
                 if isinstance(exc, OSError) and exc.errno is not None:
