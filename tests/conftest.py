@@ -86,7 +86,7 @@ def pytest_collection_modifyitems(config, items):
 
 #: modules whose tests use the session's trained cascade (``tiny_cascade``): one xdist worker runs them all
 TINY_CASCADE_MODULES = ("tests/training/test_cascade_nnunet_e2e.py", "tests/inference/test_predict_scale_out.py",
-                        "tests/inference/test_predict_e2e.py")
+                        "tests/inference/test_predict_e2e.py", "tests/pacs/test_serve_trained_model.py")
 #: the longest module of its own (about 12 min on 2 cores); it needs only ``tiny_plans``, so it can run beside them
 SMOKE_BENCHMARK = "tests/benchmark/test_benchmark_smoke.py"
 
