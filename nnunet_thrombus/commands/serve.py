@@ -32,7 +32,8 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     src = p.add_mutually_exclusive_group(required=True)
     src.add_argument("-d", "--dataset", default=None, help="dataset id or name under nnUNet_results. Default: none.")
     src.add_argument("-m", "--model", default=None, help="folder holding the two stage model folders. Default: none.")
-    p.add_argument("-tr", "--trainer", default=DEFAULT_TRAINER, help=f"trainer of the model. Default: {DEFAULT_TRAINER}.")
+    p.add_argument("-tr", "--trainer", default=DEFAULT_TRAINER,
+                   help=f"trainer of the model. Default: {DEFAULT_TRAINER}.")
     p.add_argument("-p", "--plans", default=DEFAULT_PLANS, help=f"plans of the model. Default: {DEFAULT_PLANS}.")
     p.add_argument("-f", "--folds", nargs="+", default=None, help="folds to ensemble. Default: every trained fold.")
     p.add_argument("-device", "--device", choices=("cuda", "cpu", "mps"), default=None,

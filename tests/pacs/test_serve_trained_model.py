@@ -1,4 +1,4 @@
-"""``nnunet_thrombus serve`` with the session's short-trained cascade against Orthanc: the model runs on a study
+"""``nnunet_thrombus serve`` with the shared short-trained cascade against Orthanc: the model runs on a study
 taken from the PACS, and the SEG + SR it stores back read to the report's values."""
 from __future__ import annotations
 
