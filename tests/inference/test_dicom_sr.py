@@ -101,3 +101,17 @@ def test_predict_writes_sr_with_the_report_values(predict_cohort, tmp_path):
     assert got == want
     big = report["components"][0]
     assert got["components"][f"Thrombus component {big['index']}"]["volume_mm3"] == pytest.approx(big["volume_mm3"])
+
+
+def test_sr_of_a_clot_free_case(tmp_path):
+    image, mask = _case(tmp_path)
+    empty = sitk.Image(mask) * 0
+    write_dicom_seg(tmp_path / "seg.dcm", empty, image, tmp_path / "CTA", "case02")
+    report = {"case_id": "case02", "total_volume_mm3": 0.0, "n_components": 0, "call": {"call": "no occlusion"},
+              "review": {"review": False}, "components": []}
+    write_case_sr(tmp_path / "sr.dcm", report, tmp_path / "CTA", tmp_path / "seg.dcm")
+    errors, out = dciodvfy_errors(tmp_path / "sr.dcm")
+    assert not errors, out
+    got = read_sr_values(tmp_path / "sr.dcm")
+    assert got == {"case": {"total_volume_mm3": 0.0, "n_components": 0.0, "call": "no occlusion", "review": False},
+                   "components": {}}

@@ -1,6 +1,7 @@
 """The DICOM node against a real PACS: Orthanc (started by the fixture on a loopback port) holds synthetic studies;
 one pass stores a SEG and an SR into each complete study, both valid for dciodvfy and read back from Orthanc to the
-values of the case's report.json; a second pass skips them; a study without an NCCT fails and is left unchanged."""
+values of the case's report.json; a second pass skips them; a study without an NCCT, and studies whose prediction
+fails, are left unchanged."""
 from __future__ import annotations
 
 import csv
@@ -95,6 +96,12 @@ def test_node_round_trip_through_orthanc(orthanc, tmp_path):
     assert sorted(again["skipped"]) == sorted(good) and again["stored"] == [] and again["failed"] == {}
     for uid in good:  # nothing stored twice
         assert sorted(s["modality"] for s in pacs.series(uid)).count("SR") == 1
+    broken = serve_pacs(pacs, out, predict_options={"predictor": FakePredictor(fail_on=(1, 2))},
+                        study_uids=sorted(good), overwrite=True)  # the model fails: nothing reaches the PACS
+    assert sorted(broken["failed"]) == sorted(good) and broken["stored"] == []
+    assert all("predict: " in d and "fake model failure" in d for d in broken["failed"].values())
+    for uid in good:
+        assert sorted(s["modality"] for s in pacs.series(uid)) == ["CT", "CT", "SEG", "SR"]
     rows = list(csv.DictReader((out / LOG_NAME).open(encoding="utf-8")))
-    assert sorted(r["status"] for r in rows) == ["failed", "skipped", "skipped", "stored", "stored"]
+    assert sorted(r["status"] for r in rows) == ["failed"] * 3 + ["skipped", "skipped", "stored", "stored"]
     assert not list(out.glob(".pacs_*"))  # downloaded patient data removed
