@@ -237,9 +237,10 @@ def write_dicom_sr(path, report: dict, sources: list, seg, *, series_uid: str | 
             "n_components": len(report.get("components", []))}
 
 
-def write_case_sr(path, report: dict, cta_folder, seg_path, *, series_uid: str | None = None,
+def write_case_sr(path, report: dict, cta_folder, seg_path, *, cta_series_uid: str | None = None,
                   anonymize: bool = False) -> dict:
-    """The SR of one predicted case beside its SEG (``seg_path``), from the CTA series in ``cta_folder``.
+    """The SR of one predicted case beside its SEG (``seg_path``), from the CTA series in ``cta_folder``
+    (``cta_series_uid``: which one, as given to the SEG writer; None: the folder's only CT series).
 
     anonymize: the SEG was written with ``anonymize=True``; the source headers then go through the same
     de-identification (same case id, date shift and UID mapping) so the SR references exactly what the SEG does."""
@@ -249,7 +250,7 @@ def write_case_sr(path, report: dict, cta_folder, seg_path, *, series_uid: str |
 
     from nnunet_thrombus.inference.dicom_seg import date_shift_days, deidentify, deidentify_dataset, sorted_series
 
-    sources = sorted_series(cta_folder, series_uid)
+    sources = sorted_series(cta_folder, cta_series_uid)
     seg = pydicom.dcmread(str(seg_path))
     shift = 0
     case_id = str(report["case_id"])
