@@ -76,6 +76,9 @@ def main(argv=None) -> int:
     ap.add_argument("--stage1-trainer", default="ThrombusCascadeTrainer",
                     help="trainer whose 3d_lowres model is stage 1. Default: ThrombusCascadeTrainer.")
     args = ap.parse_args(argv)
+    from nnunet_thrombus.console import configure_logging
+
+    configure_logging()  # progress lines on stderr; the results below are this script's stdout
     rows = measure(args.work, args.dataset, args.iters, args.val_iters, args.plans, args.stage1_trainer)
     base = rows[0]["s_per_iter"]
     print(f"fine-stage training, {args.iters} + {args.val_iters} iterations each, one epoch (SYNTHETIC data)")

@@ -25,6 +25,7 @@ GPU, paper preset (models trained with ``nnunet_thrombus benchmark -d 501 --budg
 from __future__ import annotations
 
 import argparse
+import logging
 import time
 from pathlib import Path
 
@@ -35,6 +36,8 @@ from nnunet_thrombus.evaluation.surface_metrics import dice
 from nnunet_thrombus.model_folder import DEFAULT_PLANS as PLANS  # noqa: E402
 from nnunet_thrombus.model_folder import DEFAULT_TRAINER  # noqa: E402
 from nnunet_thrombus.model_folder import ensure_ext_trainer, stage_identifier  # noqa: E402
+
+logger = logging.getLogger(__name__)
 
 
 def pad_centred(data: np.ndarray, ref: np.ndarray, shape_zyx) -> tuple[np.ndarray, np.ndarray]:
@@ -131,10 +134,11 @@ def run(results: Path, images: Path, labels: Path, dataset_id: int, vanilla: str
             row[f"{key}_timings_s"] = {k: round(v, 3) for k, v in res.timings_s.items()}
             row[f"{key}_coarse_s"] = res.timings_s.get("coarse_preprocess", 0.0) + res.timings_s.get("coarse", 0.0)
         rows.append(row)
-        print(f"{case} {row['shape_zyx']}: " + ", ".join(f"({k}) {row[k + '_s']:.2f} s Dice {row[k + '_dice']:.3f}"
-                                                         for k in sorted(set(methods + "cd")) if k + "_s" in row)
-              + f"; (c) tiles {row['c_fine_tiles']}, (d) tiles {row['d_fine_tiles']} ({row['d_placement']}"
-              + (", coarse found nothing: whole image" if row["d_fallback"] else "") + ")", flush=True)
+        logger.info(f"{case} {row['shape_zyx']}: "
+                    + ", ".join(f"({k}) {row[k + '_s']:.2f} s Dice {row[k + '_dice']:.3f}"
+                                for k in sorted(set(methods + "cd")) if k + "_s" in row)
+                    + f"; (c) tiles {row['c_fine_tiles']}, (d) tiles {row['d_fine_tiles']} ({row['d_placement']}"
+                    + (", coarse found nothing: whole image" if row["d_fallback"] else "") + ")")
     summary = {"n_cases": len(rows), "device": device, "tta": tta, "threads": threads, "model_load_s": load_s,
                "pad_to": list(pad_to) if pad_to else None, "roi_threshold": d.roi_threshold,
                "trainers": {"vanilla": vanilla, "ours": ours}, "results": str(results),
@@ -180,6 +184,9 @@ def main(argv=None) -> int:
                     help="coarse probability above which (d) looks. Default: ThrombusCascadePredictor's.")
     ap.add_argument("-o", "--output", type=Path, default=None, help="JSON with per-case rows. Default: none.")
     args = ap.parse_args(argv)
+    from nnunet_thrombus.console import configure_logging
+
+    configure_logging()  # progress lines on stderr; the results below are this script's stdout
     out = run(args.results, args.images, args.labels, args.dataset, args.vanilla, args.ours, args.device, args.tta,
               args.max_cases, args.threads, args.pad_to, args.methods, args.roi_threshold)
     s = out["summary"]

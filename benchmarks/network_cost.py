@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import argparse
 import copy
+import logging
 import math
 import statistics
 import time
@@ -35,6 +36,8 @@ from torch.utils.flop_counter import FlopCounterMode
 from nnunet_thrombus.networks.cascade_net import ThrombusCascadeNet
 from nnunet_thrombus.networks.coarse_net import ThrombusCoarseUNet
 from nnunet_thrombus.networks.fine_net import ThrombusFineUNet
+
+logger = logging.getLogger(__name__)
 
 PAPER_PATCH = (96, 160, 160)
 REDUCED_PATCH = (48, 80, 80)
@@ -106,8 +109,8 @@ def step_seconds(entries: list, patch, batch: int, repeats: int, device) -> list
                 torch.cuda.synchronize()
             if round_:
                 times[i].append(time.perf_counter() - start)
-        print(f"  round {round_}{' (warm-up)' if not round_ else ''}: "
-              + ", ".join(f"{t[-1]:.2f} s" if t and round_ else "done" for t in times), flush=True)
+        logger.info(f"  round {round_}{' (warm-up)' if not round_ else ''}: "
+                    + ", ".join(f"{t[-1]:.2f} s" if t and round_ else "done" for t in times))
     return [statistics.median(t) for t in times]
 
 
@@ -122,6 +125,9 @@ def main(argv=None) -> int:
     parser.add_argument("-d", "--device", default="cpu", help="torch device for timing (default: cpu)")
     parser.add_argument("--no-time", action="store_true", help="skip timing, parameters and GMACs only (default: off)")
     args = parser.parse_args(argv)
+    from nnunet_thrombus.console import configure_logging
+
+    configure_logging()  # progress lines on stderr; the results below are this script's stdout
     if args.batch < 1 or args.repeats < 1 or args.threads < 1:
         parser.error(f"--batch, --repeats and --threads must be >= 1, got {args.batch}, {args.repeats}, {args.threads}")
     torch.set_num_threads(args.threads)

@@ -13,6 +13,9 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
+
+logger = logging.getLogger(__name__)
 
 
 def main(argv=None) -> int:
@@ -21,6 +24,9 @@ def main(argv=None) -> int:
     ap.add_argument("--seed", type=int, default=7000, help="first case seed (default: 7000)")
     ap.add_argument("--preset", default="demo", help="synthetic preset (default: demo)")
     args = ap.parse_args(argv)
+    from nnunet_thrombus.console import configure_logging
+
+    configure_logging()  # progress lines on stderr; the results below are this script's stdout
 
     import numpy as np
     import SimpleITK as sitk
@@ -73,9 +79,9 @@ def main(argv=None) -> int:
             tot["clot_free"] += 1
             tot["clot_free_new_call"] += bool(sel["kept"])
             tot["clot_free_old_call"] += bool(old.any())
-        print(f"{case.case_id} {site}: {n_mimic} mimic component(s); evidence rule keeps "
-              f"{[round(c['volume_mm3'], 1) for c in sel['kept']]} mm3; old rule keeps the "
-              f"{'clot' if (old & clot).any() else 'mimic' if old.any() else 'nothing'}", flush=True)
+        logger.info(f"{case.case_id} {site}: {n_mimic} mimic component(s); evidence rule keeps "
+                    f"{[round(c['volume_mm3'], 1) for c in sel['kept']]} mm3; old rule keeps the "
+                    f"{'clot' if (old & clot).any() else 'mimic' if old.any() else 'nothing'}")
     print(json.dumps(tot, indent=1))
     return 0
 

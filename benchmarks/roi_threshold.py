@@ -17,9 +17,12 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 from pathlib import Path
 
 from nnunet_thrombus.model_folder import DEFAULT_PLANS, DEFAULT_TRAINER
+
+logger = logging.getLogger(__name__)
 
 
 def main(argv=None) -> int:
@@ -35,6 +38,9 @@ def main(argv=None) -> int:
                     help="embed each case in a larger field (as inference_speed.py). Default: off.")
     ap.add_argument("-t", "--threads", type=int, default=1, help="torch CPU threads. Default: 1.")
     args = ap.parse_args(argv)
+    from nnunet_thrombus.console import configure_logging
+
+    configure_logging()  # progress lines on stderr; the results below are this script's stdout
 
     import torch
     from nnunetv2.imageio.simpleitk_reader_writer import SimpleITKIO
@@ -59,7 +65,7 @@ def main(argv=None) -> int:
         if args.pad_to:
             data, ref = pad_centred(data, ref, args.pad_to)
         per_case[case] = evaluate_case(c, data, props["spacing"], ref)
-        print(f"{case}: clot {int(ref.sum())} voxels | {format_case(per_case[case])}", flush=True)
+        logger.info(f"{case}: clot {int(ref.sum())} voxels | {format_case(per_case[case])}")
     chosen = choose_threshold(per_case)
     for line in format_table(chosen["table"]):
         print(line)

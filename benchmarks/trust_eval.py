@@ -19,8 +19,11 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 import shutil
 from pathlib import Path
+
+logger = logging.getLogger(__name__)
 
 
 def main(argv=None) -> int:
@@ -46,6 +49,9 @@ def main(argv=None) -> int:
     ap.add_argument("-tr", "--trainer", default=None, help="fine-stage trainer. Default: ThrombusCascadeTrainer.")
     ap.add_argument("-p", "--plans", default=None, help="plans identifier. Default: ThrombusPlans.")
     args = ap.parse_args(argv)
+    from nnunet_thrombus.console import configure_logging
+
+    configure_logging()  # progress lines on stderr; the results below are this script's stdout
 
     import numpy as np
     import SimpleITK as sitk
@@ -100,10 +106,10 @@ def main(argv=None) -> int:
             row = meta.get(case, {})
             groups[case] = f"{row.get('site', '?')} {row.get('size_class', '?')}"
             t = traces[case]
-            print(f"{case} {groups[case]}: {t['volume_mm3']:.0f} mm3, coarse max {t['coarse_max']:.2f}, ROI coverage "
-                  f"{t['roi_coverage']:.2f}, fine max {t['fine_max']:.2f}"
-                  + ("" if t["fine_full_max"] is None else f" (whole image {t['fine_full_max']:.2f})")
-                  + f", lost at {t['lost_at']}, old rule keeps it: {t['old_rule_keeps_clot']}", flush=True)
+            logger.info(f"{case} {groups[case]}: {t['volume_mm3']:.0f} mm3, coarse max {t['coarse_max']:.2f}, ROI "
+                        f"coverage {t['roi_coverage']:.2f}, fine max {t['fine_max']:.2f}"
+                        + ("" if t["fine_full_max"] is None else f" (whole image {t['fine_full_max']:.2f})")
+                        + f", lost at {t['lost_at']}, old rule keeps it: {t['old_rule_keeps_clot']}")
         result["traces"] = traces
         result["trace_summary"] = summarise_traces(traces, groups)
         result["old_rule_would_lose"] = sorted(c for c, t in traces.items()

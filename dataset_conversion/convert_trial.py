@@ -13,6 +13,7 @@ Script use: ``python -m dataset_conversion.convert_trial -i ROOT -o NNUNET_RAW``
 from __future__ import annotations
 
 import json
+import logging
 import os
 import shutil
 import sys
@@ -31,6 +32,8 @@ from dataset_conversion.discovery import Case, discover_cases, read_manifest
 from dataset_conversion.preprocess import check_slice_thickness, preprocess_case  # noqa: F401 (re-export)
 from dataset_conversion.splits import make_folds, pick_test_cases
 from nnunet_thrombus import atomic_io
+
+logger = logging.getLogger(__name__)
 
 FILE_ENDING = ".nii.gz"
 
@@ -151,7 +154,9 @@ def convert_trial_dataset(input_root: str | os.PathLike | None, nnunet_raw_dir: 
         raise ValueError(f"dataset_id must be in 1..999, got {dataset_id}")
     if n_jobs < 1:
         raise ValueError(f"n_jobs must be >= 1, got {n_jobs}")
-    say = (lambda *a: None) if quiet else (lambda *a: print(*a, flush=True))
+    def say(text: str) -> None:  # progress: INFO, DEBUG with ``quiet``; failures are logged as errors below
+        logger.log(logging.DEBUG if quiet else logging.INFO, text)
+
     cases = read_manifest(manifest) if manifest else discover_cases(input_root)
     if not cases:
         raise ValueError(f"no cases found in {manifest or input_root}")
@@ -205,9 +210,9 @@ def convert_trial_dataset(input_root: str | os.PathLike | None, nnunet_raw_dir: 
         f"({sum(bool(r.get('skipped')) for r in ordered)} skipped as already done), {len(flagged)} flagged, "
         f"{len(failed)} failed")
     for case_id, err in failed.items():
-        say(f"  FAILED {case_id} ({err})")
+        logger.error(f"FAILED {case_id} ({err})")
     for case_id, err in flagged.items():
-        say(f"  flagged {case_id}: {err}")
+        logger.warning(f"flagged {case_id}: {err}")
     return {"dataset_dir": str(out), "converted": [r["case_id"] for r in ordered if r["status"] != "failed"],
             "skipped": [r["case_id"] for r in ordered if r.get("skipped")], "failed": failed, "flagged": flagged,
             "records": ordered}
@@ -262,6 +267,9 @@ def main(argv: list[str] | None = None) -> int:
     add_arguments(parser)
     args = parser.parse_args(argv)
     check(args)
+    from nnunet_thrombus.console import configure_logging, level_from_flags
+
+    configure_logging(level_from_flags(quiet=args.quiet))
     return 1 if convert_trial_dataset(args.input, args.output, **to_kwargs(args))["failed"] else 0
 
 

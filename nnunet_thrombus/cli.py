@@ -9,10 +9,13 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import logging
 import pkgutil
 import sys
 
 from nnunet_thrombus import __version__
+
+logger = logging.getLogger(__name__)
 
 
 def _command_modules():
@@ -28,8 +31,17 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="nnunet_thrombus",
         description="Coarse-to-fine intracranial thrombus segmentation on NCCT + CTA (nnU-Net v2 plugin).",
+        epilog="Progress, warnings and errors are logged to stderr (HH:MM:SS message); a result a command prints "
+               "(evaluate's table, env's export lines) goes to stdout. -v and -q go before the command: "
+               "nnunet_thrombus -q predict ... (a command's own -q means the same as the global one).",
     )
     parser.add_argument("--version", action="version", version=f"nnunet_thrombus {__version__}")
+    verbosity = parser.add_mutually_exclusive_group()
+    verbosity.add_argument("-v", "--verbose", dest="log_verbose", action="store_true",
+                           help="also debug records, with the module that wrote them. Default: progress (INFO).")
+    verbosity.add_argument("-q", "--quiet", dest="log_quiet", action="store_true",
+                           help="errors only: no progress, no warnings, no result tables (env still prints its "
+                                "export lines). Default: progress (INFO).")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     sub.required = True
     for module in _command_modules():
@@ -40,11 +52,18 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    # a command's own -q/--quiet (predict, evaluate, synth, ...) means the same as the global one, and the global
+    # one reaches the commands that read args.quiet (progress bars, per-case lines)
+    quiet = args.log_quiet or getattr(args, "quiet", False)
+    if quiet and hasattr(args, "quiet"):
+        args.quiet = True
+    from nnunet_thrombus.console import configure_logging, level_from_flags
+
+    configure_logging(level_from_flags(verbose=args.log_verbose, quiet=quiet))
     try:
         return int(args.func(args) or 0)
     except KeyboardInterrupt:
-        print("\ninterrupted by the user (Ctrl-C); finished outputs are kept, partial ones were not written",
-              file=sys.stderr)
+        logger.error("interrupted by the user (Ctrl-C); finished outputs are kept, partial ones were not written")
         return 130
 
 

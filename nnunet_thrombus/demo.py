@@ -8,11 +8,14 @@ Everything runs through the same code paths a user runs: ``write_cohort`` (synth
 from __future__ import annotations
 
 import csv
+import logging
 import os
 import shutil
 import time
 from dataclasses import dataclass
 from pathlib import Path
+
+logger = logging.getLogger(__name__)
 
 DATASET_ID = 501
 DATASET_NAME = "Dataset501_DemoThrombus"
@@ -83,12 +86,12 @@ class _Progress:
             elapsed = start - self.t0
             eta = "" if self.done_w < 0.05 else f", ETA {elapsed / self.done_w * (1 - self.done_w) / 60:.1f} min"
             idx = self.stages.index(name) + 1
-            print(f"[demo {idx}/{len(self.stages)}] {name} (elapsed {elapsed / 60:.1f} min{eta})", flush=True)
+            logger.info(f"[demo {idx}/{len(self.stages)}] {name} (elapsed {elapsed / 60:.1f} min{eta})")
         out = fn(*args, **kwargs)
         self.times[name] = round(time.perf_counter() - start, 1)
         self.done_w += self.WEIGHTS.get(name, 0.0) / sum(self.WEIGHTS[s] for s in self.stages)
         if not self.quiet:
-            print(f"    {name} done in {self.times[name]:.1f} s", flush=True)
+            logger.info(f"    {name} done in {self.times[name]:.1f} s")
         return out
 
 
@@ -268,8 +271,6 @@ def run_demo(out_dir, budget_minutes: float = DEFAULT_BUDGET_MINUTES, n_cases: i
                "paths": {"predictions": str(pred_dir), "evaluation": str(out / "eval"),
                          "models": str(ws.results / DATASET_NAME)}}
     write_json(out / "summary.json", summary, indent=1)
-    if not quiet:
-        print(format_summary(summary))
     return summary
 
 

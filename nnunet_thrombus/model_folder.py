@@ -18,10 +18,12 @@ from __future__ import annotations
 import contextlib
 import io
 import json
+import logging
 import os
-import sys
 from dataclasses import dataclass, field
 from pathlib import Path
+
+logger = logging.getLogger(__name__)
 
 DEFAULT_TRAINER = "ThrombusCascadeTrainer"
 #: plans written by ``apply-plans`` by default; ``-p nnUNetPlans`` when the cascade was added to nnU-Net's own plans
@@ -390,7 +392,7 @@ def ensure_ext_trainer(environ=None) -> str:
 @contextlib.contextmanager
 def quiet_nnunet():
     """Keep nnU-Net's chatter while loading a model ("Searching in external trainer paths ...", "Inspecting
-    module ...") out of the console: stdout is captured, and replayed on stderr only if loading fails; stderr
+    module ...") out of the console: stdout is captured, and logged as an error only if loading fails; stderr
     (warnings, errors) passes through."""
     buf = io.StringIO()
     try:
@@ -399,7 +401,7 @@ def quiet_nnunet():
     except BaseException:
         text = buf.getvalue()
         if text:
-            sys.stderr.write(text)
+            logger.error(f"nnU-Net's output before the failure:\n{text.rstrip()}")
         raise
 
 

@@ -5,8 +5,11 @@ it does not ship. We point it at ``nnunet_thrombus/nnunet_ext``, a folder whose 
 """
 from __future__ import annotations
 
+import logging
 import os
 from pathlib import Path
+
+logger = logging.getLogger(__name__)
 
 EXT_TRAINER_DIR = Path(__file__).resolve().parent / "nnunet_ext"
 
@@ -64,6 +67,5 @@ def choose_device(requested: str | None = None) -> tuple[str, str]:
 def announce_device(requested: str | None = None, quiet: bool = False, prefix: str = "") -> str:
     """:func:`choose_device`, with one line saying which device and why (unless ``quiet``); returns the device."""
     device, why = choose_device(requested)
-    if not quiet:
-        print(f"{prefix}device: {device} ({why}; --device overrides)", flush=True)
+    logger.log(logging.DEBUG if quiet else logging.INFO, f"{prefix}device: {device} ({why}; --device overrides)")
     return device

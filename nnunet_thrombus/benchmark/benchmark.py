@@ -8,6 +8,7 @@ logs under ``work/``.
 """
 from __future__ import annotations
 
+import logging
 import os
 import platform
 import time
@@ -18,6 +19,8 @@ from nnunet_thrombus.benchmark.budgets import OURS, REFERENCE, SEED_PAIRS, VESSE
 from nnunet_thrombus.benchmark.table import (COLUMNS, SUBGROUP_COLUMNS, accuracy_columns, add_comparisons, add_ratios,
                                              cost_columns, evidence, subgroup_rows, to_markdown)
 from nnunet_thrombus.evaluation.statistics import BOOTSTRAP_RESAMPLES, BOOTSTRAP_SEED
+
+logger = logging.getLogger(__name__)
 
 
 def run_benchmark(dataset_id: int, budget: str, out_dir, variants=None, raw=None, preprocessed=None,
@@ -59,7 +62,7 @@ def run_benchmark(dataset_id: int, budget: str, out_dir, variants=None, raw=None
         ws.preprocessed = Path(preprocessed)
     plans_note = ensure_plans(ws, dataset_id, name, b, vessel=any(v.plans == VESSEL_PLANS for v in selected))
     if progress:
-        print(f"{name}: {plans_note}; {b.describe()}", flush=True)
+        logger.info(f"{name}: {plans_note}; {b.describe()}")
     results = train_and_predict(ws, dataset_id, name, b, out, variants, progress, jobs=jobs, resume=resume)
     ref_dir = raw / name / "labelsTs"
     meta = raw / name / "metadata.csv"
@@ -109,6 +112,5 @@ def run_benchmark(dataset_id: int, budget: str, out_dir, variants=None, raw=None
                                         "subgroups": subgroups, "seed_spread": seed_spread, "steps": steps,
                                         "plans": plans_note, "elapsed_s": elapsed, "jobs": jobs, "resume": resume,
                                         "bootstrap": {"resamples": BOOTSTRAP_RESAMPLES, "seed": BOOTSTRAP_SEED}})
-    if progress:
-        print(md, flush=True)
+    logger.info(f"benchmark table written to {out / 'benchmark.md'}")
     return rows

@@ -21,6 +21,7 @@ seed-0 models (nnU-Net names a results folder by trainer, plans and configuratio
 from __future__ import annotations
 
 import json
+import logging
 import os
 import re
 import subprocess
@@ -29,8 +30,12 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from nnunet_thrombus.benchmark.budgets import PLANS, VESSEL_PLANS, Budget, Variant, select_variants
+from nnunet_thrombus.training.epoch_progress import UNBUFFERED, EpochProgress, follow_log
 from nnunet_thrombus.training.short_run import schedule_environment
 from nnunet_thrombus.training.workflow import BIN, NnunetWorkspace, plan_and_preprocess
+
+logger = logging.getLogger(__name__)
+
 _EPOCH_RE = re.compile(r"Epoch time:\s*([0-9.]+)\s*s")
 
 
@@ -59,12 +64,14 @@ _PEAK_SHIM = ("import os, subprocess, sys\n"
               "sys.exit(os.waitstatus_to_exitcode(status) & 255)\n")
 
 
-def run_measured(ws: NnunetWorkspace, args: list, log_name: str, resume: bool = False, **extra_env) -> StepCost:
+def run_measured(ws: NnunetWorkspace, args: list, log_name: str, resume: bool = False, on_line=None,
+                 **extra_env) -> StepCost:
     """Like ``NnunetWorkspace.run`` but also returns the subprocess's peak memory (``ru_maxrss`` of the command and
     the children it waited for, measured by a small shim process, see :data:`_PEAK_SHIM`).
 
     Each successful step leaves ``<log_dir>/<log_name>.done.json`` (its command, seconds and peak). With ``resume``
-    a step whose record exists for the same command is not run again; its recorded cost is returned."""
+    a step whose record exists for the same command is not run again; its recorded cost is returned. ``on_line``:
+    called with each output line while the command runs (:class:`EpochProgress`), which then runs unbuffered."""
     import json
     import sys
     import tempfile
@@ -79,14 +86,17 @@ def run_measured(ws: NnunetWorkspace, args: list, log_name: str, resume: bool = 
         done = json.loads(record.read_text())
         if done.get("command") == cmd:
             return StepCost(float(done["seconds"]), float(done["peak_mb"]))
+    if on_line is not None:
+        extra_env = {**UNBUFFERED, **extra_env}
     with tempfile.TemporaryDirectory() as tmp:
         peak_file = os.path.join(tmp, "peak_kib")
         t0 = time.perf_counter()
         with open(log, "a") as fh:
             fh.write(f"$ {' '.join(cmd)}\n")
             fh.flush()
-            proc = subprocess.run([sys.executable, "-c", _PEAK_SHIM, peak_file, *cmd], stdout=fh,
-                                  stderr=subprocess.STDOUT, env=ws.env(**extra_env))
+            with follow_log(log, on_line):
+                proc = subprocess.run([sys.executable, "-c", _PEAK_SHIM, peak_file, *cmd], stdout=fh,
+                                      stderr=subprocess.STDOUT, env=ws.env(**extra_env))
         seconds = time.perf_counter() - t0
         peak_kib = float(open(peak_file).read()) if os.path.isfile(peak_file) else float("nan")
     if proc.returncode != 0:
@@ -142,7 +152,7 @@ class BenchmarkRun:
 
     def _say(self, msg: str) -> None:
         if self.progress:
-            print(msg, flush=True)
+            logger.info(msg)
 
     def workspace(self, seed: int) -> NnunetWorkspace:
         return seed_workspace(self.ws, seed)
@@ -158,7 +168,8 @@ class BenchmarkRun:
         cost = run_measured(ws, ["nnUNetv2_train", self.dataset_id, configuration, 0, "-tr", trainer,
                                  "-p", plans, "-device", b.device],
                             f"train_{trainer}_{plans}_{configuration}_seed{seed}", resume=self.resume,
-                            **self.step_env, **env)
+                            on_line=EpochProgress(f"{trainer} {configuration} ({plans}, seed {seed})", epochs)
+                            if self.progress else None, **self.step_env, **env)
         epochs = epoch_times(model_folder(ws, self.dataset_name, configuration, trainer, plans))
         self._say(f"  trained {trainer} {configuration} ({plans}, seed {seed}) in {time.perf_counter() - t0:.1f} s "
                   f"(epochs {', '.join(f'{e:.1f}' for e in epochs)} s; peak {cost.peak_mb:.0f} MiB)")
@@ -323,8 +334,8 @@ def prepare_data(raw: Path | None, work: Path, dataset_id: int, budget: Budget, 
     summary = write_cohort(work / "synth", n_cases=synthetic, seed=seed, preset=preset or budget.preset,
                            dataset_id=dataset_id, n_test=int(n_test), formats=("nifti",), progress=progress, **extra)
     missing = summary.get("composition_missing") if isinstance(summary, dict) else None
-    if missing and progress:
-        print(f"note: the test part misses the benchmark profile's guarantees: {missing}", flush=True)
+    if missing:
+        logger.warning(f"the test part misses the benchmark profile's guarantees: {missing}")
     raw = work / "synth" / "nnUNet_raw"
     return raw, find_dataset_name(raw, dataset_id)
 

@@ -1,7 +1,10 @@
 """``nnunet_thrombus apply-plans``: write the cascade plans (paper / auto / cpu preset) into a planned dataset."""
 import argparse
+import logging
 
 from nnunet_thrombus.model_folder import DEFAULT_PLANS
+
+logger = logging.getLogger(__name__)
 
 
 def _configure(parser: argparse.ArgumentParser) -> None:
@@ -40,7 +43,6 @@ def add_parser(subparsers) -> None:
 
 def run(args) -> int:
     import json
-    import sys
 
     from nnunet_thrombus.training.thrombus_plans import apply_plans, configurations_to_preprocess
 
@@ -53,8 +55,8 @@ def run(args) -> int:
         except ValueError:
             coarse_spacing = None
         if coarse_spacing is None or len(coarse_spacing) != 3:
-            print(f"apply-plans: --coarse-spacing takes 'paper', 'ratio' or three numbers in mm (Z Y X), got "
-                  f"{' '.join(args.coarse_spacing)}", file=sys.stderr)
+            logger.error(f"apply-plans: --coarse-spacing takes 'paper', 'ratio' or three numbers in mm (Z Y X), "
+                         f"got {' '.join(args.coarse_spacing)}")
             return 2
     try:
         path = apply_plans(args.dataset, preset=args.preset, plans_name=args.plans_name,
@@ -62,9 +64,9 @@ def run(args) -> int:
                            features=args.features, batch_size=args.batch_size,
                            coarse_spacing=coarse_spacing)
     except (ValueError, FileNotFoundError) as exc:
-        print(f"nnunet_thrombus apply-plans: error: {exc}", file=sys.stderr)
+        logger.error(f"nnunet_thrombus apply-plans: {exc}")
         return 2
-    print(f"wrote {path}")
+    logger.info(f"wrote {path}")
     configs = configurations_to_preprocess(json.loads(path.read_text()))
     if args.preprocess:
         from nnunetv2.experiment_planning.plan_and_preprocess_api import preprocess
@@ -74,11 +76,15 @@ def run(args) -> int:
         preprocess([preprocess_dataset_id(args.dataset)], plans_identifier=args.plans_name,
                    configurations=tuple(configs), num_processes=(args.num_processes,) * len(configs))
     else:
-        print(f"next: nnUNetv2_preprocess -d {args.dataset} -plans_name {args.plans_name} -c {' '.join(configs)}")
+        logger.info(f"next: nnUNetv2_preprocess -d {args.dataset} -plans_name {args.plans_name} -c {' '.join(configs)}")
     return 0
 
 
 def standalone_main(argv=None) -> int:
+    from nnunet_thrombus.console import configure_logging
+
     parser = argparse.ArgumentParser(prog="apply_plans.py", description=__doc__)
     _configure(parser)
-    return run(parser.parse_args(argv))
+    args = parser.parse_args(argv)
+    configure_logging()
+    return run(args)

@@ -39,7 +39,8 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     p.add_argument("--resume", action="store_true",
                    help="continue an interrupted run into the same OUT: steps it finished are not run again and keep "
                         "their recorded time and memory (the whole-run time then counts only this run). Default: off.")
-    p.add_argument("-q", "--quiet", action="store_true", help="no progress output. Default: off.")
+    p.add_argument("-q", "--quiet", action="store_true",
+                   help="errors only, as the global -q (the table is still written to OUT). Default: off.")
     p.set_defaults(func=run)
     return p
 
@@ -51,12 +52,15 @@ def run(args) -> int:
         raise SystemExit(f"benchmark: --jobs must be >= 1, got {args.jobs}")
     import shlex
     import sys
+    from pathlib import Path
 
     from nnunet_thrombus.benchmark.benchmark import run_benchmark
+    from nnunet_thrombus.console import print_result
 
     run_benchmark(args.dataset, args.budget, args.output, variants=args.variants, raw=args.raw,
                   preprocessed=args.preprocessed, synthetic=args.synthetic, preset=args.preset, seed=args.seed,
                   n_test=args.test, jobs=args.jobs, resume=args.resume,
                   command=" ".join(["nnunet_thrombus"] + [shlex.quote(a) for a in sys.argv[1:]]),
                   progress=not args.quiet)
+    print_result((Path(args.output) / "benchmark.md").read_text())
     return 0

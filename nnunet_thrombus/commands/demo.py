@@ -17,15 +17,20 @@ def add_parser(subparsers) -> None:
     p.add_argument("-device", "--device", default=None, choices=["cpu", "cuda"],
                    help="torch device for training and prediction (default: cuda when available, else cpu; the "
                         "choice is printed)")
-    p.add_argument("-q", "--quiet", action="store_true", help="only the final summary (default: progress lines)")
+    p.add_argument("-q", "--quiet", action="store_true",
+                   help="errors only, as the global -q (the summary is still written to OUT/summary.json; default: "
+                        "progress lines and the summary table)")
     p.set_defaults(func=run)
 
 
 def run(args) -> int:
-    from nnunet_thrombus.demo import run_demo
+    from nnunet_thrombus.console import print_result
+    from nnunet_thrombus.demo import format_summary, run_demo
     from nnunet_thrombus.nnunet_env import announce_device
 
     device = announce_device(args.device, quiet=args.quiet)
-    run_demo(args.output, budget_minutes=args.budget, n_cases=args.cases, n_test=args.test_cases, seed=args.seed,
-             baseline=not args.no_baseline, device=device, quiet=args.quiet, preset=args.preset)
+    summary = run_demo(args.output, budget_minutes=args.budget, n_cases=args.cases, n_test=args.test_cases,
+                       seed=args.seed, baseline=not args.no_baseline, device=device, quiet=args.quiet,
+                       preset=args.preset)
+    print_result(format_summary(summary))
     return 0

@@ -30,5 +30,6 @@ def run(args) -> int:
     if args.cpu:
         lines.update(CPU_SETTINGS)
     for key, value in lines.items():
+        # deliberate stdout, also under -q: these lines are the command's whole output, for eval "$(...)"
         print(f"export {key}={shlex.quote(value)}")
     return 0

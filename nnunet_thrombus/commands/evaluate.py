@@ -28,12 +28,15 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
                         "frame and fitted LVO rule) instead of re-measuring them from the masks. Default: off.")
     p.add_argument("--tolerance", type=float, default=1.0, help="NSD tolerance in mm. Default: 1.0.")
     p.add_argument("--no-plots", action="store_true", help="skip the PNG plots. Default: plots on.")
-    p.add_argument("-q", "--quiet", action="store_true", help="no per-case progress. Default: off.")
+    p.add_argument("-q", "--quiet", action="store_true",
+                   help="errors only, as the global -q: no per-case lines, no table (it is in OUT/summary.md). "
+                        "Default: off.")
     p.set_defaults(func=run)
     return p
 
 
 def run(args) -> int:
+    from nnunet_thrombus.console import print_result
     from nnunet_thrombus.evaluation.evaluate import evaluate_folder
     from nnunet_thrombus.evaluation.summary import to_markdown
 
@@ -41,6 +44,5 @@ def run(args) -> int:
                               brain_mask_dir=args.brain_masks, lvo_thresholds=args.lvo_thresholds,
                               tolerance_mm=args.tolerance, plots=not args.no_plots, quiet=args.quiet,
                               reports_dir=args.reports, calls_from_reports=args.calls_from_reports)
-    if not args.quiet:
-        print(to_markdown(summary))
+    print_result(to_markdown(summary))
     return 0

@@ -1,5 +1,9 @@
 """``nnunet_thrombus export-next-stage``: rebuild stage-1 ``predicted_next_stage`` from existing checkpoints."""
+import logging
+
 from nnunet_thrombus.model_folder import CHECKPOINT, COARSE, DEFAULT_PLANS, DEFAULT_TRAINER
+
+logger = logging.getLogger(__name__)
 
 
 def add_parser(subparsers) -> None:
@@ -24,7 +28,7 @@ def run(args) -> int:
     ensure_ext_trainer()
     info = export_next_stage(args.dataset, args.trainer, args.plans, args.configuration,
                              announce_device(args.device), args.mirroring, args.checkpoint)
-    print(f"predicted_next_stage written for {len(info['out_of_fold']) + len(info['in_sample'])} cases "
-          f"(stage-1 folds {info['folds']}; out-of-fold: {len(info['out_of_fold'])}, "
-          f"in-sample (optimistic): {len(info['in_sample'])})")
+    logger.info(f"predicted_next_stage written for {len(info['out_of_fold']) + len(info['in_sample'])} cases "
+                f"(stage-1 folds {info['folds']}; out-of-fold: {len(info['out_of_fold'])}, "
+                f"in-sample (optimistic): {len(info['in_sample'])})")
     return 0

@@ -10,8 +10,11 @@ compares their cross-validation Dice, chooses the post-processing and writes ``i
 from __future__ import annotations
 
 import argparse
+import logging
 
 from nnunet_thrombus.model_folder import DEFAULT_TRAINER, FINE
+
+logger = logging.getLogger(__name__)
 
 
 def _model(value: str) -> tuple[str, str, str | None]:
@@ -52,8 +55,8 @@ def run(args) -> int:
                                    strict=True)
     for chosen in info["best_model_or_ensemble"]["selected_model_or_models"]:
         if chosen["configuration"] == FINE:
-            print(f"\nThe cascade's fine stage needs its coarse stage's predictions: run nnUNetv2_predict with "
-                  f"-c 3d_lowres first and pass its output as -prev_stage_predictions, or run both stages, "
-                  f"measurements and reports with:\n  nnunet_thrombus predict -i INPUT_FOLDER -o OUTPUT_FOLDER "
-                  f"-d {args.dataset} -tr {chosen['trainer']} -p {chosen['plans_identifier']}")
+            logger.info(f"The cascade's fine stage needs its coarse stage's predictions: run nnUNetv2_predict with "
+                        f"-c 3d_lowres first and pass its output as -prev_stage_predictions, or run both stages, "
+                        f"measurements and reports with:\n  nnunet_thrombus predict -i INPUT_FOLDER -o "
+                        f"OUTPUT_FOLDER -d {args.dataset} -tr {chosen['trainer']} -p {chosen['plans_identifier']}")
     return 0

@@ -1,5 +1,9 @@
 """``nnunet_thrombus fit-lvo``: fit the occlusion / LVO rule on the fine stage's validation predictions."""
+import logging
+
 from nnunet_thrombus.model_folder import DEFAULT_PLANS, DEFAULT_TRAINER
+
+logger = logging.getLogger(__name__)
 
 
 def add_parser(subparsers) -> None:
@@ -17,8 +21,6 @@ def add_parser(subparsers) -> None:
 
 
 def run(args) -> int:
-    import sys
-
     from nnunet_thrombus.model_folder import LVO_FILE, POSTPROCESSING_FILE, ModelError, raw_dataset_folder, stage_folder
     from nnunet_thrombus.training.lvo_fit import fit_lvo_from_validation
 
@@ -26,12 +28,12 @@ def run(args) -> int:
         fine = stage_folder(args.dataset, args.configuration, args.trainer, args.plans)
         info = fit_lvo_from_validation(fine, raw_dataset_folder(args.dataset), args.metadata)
     except (ModelError, FileNotFoundError, RuntimeError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
+        logger.error(str(exc))
         return 2
-    print(f"fitted on {info['n_cases']} validation cases ({', '.join(info['folds'])}): {info['thresholds']}")
-    print(f"validation truth -> call: {info['counts_truth_to_call']}; written to {fine / LVO_FILE}")
+    logger.info(f"fitted on {info['n_cases']} validation cases ({', '.join(info['folds'])}): {info['thresholds']}")
+    logger.info(f"validation truth -> call: {info['counts_truth_to_call']}; written to {fine / LVO_FILE}")
     pp = info.get("postprocessing")
     if pp:
-        print(f"post-processing: {pp['rule']} (validation mean Dice {pp['validation_mean_dice']}); written to "
-              f"{fine / POSTPROCESSING_FILE}")
+        logger.info(f"post-processing: {pp['rule']} (validation mean Dice {pp['validation_mean_dice']}); written to "
+                    f"{fine / POSTPROCESSING_FILE}")
     return 0

@@ -1,5 +1,9 @@
 """``nnunet_thrombus fit-roi``: choose the fine stage's ROI threshold on validation cases, stored with the model."""
+import logging
+
 from nnunet_thrombus.model_folder import DEFAULT_PLANS, DEFAULT_TRAINER
+
+logger = logging.getLogger(__name__)
 
 
 def add_parser(subparsers) -> None:
@@ -14,13 +18,13 @@ def add_parser(subparsers) -> None:
     p.add_argument("-p", "--plans", default=DEFAULT_PLANS, help=f"plans identifier. Default: {DEFAULT_PLANS}.")
     p.add_argument("-device", "--device", choices=("cuda", "cpu", "mps"), default=None,
                    help="torch device. Default: cuda when available, else cpu (the choice is printed).")
-    p.add_argument("-q", "--quiet", action="store_true", help="only the result line. Default: per-case lines.")
+    p.add_argument("-q", "--quiet", action="store_true",
+                   help="errors only, as the global -q (the result is in roi_threshold.json). Default: per-case "
+                        "lines, the table and the result line.")
     p.set_defaults(func=run)
 
 
 def run(args) -> int:
-    import sys
-
     from nnunet_thrombus.inference.roi_threshold_fit import fit_roi_threshold, format_table
     from nnunet_thrombus.model_folder import COARSE, FINE, ROI_FILE, ModelError, raw_dataset_folder, stage_folder
     from nnunet_thrombus.nnunet_env import announce_device
@@ -30,14 +34,12 @@ def run(args) -> int:
         coarse = stage_folder(args.dataset, COARSE, args.trainer, args.plans)
         fine = stage_folder(args.dataset, FINE, args.trainer, args.plans)
         info = fit_roi_threshold(coarse, fine, raw_dataset_folder(args.dataset), device=device,
-                                 progress=(lambda _: None) if args.quiet else print)
+                                 progress=logger.info)
     except (ModelError, FileNotFoundError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
+        logger.error(str(exc))
         return 2
-    if not args.quiet:
-        for line in format_table(info["table"]):
-            print(line)
+    logger.info("\n".join(format_table(info["table"])))
     kept = " (no threshold kept every clot: the default stays)" if info["default_kept"] else ""
-    print(f"ROI threshold {info['threshold']}{kept} from {info['n_cases']} validation cases; written to "
-          f"{fine / ROI_FILE}")
+    logger.info(f"ROI threshold {info['threshold']}{kept} from {info['n_cases']} validation cases; written to "
+                f"{fine / ROI_FILE}")
     return 0

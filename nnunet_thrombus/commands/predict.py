@@ -2,8 +2,11 @@
 from __future__ import annotations
 
 import argparse
+import logging
 
 from nnunet_thrombus.model_folder import DEFAULT_PLANS, DEFAULT_ROI_THRESHOLD, DEFAULT_TRAINER
+
+logger = logging.getLogger(__name__)
 
 
 def _fold(value: str):
@@ -74,7 +77,8 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
                         "with the outputs, never in a home folder).")
     p.add_argument("--no-cache", action="store_true", help="neither read nor write that cache. Default: cache on.")
     p.add_argument("--overwrite", action="store_true", help="redo finished cases too. Default: skip them.")
-    p.add_argument("-q", "--quiet", action="store_true", help="no per-case progress. Default: off.")
+    p.add_argument("-q", "--quiet", action="store_true",
+                   help="errors only, as the global -q: no per-case lines. Default: off.")
     p.set_defaults(func=run, _parser=p)
     return p
 
@@ -87,8 +91,6 @@ def run(args) -> int:
         args._parser.error(f"--roi-threshold is a probability in (0, 1), got {args.roi_threshold}")
     if args.anonymize_seg and not (args.dicom_seg or args.dicom_sr):
         args._parser.error("--anonymize-seg needs --dicom-seg or --dicom-sr")
-    import sys
-
     from nnunet_thrombus.inference.model_files import ModelError
     from nnunet_thrombus.inference.pipeline import predict_cases
 
@@ -124,6 +126,6 @@ def run(args) -> int:
             result = predict_cases(args.input, args.output, num_parts=args.num_parts, part_id=args.part_id,
                                    quiet=args.quiet, **options)
     except (ModelError, OSError, ValueError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
+        logger.error(str(exc))
         return 2
     return 1 if result["failed"] else 0

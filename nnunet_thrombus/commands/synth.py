@@ -2,6 +2,9 @@
 from __future__ import annotations
 
 import argparse
+import logging
+
+logger = logging.getLogger(__name__)
 
 
 def add_parser(subparsers) -> argparse.ArgumentParser:
@@ -28,14 +31,13 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
                         "calcified arteries) or 'evaluation' (-t >= 60: >= 20 each of calcified clot-free heads, "
                         "M2/ACA, isodense and < 40 mm3 clots); see docs/synthetic_data.md (default: none)")
     p.add_argument("--overwrite", action="store_true", help="replace an existing cohort (default: off)")
-    p.add_argument("-q", "--quiet", action="store_true", help="no progress bar (default: off)")
+    p.add_argument("-q", "--quiet", action="store_true",
+                   help="errors only, as the global -q: no progress bar, no summary lines (default: off)")
     p.set_defaults(func=run)
     return p
 
 
 def run(args) -> int:
-    import sys
-
     from nnunet_thrombus.synthetic.cohort import write_cohort
 
     try:
@@ -44,19 +46,20 @@ def run(args) -> int:
                          formats=tuple(args.formats), thick_fraction=args.thick_fraction, overwrite=args.overwrite,
                          progress=not args.quiet, test_profile=args.test_profile)
     except ValueError as err:
-        print(f"nnunet_thrombus synth: error: {err}", file=sys.stderr)
+        logger.error(f"nnunet_thrombus synth: {err}")
         return 2
     sites = ", ".join(f"{k} {v}" for k, v in s["counts_site"].items())
-    print(f"{s['n_cases']} cases ({s['n_train']} train, {s['n_test']} test), preset {s['preset']}, seed {s['seed']}")
-    print(f"sites: {sites}; LVO {s['n_lvo']}, no occlusion {s['n_no_occlusion']}, isodense {s['n_isodense']}, "
-          f"thick-slice NCCT {s['n_thick']}")
+    logger.info(f"{s['n_cases']} cases ({s['n_train']} train, {s['n_test']} test), preset {s['preset']}, "
+                f"seed {s['seed']}")
+    logger.info(f"sites: {sites}; LVO {s['n_lvo']}, no occlusion {s['n_no_occlusion']}, isodense {s['n_isodense']}, "
+                f"thick-slice NCCT {s['n_thick']}")
     c = s["test_composition"]
-    print(f"test part: {c['clots']} clots ({', '.join(f'{k} {v}' for k, v in c['sites'].items())}; isodense "
-          f"{c['isodense']}, < 30 mm3 {c['under_30_mm3']}, < 40 mm3 {c['under_40_mm3']}), {c['clot_free']} clot-free "
-          f"({c['clot_free_calcified']} with calcified arteries)")
+    logger.info(f"test part: {c['clots']} clots ({', '.join(f'{k} {v}' for k, v in c['sites'].items())}; isodense "
+                f"{c['isodense']}, < 30 mm3 {c['under_30_mm3']}, < 40 mm3 {c['under_40_mm3']}), {c['clot_free']} "
+                f"clot-free ({c['clot_free_calcified']} with calcified arteries)")
     if s["composition_missing"]:
-        print(f"nnunet_thrombus synth: error: test part misses profile {s['test_profile']!r}: "
-              f"{'; '.join(s['composition_missing'])}", file=sys.stderr)
+        logger.error(f"nnunet_thrombus synth: test part misses profile {s['test_profile']!r}: "
+                     f"{'; '.join(s['composition_missing'])}")
         return 1
-    print(f"{s['seconds_per_case']:.2f} s per case; nnU-Net raw dataset: {s['paths']['dataset']}")
+    logger.info(f"{s['seconds_per_case']:.2f} s per case; nnU-Net raw dataset: {s['paths']['dataset']}")
     return 0

@@ -26,6 +26,7 @@ benchmark table).
 from __future__ import annotations
 
 import csv
+import logging
 import os
 import time
 
@@ -34,6 +35,8 @@ import numpy as np
 from nnunet_thrombus.evaluation.atomic_io import write_csv, write_json, write_text
 from nnunet_thrombus.evaluation.summary import summarise, to_markdown
 from nnunet_thrombus.evaluation.surface_metrics import all_metrics
+
+logger = logging.getLogger(__name__)
 
 SUFFIX = ".nii.gz"
 SMALL_CLOT_MM3 = 30.0
@@ -250,9 +253,9 @@ def evaluate_folder(pred_dir, ref_dir, out_dir, metadata_csv=None, raters_dir=No
                                   sitk.ReadImage(os.path.join(ref_dir, case + SUFFIX)), meta.get(case), brain,
                                   rule, tolerance_mm, None if reports is None else reports[case],
                                   calls_from_reports))
-        if not quiet:
-            r = rows[-1]
-            print(f"[{i}/{len(cases)}] {case}: Dice {r['dice']:.3f}, call {r['pred_call']}", flush=True)
+        r = rows[-1]
+        logger.log(logging.DEBUG if quiet else logging.INFO,
+                   f"[{i}/{len(cases)}] {case}: Dice {r['dice']:.3f}, call {r['pred_call']}")
     summary = summarise(rows)
     summary["lvo_rule"] = (rule or LVOThresholds()).to_dict()
     summary["calls"] = "report.json" if calls_from_reports else "re-measured from the masks"
@@ -272,8 +275,8 @@ def evaluate_folder(pred_dir, ref_dir, out_dir, metadata_csv=None, raters_dir=No
         for q in ("volume", "length"):
             p.scatter_identity(rows, q, os.path.join(out_dir, f"{q}_scatter.png"))
             p.bland_altman_plot(rows, q, os.path.join(out_dir, f"{q}_bland_altman.png"))
-    if not quiet:
-        print(f"evaluated {len(rows)} cases in {time.perf_counter() - start:.2f} s -> {out_dir}", flush=True)
+    logger.log(logging.DEBUG if quiet else logging.INFO,
+               f"evaluated {len(rows)} cases in {time.perf_counter() - start:.2f} s -> {out_dir}")
     return summary
 
 

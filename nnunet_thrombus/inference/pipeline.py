@@ -12,9 +12,8 @@ from __future__ import annotations
 import csv
 import io
 import json
-import sys
+import logging
 import time
-import traceback
 from pathlib import Path
 
 import numpy as np
@@ -26,15 +25,18 @@ from nnunet_thrombus.inference.inputs import CaseInputError, PreparedCase, find_
 from nnunet_thrombus.inference.report import SUMMARY_COLUMNS, build_report, summary_row
 from nnunet_thrombus.measure.lvo import LVOThresholds
 
+logger = logging.getLogger(__name__)
+
 FAILURE_COLUMNS = ["case_id", "stage", "error"]
 
 
 def _progress(quiet: bool, text: str, error: bool = False) -> None:
-    """Console line: progress to stdout unless ``quiet``; errors always, to stderr."""
+    """A progress record: INFO, or DEBUG when ``quiet`` (predict run as an inner step, e.g. by the demo); errors
+    always at ERROR."""
     if error:
-        print(text, file=sys.stderr, flush=True)
-    elif not quiet:
-        print(text, flush=True)
+        logger.error(text)
+    else:
+        logger.log(logging.DEBUG if quiet else logging.INFO, text)
 
 
 def _image_like(array: np.ndarray, reference: sitk.Image, pixel=sitk.sitkUInt8) -> sitk.Image:
@@ -238,7 +240,7 @@ def predict_cases(inputs, out_dir, *, model=None, dataset=None, predictor=None, 
                 else:
                     msg = f"case {case.case_id}: {type(exc).__name__}: {exc}"
                     if not quiet:
-                        traceback.print_exc()
+                        logger.error(f"{tag}: unexpected error", exc_info=True)
                 failed[case.case_id] = msg
                 failure_rows.append({"case_id": case.case_id, "stage": stage, "error": msg})
                 _progress(quiet, f"{tag}: FAILED ({msg})", error=True)
@@ -259,7 +261,7 @@ def predict_cases(inputs, out_dir, *, model=None, dataset=None, predictor=None, 
             try:
                 _write_tables(out_dir, rows, failure_rows, failures_name)
             except OSError as exc:  # tables are rewritten after the next case; say so and go on
-                _progress(quiet, f"warning: could not update summary.csv ({exc})")
+                logger.warning(f"could not update summary.csv ({exc})")
     except KeyboardInterrupt:
         for case in cases:
             co.abandon_case(out_dir, case.case_id)

@@ -4,18 +4,31 @@ Each task runs :func:`~nnunet_thrombus.inference.pipeline.predict_cases` on its 
 ``part_id``, the same split as nnU-Net's ``--num_parts``), so it loads the model once and writes the same per-case
 files a serial run writes; the driver then rebuilds ``summary.csv`` from every case's ``report.json``. Tasks ask
 Ray for ``gpus_per_task`` GPUs (0 on CPU) and ``cpus_per_task`` CPUs. Needs ``pip install .[distributed]``.
+
+Logging: each task configures logging in its worker at the driver's level (:func:`_run_part`), and a Ray started here
+forwards the workers' stderr to the driver (``log_to_driver``), so per-case lines and errors of every part show in
+the driver's output, prefixed by Ray with the worker's pid; ``-q`` on the driver keeps the workers to errors too.
 """
 from __future__ import annotations
 
+import logging
 import os
 from pathlib import Path
 
+logger = logging.getLogger(__name__)
 
-def _run_part(part_id: int, num_parts: int, inputs, out_dir: str, env: dict, kwargs: dict) -> dict:
+
+def _run_part(part_id: int, num_parts: int, inputs, out_dir: str, env: dict, kwargs: dict,
+              log_level: int = logging.WARNING) -> dict:
+    """One Ray task: this worker logs at the driver's ``log_level`` to its stderr (which Ray forwards to the
+    driver), then predicts part ``part_id`` of ``num_parts``."""
     os.environ.update(env)
+    from nnunet_thrombus.console import configure_logging
     from nnunet_thrombus.inference.pipeline import predict_cases
 
-    return predict_cases(inputs, out_dir, num_parts=num_parts, part_id=part_id, quiet=True, **kwargs)
+    configure_logging(log_level)
+    logger.info(f"Ray part {part_id + 1}/{num_parts} started")
+    return predict_cases(inputs, out_dir, num_parts=num_parts, part_id=part_id, **kwargs)
 
 
 def predict_cases_ray(inputs, out_dir, *, ray_address: str | None = "auto", num_parts: int | None = None,
@@ -31,9 +44,11 @@ def predict_cases_ray(inputs, out_dir, *, ray_address: str | None = "auto", num_
         raise ImportError("the Ray backend needs ray: pip install '.[distributed]'") from exc
     from nnunet_thrombus.inference.pipeline import rebuild_tables
 
+    log_level = logging.getLogger("nnunet_thrombus").getEffectiveLevel()  # the driver's; WARNING if unconfigured
     started = False
     if not ray.is_initialized():
-        ray.init(address=ray_address, include_dashboard=False, log_to_driver=False,
+        ray.init(address=ray_address, include_dashboard=False, log_to_driver=True,
+                 logging_level=max(log_level, logging.WARNING),
                  **({} if ray_address else {"num_cpus": max(1, int(num_parts or 2) * int(cpus_per_task))}))
         started = True
     try:
@@ -41,7 +56,8 @@ def predict_cases_ray(inputs, out_dir, *, ray_address: str | None = "auto", num_
             num_parts = max(1, int(ray.cluster_resources().get("CPU", 1) // max(cpus_per_task, 1e-6)))
         env = {k: v for k, v in os.environ.items() if k.startswith("nnUNet_")}
         task = ray.remote(num_cpus=cpus_per_task, num_gpus=gpus_per_task)(_run_part)
-        refs = [task.remote(k, num_parts, inputs, str(out_dir), env, predict_kwargs) for k in range(num_parts)]
+        refs = [task.remote(k, num_parts, inputs, str(out_dir), env, predict_kwargs, log_level)
+                for k in range(num_parts)]
         parts = ray.get(refs)
     finally:
         if started:

@@ -22,6 +22,7 @@ Run: ``python -m nnunet_thrombus.synthetic.measure_check --n-per-site 30`` (SYNT
 from __future__ import annotations
 
 import argparse
+import logging
 import time
 
 import numpy as np
@@ -29,6 +30,8 @@ import SimpleITK as sitk
 
 from nnunet_thrombus.measure import measure_components
 from nnunet_thrombus.synthetic.phantom import clot_crop, generate_case
+
+logger = logging.getLogger(__name__)
 
 SITES = ("ICA", "M1", "M2", "ACA")
 QUANTITIES = ("volume_mm3", "length_mm", "density_hu", "perviousness_hu")
@@ -149,18 +152,20 @@ def main(argv=None) -> int:
     ap.add_argument("--crop-preset", default="paper", help="anatomy of the fine clot crops (default: paper)")
     ap.add_argument("--first-seed", type=int, default=0, help="first seed (default: 0)")
     args = ap.parse_args(argv)
+    from nnunet_thrombus.console import configure_logging, print_result
+
+    configure_logging()
     t0 = time.perf_counter()
     rows = run_check(args.n_per_site, args.preset, args.crop_mm, args.first_seed, args.crop_preset)
     for which in ("fine", "preset"):
         table = error_table(rows, which)
-        print(f"\n{which}: volume, length, density, perviousness on "
-              f"{f'{args.crop_mm:g} mm {args.crop_preset} clot crops (noise-free)' if which == 'fine' else f'the {args.preset} scans'}; "
-              f"side and site on the {args.preset} scans")
-        print(to_markdown(table))
-        print(f"targets hold: {table['all']['pass']}")
+        # the tables are this script's result (stdout); the misses and the timing are log lines
+        print_result(f"\n{which}: volume, length, density, perviousness on "
+                     f"{f'{args.crop_mm:g} mm {args.crop_preset} clot crops (noise-free)' if which == 'fine' else f'the {args.preset} scans'}; "
+                     f"side and site on the {args.preset} scans\n{to_markdown(table)}\ntargets hold: {table['all']['pass']}")
         for line in misses(rows, which):
-            print("  " + line)
-    print(f"{len(rows)} cases in {time.perf_counter() - t0:.1f} s")
+            logger.warning(f"{which}: {line}")
+    logger.info(f"{len(rows)} cases in {time.perf_counter() - t0:.1f} s")
     return 0
 
 

@@ -15,6 +15,7 @@ from pathlib import Path
 
 from nnunet_thrombus.model_folder import DEFAULT_PLANS, DEFAULT_TRAINER, stage_identifier
 from nnunet_thrombus.nnunet_env import nnunet_environment
+from nnunet_thrombus.training.epoch_progress import UNBUFFERED, EpochProgress, follow_log
 from nnunet_thrombus.training.short_run import schedule_environment
 
 BIN = Path(sys.executable).parent
@@ -43,17 +44,23 @@ class NnunetWorkspace:
         env.update({k: str(v) for k, v in extra.items()})
         return env
 
-    def run(self, args: list[str], log_name: str, timeout: float | None = None, **extra_env: str) -> float:
-        """Run ``args`` (first item a console script of this environment); returns seconds taken."""
+    def run(self, args: list[str], log_name: str, timeout: float | None = None, on_line=None,
+            **extra_env: str) -> float:
+        """Run ``args`` (first item a console script of this environment); returns seconds taken. ``on_line``: called
+        with each output line while the command runs (e.g. :class:`EpochProgress`); the command then runs with
+        unbuffered output."""
         exe = BIN / args[0]
         cmd = [str(exe) if exe.exists() else args[0]] + [str(a) for a in args[1:]]
         log = self.log_dir / f"{log_name}.log"
         t0 = time.perf_counter()
+        if on_line is not None:
+            extra_env = {**UNBUFFERED, **extra_env}
         with open(log, "a") as fh:
             fh.write(f"$ {' '.join(cmd)}\n")
             fh.flush()
-            proc = subprocess.run(cmd, stdout=fh, stderr=subprocess.STDOUT, env=self.env(**extra_env),
-                                  timeout=timeout)
+            with follow_log(log, on_line):
+                proc = subprocess.run(cmd, stdout=fh, stderr=subprocess.STDOUT, env=self.env(**extra_env),
+                                      timeout=timeout)
         if proc.returncode != 0:
             tail = "".join(log.read_text(errors="replace").splitlines(keepends=True)[-25:])
             raise RuntimeError(f"command failed ({proc.returncode}): {' '.join(cmd)}\nlog {log}, last lines:\n{tail}")
@@ -92,7 +99,8 @@ def train(ws: NnunetWorkspace, dataset_id: int, configuration: str, fold: int | 
     env = schedule_environment(epochs, iters, val_iters, save_every=max(1, epochs), oversample_fg=oversample_fg,
                                mirroring=mirroring, optimizer=optimizer, lr=lr)
     return ws.run(["nnUNetv2_train", dataset_id, configuration, fold, "-tr", trainer, "-p", plans_name,
-                   "-device", device, *extra_args], f"train_{trainer}_{configuration}_{fold}", **env)
+                   "-device", device, *extra_args], f"train_{trainer}_{configuration}_{fold}",
+                  on_line=EpochProgress(f"{trainer} {configuration} fold {fold}", epochs), **env)
 
 
 def export_next_stage(ws: NnunetWorkspace, dataset_id: int, trainer: str = DEFAULT_TRAINER,
