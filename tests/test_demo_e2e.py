@@ -16,8 +16,13 @@ def test_demo_runs_every_stage_and_writes_the_summary(tmp_path, capsys):
     rc = main(["demo", "-o", str(out), "--budget", "1", "--cases", "8", "--test-cases", "2", "--seed", "3"]
               + ["--preset", "tiny"])
     assert rc == 0
-    printed = capsys.readouterr().out
-    assert "SYNTHETIC data" in printed and "[demo 8/8] evaluate" in printed
+    captured = capsys.readouterr()
+    printed = captured.out  # the summary table is the demo's result (stdout); progress is logged to stderr
+    assert "SYNTHETIC data" in printed and "[demo 8/8] evaluate" in captured.err
+    # one progress line per training epoch, from nnU-Net's own output (budget 1 -> 2 epochs per stage)
+    for stage in ("ThrombusCascadeTrainer 3d_lowres fold 0", "ThrombusCascadeTrainer 3d_cascade_fullres fold 0",
+                  "nnUNetTrainer_envSchedule 3d_fullres fold 0"):
+        assert f"{stage}: epoch 1/2, train loss " in captured.err and f"{stage}: epoch 2/2, " in captured.err
     summary = json.loads((out / "summary.json").read_text())
     assert summary["synthetic"] is True and summary["n_test"] == 2
     assert [r["model"].split()[0] for r in summary["table"]] == ["ours", "vanilla"]

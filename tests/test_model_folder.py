@@ -112,7 +112,7 @@ def test_recipe_label_names_mirror_augmentation():
     assert mf.recipe_label(dict(lr, mirroring=True)).endswith("it, mirroring")
 
 
-def test_quiet_nnunet_keeps_stdout_and_replays_it_on_failure(capsys):
+def test_quiet_nnunet_keeps_stdout_and_replays_it_on_failure(capsys, caplog):
     with mf.quiet_nnunet():
         print("Inspecting module: x")
     assert capsys.readouterr().out == ""
@@ -120,8 +120,8 @@ def test_quiet_nnunet_keeps_stdout_and_replays_it_on_failure(capsys):
         with mf.quiet_nnunet():
             print("Searching in: /somewhere")
             raise RuntimeError("trainer not found")
-    captured = capsys.readouterr()
-    assert captured.out == "" and "Searching in: /somewhere" in captured.err
+    assert capsys.readouterr().out == ""
+    assert [r.levelname for r in caplog.records] == ["ERROR"] and "Searching in: /somewhere" in caplog.text
 
 
 def test_recipe_defaults_then_environment_overrides(monkeypatch):
@@ -162,7 +162,9 @@ def test_recipe_variants_are_named_like_nnunets():
     assert ext.ThrombusCascadeTrainer.recipe_name == "paper" and ext.ThrombusCascadeTrainer.recipe_defaults == {}
 
 
-def test_device_choice(monkeypatch, capsys):
+def test_device_choice(monkeypatch, caplog):
+    import logging
+
     import torch
 
     from nnunet_thrombus.nnunet_env import announce_device, choose_device
@@ -173,7 +175,8 @@ def test_device_choice(monkeypatch, capsys):
         choose_device("cuda")
     monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
     monkeypatch.setattr(torch.cuda, "get_device_name", lambda i: "FakeGPU")
-    assert announce_device() == "cuda" and "device: cuda (CUDA available (FakeGPU)" in capsys.readouterr().out
+    caplog.set_level(logging.INFO, logger="nnunet_thrombus")
+    assert announce_device() == "cuda" and "device: cuda (CUDA available (FakeGPU)" in caplog.text
     assert announce_device("cpu") == "cpu"
 
 

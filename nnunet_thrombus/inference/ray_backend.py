@@ -13,9 +13,13 @@ from __future__ import annotations
 
 import logging
 import os
+import time
 from pathlib import Path
 
 logger = logging.getLogger(__name__)
+
+#: seconds the driver waits after the last task for Ray to forward the workers' last log lines
+LOG_FORWARD_GRACE_S = 2.0
 
 
 def _run_part(part_id: int, num_parts: int, inputs, out_dir: str, env: dict, kwargs: dict,
@@ -59,6 +63,9 @@ def predict_cases_ray(inputs, out_dir, *, ray_address: str | None = "auto", num_
         refs = [task.remote(k, num_parts, inputs, str(out_dir), env, predict_kwargs, log_level)
                 for k in range(num_parts)]
         parts = ray.get(refs)
+        # Ray forwards worker output asynchronously (its log monitor polls the workers' files): give the last
+        # records of the last part time to reach the driver before the cluster goes away
+        time.sleep(LOG_FORWARD_GRACE_S)
     finally:
         if started:
             ray.shutdown()

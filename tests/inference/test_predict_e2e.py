@@ -30,7 +30,7 @@ def test_predict_three_dicom_cases_with_trained_model(tiny_cascade, tmp_path, mo
     out = tmp_path / "out"
     rc = cli.main(["predict", "-i", str(inp), "-o", str(out), "-d", "501", "--disable-tta", "--dicom-seg",
                    "--save-probabilities"])
-    printed = capsys.readouterr().out
+    printed = capsys.readouterr().err  # progress is logged to stderr
     assert rc == 0, printed
     schema = load_schema()
     for cid in ids:
@@ -68,7 +68,7 @@ def test_predict_three_dicom_cases_with_trained_model(tiny_cascade, tmp_path, mo
     capsys.readouterr()
     rc = cli.main(["predict", "-i", str(inp), "-o", str(out), "-d", "501", "--disable-tta"])
     assert rc == 0
-    assert capsys.readouterr().out.count("already done, skipped") == len(ids)
+    assert capsys.readouterr().err.count("already done, skipped") == len(ids)
     assert {cid: (out / cid / "thrombus.nii.gz").stat().st_mtime_ns for cid in ids} == stamps
     # a fine checkpoint swapped for the coarse one is refused before any case is read
     fold = model_copy / tiny_cascade["fine_dir"].name / "fold_0"

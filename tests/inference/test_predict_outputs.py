@@ -94,7 +94,7 @@ def test_keep_phi_and_anonymized_seg(predict_cohort, tmp_path):
             assert value.encode() not in raw
 
 
-def test_resume_skips_verified_redoes_partial_and_broken(predict_cohort, tmp_path, capsys):
+def test_resume_skips_verified_redoes_partial_and_broken(predict_cohort, tmp_path, caplog):
     out = tmp_path / "out"
     first = FakePredictor()
     predict_cases(predict_cohort["flat"], out, predictor=first, quiet=True)
@@ -103,11 +103,12 @@ def test_resume_skips_verified_redoes_partial_and_broken(predict_cohort, tmp_pat
     shutil.copytree(out / "SYN_0003", out / ".SYN_0003.partial")  # leftover of an interrupted run
     shutil.rmtree(out / "SYN_0003")
     second = FakePredictor()
+    caplog.set_level("INFO", logger="nnunet_thrombus")
     res = predict_cases(predict_cohort["flat"], out, predictor=second, quiet=False)
     assert second.calls == 2
     assert res["skipped"] == ["SYN_0000", "SYN_0001"] and res["done"] == ["SYN_0002", "SYN_0003"]
     assert not (out / ".SYN_0003.partial").exists()
-    assert "already done, skipped" in capsys.readouterr().out
+    assert "already done, skipped" in caplog.text
     assert len((out / "summary.csv").read_text().splitlines()) == 5
 
 

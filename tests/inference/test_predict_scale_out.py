@@ -3,6 +3,8 @@ from __future__ import annotations
 
 import csv
 import json
+import logging
+import re
 
 import pytest
 
@@ -49,14 +51,24 @@ def test_num_parts_union_equals_serial(predict_cohort, serial, tmp_path):
     assert _outputs(out) == serial
 
 
-def test_ray_two_local_workers_equal_serial(predict_cohort, serial, tmp_path):
+def test_ray_two_local_workers_equal_serial(predict_cohort, serial, tmp_path, caplog, capfd):
+    """... and each worker's log records reach the driver's output (Ray forwards the workers' stderr), at the
+    driver's level."""
     pytest.importorskip("ray")
     from nnunet_thrombus.inference.ray_backend import predict_cases_ray
 
+    caplog.set_level(logging.INFO, logger="nnunet_thrombus")  # the driver's level, as the CLI sets it by default
     out = tmp_path / "ray"
     res = predict_cases_ray(predict_cohort["flat"], out, ray_address=None, num_parts=2,
                             predictor=HUThresholdPredictor())
     assert res["parts"] == 2 and len(res["done"]) == 4 and not res["failed"]
+    printed = capfd.readouterr()
+    forwarded = printed.out + printed.err
+    for part in (1, 2):
+        assert f"Ray part {part}/2 started" in forwarded, forwarded[-3000:]
+    for case in res["done"]:  # one progress line per case, written in whichever worker predicted it
+        # Ray's prefix "(_run_part pid=N)" (colour codes after it on some terminals), then our record
+        assert re.search(rf"pid=\d+\)\S* \d\d:\d\d:\d\d \[\d/2\] {case}: ", forwarded), forwarded[-3000:]
     masks, reports, rows = _outputs(out)
     assert masks == serial[0], "Ray masks differ byte for byte from the serial run"
     assert reports == serial[1]

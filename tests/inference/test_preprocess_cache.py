@@ -129,7 +129,7 @@ def _reports(out):
     return {p.parent.name: strip(json.loads(p.read_text())) for p in sorted(out.glob("*/report.json"))}
 
 
-def test_second_predict_run_registers_nothing_and_writes_the_same(predict_cohort, tmp_path, monkeypatch, capsys):
+def test_second_predict_run_registers_nothing_and_writes_the_same(predict_cohort, tmp_path, monkeypatch, caplog):
     cases = sorted(p for p in predict_cohort["nifti"].iterdir() if p.is_dir())[:2]
     cache = tmp_path / "cache"
     first = predict_cases(cases, tmp_path / "a", predictor=HUThresholdPredictor(), quiet=True, cache_dir=cache)
@@ -139,9 +139,10 @@ def test_second_predict_run_registers_nothing_and_writes_the_same(predict_cohort
         raise AssertionError("registered again although the scans are cached")
 
     monkeypatch.setattr(conversion_preprocess, "preprocess_case", no_registration)
+    caplog.set_level("INFO", logger="nnunet_thrombus")
     second = predict_cases(cases, tmp_path / "b", predictor=HUThresholdPredictor(), quiet=False, cache_dir=cache)
     assert len(second["done"]) == 2 and not second["failed"]
-    assert capsys.readouterr().out.count("registration cached") == 2
+    assert caplog.text.count("registration cached") == 2
     for out, status in ((tmp_path / "a", "miss"), (tmp_path / "b", "hit")):
         assert {json.loads(p.read_text())["input"]["preprocess_cache"] for p in out.glob("*/report.json")} == {status}
     assert _reports(tmp_path / "a") == _reports(tmp_path / "b")

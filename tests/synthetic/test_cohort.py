@@ -110,8 +110,8 @@ def test_refuses_non_empty_output_unless_overwrite(tmp_path):
 def test_cli_synth(tmp_path, capsys):
     from nnunet_thrombus.cli import main
 
-    assert main(["synth", "-o", str(tmp_path / "c"), "-n", "2", "-f", "nifti", "-q", "-t", "0"]) == 0
-    text = capsys.readouterr().out
+    assert main(["synth", "-o", str(tmp_path / "c"), "-n", "2", "-f", "nifti", "-t", "0"]) == 0
+    text = capsys.readouterr().err  # the summary lines are log records (stderr)
     assert "2 cases" in text and "no occlusion" in text and "s per case" in text
     assert main(["synth", "-o", str(tmp_path / "c"), "-n", "2", "-q"]) == 2
 
