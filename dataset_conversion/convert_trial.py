@@ -154,6 +154,7 @@ def convert_trial_dataset(input_root: str | os.PathLike | None, nnunet_raw_dir: 
         raise ValueError(f"dataset_id must be in 1..999, got {dataset_id}")
     if n_jobs < 1:
         raise ValueError(f"n_jobs must be >= 1, got {n_jobs}")
+
     def say(text: str) -> None:  # progress: INFO, DEBUG with ``quiet``; failures are logged as errors below
         logger.log(logging.DEBUG if quiet else logging.INFO, text)
 
