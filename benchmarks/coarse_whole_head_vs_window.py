@@ -15,8 +15,11 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 import time
 from pathlib import Path
+
+logger = logging.getLogger(__name__)
 
 
 def dice(a, b) -> float:
@@ -56,6 +59,9 @@ def main(argv=None) -> int:
     ap.add_argument("--fold", default="0", help="Default: 0.")
     ap.add_argument("--out", type=Path, default=None, help="also write the per-case table as JSON. Default: off.")
     args = ap.parse_args(argv)
+    from nnunet_thrombus.console import configure_logging
+
+    configure_logging()  # per-case progress on stderr; the table below is this script's stdout
 
     torch.manual_seed(0)
     pred = ThrombusCascadePredictor(str(args.coarse), str(args.fine), folds=(args.fold,), device="cpu",
@@ -81,8 +87,8 @@ def main(argv=None) -> int:
                      "marked_share_whole_head": float(head.mean()), "marked_share_window": float(win.mean()),
                      "agreement_dice": dice(head, win), "seconds_whole_head": t_head, "seconds_window": t_window})
         r = rows[-1]
-        print(f"{case}: Dice whole-head {r['dice_whole_head']:.3f}  window {r['dice_window']:.3f}  "
-              f"(maps agree {r['agreement_dice']:.3f}; {t_head:.1f} s vs {t_window:.1f} s)", flush=True)
+        logger.info(f"{case}: Dice whole-head {r['dice_whole_head']:.3f}  window {r['dice_window']:.3f}  "
+                    f"(maps agree {r['agreement_dice']:.3f}; {t_head:.1f} s vs {t_window:.1f} s)")
     clots = [r for r in rows if r["clot"]]
     free = [r for r in rows if not r["clot"]]
 
