@@ -45,7 +45,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="CSV with columns patient,ncct,cta[,masks,label,site] instead of discovery. Default: none")
     parser.add_argument("--overwrite", action="store_true",
                         help="delete the existing dataset folder first instead of resuming. Default: resume")
-    parser.add_argument("-q", "--quiet", action="store_true", help="no progress output. Default: off")
+    parser.add_argument("-q", "--quiet", action="store_true",
+                        help="errors only (failed cases still show), as nnunet_thrombus's global -q. Default: off")
 
 
 def check(args: argparse.Namespace) -> None:
