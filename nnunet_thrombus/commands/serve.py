@@ -2,8 +2,11 @@
 from __future__ import annotations
 
 import argparse
+import logging
 
 from nnunet_thrombus.model_folder import DEFAULT_PLANS, DEFAULT_TRAINER
+
+logger = logging.getLogger(__name__)
 
 #: environment variable holding the DICOMweb password (never a command-line argument: it would show in ps)
 PASSWORD_ENV = "NNUNET_THROMBUS_DICOMWEB_PASSWORD"
@@ -54,9 +57,7 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
 
 
 def run(args) -> int:
-    import logging
     import os
-    import sys
 
     if args.poll < 0:
         args._parser.error(f"--poll is seconds >= 0, got {args.poll}")
@@ -64,7 +65,6 @@ def run(args) -> int:
         args._parser.error(f"--limit must be >= 1, got {args.limit}")
     if args.study and (args.study_date or args.limit):
         args._parser.error("--study names the studies; do not combine it with --study-date/--limit")
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
     from nnunet_thrombus.inference.model_files import ModelError, load_predictor, resolve_model
     from nnunet_thrombus.nnunet_env import announce_device
     from nnunet_thrombus.pacs.dicomweb import DicomWebPacs
@@ -79,7 +79,7 @@ def run(args) -> int:
                                    roi_restrict=not files.roi_whole_image)  # as predict: fit-roi may say whole image
         pacs = DicomWebPacs(args.dicomweb, user=args.user, password=os.environ.get(PASSWORD_ENV))
     except (ModelError, RuntimeError, ValueError, OSError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
+        logger.error(str(exc))
         return 2
     filters = {"ModalitiesInStudy": "CT", **({"StudyDate": args.study_date} if args.study_date else {})}
     result = serve_pacs(pacs, args.output, predict_options={"model": files, "predictor": predictor, "folds": folds,
@@ -87,6 +87,6 @@ def run(args) -> int:
                                                             "roi_restrict": not files.roi_whole_image},
                         study_uids=args.study, filters=filters, limit=args.limit, overwrite=args.overwrite,
                         poll_s=args.poll)
-    print(f"{len(result['stored'])} stud(ies) stored, {len(result['skipped'])} skipped, "
-          f"{len(result['failed'])} failed; see {os.path.join(args.output, 'pacs_studies.csv')}")
+    logger.info(f"{len(result['stored'])} stud(ies) stored, {len(result['skipped'])} skipped, "
+                f"{len(result['failed'])} failed; see {os.path.join(args.output, 'pacs_studies.csv')}")
     return 1 if result["failed"] else 0

@@ -33,7 +33,7 @@ def test_serve_command_with_trained_model(tiny_cascade, orthanc, tmp_path, monke
     out = tmp_path / "out"
     rc = cli.main(["serve", "--dicomweb", orthanc.url, "-o", str(out), "-d", "501", "--disable-tta",
                    "--device", "cpu"])
-    printed = capsys.readouterr().out
+    printed = capsys.readouterr().err  # progress and the summary line are log records (stderr)
     assert rc == 0, printed
     assert "1 stud(ies) stored, 0 skipped, 0 failed" in printed
     report = json.loads((out / study_case_id(study) / "report.json").read_text())
@@ -45,4 +45,4 @@ def test_serve_command_with_trained_model(tiny_cascade, orthanc, tmp_path, monke
     assert not errors, text
     assert read_sr_values(sr_path) == report_sr_values(report)
     rc = cli.main(["serve", "--dicomweb", orthanc.url, "-o", str(out), "-d", "501", "--study", study])
-    assert rc == 0 and "0 stud(ies) stored, 1 skipped" in capsys.readouterr().out
+    assert rc == 0 and "0 stud(ies) stored, 1 skipped" in capsys.readouterr().err
