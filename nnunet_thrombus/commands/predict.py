@@ -66,7 +66,7 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     p.add_argument("--part-id", type=int, default=0, help="which part (0..N-1) this run predicts. Default: 0.")
     p.add_argument("--ray-address", default=None,
                    help="run the cases as Ray tasks on this cluster ('auto' = the running one, 'local' = start a "
-                        "local one); needs pip install '.[distributed]'. Default: no Ray, serial.")
+                        "local one); needs pip install 'nnunet_thrombus[distributed]'. Default: no Ray, serial.")
     p.add_argument("--ray-parts", type=int, default=None,
                    help="number of Ray tasks (each loads the model once). Default: one per cluster CPU.")
     p.add_argument("--ray-gpus-per-task", type=float, default=0.0, help="GPUs per Ray task. Default: 0.")
@@ -84,6 +84,8 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
 
 
 def run(args) -> int:
+    import importlib.util
+
     if args.num_parts < 1 or not 0 <= args.part_id < args.num_parts:
         args._parser.error(f"need --num-parts >= 1 and 0 <= --part-id < --num-parts, got {args.num_parts}, "
                            f"{args.part_id}")
@@ -101,6 +103,9 @@ def run(args) -> int:
     cache_dir = None if args.no_cache else (args.cache_dir or str(default_cache_dir(args.output)))
     if args.ray_address and args.num_parts != 1:
         args._parser.error("--ray-address splits the cases itself; do not combine it with --num-parts")
+    if args.ray_address and importlib.util.find_spec("ray") is None:
+        args._parser.error("--ray-address needs Ray, which is not installed: "
+                           "pip install 'nnunet_thrombus[distributed]'")
     from nnunet_thrombus.nnunet_env import announce_device
 
     try:

@@ -3,7 +3,8 @@
 Each task runs :func:`~nnunet_thrombus.inference.pipeline.predict_cases` on its part (``num_parts`` /
 ``part_id``, the same split as nnU-Net's ``--num_parts``), so it loads the model once and writes the same per-case
 files a serial run writes; the driver then rebuilds ``summary.csv`` from every case's ``report.json``. Tasks ask
-Ray for ``gpus_per_task`` GPUs (0 on CPU) and ``cpus_per_task`` CPUs. Needs ``pip install .[distributed]``.
+Ray for ``gpus_per_task`` GPUs (0 on CPU) and ``cpus_per_task`` CPUs. Needs Ray:
+``pip install 'nnunet_thrombus[distributed]'``.
 
 Logging: each task configures logging in its worker at the driver's level (:func:`_run_part`), and a Ray started here
 forwards the workers' stderr to the driver (``log_to_driver``), so per-case lines and errors of every part show in
@@ -45,7 +46,7 @@ def predict_cases_ray(inputs, out_dir, *, ray_address: str | None = "auto", num_
     try:
         import ray
     except ImportError as exc:
-        raise ImportError("the Ray backend needs ray: pip install '.[distributed]'") from exc
+        raise ImportError("the Ray backend needs ray: pip install 'nnunet_thrombus[distributed]'") from exc
     from nnunet_thrombus.inference.pipeline import rebuild_tables
 
     log_level = logging.getLogger("nnunet_thrombus").getEffectiveLevel()  # the driver's; WARNING if unconfigured

@@ -20,11 +20,13 @@ configuration of its own. It shares ``3d_fullres``'s preprocessed data when its 
 ``cpu``), else gets its own (``paper``). The vessel window changes plan-wide intensity properties that vanilla
 ``3d_fullres`` uses too, so it is refused in place.
 
-Presets: ``paper`` (the paper's spacing, patch, features, BatchNorm; ``plans/paper_plans.json``), ``auto`` (nnU-Net's
-own 3d_fullres choices, only the cascade added), ``cpu`` (``auto`` with ``plans/cpu_plans.json``'s smaller features and
-patch). In every preset stage 1 (``3d_lowres``) uses BatchNorm: it trains on patches but runs over the whole head,
-and instance norm would make its output depend on the field of view. ``ct_window='vessel'`` replaces nnU-Net's CT clip range (0.5-99.5 percentile of thrombus voxels, which clips
-contrast-filled arteries on CTA to about 100 HU) by a fixed window per channel (:data:`VESSEL_WINDOW`).
+Presets: ``paper`` (the paper's spacing, patch, features, BatchNorm; ``presets/paper_plans.json``), ``auto`` (nnU-Net's
+own 3d_fullres choices, only the cascade added), ``cpu`` (``auto`` with ``presets/cpu_plans.json``'s smaller features
+and patch), both package data read by :func:`nnunet_thrombus.presets.load_preset`. In every preset stage 1
+(``3d_lowres``) uses BatchNorm: it trains on patches but runs over the whole head, and instance norm would make its
+output depend on the field of view. ``ct_window='vessel'`` replaces nnU-Net's CT clip range (0.5-99.5 percentile of
+thrombus voxels, which clips contrast-filled arteries on CTA to about 100 HU) by a fixed window per channel
+(:data:`VESSEL_WINDOW`).
 """
 from __future__ import annotations
 
@@ -34,9 +36,9 @@ import math
 from pathlib import Path
 
 from nnunet_thrombus.model_folder import DEFAULT_PLANS
+from nnunet_thrombus.presets import load_preset
 
 PAPER_RATIO = (1.08 / 0.625, 0.844 / 0.488, 0.844 / 0.488)
-PLANS_DIR = Path(__file__).resolve().parents[2] / "plans"
 COARSE_CLASS = "nnunet_thrombus.networks.coarse_net.ThrombusCoarseUNet"
 CASCADE_CLASS = "nnunet_thrombus.networks.cascade_net.ThrombusCascadeNet"
 #: channel -> (lower HU, upper HU): CTA keeps contrast-filled vessels (250-500 HU) and the clot (40-70 HU) apart;
@@ -50,13 +52,6 @@ COARSE_NORM_OP = "torch.nn.modules.batchnorm.BatchNorm3d"
 #: configuration keys that decide the preprocessed data (two configurations equal in these can share it)
 PREPROCESSING_KEYS = ("spacing", "normalization_schemes", "use_mask_for_norm", "preprocessor_name", "resampling_fn_data",
                       "resampling_fn_data_kwargs", "resampling_fn_seg", "resampling_fn_seg_kwargs")
-
-
-def load_preset_json(name: str) -> dict:
-    path = PLANS_DIR / f"{name}_plans.json"
-    if not path.is_file():
-        raise FileNotFoundError(f"preset file {path} is missing (preset {name!r})")
-    return json.loads(path.read_text())
 
 
 def _divisibility(strides) -> list[int]:
@@ -127,7 +122,7 @@ def build_thrombus_plans(base_plans: dict, preset: str = "auto", plans_name: str
     ratio = PAPER_RATIO
     arch_args = {}
     if preset == "paper":
-        p = load_preset_json("paper")
+        p = load_preset("paper")
         fine["spacing"] = list(p["fine_spacing_mm"])
         ratio = tuple(c / f for c, f in zip(p["coarse_spacing_mm"], p["fine_spacing_mm"]))
         fine["patch_size"] = list(p["patch_size"])
@@ -140,7 +135,7 @@ def build_thrombus_plans(base_plans: dict, preset: str = "auto", plans_name: str
         fine["median_image_size_in_voxels"] = [s * k for s, k in
                                                zip(plans["original_median_shape_after_transp"], scale)]
     elif preset == "cpu":
-        p = load_preset_json("cpu")
+        p = load_preset("cpu")
         fine["batch_size"] = int(p["batch_size"])
         arch_args = dict(features=p["features_per_stage"])
         fine["patch_size"] = list(p["patch_size"])
@@ -164,7 +159,7 @@ def build_thrombus_plans(base_plans: dict, preset: str = "auto", plans_name: str
     elif isinstance(coarse_spacing, str):
         if coarse_spacing != "paper":
             raise ValueError(f"coarse spacing must be 3 numbers (mm), 'paper' or 'ratio', got {coarse_spacing!r}")
-        paper = load_preset_json("paper")["coarse_spacing_mm"]  # the paper's own stage-1 spacing (z, y, x) mm
+        paper = load_preset("paper")["coarse_spacing_mm"]  # the paper's own stage-1 spacing (z, y, x) mm
         coarse_spacing = [max(c, f) for c, f in zip(paper, fine["spacing"])]
     if coarse_spacing is not None:
         coarse_spacing = [float(v) for v in coarse_spacing]
