@@ -14,6 +14,28 @@ DATASET_ID = 501
 DATASET_NAME = "Dataset501_SynthThrombus"
 #: (epochs, iterations per epoch, validation iterations) for each stage of the shared model
 TINY_SCHEDULE = (2, 6, 1)
+#: ``.ci/run`` sets this to 1 after installing the built wheel: the tests must then import that installed copy
+INSTALLED_ENV = "NNUNET_THROMBUS_TEST_INSTALLED"
+
+
+def pytest_sessionstart(session):
+    """With :data:`INSTALLED_ENV` set (CI), stop before any test unless both packages come from site-packages, not
+    from the checkout (``python -m pytest`` puts the current folder first on ``sys.path``; ``PYTHONSAFEPATH=1``
+    keeps it off). Runs in every xdist worker too."""
+    import os
+    import sysconfig
+
+    if os.environ.get(INSTALLED_ENV) != "1":
+        return
+    import dataset_conversion
+    import nnunet_thrombus
+
+    site = Path(sysconfig.get_paths()["purelib"]).resolve()
+    wrong = {m.__name__: m.__file__ for m in (nnunet_thrombus, dataset_conversion)
+             if not Path(m.__file__).resolve().is_relative_to(site)}
+    if wrong:
+        raise pytest.UsageError(f"{INSTALLED_ENV}=1 but these packages are not the installed ones under {site}: "
+                                f"{wrong}; run pytest with PYTHONSAFEPATH=1 from the venv that has the wheel")
 
 
 @pytest.fixture(scope="session", autouse=True)
