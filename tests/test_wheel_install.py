@@ -55,7 +55,7 @@ def installed(tmp_path_factory) -> dict:
     for name in BUILD_FILES:
         if (ROOT / name).is_file():
             shutil.copy2(ROOT / name, src / name)
-    env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "PIP_REQUIRE_VIRTUALENV")}
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
     _run([sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "--no-build-isolation", "-w", tmp / "dist", src],
          env, tmp)
     wheels = sorted((tmp / "dist").glob("nnunet_thrombus-*.whl"))
