@@ -20,8 +20,7 @@ setup(
     # nnUNet_extTrainer, which finds our trainers, first came with nnunetv2 2.8). batchgeneratorsv2 likewise
     # (global_context.py subclasses its transforms; tested with 0.3.6). Widen a bound only after the suite passes.
     # highdicom is core because --dicom-seg and --dicom-sr are core predict flags; pydicom 3 for
-    # save_as(enforce_file_format=True)
-    # (highdicom >= 0.23 needs pydicom >= 3.0.1 too).
+    # save_as(enforce_file_format=True) (highdicom >= 0.23 needs pydicom >= 3.0.1 too).
     install_requires=[
         "nnunetv2>=2.8,<2.9",
         "dynamic-network-architectures>=0.4.4,<0.5",
