@@ -16,6 +16,9 @@ from pathlib import Path
 
 import pytest
 
+#: about 15 s on an idle machine, a minute on a busy one (pip wheel, pip install, subprocesses importing torch)
+pytestmark = pytest.mark.slow
+
 ROOT = Path(__file__).resolve().parents[1]
 #: what a wheel is built from (setup.py packages these two top-level packages)
 PACKAGES = ("nnunet_thrombus", "dataset_conversion")
