@@ -31,7 +31,7 @@ from pathlib import Path
 
 import numpy as np
 
-from nnunet_thrombus.evaluation.surface_metrics import dice
+from nnunet_thrombus.masks import dice
 
 from nnunet_thrombus.model_folder import DEFAULT_PLANS as PLANS  # noqa: E402
 from nnunet_thrombus.model_folder import DEFAULT_TRAINER  # noqa: E402

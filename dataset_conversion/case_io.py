@@ -12,9 +12,10 @@ import SimpleITK as sitk
 from scipy import ndimage
 
 from dataset_conversion.registration import apply_transform_to_mask
+from dataset_conversion.staple import staple_consensus
 from nnunet_thrombus import atomic_io
 from nnunet_thrombus.atomic_io import cleanup_temp_files  # noqa: F401 (the converter's resume uses it)
-from dataset_conversion.staple import dice, staple_consensus
+from nnunet_thrombus.masks import dice
 
 QC_COLUMNS = ["case_id", "patient", "status", "error", "reg_metric", "ncc_brain", "ncc_peak_margin", "reg_qc_pass", "reg_iterations",
               "rot_x_deg", "rot_y_deg", "rot_z_deg", "trans_x_mm", "trans_y_mm", "trans_z_mm", "brain_volume_ml", "ncct_missing_brain_frac",

@@ -111,7 +111,7 @@ def _convert_one(case: Case, dataset_dir: str, split: str, options: dict) -> dic
                           "cta_slice_thickness_mm": round(cta_info["slice_thickness_mm"], 3),
                           "ncct_slice_thickness_mm": round(ncct_info["slice_thickness_mm"], 3),
                           "thick_slices_resampled": cta_thick or ncct_thick, **series_cols, **label_meta,
-                          **case.meta.get("truth_columns", {})}
+                          **case.meta.get("metadata_columns", {})}
     except Exception as exc:  # one bad case must not stop the others
         record["error"] = f"{type(exc).__name__}: {exc}"
         if options.get("debug"):

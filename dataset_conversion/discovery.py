@@ -8,9 +8,10 @@ Layouts under ``root/<patient>/`` (docs/data_formats.md):
 - NIfTI: ``ncct.nii.gz`` and ``cta.nii.gz`` or ``cta_phase1.nii.gz``, ``cta_phase2.nii.gz``, ...;
 - masks: ``masks/rater_*.nii.gz`` (several raters -> STAPLE), ``masks/thrombus.nii.gz`` or ``thrombus.nii.gz``
   (the reference label when present);
-- optional ``truth.json`` / ``metadata.json`` with ``occlusion_site`` (or ``site``) used for stratification;
-  a synthetic generator's ``truth.json`` also gives its truth and subgroup columns for metadata.csv
-  (``Case.meta["truth_columns"]``, see ``nnunet_thrombus.synthetic.cohort.truth_columns``).
+- optional ``truth.json`` / ``metadata.json`` with ``occlusion_site`` (or ``site``) used for stratification, and
+  ``metadata_columns`` (a flat object of scalars) copied into the row of metadata.csv (``Case.meta
+  ["metadata_columns"]``): any exporter may use it; the synthetic generator writes its truth and subgroup columns
+  there. The converter knows no exporter by name.
 
 Discovery never raises for one bad patient: the problem is stored in ``Case.error``.
 """
@@ -82,10 +83,10 @@ def _read_site(folder: Path, meta: dict) -> str:
                 data = json.loads(path.read_text(encoding="utf-8"))
             except (OSError, ValueError):
                 continue
-            if isinstance(data, dict) and {"occluded", "label_volume_mm3", "case_id"} <= set(data):
-                from nnunet_thrombus.synthetic.cohort import truth_columns  # the generator's truth.json
-
-                meta["truth_columns"] = truth_columns(data)
+            columns = data.get("metadata_columns") if isinstance(data, dict) else None
+            if isinstance(columns, dict):
+                meta["metadata_columns"] = {str(k): v for k, v in columns.items()
+                                            if v is None or isinstance(v, (str, int, float, bool))}
             for key in ("occlusion_site", "site"):
                 if isinstance(data, dict) and data.get(key) not in (None, ""):
                     meta["site_source"] = name

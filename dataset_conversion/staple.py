@@ -9,7 +9,7 @@ from __future__ import annotations
 import numpy as np
 import SimpleITK as sitk
 
-from nnunet_thrombus.evaluation.surface_metrics import dice
+from nnunet_thrombus.masks import dice
 
 
 def staple_consensus(masks: list[sitk.Image], *, threshold: float = 0.5, margin_vox: int = 5,

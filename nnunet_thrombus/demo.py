@@ -115,7 +115,7 @@ def coarse_heldout(pred_dir: Path, ref_dir: Path, cases) -> dict:
     import numpy as np
     import SimpleITK as sitk
 
-    from nnunet_thrombus.evaluation.surface_metrics import dice
+    from nnunet_thrombus.masks import dice
 
     per_case, found, clots = {}, 0, 0
     for case in cases:

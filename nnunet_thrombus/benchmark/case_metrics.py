@@ -11,9 +11,9 @@ import math
 import os
 
 import numpy as np
-from scipy import ndimage
 
-_STRUCTURE = ndimage.generate_binary_structure(3, 3)  # 26-connectivity, as measure.components
+from nnunet_thrombus.masks import label_components
+
 SUFFIX = ".nii.gz"
 
 
@@ -23,7 +23,7 @@ def false_positive_components(pred: np.ndarray, ref: np.ndarray) -> int:
     ref = np.asarray(ref) > 0
     if pred.shape != ref.shape:
         raise ValueError(f"prediction shape {pred.shape} != reference shape {ref.shape}")
-    labels, n = ndimage.label(pred, structure=_STRUCTURE)
+    labels, n = label_components(pred)
     if n == 0:
         return 0
     hit = np.unique(labels[ref & (labels > 0)])

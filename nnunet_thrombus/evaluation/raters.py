@@ -12,7 +12,7 @@ from glob import glob
 import numpy as np
 
 from nnunet_thrombus.evaluation.statistics import median_iqr
-from nnunet_thrombus.evaluation.surface_metrics import dice
+from nnunet_thrombus.masks import dice
 
 
 def staple_consensus(masks: list, threshold: float = 0.5):

@@ -19,13 +19,12 @@ import math
 
 from nnunet_thrombus.evaluation.statistics import (bland_altman, median_iqr, pearson, sensitivity_specificity,
                                                    spearman)
+from nnunet_thrombus.vocabulary import POOR_DICE
 
 SEG_METRICS = ("dice", "hd95_mm", "assd_mm", "nsd_1mm")
 MEASURES = ("ref_length_mm", "pred_length_mm", "length_error_mm", "abs_length_error_mm",
             "ref_volume_mm3", "pred_volume_mm3", "volume_error_mm3", "abs_volume_error_mm3")
 GROUP_KEYS = ("site", "size_group", "density_group", "size_class", "clot_free_calcified")
-#: Dice below which a segmentation counts as poor (the review flag's target)
-POOR_DICE = 0.6
 
 
 def auroc(scores, positives) -> dict:

@@ -20,8 +20,9 @@ from __future__ import annotations
 import numpy as np
 from scipy import ndimage
 
+from nnunet_thrombus.masks import FACE_STRUCTURE, dice
+
 MARGIN = 2
-_FACE = ndimage.generate_binary_structure(3, 1)
 
 
 def _pair(pred, ref, spacing):
@@ -35,18 +36,9 @@ def _pair(pred, ref, spacing):
     return (a if a.dtype == bool else a != 0), (b if b.dtype == bool else b != 0), sp
 
 
-def dice(pred, ref) -> float:
-    """Dice 2|A n B| / (|A| + |B|) of two (z, y, x) masks; both empty = 1.0, one empty = 0.0."""
-    a, b, _ = _pair(pred, ref, (1, 1, 1))
-    na, nb = int(np.count_nonzero(a)), int(np.count_nonzero(b))
-    if na + nb == 0:
-        return 1.0
-    return 2.0 * int(np.count_nonzero(a & b)) / (na + nb)
-
-
 def surface(mask: np.ndarray) -> np.ndarray:
     """Surface voxels of a bool (z, y, x) mask: mask minus its 6-connected erosion."""
-    return mask & ~ndimage.binary_erosion(mask, structure=_FACE, border_value=0)
+    return mask & ~ndimage.binary_erosion(mask, structure=FACE_STRUCTURE, border_value=0)
 
 
 def _crop(a: np.ndarray, b: np.ndarray):

@@ -51,6 +51,7 @@ from dataclasses import asdict, dataclass, fields, replace
 import numpy as np
 from scipy import ndimage
 
+from nnunet_thrombus.masks import label_components
 from nnunet_thrombus.measure.location import left_right_axis
 from nnunet_thrombus.measure.lvo import MAX_FITTED_MIN_VOLUME_MM3
 
@@ -238,11 +239,6 @@ class ComponentRule:
         if flags:
             why.append("dense as calcium but contrast reduced downstream: calcified thrombus or plaque, review")
         return True, "thrombus: " + ", ".join(why), flags
-
-
-def label_components(mask: np.ndarray) -> tuple[np.ndarray, int]:
-    """26-connected labels (int32, z, y, x) and their count."""
-    return ndimage.label(np.asarray(mask) > 0, structure=np.ones((3, 3, 3), bool))
 
 
 def select_components(mask, spacing, *, rule: ComponentRule = ComponentRule(), probability=None, ncct=None,

@@ -3,7 +3,7 @@
 Hyperdense-clot thresholding on NCCT (about 50-80 HU) has long been used for thrombus density work; its weakness is
 that it needs a contrast-filled lumen to tell clot from the dense wall of a normal artery. This predictor marks NCCT
 voxels in ``[lo, hi]`` HU that are not contrast-filled on CTA (< ``cta_max`` HU), inside the brain, and keeps
-components of at least ``min_voxels``. It needs no weights, so tests and the Ray backend's equality check can run
+26-connected components of at least ``min_voxels``. It needs no weights, so tests and the Ray backend's equality check can run
 the whole predict pipeline without a trained model. It is not a substitute for the network.
 """
 from __future__ import annotations
@@ -14,6 +14,7 @@ import numpy as np
 from scipy import ndimage
 
 from nnunet_thrombus.inference.result import CascadeResult
+from nnunet_thrombus.masks import label_components
 
 
 @dataclass(frozen=True)
@@ -31,7 +32,7 @@ class HUThresholdPredictor:
         cta, ncct = images[0], images[1]
         inside = cta > -1000
         cand = (ncct >= self.ncct_lo) & (ncct <= self.ncct_hi) & (cta < self.cta_max) & inside
-        lab, n = ndimage.label(cand)
+        lab, n = label_components(cand)
         if n:
             sizes = ndimage.sum_labels(cand, lab, index=np.arange(1, n + 1))
             cand = np.isin(lab, 1 + np.flatnonzero(sizes >= self.min_voxels))

@@ -26,9 +26,9 @@ from dataclasses import asdict, dataclass, fields
 
 import numpy as np
 
+from nnunet_thrombus.vocabulary import POOR_DICE
+
 FILE = "review_rule.json"
-#: Dice below which a segmentation counts as poor (Patel/Tutino's triage cut)
-POOR_DICE = 0.6
 #: case flags (from component selection) that always ask for review
 REVIEW_CASE_FLAGS = ("multiple_candidates", "dense_candidate")
 

@@ -7,10 +7,8 @@ from __future__ import annotations
 import numpy as np
 from scipy import ndimage
 
-# 26-connectivity for components: clot voxels that touch by an edge or a corner belong to one clot.
-COMPONENT_STRUCTURE = ndimage.generate_binary_structure(3, 3)
-# 6-connectivity (face neighbours) for the one-voxel erosion of the clot core.
-EROSION_STRUCTURE = ndimage.generate_binary_structure(3, 1)
+from nnunet_thrombus.masks import FACE_STRUCTURE, label_components
+
 
 
 def as_mask(mask, name: str = "mask") -> np.ndarray:
@@ -36,12 +34,6 @@ def check_same_shape(**arrays) -> None:
         raise ValueError(f"arrays must share one (z, y, x) shape, got {shapes}")
 
 
-def label_components(mask: np.ndarray) -> tuple[np.ndarray, int]:
-    """Label 26-connected components of a bool (z, y, x) mask; returns (labels, count)."""
-    labels, n = ndimage.label(mask, structure=COMPONENT_STRUCTURE)
-    return labels, int(n)
-
-
 def largest_component(mask: np.ndarray) -> np.ndarray:
     """The largest 26-connected component of a bool (z, y, x) mask (empty mask -> empty mask)."""
     labels, n = label_components(mask)
@@ -58,7 +50,7 @@ def eroded_core(mask: np.ndarray) -> tuple[np.ndarray, bool]:
     Returns (core, eroded): the eroded mask when it keeps at least one voxel, otherwise the mask
     itself with ``eroded=False`` (thin clots one or two voxels across have no core).
     """
-    core = ndimage.binary_erosion(mask, structure=EROSION_STRUCTURE, border_value=0)
+    core = ndimage.binary_erosion(mask, structure=FACE_STRUCTURE, border_value=0)
     if core.any():
         return core, True
     return mask, False

@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from nnunet_thrombus.measure._arrays import as_mask, bbox_slices, check_same_shape, label_components
+from nnunet_thrombus.masks import label_components
+from nnunet_thrombus.measure._arrays import as_mask, bbox_slices, check_same_shape
 from nnunet_thrombus.measure.density import cta_hu, density_hu, perviousness_hu, relative_density
 from nnunet_thrombus.measure.length import length_mm, mean_diameter_mm
 from nnunet_thrombus.measure.location import (ImageGeometry, SiteThresholds, brain_frame, centroid_mm,

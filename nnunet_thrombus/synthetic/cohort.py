@@ -347,7 +347,9 @@ def _write_masks(case: SyntheticCase, folder: Path) -> None:
     _atomic_image(case.label, folder / "masks" / "thrombus.nii.gz")
     for k, r in enumerate(case.rater_masks, start=1):
         _atomic_image(r, folder / "masks" / f"rater_{k}.nii.gz")
-    _atomic_text(folder / "truth.json", json.dumps(case.truth, indent=1))
+    # metadata_columns: the columns any converter copies into its metadata.csv (it reads them by this key only)
+    truth = {**case.truth, "metadata_columns": truth_columns(case.truth)}
+    _atomic_text(folder / "truth.json", json.dumps(truth, indent=1))
 
 
 def _skull_strip(img: sitk.Image, brain: sitk.Image) -> sitk.Image:

@@ -128,7 +128,7 @@ def test_bad_cases_fail_cleanly_and_good_ones_convert(bad_root, tmp_path, phanto
 
 def test_label_drawn_on_ncct_matches_truth(bad_root, tmp_path, phantom):
     from dataset_conversion.convert_trial import convert_trial_dataset
-    from dataset_conversion.staple import dice
+    from nnunet_thrombus.masks import dice
 
     root = tmp_path / "one"
     shutil.copytree(bad_root / "ncct_masks", root / "ncct_masks")

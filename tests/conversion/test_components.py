@@ -10,7 +10,8 @@ from conftest import mean_tre_mm
 from dataset_conversion.registration import (QC_PEAK_TOLERANCE, apply_transform_to_mask, register_ncct_to_cta,
                                              registration_qc)
 from dataset_conversion.skull_strip import apply_brain_mask, skull_strip
-from dataset_conversion.staple import dice, staple_consensus
+from dataset_conversion.staple import staple_consensus
+from nnunet_thrombus.masks import dice
 
 
 @pytest.fixture(scope="module")

@@ -10,7 +10,7 @@ import pytest
 import SimpleITK as sitk
 from conftest import load_truth, mean_tre_mm, truth_transform
 
-from dataset_conversion.staple import dice
+from nnunet_thrombus.masks import dice
 
 
 @pytest.mark.parametrize("fmt", ["dicom", "nifti"])

@@ -4,7 +4,8 @@ import numpy as np
 import pytest
 from scipy.spatial import cKDTree
 
-from nnunet_thrombus.evaluation.surface_metrics import all_metrics, assd_mm, dice, hd95_mm, nsd
+from nnunet_thrombus.evaluation.surface_metrics import all_metrics, assd_mm, hd95_mm, nsd
+from nnunet_thrombus.masks import dice
 
 SPACING = (0.625, 0.488, 0.488)
 
