@@ -32,8 +32,8 @@ def main(argv=None) -> int:
     import SimpleITK as sitk
     from scipy import ndimage
 
-    from nnunet_thrombus.inference.postprocessing import Postprocessing
-    from nnunet_thrombus.measure.lvo import LVOThresholds
+    from nnunet_thrombus.calibration.postprocessing import Postprocessing
+    from nnunet_thrombus.calibration.lvo import LVOThresholds
     from nnunet_thrombus.synthetic.phantom import generate_case
     from nnunet_thrombus.synthetic.render import TISSUE_CODES
 

@@ -6,7 +6,7 @@ run (out of the full sliding window) and which fraction of the reference clot li
 grown by half a fine patch (the region the fine stage is guaranteed to visit). The suggested threshold is the
 one that runs the fewest windows among those at which every validation clot is fully inside; pass it to
 ``nnunet_thrombus predict --roi-threshold`` or ``benchmarks/inference_speed.py --roi-threshold``. Only validation
-cases are read, never the test set. The rule is ``nnunet_thrombus.inference.roi_threshold_fit`` (what
+cases are read, never the test set. The rule is ``nnunet_thrombus.calibration.roi`` (what
 ``nnunet_thrombus fit-roi`` stores with a model); this script adds ``--pad-to``, to choose it for the whole-head
 field of ``inference_speed.py``.
 
@@ -47,7 +47,7 @@ def main(argv=None) -> int:
 
     from inference_speed import pad_centred
     from nnunet_thrombus.inference.cascade_predictor import ThrombusCascadePredictor
-    from nnunet_thrombus.inference.roi_threshold_fit import choose_threshold, evaluate_case, format_case, format_table
+    from nnunet_thrombus.calibration.roi import choose_threshold, evaluate_case, format_case, format_table
     from nnunet_thrombus.model_folder import COARSE, FINE, ensure_ext_trainer, stage_identifier
 
     ensure_ext_trainer()

@@ -80,7 +80,8 @@ def main(argv=None) -> int:
     print(json.dumps(result["evidence"], indent=1))
     if not args.no_trace:
         from nnunet_thrombus.inference.miss_analysis import summarise_traces, trace_clot
-        from nnunet_thrombus.inference.model_files import load_predictor, resolve_model
+        from nnunet_thrombus.inference.model_files import load_predictor
+        from nnunet_thrombus.model_folder import resolve_cascade as resolve_model
 
         from nnunet_thrombus.model_folder import DEFAULT_PLANS, DEFAULT_TRAINER
 
@@ -100,7 +101,7 @@ def main(argv=None) -> int:
             ncct = sitk.GetArrayFromImage(sitk.ReadImage(str(args.data / "imagesTs" / f"{case}_0001.nii.gz"))).astype(
                 np.float32)
             traces[case] = trace_clot(predictor, np.stack([cta, ncct]), cta_img.GetSpacing()[::-1], ref,
-                                      postprocessing=files.postprocessing, lvo_rule=files.lvo_thresholds, cta=cta,
+                                      postprocessing=files.calibration.postprocessing, lvo_rule=files.calibration.lvo, cta=cta,
                                       ncct=ncct, brain=cta > -1000, origin=cta_img.GetOrigin(),
                                       direction=cta_img.GetDirection())
             row = meta.get(case, {})

@@ -27,6 +27,7 @@ import SimpleITK as sitk
 
 from dataset_conversion.case_io import (QC_COLUMNS, META_COLUMNS, atomic_write_image, atomic_write_text,
                                         cleanup_temp_files, load_label, outputs_valid, write_csv, write_qc_png)
+from dataset_conversion.convert_args import add_arguments, check, to_kwargs
 from dataset_conversion.dicom_io import read_image, series_table
 from dataset_conversion.discovery import Case, discover_cases, read_manifest
 from dataset_conversion.preprocess import check_slice_thickness, preprocess_case  # noqa: F401 (re-export)
@@ -261,8 +262,6 @@ def _write_tables(out: Path, records: list[dict], dataset_id: int, dataset_name:
 def main(argv: list[str] | None = None) -> int:
     """Script entry: same flags as ``nnunet_thrombus convert``."""
     import argparse
-
-    from dataset_conversion.convert_args import add_arguments, check, to_kwargs
 
     parser = argparse.ArgumentParser(prog="python -m dataset_conversion.convert_trial", description=__doc__.split("\n")[0])
     add_arguments(parser)

@@ -203,10 +203,9 @@ def run_demo(out_dir, budget_minutes: float = DEFAULT_BUDGET_MINUTES, n_cases: i
              val_iters=sched.val_iters, device=device, optimizer=DEMO_OPTIMIZER, lr=DEMO_COARSE_LR)
     from nnunet_thrombus.training.workflow import export_next_stage
 
-    from nnunet_thrombus.inference.roi_threshold_fit import fit_roi_threshold
+    from nnunet_thrombus.inference.validation_fit import fit_lvo_from_validation, fit_roi_threshold
     from nnunet_thrombus.model_folder import (COARSE, DEFAULT_PLANS, FINE, load_recipe, recipe_label,
                                           resolve_cascade)
-    from nnunet_thrombus.training.lvo_fit import fit_lvo_from_validation
     from nnunet_thrombus.training.workflow import model_folder
 
     coarse_dir, fine_dir = model_folder(ws, DATASET_NAME, COARSE), model_folder(ws, DATASET_NAME, FINE)
@@ -255,7 +254,7 @@ def run_demo(out_dir, budget_minutes: float = DEFAULT_BUDGET_MINUTES, n_cases: i
     evals = prog.run("evaluate", _evaluate)
     ours = resolve_cascade(dataset=DATASET_ID, folds=[0])
     rows = [dict(_table_row("ours (ThrombusCascadeTrainer, cascade)", evals["ours"]), recipe=ours.recipe["label"],
-                 roi_threshold=ours.roi_threshold, roi_threshold_source=ours.roi_threshold_source)]
+                 roi_threshold=ours.calibration.roi.threshold, roi_threshold_source=ours.calibration.sources["roi"])]
     if baseline:
         rows.append(dict(_table_row("vanilla nnU-Net 3d_fullres (same plans, schedule as fine)", evals["baseline"]),
                          recipe=recipe_label(load_recipe(base_dir, [0]))))

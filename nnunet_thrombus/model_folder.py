@@ -4,13 +4,13 @@ nnU-Net keeps a trained configuration in ``nnUNet_results/<DatasetName>/<trainer
 with ``fold_k/checkpoint_final.pth``; its ``file_path_utilities`` builds those names and this module asks it
 (:func:`stage_identifier`, :func:`stage_folder`). Our cascade is two such folders, ``3d_lowres`` (coarse) and
 ``3d_cascade_fullres`` (fine), trained with one trainer under one plans identifier. Beside the checkpoints a model
-carries calibration files, all read here:
+carries:
 
-- ``lvo_thresholds.json`` and ``postprocessing.json`` (``fit-lvo``) in the fine folder;
-- ``roi_threshold.json`` (``fit-roi``) in the fine folder;
+- its fitted rules in the fine folder (``postprocessing.json``, ``review_rule.json``, ``lvo_thresholds.json``,
+  ``roi_threshold.json``), loaded once by :mod:`nnunet_thrombus.calibration.model` into ``CascadeModel.calibration``;
 - ``training_recipe.json`` in each ``fold_k`` (written by our trainers when training starts).
 
-Every default (trainer, plans, checkpoint, ROI threshold) is resolved here once. Torch-free: importing this module
+Every default of a model's location (trainer, plans, checkpoint) is resolved here once. Torch-free: importing this module
 loads neither torch nor nnU-Net's training code.
 """
 from __future__ import annotations
@@ -22,6 +22,13 @@ import logging
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+from nnunet_thrombus.atomic_io import write_json
+from nnunet_thrombus.nnunet_env import ext_trainer_value
+
+if TYPE_CHECKING:
+    from nnunet_thrombus.calibration.model import ModelCalibration
 
 logger = logging.getLogger(__name__)
 
@@ -32,13 +39,8 @@ COARSE = "3d_lowres"
 FINE = "3d_cascade_fullres"
 CHECKPOINT = "checkpoint_final.pth"
 N_FOLDS = 5
-#: coarse thrombus probability above which the fine stage looks, when the model has no ``roi_threshold.json``
-DEFAULT_ROI_THRESHOLD = 0.1
 #: the channels the model must have been trained on (DESIGN.md sec. 3): 0 CTA, 1 NCCT
 EXPECTED_CHANNELS = {"0": "CT", "1": "CT"}
-LVO_FILE = "lvo_thresholds.json"
-POSTPROCESSING_FILE = "postprocessing.json"
-ROI_FILE = "roi_threshold.json"
 RECIPE_FILE = "training_recipe.json"
 
 
@@ -49,6 +51,7 @@ class ModelError(ValueError):
 # ---------------------------------------------------------------------------------------------------- names
 def stage_identifier(trainer: str = DEFAULT_TRAINER, plans: str = DEFAULT_PLANS, configuration: str = FINE) -> str:
     """``<trainer>__<plans>__<configuration>``, as nnU-Net names a results folder."""
+    # nnunetv2 here, not at the top: importing its utilities loads torch, and this module stays torch-free
     from nnunetv2.utilities.file_path_utilities import convert_trainer_plans_config_to_identifier
 
     return convert_trainer_plans_config_to_identifier(trainer, plans, configuration)
@@ -56,6 +59,7 @@ def stage_identifier(trainer: str = DEFAULT_TRAINER, plans: str = DEFAULT_PLANS,
 
 def dataset_name(dataset: str | int) -> str:
     """``DatasetXXX_Name`` for an id or a name (``ModelError`` naming the folders searched when unknown)."""
+    # nnunetv2 here, not at the top: importing its utilities loads torch, and this module stays torch-free
     from nnunetv2.utilities.dataset_name_id_conversion import maybe_convert_to_dataset_name
 
     try:
@@ -78,6 +82,7 @@ def stage_folder(dataset: str | int, configuration: str, trainer: str = DEFAULT_
     """``nnUNet_results/<DatasetName>/<trainer>__<plans>__<configuration>[/fold_k]`` (nnU-Net's
     ``get_output_folder``); need not exist."""
     results_root()  # a clear error when unset
+    # nnunetv2 here, not at the top: importing its utilities loads torch, and this module stays torch-free
     from nnunetv2.utilities.file_path_utilities import get_output_folder
 
     return Path(get_output_folder(dataset_name(dataset), trainer, plans, configuration, fold))
@@ -158,82 +163,9 @@ def check_stage(stage, folds=None, checkpoint: str = CHECKPOINT) -> tuple:
     return select_folds(stage, folds, checkpoint)
 
 
-# ---------------------------------------------------------------------------------------- calibration files
-def load_roi_threshold(fine_dir) -> float | None:
-    """The threshold in ``fine_dir/roi_threshold.json`` (``fit-roi``), or None when there is none; ``ValueError``
-    when the file is not a valid threshold file."""
-    path = Path(fine_dir) / ROI_FILE
-    if not path.is_file():
-        return None
-    try:
-        t = float(json.loads(path.read_text())["threshold"])
-    except (KeyError, TypeError, ValueError) as exc:
-        raise ValueError(f"{path} holds no valid 'threshold' ({exc})") from exc
-    if not 0.0 < t < 1.0:
-        raise ValueError(f"{path}: threshold {t} is not a probability in (0, 1)")
-    return t
-
-
-def roi_whole_image(fine_dir) -> bool:
-    """True when ``fit-roi`` found no threshold that keeps every validation clot inside the region the fine stage
-    visits (``roi_threshold.json`` ``whole_image``): ``predict`` then runs the fine stage on the whole image unless
-    the user gives ``--roi-threshold``. False without the file; ``ModelError`` for a file that is not JSON."""
-    path = Path(fine_dir) / ROI_FILE
-    if not path.is_file():
-        return False
-    try:
-        return bool(json.loads(path.read_text()).get("whole_image", False))
-    except ValueError as exc:
-        raise ModelError(f"{path} is not valid JSON ({exc}); run 'nnunet_thrombus fit-roi' again") from exc
-
-
-def resolve_roi_threshold(fine_dir=None, override: float | None = None) -> tuple[float, str]:
-    """(threshold, source): ``override`` ("command line"), else the model's ``roi_threshold.json``, else
-    :data:`DEFAULT_ROI_THRESHOLD` ("default"). The one place the default is applied."""
-    if override is not None:
-        return float(override), "command line"
-    if fine_dir is not None:
-        try:
-            t = load_roi_threshold(fine_dir)
-        except ValueError as exc:
-            raise ModelError(f"{exc}; run 'nnunet_thrombus fit-roi' again or delete the file") from exc
-        if t is not None:
-            return t, f"{Path(fine_dir).name}/{ROI_FILE}"
-    return DEFAULT_ROI_THRESHOLD, "default"
-
-
-def load_lvo_rule(fine_dir, root=None):
-    """(``LVOThresholds``, source) from ``lvo_thresholds.json`` in the fine folder, then ``root``; else the
-    built-in rule ("default")."""
-    from nnunet_thrombus.measure.lvo import LVOThresholds
-
-    for folder in [Path(fine_dir)] + ([Path(root)] if root is not None else []):
-        cand = folder / LVO_FILE
-        if cand.is_file():
-            try:
-                return LVOThresholds.load(cand), f"{folder.name}/{LVO_FILE}"
-            except (ValueError, TypeError) as exc:
-                raise ModelError(f"{cand} is not a valid LVO threshold file ({exc})") from exc
-    return LVOThresholds(), "default"
-
-
-def load_postprocessing(fine_dir):
-    """(``Postprocessing``, source) from ``fine_dir/postprocessing.json``, else none ("default")."""
-    from nnunet_thrombus.inference.postprocessing import Postprocessing
-
-    cand = Path(fine_dir) / POSTPROCESSING_FILE
-    if not cand.is_file():
-        return Postprocessing(), "default"
-    try:
-        return Postprocessing.load(cand), f"{Path(fine_dir).name}/{POSTPROCESSING_FILE}"
-    except (ValueError, TypeError, KeyError) as exc:
-        raise ModelError(f"{cand} is not a valid post-processing file ({exc})") from exc
-
-
+# ---------------------------------------------------------------------------------------------- recipes
 def write_recipe(fold_dir, recipe: dict) -> Path:
     """Write ``fold_dir/training_recipe.json`` atomically."""
-    from nnunet_thrombus.atomic_io import write_json
-
     Path(fold_dir).mkdir(parents=True, exist_ok=True)
     return write_json(Path(fold_dir) / RECIPE_FILE, recipe)
 
@@ -304,21 +236,16 @@ class CascadeModel:
     coarse_dir: Path
     fine_dir: Path
     folds: tuple
-    lvo_thresholds: object
-    lvo_source: str
-    postprocessing: object
-    postprocessing_source: str
-    roi_threshold: float = DEFAULT_ROI_THRESHOLD
-    roi_threshold_source: str = "default"
-    roi_whole_image: bool = False
+    calibration: ModelCalibration
     recipe: dict = field(default_factory=dict)
 
     def describe(self) -> dict:
         """JSON-ready description for ``report.json`` (folder names only, no absolute paths)."""
         return {"model": self.root.name, "trainer": self.trainer, "plans": self.plans,
-                "coarse": self.coarse_dir.name, "fine": self.fine_dir.name, "lvo_rule_source": self.lvo_source,
-                "postprocessing": self.postprocessing.rule, "postprocessing_source": self.postprocessing_source,
-                "recipe": self.recipe}
+                "coarse": self.coarse_dir.name, "fine": self.fine_dir.name,
+                "lvo_rule_source": self.calibration.sources["lvo"],
+                "postprocessing": self.calibration.postprocessing.rule,
+                "postprocessing_source": self.calibration.sources["postprocessing"], "recipe": self.recipe}
 
 
 def resolve_cascade(dataset: str | int | None = None, model_folder=None, folds=None,
@@ -326,7 +253,7 @@ def resolve_cascade(dataset: str | int | None = None, model_folder=None, folds=N
                     checkpoint: str = CHECKPOINT) -> CascadeModel:
     """Both stage folders from ``dataset`` (under ``nnUNet_results``) or ``model_folder`` (a copied results folder),
     exactly one; checked: present, trained on the two CT channels, checkpoints for ``folds`` in each stage (None =
-    every trained fold of that stage). Calibration files as in the module docstring; ``recipe`` holds each stage's
+    every trained fold of that stage). Fitted rules as in the module docstring; ``recipe`` holds each stage's
     recipe and a one-line ``label`` of the fine stage's."""
     if (dataset is None) == (model_folder is None):
         raise ValueError(f"give exactly one of dataset and model_folder, got {dataset=} {model_folder=}")
@@ -345,15 +272,19 @@ def resolve_cascade(dataset: str | int | None = None, model_folder=None, folds=N
             raise ModelError(f"{root} lacks {stage.name} (found {found or 'nothing'}){hint}")
         stages[config] = stage
     use = {config: check_stage(stages[config], folds, checkpoint) for config in (COARSE, FINE)}
-    rule, source = load_lvo_rule(stages[FINE], root)
-    post, post_source = load_postprocessing(stages[FINE])
-    roi_t, roi_source = resolve_roi_threshold(stages[FINE])
+    # the calibration package loads numpy/scipy/SimpleITK; the commands import this module for its names when
+    # building --help, which must stay instant
+    from nnunet_thrombus.calibration.artifact import CalibrationFileError
+    from nnunet_thrombus.calibration.model import load_model_calibration
+
+    try:
+        calibration = load_model_calibration(stages[FINE], root)
+    except CalibrationFileError as exc:
+        raise ModelError(str(exc)) from exc
     recipe = {config: load_recipe(stages[config], use[config]) for config in (COARSE, FINE)}
     recipe["label"] = recipe_label(recipe[FINE])
     return CascadeModel(root=root, trainer=trainer, plans=plans, coarse_dir=stages[COARSE], fine_dir=stages[FINE],
-                        folds=use[FINE], lvo_thresholds=rule, lvo_source=source, postprocessing=post,
-                        postprocessing_source=post_source, roi_threshold=roi_t, roi_threshold_source=roi_source,
-                        roi_whole_image=roi_whole_image(stages[FINE]), recipe=recipe)
+                        folds=use[FINE], calibration=calibration, recipe=recipe)
 
 
 def stage1_trainer(fine_stage, trainer: str) -> str:
@@ -382,8 +313,6 @@ def _hint(found: list[str], trainer: str, plans: str) -> str:
 def ensure_ext_trainer(environ=None) -> str:
     """Point ``nnUNet_extTrainer`` at our trainer folder (prepended to what is set) so nnU-Net finds our
     trainers by name; returns the value. The one place the process environment gets it."""
-    from nnunet_thrombus.nnunet_env import ext_trainer_value
-
     env = os.environ if environ is None else environ
     env["nnUNet_extTrainer"] = ext_trainer_value(env.get("nnUNet_extTrainer"))
     return env["nnUNet_extTrainer"]
@@ -405,9 +334,8 @@ def quiet_nnunet():
         raise
 
 
-__all__ = ["DEFAULT_TRAINER", "DEFAULT_PLANS", "COARSE", "FINE", "CHECKPOINT", "N_FOLDS", "DEFAULT_ROI_THRESHOLD",
-           "EXPECTED_CHANNELS", "LVO_FILE", "POSTPROCESSING_FILE", "ROI_FILE", "RECIPE_FILE", "ModelError",
+__all__ = ["DEFAULT_TRAINER", "DEFAULT_PLANS", "COARSE", "FINE", "CHECKPOINT", "N_FOLDS",
+           "EXPECTED_CHANNELS", "RECIPE_FILE", "ModelError",
            "stage_identifier", "dataset_name", "results_root", "stage_folder", "raw_dataset_folder", "dataset_results_folder",
-           "trained_folds", "select_folds", "validation_cases", "check_channels", "check_stage", "load_roi_threshold",
-           "resolve_roi_threshold", "roi_whole_image", "load_lvo_rule", "load_postprocessing", "write_recipe", "load_recipe",
+           "trained_folds", "select_folds", "validation_cases", "check_channels", "check_stage", "write_recipe", "load_recipe",
            "recipe_label", "CascadeModel", "resolve_cascade", "stage1_trainer", "ensure_ext_trainer", "quiet_nnunet"]

@@ -7,6 +7,8 @@ Import-free apart from the standard library, so every layer (``dataset_conversio
 - Case-level calls of the occlusion rule.
 - ``POOR_DICE``: the Dice below which a segmentation counts as poor (the review flag's "bad case", the evaluation
   table's poor-case count).
+- ``DEFAULT_ROI_THRESHOLD``: the fine stage's ROI threshold of a model without a fitted one (here, not in the
+  calibration package, so that ``predict --help`` can name it without loading numpy).
 """
 from __future__ import annotations
 
@@ -24,6 +26,9 @@ OTHER_SITE = "other"
 CALLS = ("no occlusion", "LVO", "non-LVO occlusion")
 #: Dice below which a segmentation counts as poor (Patel/Tutino's triage cut)
 POOR_DICE = 0.6
+#: coarse thrombus probability above which the fine stage looks, when the model has no fitted
+#: ``roi_threshold.json`` (:mod:`nnunet_thrombus.calibration.roi` applies it)
+DEFAULT_ROI_THRESHOLD = 0.1
 
 
 def true_call(site: str | None) -> str:

@@ -79,14 +79,20 @@ def test_variant_reusing_another_trainers_stage1(tmp_path):
 
 
 def test_roi_threshold_resolved_once(tmp_path):
-    fine = _stage(tmp_path, "T", "P", mf.FINE)
-    assert mf.resolve_roi_threshold(fine) == (mf.DEFAULT_ROI_THRESHOLD, "default")
-    (fine / mf.ROI_FILE).write_text(json.dumps({"threshold": 0.3}))
-    assert mf.resolve_roi_threshold(fine) == (0.3, f"{fine.name}/{mf.ROI_FILE}")
-    assert mf.resolve_roi_threshold(fine, override=0.2) == (0.2, "command line")
-    (fine / mf.ROI_FILE).write_text(json.dumps({"threshold": 1.5}))
+    from nnunet_thrombus.calibration.roi import resolve_roi_threshold
+
+    root = _cascade(tmp_path / "m")
+    model = mf.resolve_cascade(model_folder=root)
+    fine = model.fine_dir
+    assert (model.calibration.roi.threshold, model.calibration.sources["roi"]) == (0.1, "default")
+    (fine / "roi_threshold.json").write_text(json.dumps({"threshold": 0.3}))
+    model = mf.resolve_cascade(model_folder=root)
+    assert (model.calibration.roi.threshold, model.calibration.sources["roi"]) == (0.3, f"{fine.name}/roi_threshold.json")
+    assert resolve_roi_threshold(fine) == (0.3, f"{fine.name}/roi_threshold.json")
+    assert resolve_roi_threshold(fine, override=0.2) == (0.2, "command line")
+    (fine / "roi_threshold.json").write_text(json.dumps({"threshold": 1.5}))
     with pytest.raises(mf.ModelError, match="not a probability.*fit-roi"):
-        mf.resolve_roi_threshold(fine)
+        mf.resolve_cascade(model_folder=root)
 
 
 def test_recipe_folds_differ_and_label_names_overrides(tmp_path):

@@ -152,7 +152,8 @@ def test_predict_loads_an_ablation_with_tr_and_stays_quiet(card, capfd):
     os.environ.update({k: env[k] for k in old})
     try:
         from nnunet_thrombus.cli import main
-        from nnunet_thrombus.inference.model_files import load_predictor, resolve_model
+        from nnunet_thrombus.inference.model_files import load_predictor
+        from nnunet_thrombus.model_folder import resolve_cascade as resolve_model
 
         capfd.readouterr()
         rc = main(["predict", "-i", str(inp), "-o", str(card["work"] / "ablation"), "-d", "501", "-tr",

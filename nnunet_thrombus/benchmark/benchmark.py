@@ -44,7 +44,7 @@ def run_benchmark(dataset_id: int, budget: str, out_dir, variants=None, raw=None
         resume: reuse every training/prediction step an earlier, interrupted run into ``out_dir`` finished (its
             recorded time and memory); the table then says so.
     """
-    from nnunet_thrombus.evaluation.atomic_io import write_csv, write_json, write_text
+    from nnunet_thrombus.atomic_io import write_csv, write_json, write_text
     from nnunet_thrombus.evaluation.evaluate import evaluate_folder
     from nnunet_thrombus.benchmark.case_metrics import false_positive_folder, read_case_rows
     from nnunet_thrombus.benchmark.runner import ensure_plans, prepare_data, train_and_predict

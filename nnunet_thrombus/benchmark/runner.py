@@ -275,7 +275,8 @@ class BenchmarkRun:
         evidence. A fit that fails leaves the row without post-processing and says so (its log names the cause)."""
         import json
 
-        from nnunet_thrombus.inference.postprocessing import FILE, apply_to_folder
+        from nnunet_thrombus.calibration.postprocessing import Postprocessing
+        from nnunet_thrombus.inference.postprocessing import apply_to_folder
 
         ws = self.workspace(variant.seed)
         folder = model_folder(ws, self.dataset_name, variant.configuration, variant.trainer, variant.plans)
@@ -287,7 +288,7 @@ class BenchmarkRun:
         except RuntimeError as exc:
             self._say(f"  no post-processing for {variant.name}: {str(exc).splitlines()[0]}")
             return
-        pp_file = folder / FILE
+        pp_file = folder / Postprocessing.FILE
         pp = json.loads(pp_file.read_text()) if pp_file.is_file() else {}
         if not apply:
             self._say(f"  post-processing {pp.get('rule', 'none')} fitted (validation mean Dice "

@@ -25,8 +25,10 @@ def add_parser(subparsers) -> None:
 
 
 def run(args) -> int:
-    from nnunet_thrombus.inference.roi_threshold_fit import fit_roi_threshold, format_table
-    from nnunet_thrombus.model_folder import COARSE, FINE, ROI_FILE, ModelError, raw_dataset_folder, stage_folder
+    from nnunet_thrombus.calibration.model import FILES
+    from nnunet_thrombus.calibration.roi import format_table
+    from nnunet_thrombus.inference.validation_fit import fit_roi_threshold
+    from nnunet_thrombus.model_folder import COARSE, FINE, ModelError, raw_dataset_folder, stage_folder
     from nnunet_thrombus.nnunet_env import announce_device
 
     device = announce_device(args.device, quiet=args.quiet)
@@ -41,5 +43,5 @@ def run(args) -> int:
     logger.info("\n".join(format_table(info["table"])))
     kept = " (no threshold kept every clot: the default stays)" if info["default_kept"] else ""
     logger.info(f"ROI threshold {info['threshold']}{kept} from {info['n_cases']} validation cases; written to "
-                f"{fine / ROI_FILE}")
+                f"{fine / FILES['roi']}")
     return 0

@@ -4,7 +4,8 @@ from __future__ import annotations
 import argparse
 import logging
 
-from nnunet_thrombus.model_folder import DEFAULT_PLANS, DEFAULT_ROI_THRESHOLD, DEFAULT_TRAINER
+from nnunet_thrombus.model_folder import DEFAULT_PLANS, DEFAULT_TRAINER
+from nnunet_thrombus.vocabulary import DEFAULT_ROI_THRESHOLD
 
 logger = logging.getLogger(__name__)
 

@@ -7,7 +7,7 @@ prediction with their errors, and the detection outcome of thrombus presence and
 
 Multi-component handling: Dice, HD95, ASSD, NSD and volume use all thrombus voxels (label > 0) of
 each mask together; length is that of the largest 26-connected component; the predicted call
-(``measure.lvo.lvo_call``) ignores components below the rule's minimum volume and decides on the
+(``calibration.lvo.lvo_call``) ignores components below the rule's minimum volume and decides on the
 largest remaining one.
 
 Truth: occlusion present = reference mask non-empty; LVO = metadata column ``lvo`` when a metadata
@@ -31,10 +31,17 @@ import os
 import time
 
 import numpy as np
+import SimpleITK as sitk
 
-from nnunet_thrombus.evaluation.atomic_io import write_csv, write_json, write_text
+from nnunet_thrombus.atomic_io import write_csv, write_json, write_text
+from nnunet_thrombus.calibration.lvo import LVOThresholds, lvo_call, refine_sites
+from nnunet_thrombus.calibration.review import is_bad
+from nnunet_thrombus.evaluation import plots as p
+from nnunet_thrombus.evaluation.raters import rater_study
 from nnunet_thrombus.evaluation.summary import summarise, to_markdown
 from nnunet_thrombus.evaluation.surface_metrics import all_metrics
+from nnunet_thrombus.measure.components import measure_components
+from nnunet_thrombus.measure.length import length_mm
 
 logger = logging.getLogger(__name__)
 
@@ -110,8 +117,6 @@ def trust_fields(report: dict | None, ref: np.ndarray, dice_value: float, ref_pr
                  pred_present: bool) -> dict:
     """Per-case trust columns from a ``report.json`` (None: uncertainty, review and drops unknown). ``ref``: the
     reference mask (z, y, x) on the report's grid."""
-    from nnunet_thrombus.inference.uncertainty import is_bad
-
     row = {"fp_call": bool(pred_present and not ref_present), "bad": is_bad(dice_value, ref_present, pred_present),
            "uncertainty": None, "uncertainty_kind": None, "review": None, "n_dropped": None,
            "dropped_on_reference": None}
@@ -145,12 +150,6 @@ def evaluate_case(case, pred_img, ref_img, meta=None, brain_img=None, lvo_rule=N
     case's ``report.json`` from ``predict`` (optional, for the trust columns). ``call_from_report``: the
     predicted call and site are the report's own (:func:`report_call`) instead of ones re-measured here from the
     mask (image extent or ``brain_img`` as the site frame, ``lvo_rule``)."""
-    import SimpleITK as sitk
-
-    from nnunet_thrombus.measure.components import measure_components
-    from nnunet_thrombus.measure.length import length_mm
-    from nnunet_thrombus.measure.lvo import LVOThresholds, lvo_call, refine_sites
-
     check_geometry(case, pred_img, ref_img)
     rule = lvo_rule or LVOThresholds()
     pred = sitk.GetArrayFromImage(pred_img) > 0
@@ -224,10 +223,6 @@ def evaluate_folder(pred_dir, ref_dir, out_dir, metadata_csv=None, raters_dir=No
     Returns:
         The summary dict (also in summary.json).
     """
-    import SimpleITK as sitk
-
-    from nnunet_thrombus.measure.lvo import LVOThresholds
-
     start = time.perf_counter()
     for name, d in (("pred_dir", pred_dir), ("ref_dir", ref_dir)):
         if not os.path.isdir(d):
@@ -262,15 +257,11 @@ def evaluate_folder(pred_dir, ref_dir, out_dir, metadata_csv=None, raters_dir=No
     summary["unmatched_predictions"] = sorted(
         f[: -len(SUFFIX)] for f in os.listdir(pred_dir) if f.endswith(SUFFIX) and f[: -len(SUFFIX)] not in set(cases))
     if raters_dir:
-        from nnunet_thrombus.evaluation.raters import rater_study
-
         summary["raters"] = rater_study(raters_dir, pred_dir)
     write_csv(os.path.join(out_dir, "metrics.csv"), rows, FIELDS)
     write_json(os.path.join(out_dir, "summary.json"), summary)
     write_text(os.path.join(out_dir, "summary.md"), to_markdown(summary))
     if plots:
-        from nnunet_thrombus.evaluation import plots as p
-
         p.dice_boxplot(rows, os.path.join(out_dir, "dice_by_subgroup.png"))
         for q in ("volume", "length"):
             p.scatter_identity(rows, q, os.path.join(out_dir, f"{q}_scatter.png"))

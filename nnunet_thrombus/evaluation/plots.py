@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from nnunet_thrombus.evaluation.atomic_io import save_figure
+from nnunet_thrombus.atomic_io import save_figure
 from nnunet_thrombus.evaluation.statistics import bland_altman
 
 _UNITS = {"volume": "mm$^3$", "length": "mm"}

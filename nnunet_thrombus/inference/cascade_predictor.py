@@ -27,7 +27,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from nnunet_thrombus.inference import DEFAULT_ROI_THRESHOLD
+from nnunet_thrombus.vocabulary import DEFAULT_ROI_THRESHOLD
 from nnunet_thrombus.inference.result import CascadeResult
 from nnunet_thrombus.inference.roi_predictor import ROIRestrictedPredictor
 from nnunet_thrombus.networks.cascade_net import unwrap_network

@@ -5,7 +5,7 @@ weights loaded in turn, sliding-window logits summed in fold order on the CPU, d
 with two or more folds, feeds each fold's logits to a :class:`FoldSpread`. The spread keeps running sums of the folds'
 thrombus probabilities on the input grid, so memory does not grow with the number of folds, and gives per-voxel
 standard deviation (``std``, float32) and the number of folds with p > 0.5 (``votes``, uint8), both (Z, Y, X).
-:mod:`nnunet_thrombus.inference.uncertainty` turns them into the report's ``fold_std_in_clot`` and
+:mod:`nnunet_thrombus.calibration.review` turns them into the report's ``fold_std_in_clot`` and
 ``fold_disagreement``. A fold loop of its own (e.g. one that hands each fold a coarse context) calls
 ``FoldSpread.add`` with each fold's logits the same way.
 """

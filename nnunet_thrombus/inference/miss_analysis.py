@@ -21,21 +21,21 @@ from __future__ import annotations
 
 import numpy as np
 
+from nnunet_thrombus.calibration.lvo import lvo_call
+from nnunet_thrombus.calibration.roi import clot_coverage
+
 
 def trace_clot(predictor, images: np.ndarray, spacing, reference: np.ndarray, *, postprocessing, lvo_rule,
                cta=None, ncct=None, brain=None, origin=(0.0, 0.0, 0.0),
                direction=(1, 0, 0, 0, 1, 0, 0, 0, 1)) -> dict:
     """Trace one clot through ``predictor`` (a ``ThrombusCascadePredictor``); see the module docstring."""
-    from nnunet_thrombus.inference.roi_threshold_fit import clot_coverage
-    from nnunet_thrombus.measure.lvo import lvo_call
-
     ref = np.asarray(reference) > 0
     if not ref.any():
         raise ValueError("trace_clot needs a reference clot (the mask is empty)")
     t = predictor.roi_threshold
     result = predictor.predict(np.asarray(images, np.float32), spacing)
     coarse = np.asarray(result.coarse_probability)
-    # the fine stage's margin (half a fine patch, fine voxels) on the input grid, as roi_threshold_fit measures it
+    # the fine stage's margin (half a fine patch, fine voxels) on the input grid, as calibration.roi measures it
     scale = np.asarray(predictor.fine.configuration_manager.spacing, float) / np.asarray(spacing, float)
     grow = [int(np.ceil(m * s)) for m, s in zip(predictor.fine.margin, scale)]
     fallback = not bool((coarse > t).any())

@@ -1,35 +1,23 @@
-"""Loading a trained cascade for prediction: ``-d DATASET`` (under ``nnUNet_results``) or ``-m FOLDER`` (a copy).
+"""Loading a trained cascade for prediction, from a resolved model (:func:`nnunet_thrombus.model_folder.resolve_cascade`:
+``-d DATASET`` under ``nnUNet_results`` or ``-m FOLDER``, a copy).
 
-Where the model lives, its folds and the files stored with it are :mod:`nnunet_thrombus.model_folder`'s business
-(``resolve_model`` is its ``resolve_cascade``); here the checked folders become a ``ThrombusCascadePredictor``,
-with every fold's weights loaded once so a corrupt or mixed model fails once, clearly, before any case is read.
+Where the model lives, its folds and the files stored with it are :mod:`nnunet_thrombus.model_folder`'s business;
+here the checked folders become a ``ThrombusCascadePredictor``, with every fold's weights loaded once so a corrupt or
+mixed model fails once, clearly, before any case is read.
 """
 from __future__ import annotations
 
-from nnunet_thrombus.model_folder import (  # noqa: F401 (the names predict and the tests use)
-    CHECKPOINT,
-    DEFAULT_PLANS,
-    DEFAULT_TRAINER,
-    EXPECTED_CHANNELS,
-    LVO_FILE,
-    CascadeModel,
-    ModelError,
-    ensure_ext_trainer,
-    quiet_nnunet,
-    resolve_cascade,
-)
-
-#: the resolved model (kept under its former names for callers)
-ModelFiles = CascadeModel
-resolve_model = resolve_cascade
+from nnunet_thrombus.model_folder import (COARSE, CHECKPOINT, FINE, CascadeModel, ModelError, ensure_ext_trainer,
+                                          quiet_nnunet)
 
 
 def load_predictor(model: CascadeModel, folds=None, device: str = "cpu", use_mirroring: bool = True,
                    roi_restrict: bool = True, checkpoint: str = CHECKPOINT, roi_threshold: float | None = None):
-    """``ThrombusCascadePredictor`` for ``model``; ``roi_threshold`` None: the model's own (``model.roi_threshold``,
-    resolved by ``model_folder``). nnU-Net's trainer-search lines are kept off the console (shown on failure)."""
-    roi_threshold = model.roi_threshold if roi_threshold is None else roi_threshold
+    """``ThrombusCascadePredictor`` for ``model``; ``roi_threshold`` None: the model's own
+    (``model.calibration.roi``). nnU-Net's trainer-search lines are kept off the console (shown on failure)."""
+    roi_threshold = model.calibration.roi.threshold if roi_threshold is None else roi_threshold
     ensure_ext_trainer()
+    # the predictor module imports torch and nnU-Net: loaded when a model is, not when this module is
     from nnunet_thrombus.inference.cascade_predictor import ThrombusCascadePredictor
 
     try:
@@ -38,7 +26,7 @@ def load_predictor(model: CascadeModel, folds=None, device: str = "cpu", use_mir
                                                  device=device, use_mirroring=use_mirroring,
                                                  roi_restrict=roi_restrict, roi_threshold=roi_threshold,
                                                  checkpoint_name=checkpoint)
-        for stage, config in ((predictor.coarse, "3d_lowres"), (predictor.fine, "3d_cascade_fullres")):
+        for stage, config in ((predictor.coarse, COARSE), (predictor.fine, FINE)):
             # nnU-Net builds the network named in the checkpoint, so a checkpoint of the other stage loads silently
             if stage.configuration_manager.configuration != stage.plans_manager.get_configuration(config).configuration:
                 raise ModelError(f"checkpoint in {model.root} does not match its plans: the {config} folder holds "

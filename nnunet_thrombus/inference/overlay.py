@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from nnunet_thrombus.atomic_io import save_figure
+
 CTA_WINDOW = (-50.0, 450.0)
 NCCT_WINDOW = (0.0, 90.0)
 
@@ -94,7 +96,5 @@ def render_overlay(cta: np.ndarray, ncct: np.ndarray, mask: np.ndarray, spacing,
 def write_overlay(path, cta: np.ndarray, ncct: np.ndarray, mask: np.ndarray, spacing, report: dict,
                   brain: np.ndarray | None = None, dpi: int = 100, dropped: np.ndarray | None = None) -> None:
     """Render and save ``overlay.png`` atomically (temp name + ``os.replace``)."""
-    from nnunet_thrombus.evaluation.atomic_io import save_figure
-
     fig = render_overlay(cta, ncct, mask, spacing, report, brain, dropped=dropped)
     save_figure(fig, path, dpi=dpi)

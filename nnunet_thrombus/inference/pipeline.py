@@ -19,11 +19,16 @@ from pathlib import Path
 import numpy as np
 import SimpleITK as sitk
 
-from nnunet_thrombus.evaluation.atomic_io import write_csv
+from nnunet_thrombus.atomic_io import write_csv
+from nnunet_thrombus.calibration.lvo import LVOThresholds
+from nnunet_thrombus.calibration.postprocessing import Postprocessing
+from nnunet_thrombus.calibration.review import ReviewRule, case_uncertainty
+from nnunet_thrombus.calibration.roi import resolve_roi_threshold
 from nnunet_thrombus.inference import case_outputs as co
 from nnunet_thrombus.inference.inputs import CaseInputError, PreparedCase, find_cases, prepare_case, select_part
+from nnunet_thrombus.inference.model_files import load_predictor
 from nnunet_thrombus.inference.report import SUMMARY_COLUMNS, build_report, summary_row
-from nnunet_thrombus.measure.lvo import LVOThresholds
+from nnunet_thrombus.model_folder import CascadeModel, resolve_cascade
 
 logger = logging.getLogger(__name__)
 
@@ -63,10 +68,9 @@ def predict_one(prep: PreparedCase, predictor, out_dir: Path, *, rule: LVOThresh
     kept when ``postprocessing`` is None), measure, judge the uncertainty (``review_rule``: the model's
     ``ReviewRule``, default thresholds when None) and write one prepared case into ``OUT/<case>/``; returns its
     report."""
+    # highdicom (DICOM SEG) and matplotlib (overlay) load only when a case is written
     from nnunet_thrombus.inference.dicom_seg import write_dicom_seg
     from nnunet_thrombus.inference.overlay import write_overlay
-    from nnunet_thrombus.inference.postprocessing import Postprocessing
-    from nnunet_thrombus.inference.uncertainty import ReviewRule, case_uncertainty
 
     result = predictor.predict(prep.channels(), prep.cta.GetSpacing()[::-1])
     seg = np.asarray(result.segmentation, dtype=np.uint8)
@@ -150,7 +154,7 @@ def predict_cases(inputs, out_dir, *, model=None, dataset=None, predictor=None, 
                   dicom_sr: bool = False) -> dict:
     """Predict every case of ``inputs`` (path or list of paths) into ``out_dir``.
 
-    Model: ``model`` (a folder holding the two stage folders, or a ``ModelFiles``) or ``dataset`` (id/name under
+    Model: ``model`` (a folder holding the two stage folders, or a resolved ``CascadeModel``) or ``dataset`` (id/name under
     ``nnUNet_results``), trained with ``trainer`` under ``plans`` (None: ``model_folder``'s defaults); tests may
     pass a ready ``predictor`` (any object with ``predict(images, spacing)``).
     ``ncct_series`` / ``cta_series``: SeriesNumber or SeriesInstanceUID to read from the case's DICOM folder when
@@ -160,9 +164,6 @@ def predict_cases(inputs, out_dir, *, model=None, dataset=None, predictor=None, 
     Raises ``ModelError`` (bad model), ``OSError`` (output folder not writable), ``KeyboardInterrupt`` (Ctrl-C,
     after removing the partial case).
     """
-    from nnunet_thrombus.inference.model_files import ModelFiles, load_predictor, resolve_model
-    from nnunet_thrombus.model_folder import resolve_roi_threshold
-
     out_dir = Path(out_dir)
     co.check_writable(out_dir)
     rule, rule_source, model_info = LVOThresholds(), "default", {"model": "custom predictor"}
@@ -170,21 +171,16 @@ def predict_cases(inputs, out_dir, *, model=None, dataset=None, predictor=None, 
     postprocessing, postprocessing_source, review_rule, review_source = None, "none", None, "default"
     if predictor is None or model is not None or dataset is not None:
         names = {k: v for k, v in (("trainer", trainer), ("plans", plans)) if v is not None}
-        files = model if isinstance(model, ModelFiles) else resolve_model(dataset=dataset, model_folder=model,
-                                                                          folds=folds, **names)
-        rule, rule_source, model_info = files.lvo_thresholds, files.lvo_source, files.describe()
-        postprocessing, postprocessing_source = files.postprocessing, files.postprocessing_source
-        from nnunet_thrombus.inference.uncertainty import load_review_rule
-        from nnunet_thrombus.model_folder import ModelError
-
-        try:
-            review_rule, review_source = load_review_rule(files.fine_dir)
-        except ValueError as exc:
-            raise ModelError(str(exc)) from exc
+        files = model if isinstance(model, CascadeModel) else resolve_cascade(dataset=dataset, model_folder=model,
+                                                                              folds=folds, **names)
+        cal = files.calibration
+        rule, rule_source, model_info = cal.lvo, cal.sources["lvo"], files.describe()
+        postprocessing, postprocessing_source = cal.postprocessing, cal.sources["postprocessing"]
+        review_rule, review_source = cal.review, cal.sources["review"]
         if predictor is None:
             if roi_threshold is None:
-                roi_threshold, roi_source = files.roi_threshold, files.roi_threshold_source
-                if roi_restrict and files.roi_whole_image:
+                roi_threshold, roi_source = cal.roi.threshold, cal.sources["roi"]
+                if roi_restrict and cal.roi.whole_image:
                     roi_restrict = False  # fit-roi: the coarse stage misses validation clots; look everywhere
                     model_info["roi_restrict_source"] = (f"{files.fine_dir.name}/roi_threshold.json: no threshold "
                                                          "kept every validation clot inside the ROI")

@@ -9,7 +9,9 @@ from __future__ import annotations
 import numpy as np
 
 from nnunet_thrombus import __version__
-from nnunet_thrombus.measure.lvo import CALLS, LVOThresholds, lvo_call, refine_sites
+from nnunet_thrombus.calibration.lvo import LVOThresholds, lvo_call, refine_sites
+from nnunet_thrombus.calibration.review import ReviewRule, case_uncertainty
+from nnunet_thrombus.vocabulary import CALLS
 
 SCHEMA_VERSION = "1.1"
 #: largest component below this volume (mm^3) gets the ``tiny_clot`` warning
@@ -74,7 +76,7 @@ def report_schema() -> dict:
             "bbox": _vec(6, {"type": "integer", "minimum": 0}), "ncct_mean_hu": _num(), "ncct_median_hu": _num(),
             "relative_density": _num(), "cta_mean_hu": _num(), "perviousness_hu": _num(),
             "site": {"type": "string"}, "site_coordinates": _vec(3),
-            # component selection (inference.component_selection): evidence, decision and its reason
+            # component selection (calibration.components): evidence, decision and its reason
             "mean_probability": _num(True, 0), "max_probability": _num(True, 0),
             "on_artery": {"type": ["boolean", "null"]}, "vessel_distance_mm": _num(True, 0),
             "downstream_ratio": _num(True, 0), "kept": {"type": "boolean"}, "reason": {"type": "string"},
@@ -174,13 +176,11 @@ def build_report(case_id: str, *, components: list[dict], probability: np.ndarra
     probability: (Z, Y, X) thrombus probability in [0, 1]; mask: (Z, Y, X) uint8, same grid.
     components: rows of ``measure_components`` (sorted by volume), kept by post-processing, each with its evidence
     and ``reason`` (``component_selection.select_components``); dropped: the components post-processing removed,
-    with their reasons; postprocessing: {"rule", "source", "flags"}; uncertainty: ``uncertainty.case_uncertainty``
+    with their reasons; postprocessing: {"rule", "source", "flags"}; uncertainty: ``calibration.review.case_uncertainty``
     (computed here from ``probability`` and ``mask`` when None); review: {"review", "reasons", "rule", "source"}
     (``ReviewRule().review`` with the default rule when None). phi: identifying header values, only when the user
     asked to keep them (``--keep-phi``).
     """
-    from nnunet_thrombus.inference.uncertainty import ReviewRule, case_uncertainty
-
     inside = mask > 0
     mean_prob = float(probability[inside].mean()) if inside.any() else None
     components = refine_sites(components, rule)  # the ICA calibre check: the site the call uses is the one shown

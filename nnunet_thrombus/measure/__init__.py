@@ -10,9 +10,8 @@ from nnunet_thrombus.measure.density import density_hu, perviousness_hu, relativ
 from nnunet_thrombus.measure.length import length_mm, mean_diameter_mm
 from nnunet_thrombus.measure.location import (ImageGeometry, SiteThresholds, centroid_mm, classify_site,
                                               side)
-from nnunet_thrombus.measure.lvo import LVOThresholds, fit_lvo_thresholds, lvo_call
 from nnunet_thrombus.measure.volume import volume_mm3
 
 __all__ = ["volume_mm3", "length_mm", "mean_diameter_mm", "density_hu", "relative_density", "perviousness_hu",
-           "ImageGeometry", "SiteThresholds", "centroid_mm", "side", "classify_site", "LVOThresholds",
-           "lvo_call", "fit_lvo_thresholds", "measure_components", "measure_components_from_images"]
+           "ImageGeometry", "SiteThresholds", "centroid_mm", "side", "classify_site",
+           "measure_components", "measure_components_from_images"]

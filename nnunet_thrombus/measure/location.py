@@ -15,7 +15,7 @@ and the thresholds in ``SiteThresholds`` are applied in order: posterior -> "oth
 midline -> "ACA"; low and medial -> "ICA"; low and intermediate -> "M1"; lateral -> "M2"; else
 "other". The defaults follow the anterior-circulation layout of an adult head (ICA terminus about
 15-20 mm, M1 20-45 mm, M2 beyond about 45 mm from the midline, half brain width about 70 mm).
-The LVO call itself lives in ``measure.lvo`` and is re-exported here.
+The LVO call itself is a fitted rule: :mod:`nnunet_thrombus.calibration.lvo`.
 """
 from __future__ import annotations
 
@@ -25,7 +25,6 @@ from dataclasses import asdict, dataclass
 import numpy as np
 
 from nnunet_thrombus.measure._arrays import as_mask, check_same_shape, check_spacing
-from nnunet_thrombus.measure.lvo import LVOThresholds, fit_lvo_thresholds, lvo_call  # noqa: F401
 
 SITES = ("ICA", "M1", "M2", "ACA", "other")
 

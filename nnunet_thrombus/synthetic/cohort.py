@@ -32,6 +32,7 @@ from pathlib import Path
 import numpy as np
 import SimpleITK as sitk
 
+from nnunet_thrombus.atomic_io import write_image, write_text
 from nnunet_thrombus.synthetic.dicom_io import fake_patient, uid, write_series
 from nnunet_thrombus.synthetic.phantom import SyntheticCase, generate_case
 from nnunet_thrombus.synthetic.thrombus import SITE_PROBABILITIES
@@ -139,14 +140,10 @@ TEST_PROFILES = {
 
 
 def _atomic_text(path: Path, text: str) -> None:
-    from nnunet_thrombus.atomic_io import write_text
-
     write_text(path, text)
 
 
 def _atomic_image(img: sitk.Image, path: Path) -> None:
-    from nnunet_thrombus.atomic_io import write_image
-
     path.parent.mkdir(parents=True, exist_ok=True)
     write_image(img, path)
 

@@ -15,6 +15,8 @@ import SimpleITK as sitk
 from pydicom.dataset import Dataset, FileMetaDataset
 from pydicom.uid import CTImageStorage, ExplicitVRLittleEndian, generate_uid
 
+from nnunet_thrombus.atomic_io import publish_dir
+
 FAKE_INSTITUTION = "SYNTHETIC STROKE CENTRE"
 
 
@@ -81,8 +83,6 @@ def write_series(image: sitk.Image, folder: str | os.PathLike, patient: dict, st
         ds.WindowCenter, ds.WindowWidth = ("200", "700") if contrast else ("40", "80")
         ds.PixelData = np.ascontiguousarray(arr[k]).astype("<i2").tobytes()
         ds.save_as(tmp / f"IM{k + 1:04d}.dcm", enforce_file_format=True)
-    from nnunet_thrombus.atomic_io import publish_dir
-
     return publish_dir(tmp, folder)
 
 

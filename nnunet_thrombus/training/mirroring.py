@@ -14,7 +14,7 @@ The left-right axis of a preprocessed array: nnU-Net keeps SimpleITK's array ord
 the plans' ``transpose_forward``. SimpleITK's direction matrix (row-major, 9 numbers) gives, per index axis
 i/j/k, its direction in patient coordinates (LPS); the index axis whose direction lies along patient x is the
 left-right one (:func:`nnunet_thrombus.measure.location.left_right_axis`, which the mirror comparison of
-``inference.component_selection`` uses too). Oblique or mixed orientations give no single axis.
+``calibration.components`` uses too). Oblique or mixed orientations give no single axis.
 """
 from __future__ import annotations
 

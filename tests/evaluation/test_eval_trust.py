@@ -33,7 +33,7 @@ def test_auroc_equals_the_pair_count_with_ties():
 
 
 def _row(dice, ref, pred, unc, review, site="M1", dropped=False):
-    from nnunet_thrombus.inference.uncertainty import is_bad
+    from nnunet_thrombus.calibration.review import is_bad
 
     from nnunet_thrombus.evaluation.summary import MEASURES, SEG_METRICS
 

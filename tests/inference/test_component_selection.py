@@ -6,7 +6,7 @@ from dataclasses import replace
 import numpy as np
 import pytest
 
-from nnunet_thrombus.inference.component_selection import (ComponentRule, downstream_ratio, fit_component_rule,
+from nnunet_thrombus.calibration.components import (ComponentRule, downstream_ratio, fit_component_rule,
                                                            score_rule, select_components, vessel_distance_mm)
 
 

@@ -6,8 +6,9 @@ import json
 import numpy as np
 import pytest
 
-from nnunet_thrombus.inference.component_selection import ComponentRule
-from nnunet_thrombus.inference.postprocessing import Postprocessing, choose_postprocessing, dice
+from nnunet_thrombus.calibration.components import ComponentRule
+from nnunet_thrombus.calibration.postprocessing import Postprocessing, choose_postprocessing
+from nnunet_thrombus.masks import dice
 
 
 def _scene():

@@ -11,7 +11,8 @@ import pytest
 import SimpleITK as sitk
 
 from nnunet_thrombus.inference import case_outputs
-from nnunet_thrombus.inference.model_files import ModelError, resolve_model
+from nnunet_thrombus.model_folder import ModelError
+from nnunet_thrombus.model_folder import resolve_cascade as resolve_model
 from nnunet_thrombus.inference.pipeline import predict_cases, read_failures
 
 from predict_testlib import FakePredictor
@@ -163,10 +164,10 @@ def test_model_checks(tmp_path):
     with pytest.raises(ModelError, match="fold\\(s\\) \\['3'\\]"):
         resolve_model(model_folder=ok, folds=[3])
     files = resolve_model(model_folder=ok, folds=[0])
-    assert files.lvo_source == "default" and files.lvo_thresholds.min_volume_mm3 == 5.0
+    assert files.calibration.sources["lvo"] == "default" and files.calibration.lvo.min_volume_mm3 == 5.0
     (files.fine_dir / "lvo_thresholds.json").write_text(json.dumps({"min_volume_mm3": 12.5}))
     files = resolve_model(model_folder=ok)
-    assert files.lvo_thresholds.min_volume_mm3 == 12.5 and files.lvo_source.endswith("lvo_thresholds.json")
+    assert files.calibration.lvo.min_volume_mm3 == 12.5 and files.calibration.sources["lvo"].endswith("lvo_thresholds.json")
 
 
 def test_missing_model_exit_code(predict_cohort, tmp_path, capsys):

@@ -7,10 +7,10 @@ import pytest
 
 from nnunet_thrombus.inference.json_schema import schema_errors
 from nnunet_thrombus.inference.overlay import overlay_text, render_overlay
-from nnunet_thrombus.inference.postprocessing import Postprocessing
+from nnunet_thrombus.calibration.postprocessing import Postprocessing
 from nnunet_thrombus.inference.report import build_report, report_schema, summary_row
-from nnunet_thrombus.inference.uncertainty import ReviewRule, case_uncertainty
-from nnunet_thrombus.measure.lvo import LVOThresholds
+from nnunet_thrombus.calibration.review import ReviewRule, case_uncertainty
+from nnunet_thrombus.calibration.lvo import LVOThresholds
 
 GEO = {"size_xyz": [40, 30, 30], "spacing_xyz_mm": [1.0, 1.0, 1.0], "origin_xyz_mm": [0.0, 0.0, 0.0],
        "direction": [1, 0, 0, 0, 1, 0, 0, 0, 1]}

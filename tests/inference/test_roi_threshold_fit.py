@@ -6,7 +6,10 @@ import json
 import numpy as np
 import pytest
 
-from nnunet_thrombus.inference.roi_threshold_fit import FILE, choose_threshold, clot_coverage, load_threshold
+from nnunet_thrombus.calibration.artifact import CalibrationFileError
+from nnunet_thrombus.calibration.roi import ROIThreshold, choose_threshold, clot_coverage, load_roi_threshold
+
+FILE = ROIThreshold.FILE
 
 
 def test_clot_coverage_counts_reference_voxels_inside_the_grown_region():
@@ -50,22 +53,18 @@ def test_a_threshold_that_only_falls_back_is_not_chosen():
 
 
 def test_load_threshold_checks_the_file(tmp_path):
-    assert load_threshold(tmp_path) is None
+    assert load_roi_threshold(tmp_path) is None
     (tmp_path / FILE).write_text(json.dumps({"threshold": 0.3}))
-    assert load_threshold(tmp_path) == 0.3
+    assert load_roi_threshold(tmp_path).threshold == 0.3
     for bad in ({"threshold": 1.5}, {"t": 0.3}, {"threshold": "high"}):
         (tmp_path / FILE).write_text(json.dumps(bad))
-        with pytest.raises(ValueError, match=FILE):
-            load_threshold(tmp_path)
+        with pytest.raises(CalibrationFileError, match=FILE):
+            load_roi_threshold(tmp_path)
 
 
 def test_whole_image_required_when_no_threshold_kept_every_validation_clot(tmp_path):
-    import json
-
-    from nnunet_thrombus.inference.roi_threshold_fit import whole_image_required
-
-    assert whole_image_required(tmp_path) is False                    # no file: the ROI rule as usual
-    (tmp_path / "roi_threshold.json").write_text(json.dumps({"threshold": 0.1, "whole_image": True}))
-    assert whole_image_required(tmp_path) is True
-    (tmp_path / "roi_threshold.json").write_text(json.dumps({"threshold": 0.3}))   # files from before the flag
-    assert whole_image_required(tmp_path) is False
+    assert load_roi_threshold(tmp_path) is None                      # no file: the ROI rule as usual
+    (tmp_path / FILE).write_text(json.dumps({"threshold": 0.1, "whole_image": True}))
+    assert load_roi_threshold(tmp_path).whole_image is True
+    (tmp_path / FILE).write_text(json.dumps({"threshold": 0.3}))   # files from before the flag
+    assert load_roi_threshold(tmp_path).whole_image is False

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import SimpleITK as sitk
 
-from nnunet_thrombus.inference.trust_fit import fit_trust, load_validation_case
+from nnunet_thrombus.calibration.validation import fit_trust, load_validation_case
 
 
 def _img(arr, path):
@@ -75,7 +75,7 @@ def test_shape_mismatch_and_missing_reference(tmp_path):
 
 
 def test_validation_predictor_only_beside_a_coarse_stage(tmp_path):
-    from nnunet_thrombus.inference.trust_fit import ValidationPredictor
+    from nnunet_thrombus.inference.validation_fit import ValidationPredictor
 
     fine = tmp_path / "ThrombusCascadeTrainer__ThrombusPlans__3d_cascade_fullres"
     fine.mkdir()

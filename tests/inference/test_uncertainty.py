@@ -7,8 +7,10 @@ import math
 import numpy as np
 import pytest
 
-from nnunet_thrombus.inference.uncertainty import (ReviewRule, binary_entropy_bits, case_uncertainty, fit_review_rule,
-                                                   is_bad, load_review_rule, threshold_for_sensitivity)
+from nnunet_thrombus.calibration.review import (ReviewRule, binary_entropy_bits, case_uncertainty, fit_review_rule,
+                                                   is_bad, threshold_for_sensitivity)
+from nnunet_thrombus.calibration.artifact import CalibrationFileError
+from nnunet_thrombus.calibration.model import load_artifact
 
 
 def test_binary_entropy_values():
@@ -64,12 +66,12 @@ def test_review_rule_and_fit(tmp_path):
     assert fitted.clot_score == pytest.approx(0.3) and fitted.clot_free_score == pytest.approx(0.8)
     assert info["sensitivity"] == 1.0 and info["specificity"] == pytest.approx(3 / 4)   # 0.6 flagged though good
     (tmp_path / "review_rule.json").write_text(json.dumps({"rule": fitted.to_dict()}))
-    loaded, source = load_review_rule(tmp_path)
+    loaded, source = load_artifact("review", [tmp_path])
     assert loaded == fitted and source.endswith("/review_rule.json")
     (tmp_path / "review_rule.json").write_text(json.dumps({"rule": {"clot_score": 7}}))
-    with pytest.raises(ValueError, match="fit-lvo"):
-        load_review_rule(tmp_path)
-    assert load_review_rule(tmp_path / "nothing") == (ReviewRule(), "default")
+    with pytest.raises(CalibrationFileError, match="fit-lvo"):
+        load_artifact("review", [tmp_path])
+    assert load_artifact("review", [tmp_path / "nothing"]) == (ReviewRule(), "default")
 
 
 def test_bad_case_definition():

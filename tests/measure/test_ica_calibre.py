@@ -1,11 +1,11 @@
-"""ICA calibre check of the site (measure.lvo.refined_site, fit_ica_calibre) and its fit (training.lvo_fit)."""
+"""ICA calibre check of the site (calibration.lvo.refined_site, fit_ica_calibre) and its fit (calibration.validation)."""
 import json
 
 import numpy as np
 import pytest
 import SimpleITK as sitk
 
-from nnunet_thrombus.measure.lvo import (LVOThresholds, fit_ica_calibre, fit_lvo_thresholds, lvo_call, refine_sites,
+from nnunet_thrombus.calibration.lvo import (LVOThresholds, fit_ica_calibre, fit_lvo_thresholds, lvo_call, refine_sites,
                                          refined_site)
 
 RULE = LVOThresholds(min_volume_mm3=5.0, min_ica_diameter_mm=4.0)
@@ -73,7 +73,7 @@ def test_fit_lvo_thresholds_keeps_the_floor_only_when_validation_agrees():
 
 
 def test_ica_reference_diameters_reads_only_ica_training_labels(tmp_path):
-    from nnunet_thrombus.training.lvo_fit import ica_reference_diameters
+    from nnunet_thrombus.calibration.validation import ica_reference_diameters
 
     (tmp_path / "labelsTr").mkdir()
     # a straight cylinder of radius 2.5 voxels along x, 0.5 mm voxels: diameter about 2.5 mm, length 10 mm

@@ -3,9 +3,9 @@ import json
 import numpy as np
 import pytest
 
-from nnunet_thrombus.measure import (ImageGeometry, LVOThresholds, centroid_mm, classify_site, density_hu,
-                                     fit_lvo_thresholds, lvo_call, measure_components, perviousness_hu,
-                                     relative_density, side)
+from nnunet_thrombus.calibration.lvo import LVOThresholds, fit_lvo_thresholds, lvo_call
+from nnunet_thrombus.measure import (ImageGeometry, centroid_mm, classify_site, density_hu, measure_components,
+                                     perviousness_hu, relative_density, side)
 from nnunet_thrombus.measure.location import brain_frame, normalised_brain_coordinates, site_from_coordinates
 
 

@@ -97,12 +97,11 @@ def test_interrupted_training_resumes_with_c(tiny_cascade, tmp_path):
 def test_fit_lvo_on_validation_and_predict_uses_it(tiny_cascade, tmp_path):
     import shutil
 
-    from nnunet_thrombus.inference.model_files import resolve_model
-    from nnunet_thrombus.measure.lvo import LVOThresholds
-    from nnunet_thrombus.training.lvo_fit import fit_lvo_from_validation, true_call
+    from nnunet_thrombus.calibration.lvo import LVOThresholds
+    from nnunet_thrombus.calibration.postprocessing import Postprocessing
+    from nnunet_thrombus.inference.validation_fit import fit_lvo_from_validation
+    from nnunet_thrombus.model_folder import resolve_cascade
 
-    assert [true_call(s) for s in ("none", "ICA", "M1", "M2", "ACA")] == \
-        ["no occlusion", "LVO", "LVO", "non-LVO occlusion", "non-LVO occlusion"]
     model = tmp_path / "model"
     shutil.copytree(tiny_cascade["ws"].results / "Dataset501_SynthThrombus", model)
     fine = model / tiny_cascade["fine_dir"].name
@@ -112,32 +111,33 @@ def test_fit_lvo_on_validation_and_predict_uses_it(tiny_cascade, tmp_path):
     assert sum(info["counts_truth_to_call"].values()) == len(val_cases)
     rule = LVOThresholds.load(fine / "lvo_thresholds.json")
     assert rule.to_dict() == info["thresholds"]
-    files = resolve_model(model_folder=model, folds=[0])
-    assert files.lvo_source.endswith("lvo_thresholds.json")
+    files = resolve_cascade(model_folder=model, folds=[0])
+    assert files.calibration.sources["lvo"].endswith("lvo_thresholds.json")
     # the post-processing rule is chosen on the same validation cases and travels with the model
-    from nnunet_thrombus.inference.postprocessing import Postprocessing
-
     assert info["postprocessing"]["rule"] == Postprocessing.load(fine / "postprocessing.json").rule
     assert set(info["postprocessing"]["validation_mean_dice"]) == {"none", "evidence"}
     # no --npz: the fold's cascade predicted its validation cases, so the review flag is fitted and stored too
     review = json.loads((fine / "review_rule.json").read_text())
     assert review["n_cases"] == len(val_cases) and set(review["cases"]) == set(val_cases)
-    assert files.postprocessing == Postprocessing.load(fine / "postprocessing.json")
-    assert files.describe()["postprocessing"] == files.postprocessing.rule
+    assert files.calibration.postprocessing == Postprocessing.load(fine / "postprocessing.json")
+    assert files.describe()["postprocessing"] == files.calibration.postprocessing.rule
 
 
 def test_fit_roi_on_validation_and_predict_uses_it(tiny_cascade, tmp_path):
     import shutil
 
-    from nnunet_thrombus.inference import DEFAULT_ROI_THRESHOLD
-    from nnunet_thrombus.inference.model_files import resolve_model
+    from nnunet_thrombus.calibration.roi import THRESHOLDS, ROIThreshold
     from nnunet_thrombus.inference.pipeline import predict_cases
-    from nnunet_thrombus.inference.roi_threshold_fit import FILE, THRESHOLDS, fit_roi_threshold
+    from nnunet_thrombus.inference.validation_fit import fit_roi_threshold
+    from nnunet_thrombus.model_folder import resolve_cascade
+    from nnunet_thrombus.vocabulary import DEFAULT_ROI_THRESHOLD
+
+    FILE = ROIThreshold.FILE
 
     model = tmp_path / "model"
     shutil.copytree(tiny_cascade["ws"].results / "Dataset501_SynthThrombus", model)
     coarse, fine = model / tiny_cascade["coarse_dir"].name, model / tiny_cascade["fine_dir"].name
-    assert resolve_model(model_folder=model, folds=[0]).roi_threshold_source == "default"
+    assert resolve_cascade(model_folder=model, folds=[0]).calibration.sources["roi"] == "default"
     info = fit_roi_threshold(coarse, fine, tiny_cascade["cohort"]["dataset"], progress=lambda _: None)
     val_cases = sorted(p.name[:-7] for p in (fine / "fold_0" / "validation").glob("*.nii.gz"))
     assert sorted(info["cases"]) == val_cases and info["n_cases"] == len(val_cases) >= 1
@@ -151,8 +151,8 @@ def test_fit_roi_on_validation_and_predict_uses_it(tiny_cascade, tmp_path):
         assert info["threshold"] in safe and share[info["threshold"]] == min(share.values())
     else:
         assert info["threshold"] == DEFAULT_ROI_THRESHOLD
-    files = resolve_model(model_folder=model, folds=[0])
-    assert files.roi_threshold == info["threshold"] and files.roi_threshold_source.endswith(FILE)
+    files = resolve_cascade(model_folder=model, folds=[0])
+    assert files.calibration.roi.threshold == info["threshold"] and files.calibration.sources["roi"].endswith(FILE)
     case = sorted((tiny_cascade["cohort"]["dataset"] / "imagesTs").glob("*_0000.nii.gz"))[0]
     inp = tmp_path / "in"
     inp.mkdir()

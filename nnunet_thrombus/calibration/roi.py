@@ -1,36 +1,79 @@
-"""Choose the fine stage's ROI threshold on validation cases and store it with the model.
+"""The fine stage's ROI threshold: the rule, where it is stored, and its fit on validation cases.
 
 The ROI-restricted fine stage visits the coarse thrombus probability above a threshold, grown by half a fine patch
 (:mod:`nnunet_thrombus.inference.roi_predictor`). A higher threshold runs fewer windows; too high a threshold cuts
 clots off. Per threshold, each validation case gives the fraction of its reference clot inside the grown region
 (``clot_coverage``) and the share of the full sliding window's windows that would run. Among the thresholds at which
 every validation clot lies wholly inside, the chosen one runs the fewest windows, a case whose region is empty
-counting as the whole image it then falls back to (``choose_threshold``); with none safe, the default stays.
+counting as the whole image it then falls back to (``choose_threshold``); with none safe, the default stays and
+``whole_image`` is set: the coarse stage missed a clot while it fired elsewhere, so ``predict`` runs the fine stage
+on the whole image unless the user gives ``--roi-threshold``.
 
-``fit_roi_threshold`` runs each fold's coarse stage on that fold's validation cases (images from the raw
-dataset's ``imagesTr``, references from ``labelsTr``; never the test set) and writes ``roi_threshold.json`` in the
-fine-stage folder, where ``nnunet_thrombus predict`` reads it unless ``--roi-threshold`` is given.
+:func:`fit_roi_threshold` runs each fold's coarse stage (a predictor the caller builds, see
+:mod:`nnunet_thrombus.inference.validation_fit`) on that fold's validation cases (images from the raw dataset's
+``imagesTr``, references from ``labelsTr``; never the test set) and writes ``roi_threshold.json``
+(:class:`ROIThreshold` plus the fit's table) in the fine-stage folder. :func:`resolve_roi_threshold` is the one
+place the default (:data:`DEFAULT_ROI_THRESHOLD`) is applied.
 """
 from __future__ import annotations
 
+import logging
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+import SimpleITK as sitk
+from scipy import ndimage
 
-from nnunet_thrombus.model_folder import ROI_FILE as FILE  # the file in the fine-stage model folder
-from nnunet_thrombus.model_folder import load_roi_threshold as load_threshold  # noqa: F401 (re-export)
-from nnunet_thrombus.model_folder import roi_whole_image as whole_image_required  # noqa: F401 (re-export)
-from nnunet_thrombus.model_folder import validation_cases
+from nnunet_thrombus.calibration.artifact import FittedArtifact
+from nnunet_thrombus.vocabulary import DEFAULT_ROI_THRESHOLD
+
+log = logging.getLogger(__name__)
 
 #: thresholds tried, low to high
 THRESHOLDS = (0.05, 0.1, 0.2, 0.3, 0.5)
 
 
+@dataclass(frozen=True)
+class ROIThreshold(FittedArtifact):
+    """``threshold``: coarse probability (0, 1) above which the fine stage looks; ``whole_image``: no threshold kept
+    every validation clot inside the visited region, so the fine stage should run on the whole image."""
+
+    FILE = "roi_threshold.json"
+    RECORD_KEYS = frozenset({"default_kept", "n_cases", "folds", "rule", "table", "cases"})
+
+    threshold: float = DEFAULT_ROI_THRESHOLD
+    whole_image: bool = False
+
+    def __post_init__(self):
+        t = float(self.threshold)
+        if not 0.0 < t < 1.0:
+            raise ValueError(f"threshold {self.threshold} is not a probability in (0, 1)")
+        object.__setattr__(self, "threshold", t)
+        object.__setattr__(self, "whole_image", bool(self.whole_image))
+
+
+def load_roi_threshold(fine_dir) -> ROIThreshold | None:
+    """The rule in ``fine_dir/roi_threshold.json``, None without the file; :class:`CalibrationFileError` naming the
+    file when it is not valid."""
+    path = Path(fine_dir) / ROIThreshold.FILE
+    return ROIThreshold.load(path) if path.is_file() else None
+
+
+def resolve_roi_threshold(fine_dir=None, override: float | None = None) -> tuple[float, str]:
+    """(threshold, source): ``override`` ("command line"), else the model's ``roi_threshold.json``, else
+    :data:`DEFAULT_ROI_THRESHOLD` ("default")."""
+    if override is not None:
+        return float(override), "command line"
+    fitted = load_roi_threshold(fine_dir) if fine_dir is not None else None
+    if fitted is not None:
+        return fitted.threshold, f"{Path(fine_dir).name}/{ROIThreshold.FILE}"
+    return DEFAULT_ROI_THRESHOLD, "default"
+
+
 def clot_coverage(coarse_prob: np.ndarray, reference: np.ndarray, threshold: float, grow_voxels) -> float:
     """Fraction of ``reference`` (bool, Z, Y, X) inside ``coarse_prob > threshold`` grown by ``grow_voxels`` per axis
     (box, on the same grid); 1.0 for an empty reference."""
-    from scipy import ndimage
-
     reference = np.asarray(reference, dtype=bool)
     if not reference.any():
         return 1.0
@@ -103,49 +146,45 @@ def format_table(table: dict) -> list[str]:
     return lines
 
 
-def fit_roi_threshold(coarse_dir, fine_dir, raw_dataset_dir, device: str = "cpu", thresholds=THRESHOLDS,
-                      progress=print) -> dict:
-    """Evaluate ``thresholds`` on every trained fold's validation cases, write ``fine_dir/roi_threshold.json`` and
-    return its content: {"threshold", "default_kept", "n_cases", "folds", "table", "cases"}."""
-    from nnunetv2.imageio.simpleitk_reader_writer import SimpleITKIO
+def read_validation_case(raw_dataset_dir, case: str) -> tuple[np.ndarray, tuple, np.ndarray]:
+    """(images (C, Z, Y, X) float32 from ``imagesTr/<case>_0*``, spacing (z, y, x) mm, reference bool (Z, Y, X) from
+    ``labelsTr``) of a training case; ``FileNotFoundError`` naming what is missing."""
+    raw = Path(raw_dataset_dir)
+    files = sorted((raw / "imagesTr").glob(f"{case}_0*.nii.gz"))
+    label = raw / "labelsTr" / f"{case}.nii.gz"
+    if not files or not label.is_file():
+        raise FileNotFoundError(f"validation case {case}: images or label missing under {raw}")
+    first = sitk.ReadImage(str(files[0]))
+    images = np.stack([sitk.GetArrayFromImage(first)] + [sitk.GetArrayFromImage(sitk.ReadImage(str(f)))
+                                                        for f in files[1:]]).astype(np.float32)
+    reference = sitk.GetArrayFromImage(sitk.ReadImage(str(label))) > 0
+    return images, tuple(first.GetSpacing()[::-1]), reference
 
-    from nnunet_thrombus.atomic_io import write_json
-    from nnunet_thrombus.inference.cascade_predictor import ThrombusCascadePredictor
-    from nnunet_thrombus.model_folder import DEFAULT_ROI_THRESHOLD, ensure_ext_trainer
 
-    ensure_ext_trainer()
-    fine_dir, raw = Path(fine_dir), Path(raw_dataset_dir)
-    folds = validation_cases(fine_dir)
+def fit_roi_threshold(fine_dir, raw_dataset_dir, folds: dict, make_predictor, thresholds=THRESHOLDS,
+                      progress=log.info) -> dict:
+    """Evaluate ``thresholds`` on every fold's validation cases, write ``fine_dir/roi_threshold.json`` and return its
+    content: {"threshold", "whole_image", "default_kept", "n_cases", "folds", "rule", "table", "cases"}.
+
+    ``folds``: {fold tag: [case ids]} (``model_folder.validation_cases``); ``make_predictor(fold)``: the cascade
+    predictor of that fold (``evaluate_case``'s ``predictor``)."""
     if not folds:
         raise FileNotFoundError(f"no validation predictions under {fine_dir}/fold_*/validation: train (or validate "
                                 f"with nnUNetv2_train ... --val) the fine stage first")
-    io = SimpleITKIO()
     per_case = {}
     for fold, cases in folds.items():
-        predictor = ThrombusCascadePredictor(str(coarse_dir), str(fine_dir), folds=(int(fold),), device=device,
-                                             use_mirroring=False)
+        predictor = make_predictor(fold)
         for case in cases:
-            files = sorted(str(p) for p in (raw / "imagesTr").glob(f"{case}_0*.nii.gz"))
-            label = raw / "labelsTr" / f"{case}.nii.gz"
-            if not files or not label.is_file():
-                raise FileNotFoundError(f"validation case {case}: images or label missing under {raw}")
-            data, props = io.read_images(files)
-            reference = io.read_seg(str(label))[0][0] > 0
-            per_case[case] = evaluate_case(predictor, data, props["spacing"], reference, thresholds)
+            data, spacing, reference = read_validation_case(raw_dataset_dir, case)
+            per_case[case] = evaluate_case(predictor, data, spacing, reference, thresholds)
             progress(f"{case} (fold {fold}): {format_case(per_case[case])}")
     chosen = choose_threshold(per_case, thresholds)
-    result = {"threshold": chosen["threshold"] if chosen["threshold"] is not None else DEFAULT_ROI_THRESHOLD,
-              "default_kept": chosen["threshold"] is None, "n_cases": len(per_case), "folds": sorted(folds),
-              # no threshold keeps every validation clot inside the visited region: the coarse stage misses a clot
-              # while it fires elsewhere, so a restricted fine stage would never look at it (issue 17)
-              "whole_image": chosen["threshold"] is None,
+    kept = chosen["threshold"] is not None
+    rule = ROIThreshold(threshold=chosen["threshold"] if kept else DEFAULT_ROI_THRESHOLD, whole_image=not kept)
+    record = {"default_kept": not kept, "n_cases": len(per_case), "folds": sorted(folds),
               "rule": "among the thresholds at which every validation clot lies wholly inside the region the fine "
                       "stage visits, the one with the smallest median share of windows (whole-image fallback = 1)",
               "table": {str(t): v for t, v in chosen["table"].items()},
               "cases": {c: {str(t): v for t, v in r.items()} for c, r in per_case.items()}}
-    write_json(fine_dir / FILE, result)
-    return result
-
-
-__all__ = ["THRESHOLDS", "FILE", "clot_coverage", "evaluate_case", "choose_threshold", "format_case", "format_table",
-           "validation_cases", "fit_roi_threshold", "load_threshold", "whole_image_required"]
+    rule.save(Path(fine_dir) / ROIThreshold.FILE, record)
+    return rule.to_file_dict(record)

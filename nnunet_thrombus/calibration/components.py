@@ -39,21 +39,23 @@ Every other component is kept. Components are never ranked by size: when two or 
 flagged (``multiple_candidates``) and the report lists them all. ``fit_component_rule`` chooses the thresholds on
 validation cases only (components that overlap the reference clot must never be dropped; then as few wrong
 presence calls as possible; then the least aggressive rule), and the result is stored as ``postprocessing.json``
-with the model (:mod:`nnunet_thrombus.inference.postprocessing`).
+with the model (:mod:`nnunet_thrombus.calibration.postprocessing`).
 
 Arrays are (z, y, x) on one grid (the CTA grid); ``spacing`` (z, y, x) mm; HU throughout.
 """
 from __future__ import annotations
 
 import itertools
-from dataclasses import asdict, dataclass, fields, replace
+from dataclasses import dataclass, replace
 
 import numpy as np
 from scipy import ndimage
 
+from nnunet_thrombus.calibration.artifact import FittedArtifact
+from nnunet_thrombus.calibration.lvo import MAX_FITTED_MIN_VOLUME_MM3
 from nnunet_thrombus.masks import label_components
+from nnunet_thrombus.measure.components import measure_components
 from nnunet_thrombus.measure.location import left_right_axis
-from nnunet_thrombus.measure.lvo import MAX_FITTED_MIN_VOLUME_MM3
 
 #: CTA HU from which a voxel counts as contrast-filled lumen (blood 40-45 HU unenhanced, 250-500 HU enhanced)
 VESSEL_HU = 150.0
@@ -164,8 +166,9 @@ def component_evidence(labels: np.ndarray, n: int, probability=None, cta=None, b
 
 
 @dataclass(frozen=True)
-class ComponentRule:
-    """Thresholds of the keep/drop rule (module docstring). Volumes mm^3, densities HU, probabilities in [0, 1]."""
+class ComponentRule(FittedArtifact):
+    """Thresholds of the keep/drop rule (module docstring). Volumes mm^3, densities HU, probabilities in [0, 1].
+    Stored inside ``postprocessing.json`` (:class:`~nnunet_thrombus.calibration.postprocessing.Postprocessing`)."""
 
     min_volume_mm3: float = 0.0
     min_mean_probability: float = 0.0
@@ -187,14 +190,6 @@ class ComponentRule:
             raise ValueError(f"min_enhancement_hu must be a finite number or None, got {self.min_enhancement_hu}")
         if not 0.0 <= self.min_mean_probability <= 1.0:
             raise ValueError(f"min_mean_probability must be in [0, 1], got {self.min_mean_probability}")
-
-    def to_dict(self) -> dict:
-        return asdict(self)
-
-    @classmethod
-    def from_dict(cls, d: dict) -> "ComponentRule":
-        known = {f.name for f in fields(cls)}
-        return cls(**{k: v for k, v in d.items() if k in known})
 
     def decide(self, comp: dict) -> tuple[bool, str, list[str]]:
         """(keep, reason, flags) for one component dict (measurements + evidence)."""
@@ -254,7 +249,6 @@ def select_components(mask, spacing, *, rule: ComponentRule = ComponentRule(), p
     ``measure_components`` fields, :data:`EVIDENCE_KEYS`, ``kept`` (bool) and ``reason``; kept ones are re-indexed
     1.. by volume, dropped ones keep ``index`` None and ``candidate`` (their rank among all components).
     """
-    from nnunet_thrombus.measure.components import measure_components
 
     m = np.asarray(mask) > 0
     spacing = tuple(float(s) for s in spacing)

@@ -15,18 +15,19 @@ diameters about 2, 3 and 4.5 mm): it becomes "ACA" when its centroid lies medial
 runs medially from the carotid T) and "M1" otherwise. ``fit_ica_calibre`` sets the threshold from the training
 set's own ICA reference clots, so it follows the cohort's calibre.
 
-Thresholds are fitted on validation folds only (``fit_lvo_thresholds``) and stored as JSON next to
-the model. Components are the dicts of ``measure.components.measure_components`` (keys used:
+Thresholds are fitted on validation folds only (``fit_lvo_thresholds``) and stored as ``lvo_thresholds.json``
+next to the model (fields at the top level, :mod:`~nnunet_thrombus.calibration.artifact`). Components are the dicts of ``measure.components.measure_components`` (keys used:
 ``volume_mm3``, ``site``, ``mean_diameter_mm``).
 """
 from __future__ import annotations
 
-import json
-from dataclasses import asdict, dataclass, fields, replace
+from dataclasses import dataclass, replace
 
 import numpy as np
 
-CALLS = ("no occlusion", "LVO", "non-LVO occlusion")
+from nnunet_thrombus.calibration.artifact import FittedArtifact
+from nnunet_thrombus.vocabulary import CALLS, LVO_SITES
+
 #: normalised distance of the carotid T from the midline (14 of about 70 mm half brain width; the middle of the site
 #: rule's ICA zone, 0.12-0.34, is 0.23): the A1 runs medially from it, the M1 laterally
 CAROTID_T_LR = 0.23
@@ -36,11 +37,13 @@ MAX_FITTED_MIN_VOLUME_MM3 = 10.0
 
 
 @dataclass(frozen=True)
-class LVOThresholds:
+class LVOThresholds(FittedArtifact):
     """Thresholds of the occlusion rule; volumes in mm^3, diameters in mm."""
 
+    FILE = "lvo_thresholds.json"
+
     min_volume_mm3: float = 5.0
-    lvo_sites: tuple = ("ICA", "M1")
+    lvo_sites: tuple = LVO_SITES
     min_lvo_diameter_mm: float | None = None
     min_ica_diameter_mm: float | None = None
     carotid_t_lr: float = CAROTID_T_LR
@@ -56,29 +59,6 @@ class LVOThresholds:
         if not 0.0 < self.carotid_t_lr < 1.0:
             raise ValueError(f"carotid_t_lr must lie in (0, 1), got {self.carotid_t_lr}")
         object.__setattr__(self, "lvo_sites", tuple(self.lvo_sites))
-
-    def to_dict(self) -> dict:
-        d = asdict(self)
-        d["lvo_sites"] = list(self.lvo_sites)
-        return d
-
-    @classmethod
-    def from_dict(cls, d: dict) -> "LVOThresholds":
-        unknown = set(d) - {f.name for f in fields(cls)}
-        if unknown:
-            raise ValueError(f"unknown LVO threshold keys {sorted(unknown)}")
-        return cls(**d)
-
-    def save(self, path) -> None:
-        """Write as JSON atomically (:mod:`nnunet_thrombus.atomic_io`)."""
-        from nnunet_thrombus.atomic_io import write_json
-
-        write_json(path, self.to_dict())
-
-    @classmethod
-    def load(cls, path) -> "LVOThresholds":
-        with open(path) as f:
-            return cls.from_dict(json.load(f))
 
     def describe(self) -> str:
         rule = f"largest component >= {self.min_volume_mm3:g} mm3 is an occlusion; LVO if site in {list(self.lvo_sites)}"

@@ -22,13 +22,13 @@ of the bad cases (Dice < 0.6, a false-positive call, or a miss); stored as ``rev
 """
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, fields
+from dataclasses import dataclass, fields
 
 import numpy as np
 
+from nnunet_thrombus.calibration.artifact import FittedArtifact
 from nnunet_thrombus.vocabulary import POOR_DICE
 
-FILE = "review_rule.json"
 #: case flags (from component selection) that always ask for review
 REVIEW_CASE_FLAGS = ("multiple_candidates", "dense_candidate")
 
@@ -73,8 +73,12 @@ def case_uncertainty(probability, mask, brain=None, fold_std=None, fold_votes=No
 
 
 @dataclass(frozen=True)
-class ReviewRule:
-    """Score thresholds (bits) at or above which a case is flagged for review, one per kind of prediction."""
+class ReviewRule(FittedArtifact):
+    """Score thresholds (bits) at or above which a case is flagged for review, one per kind of prediction.
+    ``review_rule.json`` keeps them under ``"rule"``, beside the fit's record."""
+
+    FILE = "review_rule.json"
+    NEST = "rule"
 
     clot_score: float = 0.5
     clot_free_score: float = 0.9
@@ -85,14 +89,6 @@ class ReviewRule:
             v = getattr(self, f.name)
             if not (np.isfinite(v) and 0.0 <= v <= 1.0 + 1e-9):
                 raise ValueError(f"{f.name} must be in [0, 1], got {v}")
-
-    def to_dict(self) -> dict:
-        return asdict(self)
-
-    @classmethod
-    def from_dict(cls, d: dict) -> "ReviewRule":
-        known = {f.name for f in fields(cls)}
-        return cls(**{k: float(v) for k, v in d.items() if k in known})
 
     def review(self, uncertainty: dict, case_flags=()) -> dict:
         """{"review": bool, "reasons": [str]} for a case's :func:`case_uncertainty` and its component flags."""
@@ -149,24 +145,8 @@ def fit_review_rule(cases, target_sensitivity: float = 0.9, base: ReviewRule = R
 
 
 def is_bad(dice_value: float, ref_present: bool, pred_present: bool) -> bool:
-    """The case the review flag should catch: Dice < 0.6 with a reference clot (a miss included), or a clot called
+    """The case the review flag should catch: Dice < ``POOR_DICE`` (0.6) with a reference clot (a miss included), or a clot called
     in a clot-free head."""
     if ref_present:
         return (not pred_present) or dice_value < POOR_DICE
     return bool(pred_present)
-
-
-def load_review_rule(fine_dir) -> tuple[ReviewRule, str]:
-    """(``ReviewRule``, source) from ``fine_dir/review_rule.json`` (``fit-lvo``), else the default rule ("default").
-    ``ValueError`` naming the file when it is not a valid review rule."""
-    import json
-    from pathlib import Path
-
-    path = Path(fine_dir) / FILE
-    if not path.is_file():
-        return ReviewRule(), "default"
-    try:
-        return ReviewRule.from_dict(json.loads(path.read_text())["rule"]), f"{path.parent.name}/{FILE}"
-    except (KeyError, TypeError, ValueError) as exc:
-        raise ValueError(f"{path} is not a valid review rule ({exc}); run 'nnunet_thrombus fit-lvo' again or delete "
-                         f"the file") from exc
