@@ -13,14 +13,14 @@ loading reads past. The class says how its file is laid out:
   naming the file's keys and the known ones: a typo or a file of a newer version fails instead of being ignored.
 
 Every file written carries ``schema_version`` (:data:`SCHEMA_VERSION`); files without it are version 1, the format
-of models trained before the key existed, and load unchanged. A nested field whose type is itself a
-``FittedArtifact`` is written as its dict and read back into its class.
+of models trained before the key existed, and load unchanged. A field whose default is itself a ``FittedArtifact``
+is written as its dict and read back into that class; a field whose default is a tuple is written as a JSON list
+and read back as a tuple.
 """
 from __future__ import annotations
 
 import dataclasses
 import json
-import typing
 from pathlib import Path
 from typing import ClassVar
 
@@ -33,6 +33,15 @@ VERSION_KEY = "schema_version"
 
 class CalibrationFileError(ValueError):
     """A calibration file that cannot be read as its rule (the message names the file and the fix)."""
+
+
+def _default(f: dataclasses.Field):
+    """A field's default value (None without one): its type tells how to read the field back from JSON."""
+    if f.default is not dataclasses.MISSING:
+        return f.default
+    if f.default_factory is not dataclasses.MISSING:
+        return f.default_factory()
+    return None
 
 
 def _plain(value):
@@ -69,15 +78,16 @@ class FittedArtifact:
         unknown = sorted(set(d) - set(by_key) - {VERSION_KEY})
         if unknown:
             raise ValueError(f"{cls.__name__}: unknown key(s) {unknown}; known: {sorted(by_key)}")
-        hints = typing.get_type_hints(cls)
         kwargs = {}
         for key, value in d.items():
             if key == VERSION_KEY:
                 continue
             f = by_key[key]
-            kind = hints.get(f.name)
-            if isinstance(kind, type) and issubclass(kind, FittedArtifact) and isinstance(value, dict):
-                value = kind.from_dict(value)
+            default = _default(f)
+            if isinstance(default, FittedArtifact) and isinstance(value, dict):
+                value = type(default).from_dict(value)
+            elif isinstance(default, tuple) and isinstance(value, list):
+                value = tuple(value)
             kwargs[f.name] = value
         return cls(**kwargs)
 
