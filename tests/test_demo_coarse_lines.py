@@ -67,9 +67,8 @@ def test_train_passes_the_learning_rate_to_the_trainer_environment(tmp_path, mon
 
 
 def test_default_budget_gives_the_coarse_stage_the_measured_301_iterations():
-    from nnunet_thrombus.demo import DEMO_COARSE_LR, DemoSchedule
+    from nnunet_thrombus.demo import DemoSchedule
 
     s = DemoSchedule.for_budget(17.0)
     assert (s.coarse_epochs, s.coarse_iters) == (7, 43)     # the schedule measured at lr 3e-3
     assert (s.epochs, s.iters) == (8, 95)
-    assert DEMO_COARSE_LR == 3e-3

@@ -25,8 +25,9 @@ from dataclasses import asdict, dataclass
 import numpy as np
 
 from nnunet_thrombus.measure._arrays import as_mask, check_same_shape, check_spacing
+from nnunet_thrombus.vocabulary import CLOT_SITES, OTHER_SITE
 
-SITES = ("ICA", "M1", "M2", "ACA", "other")
+SITES = CLOT_SITES + (OTHER_SITE,)
 
 
 @dataclass(frozen=True)

@@ -36,6 +36,8 @@ from nnunet_thrombus.atomic_io import write_image, write_text
 from nnunet_thrombus.synthetic.dicom_io import fake_patient, uid, write_series
 from nnunet_thrombus.synthetic.phantom import SyntheticCase, generate_case
 from nnunet_thrombus.synthetic.thrombus import SITE_PROBABILITIES
+# DISTAL_SITES: where a clot under 30 mm^3 fits at every preset's calibre
+from nnunet_thrombus.vocabulary import CLOT_SITES, DISTAL_SITES
 
 #: metadata.csv columns (one row per case; truth of the generator, see docs/synthetic_data.md). Subgroup
 #: columns for evaluation: ``site``, ``isodense``, ``size_class`` (of the mask volume: ``<30``, ``30-40``,
@@ -49,8 +51,6 @@ ISODENSE_SHARE, ISODENSE_MIN_SHARE = 0.15, 0.10   # share of occluded cases with
 SIZE_CLASSES_MM3 = (30.0, 40.0)   # size_class boundaries of the clot mask volume, mm^3
 #: a planned "small" clot is shortened until its mask is below this (mm^3): under 30 with a margin
 SMALL_CLOT_TARGET_MM3 = 27.0
-CLOT_SITES = ("ICA", "M1", "M2", "ACA")
-SMALL_SITES = ("M2", "ACA")   # distal sites where a clot under 30 mm^3 fits at every preset's calibre
 
 
 @dataclass(frozen=True)
@@ -223,12 +223,12 @@ def plan_test_part(n_test: int, profile: str = "benchmark", rng: np.random.Gener
             if queues[site]:
                 clots.append([site, queues[site].pop(0)])
     n_iso = min(n_clots, max(prof.min_isodense, math.ceil(prof.isodense_share * n_clots))) if n_clots else 0
-    n_distal = sum(site in SMALL_SITES for site, _ in clots)
+    n_distal = sum(site in DISTAL_SITES for site, _ in clots)
     n_small = min(n_distal, max(prof.min_small, math.ceil(prof.small_share * n_clots))) if n_clots else 0
     n_calc_clot = int(round(prof.calcified_clot_share * n_clots))
     by_site = {site: [i for i, (s, _) in enumerate(clots) if s == site] for site in CLOT_SITES}
     iso = _round_robin(by_site, n_iso, first=0)
-    small = _round_robin({s: by_site[s][::-1] for s in SMALL_SITES}, n_small, first=0)
+    small = _round_robin({s: by_site[s][::-1] for s in DISTAL_SITES}, n_small, first=0)
     calc = _round_robin({s: by_site[s][len(by_site[s]) // 2:] + by_site[s][:len(by_site[s]) // 2]
                          for s in CLOT_SITES}, n_calc_clot, first=1)
     specs = [CaseSpec(site, side, isodense=i in iso, calcification=i in calc, small=i in small, split="test")
@@ -321,7 +321,7 @@ def composition(rows: list[dict], split: str = "test") -> dict:
         "n": len(rows), "clots": len(clots), "clot_free": len(rows) - len(clots),
         "clot_free_calcified": sum(int(r["clot_free_calcified"]) for r in rows),
         "sites": {s: sum(r["site"] == s for r in clots) for s in CLOT_SITES},
-        "m2_aca": sum(r["site"] in SMALL_SITES for r in clots), "isodense": sum(int(r["isodense"]) for r in clots),
+        "m2_aca": sum(r["site"] in DISTAL_SITES for r in clots), "isodense": sum(int(r["isodense"]) for r in clots),
         "under_30_mm3": sum(r["size_class"] == "<30" for r in clots),
         "under_40_mm3": sum(r["size_class"] in ("<30", "30-40") for r in clots),
     }

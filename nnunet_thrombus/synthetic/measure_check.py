@@ -30,12 +30,12 @@ import SimpleITK as sitk
 
 from nnunet_thrombus.measure import measure_components
 from nnunet_thrombus.synthetic.phantom import clot_crop, generate_case
+from nnunet_thrombus.vocabulary import CLOT_SITES
 
 logger = logging.getLogger(__name__)
 
-SITES = ("ICA", "M1", "M2", "ACA")
 QUANTITIES = ("volume_mm3", "length_mm", "density_hu", "perviousness_hu")
-#: issue 17 targets: relative errors (volume, length), absolute HU (density, perviousness), accuracy (side, site)
+#: targets: relative errors (volume, length), absolute HU (density, perviousness), accuracy (side, site)
 TARGETS = {"volume_mm3": 0.02, "length_mm": 0.10, "density_hu": 3.0, "perviousness_hu": 3.0, "side": 1.0,
            "site": 0.95}
 
@@ -75,7 +75,7 @@ def run_check(n_per_site: int = 30, preset: str = "tiny", crop_mm: float = 0.25,
     """:func:`measure_case` for ``n_per_site`` seeds per site (seed = first_seed + 1000 x site index + k, so
     the four sites are different patients)."""
     return [measure_case(first_seed + 1000 * i + k, site, preset, crop_mm, crop_preset)
-            for i, site in enumerate(SITES) for k in range(n_per_site)]
+            for i, site in enumerate(CLOT_SITES) for k in range(n_per_site)]
 
 
 def errors(row: dict, which: str) -> dict:
@@ -96,7 +96,7 @@ def error_table(rows: list[dict], which: str = "fine") -> dict:
     (always from the preset-resolution case), and ``pass`` per :data:`TARGETS` entry (every case within
     the volume/length/HU targets; side and site accuracy at least the target)."""
     out = {}
-    for group in SITES + ("all",):
+    for group in CLOT_SITES + ("all",):
         sel = [r for r in rows if group in ("all", r["site"])]
         if not sel:
             continue

@@ -20,11 +20,12 @@ from nnunet_thrombus.synthetic.anatomy import draw_head
 from nnunet_thrombus.synthetic.presets import Grid, get_preset
 from nnunet_thrombus.synthetic.raters import rater_masks
 from nnunet_thrombus.synthetic.render import Scene, acquire, render_grid
-from nnunet_thrombus.synthetic.thrombus import (LVO_SITES, SITE_PROBABILITIES, clot_centreline, draw_calcifications,
+from nnunet_thrombus.synthetic.thrombus import (SITE_PROBABILITIES, clot_centreline, draw_calcifications,
                                                 draw_occlusion, place_occlusion)
 from nnunet_thrombus.synthetic.vessels import build_arterial_tree
+from nnunet_thrombus.vocabulary import CLOT_SITES, LVO_SITES, NO_CLOT
 
-SITES = ("ICA", "M1", "M2", "ACA", "none")
+SITES = CLOT_SITES + (NO_CLOT,)
 ISODENSE_BELOW_HU = 45.0   # a clot whose intrinsic NCCT HU is below this is "isodense" (grey matter 37-42 HU)
 VESSEL_CTA_FACTOR = {"ICA": 1.0, "BA": 0.97, "M1": 0.97, "ACA": 0.93, "M2": 0.92, "PCA": 0.9,
                      "PComm": 0.9, "AComm": 0.9}

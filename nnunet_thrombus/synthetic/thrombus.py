@@ -17,7 +17,6 @@ from nnunet_thrombus.synthetic.vessels import Vessel, descendants
 SITE_PROBABILITIES = {"none": 0.2, "ICA": 0.16, "M1": 0.32, "M2": 0.2, "ACA": 0.12}
 #: clot length range per site at adult size, mm
 SITE_LENGTH_MM = {"ICA": (10.0, 40.0), "M1": (5.0, 25.0), "M2": (3.0, 15.0), "ACA": (3.0, 15.0)}
-LVO_SITES = ("ICA", "M1")
 
 
 @dataclass

@@ -23,7 +23,7 @@ import shutil
 import pytest
 
 from nnunet_thrombus.benchmark.budgets import OURS, REFERENCE, VARIANTS, VESSEL_PLANS
-from nnunet_thrombus.benchmark.table import COLUMNS, COMPARISON, COSTS, SUBGROUP_COLUMNS
+from nnunet_thrombus.benchmark.table import COMPARISON, COSTS
 
 pytestmark = pytest.mark.slow
 RUN = list(VARIANTS)
@@ -51,7 +51,12 @@ def test_every_row_and_statistics_column(smoke_run):
     out, _ = smoke_run
     with open(out / "benchmark.csv", newline="") as f:
         reader = csv.DictReader(f)
-        assert reader.fieldnames == COLUMNS
+        # the columns docs/benchmark.md and its readers use, written here, in this order, each once
+        need = ["variant", "label", "trainer", "plans", "seed", "dice_median", "dice_ci_low", "dice_ci_high",
+                "hd95_mm", "fp_components_per_case", "lvo_sensitivity", "lvo_specificity", "n_test", "dice_diff",
+                "dice_diff_p", "train_epoch_s", "train_epoch_s_ratio", "infer_case_s", "infer_case_s_ratio"]
+        assert [c for c in reader.fieldnames if c in need] == need
+        assert len(set(reader.fieldnames)) == len(reader.fieldnames)
         table = list(reader)
     assert [r["variant"] for r in table] == RUN
     n_clot = int(table[0]["n_with_clot"])
@@ -82,7 +87,8 @@ def test_subgroups_and_seed_spread(smoke_run):
     out, _ = smoke_run
     with open(out / "subgroups.csv", newline="") as f:
         reader = csv.DictReader(f)
-        assert reader.fieldnames == SUBGROUP_COLUMNS
+        assert reader.fieldnames[:3] == ["variant", "group_by", "group"]
+        assert {"n", "dice_median", "dice_ci_low", "dice_ci_high"} <= set(reader.fieldnames)
         sub = list(reader)
     for v in RUN:
         mine = [s for s in sub if s["variant"] == v]

@@ -1,15 +1,21 @@
-"""measure/ against the synthetic generator's recorded truth, 30 clots of every site (issue 17 item 6; SYNTHETIC).
+"""measure/ against the synthetic generator's recorded truth, 30 clots of every site (SYNTHETIC).
 
-Targets: volume 2%, length 10% (every case), NCCT core density and perviousness 3 HU (every case, same core
+The generator and the measurements share this package, so agreement here is consistency, not proof: the
+closed-form checks (a cylinder's pi r^2 L, its length and calibre, a piecewise-constant HU field) are in
+test_measure_analytic_truth.py and test_measure_length_volume.py. The targets are written here, not read from the
+package: volume 2%, length 10% (every case), NCCT core density and perviousness 3 HU (every case, same core
 definition), side 100%, site >= 95%. See docs/metrics.md for the table and the command that makes it.
 """
 import numpy as np
 import pytest
 
-from nnunet_thrombus.synthetic.measure_check import SITES, TARGETS, error_table, errors, misses, run_check
+from nnunet_thrombus.synthetic.measure_check import error_table, errors, misses, run_check
 from nnunet_thrombus.synthetic.phantom import _patient, clot_volume_mm3
 
+SITES = ("ICA", "M1", "M2", "ACA")
 N_PER_SITE = 30
+#: relative errors (volume, length), absolute HU (density, perviousness)
+TARGETS = {"volume_mm3": 0.02, "length_mm": 0.10, "density_hu": 3.0, "perviousness_hu": 3.0}
 #: the length target is missed by two ICA clots that span the carotid T, where the generator's ICA -> M1
 #: centreline still hooks within the millimetre next to the junction (bend radius a quarter of the lumen radius):
 #: a generator limit, not a measurement one (docs/metrics.md). Listed so a fix, or a new miss, fails the test.
@@ -35,13 +41,13 @@ def test_thirty_clots_of_every_site(rows):
 def test_every_case_within_target(rows, table, quantity):
     worst = max(errors(r, "fine")[quantity] for r in rows)
     assert worst <= TARGETS[quantity], (quantity, worst, misses(rows))
-    assert table["all"]["pass"][quantity]
+    assert table["all"][quantity]["max"] == pytest.approx(worst)
 
 
 def test_length_within_10_percent_but_for_the_listed_carotid_t_clots(rows, table):
     over = {r["case"] for r in rows if errors(r, "fine")["length_mm"] > TARGETS["length_mm"]}
     assert over == KNOWN_LENGTH_MISSES, misses(rows)
-    assert all(table[s]["pass"]["length_mm"] for s in ("M1", "M2", "ACA"))
+    assert all(table[s]["length_mm"]["max"] <= TARGETS["length_mm"] for s in ("M1", "M2", "ACA"))
     assert table["ICA"]["length_mm"]["median"] < 0.05
 
 
