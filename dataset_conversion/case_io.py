@@ -14,7 +14,6 @@ from scipy import ndimage
 from dataset_conversion.registration import apply_transform_to_mask
 from dataset_conversion.staple import staple_consensus
 from nnunet_thrombus import atomic_io
-from nnunet_thrombus.atomic_io import cleanup_temp_files  # noqa: F401 (the converter's resume uses it)
 from nnunet_thrombus.masks import dice
 
 QC_COLUMNS = ["case_id", "patient", "status", "error", "reg_metric", "ncc_brain", "ncc_peak_margin", "reg_qc_pass", "reg_iterations",
@@ -38,12 +37,6 @@ def atomic_write_text(final: Path, text: str) -> Path:
     """Text file written atomically (folder created)."""
     Path(final).parent.mkdir(parents=True, exist_ok=True)
     return atomic_io.write_text(final, text)
-
-
-def write_csv(final: Path, rows: list[dict], columns: list[str]) -> Path:
-    """CSV with ``columns`` first, then any extra keys in first-seen order."""
-    extra = [k for r in rows for k in r if k not in columns]
-    return atomic_io.write_csv(final, rows, columns + list(dict.fromkeys(extra)))
 
 
 def outputs_valid(root: Path, outputs: list[str]) -> bool:

@@ -26,13 +26,14 @@ from pathlib import Path
 import SimpleITK as sitk
 
 from dataset_conversion.case_io import (QC_COLUMNS, META_COLUMNS, atomic_write_image, atomic_write_text,
-                                        cleanup_temp_files, load_label, outputs_valid, write_csv, write_qc_png)
+                                        load_label, outputs_valid, write_qc_png)
 from dataset_conversion.convert_args import add_arguments, check, to_kwargs
 from dataset_conversion.dicom_io import read_image, series_table
 from dataset_conversion.discovery import Case, discover_cases, read_manifest
-from dataset_conversion.preprocess import check_slice_thickness, preprocess_case  # noqa: F401 (re-export)
+from dataset_conversion.preprocess import check_slice_thickness, preprocess_case
 from dataset_conversion.splits import make_folds, pick_test_cases
 from nnunet_thrombus import atomic_io
+from nnunet_thrombus.atomic_io import cleanup_temp_files, write_csv
 
 logger = logging.getLogger(__name__)
 
@@ -239,8 +240,8 @@ def _write_tables(out: Path, records: list[dict], dataset_id: int, dataset_name:
                           "fold": fold_of.get(r["case_id"], ""), **r.get("meta", {})})
         qc_rows.append({"case_id": r["case_id"], "patient": r["patient"], "status": r["status"],
                         "error": r["error"].splitlines()[0] if r["error"] else "", **r.get("qc", {})})
-    write_csv(out / "metadata.csv", meta_rows, META_COLUMNS)
-    write_csv(out / "qc.csv", qc_rows, QC_COLUMNS)
+    write_csv(out / "metadata.csv", meta_rows, META_COLUMNS, extra="append")
+    write_csv(out / "qc.csv", qc_rows, QC_COLUMNS, extra="append")
     if folds:
         atomic_write_text(out / "splits_final.json", json.dumps(folds, indent=1))
         pre = os.environ.get("nnUNet_preprocessed")

@@ -78,8 +78,13 @@ def write_json(path, obj, indent: int = 2) -> Path:
     return write_text(path, json.dumps(json_safe(obj), indent=indent) + "\n")
 
 
-def write_csv(path, rows: list[dict], fieldnames: list[str]) -> Path:
-    """Write dict rows as CSV atomically; NaN and None become empty cells, other columns are ignored."""
+def write_csv(path, rows: list[dict], fieldnames: list[str], extra: str = "ignore") -> Path:
+    """Write dict rows as CSV atomically; NaN and None become empty cells. Keys of ``rows`` not in ``fieldnames``
+    are left out (``extra="ignore"``) or written after them in first-seen order (``extra="append"``)."""
+    if extra not in ("ignore", "append"):
+        raise ValueError(f"extra must be 'ignore' or 'append', got {extra!r}")
+    if extra == "append":
+        fieldnames = list(fieldnames) + list(dict.fromkeys(k for r in rows for k in r if k not in fieldnames))
     buf = io.StringIO()
     writer = csv.DictWriter(buf, fieldnames=fieldnames, extrasaction="ignore", lineterminator="\n")
     writer.writeheader()

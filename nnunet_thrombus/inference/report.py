@@ -11,6 +11,7 @@ import numpy as np
 from nnunet_thrombus import __version__
 from nnunet_thrombus.calibration.lvo import LVOThresholds, lvo_call, refine_sites
 from nnunet_thrombus.calibration.review import ReviewRule, case_uncertainty
+from nnunet_thrombus.model_folder import COARSE, FINE
 from nnunet_thrombus.vocabulary import CALLS
 
 SCHEMA_VERSION = "1.1"
@@ -45,9 +46,9 @@ def _geometry_schema() -> dict:
 
 #: ``model.recipe``: each stage's ``training_recipe.json`` (null for a model trained before recipes were written) and
 #: a one-line label of the fine stage's (``model_folder.recipe_label``)
-RECIPE_SCHEMA = {"type": "object", "required": ["label", "3d_lowres", "3d_cascade_fullres"],
-                 "properties": {"label": {"type": "string"}, "3d_lowres": {"type": ["object", "null"]},
-                                "3d_cascade_fullres": {"type": ["object", "null"]}}}
+RECIPE_SCHEMA = {"type": "object", "required": ["label", COARSE, FINE],
+                 "properties": {"label": {"type": "string"}, COARSE: {"type": ["object", "null"]},
+                                FINE: {"type": ["object", "null"]}}}
 
 
 def _series_schema() -> dict:

@@ -35,7 +35,7 @@ import json
 import math
 from pathlib import Path
 
-from nnunet_thrombus.model_folder import DEFAULT_PLANS
+from nnunet_thrombus.model_folder import COARSE, DEFAULT_PLANS, FINE
 from nnunet_thrombus.presets import load_preset
 
 PAPER_RATIO = (1.08 / 0.625, 0.844 / 0.488, 0.844 / 0.488)
@@ -177,7 +177,7 @@ def build_thrombus_plans(base_plans: dict, preset: str = "auto", plans_name: str
     coarse["spacing"] = [s * r for s, r in zip(fine["spacing"], ratio)]
     coarse["median_image_size_in_voxels"] = [s / r for s, r in zip(fine["median_image_size_in_voxels"], ratio)]
     coarse["patch_size"] = _fit_patch(fine["patch_size"], coarse["median_image_size_in_voxels"], strides)
-    coarse["next_stage"] = "3d_cascade_fullres"
+    coarse["next_stage"] = FINE
 
     cascade_arch = copy.deepcopy(fine["architecture"])
     cascade_arch["network_class_name"] = CASCADE_CLASS
@@ -185,18 +185,18 @@ def build_thrombus_plans(base_plans: dict, preset: str = "auto", plans_name: str
     cascade_arch["arch_kwargs"]["freeze_coarse"] = True
     if in_place:
         # nnU-Net's configurations untouched; the fine stage is a full configuration of its own
-        cascade = dict(copy.deepcopy(fine), architecture=cascade_arch, previous_stage="3d_lowres")
+        cascade = dict(copy.deepcopy(fine), architecture=cascade_arch, previous_stage=COARSE)
         base_fullres = vanilla["3d_fullres"]
         same = all(cascade.get(k) == base_fullres.get(k) for k in PREPROCESSING_KEYS)
         cascade["data_identifier"] = base_fullres["data_identifier"] if same else f"{plans_name}_3d_cascade_fullres"
-        configurations = {k: v for k, v in vanilla.items() if k not in ("3d_lowres", "3d_cascade_fullres")}
-        configurations.update({"3d_lowres": coarse, "3d_cascade_fullres": cascade})
+        configurations = {k: v for k, v in vanilla.items() if k not in (COARSE, FINE)}
+        configurations.update({COARSE: coarse, FINE: cascade})
         plans["configurations"] = configurations
     else:
         plans["configurations"] = {
             "3d_fullres": fine,
-            "3d_lowres": coarse,
-            "3d_cascade_fullres": {"inherits_from": "3d_fullres", "previous_stage": "3d_lowres",
+            COARSE: coarse,
+            FINE: {"inherits_from": "3d_fullres", "previous_stage": COARSE,
                                    "architecture": cascade_arch},
         }
     if ct_window == "vessel":
@@ -216,10 +216,10 @@ def configurations_to_preprocess(plans: dict) -> list[str]:
     ``3d_fullres`` and ``3d_lowres``; in place ``3d_lowres``, and ``3d_cascade_fullres`` when it does not share
     ``3d_fullres``'s data (nnUNetv2_plan_and_preprocess already made that)."""
     if not plans.get("thrombus_plans", {}).get("in_place"):
-        return ["3d_fullres", "3d_lowres"]
+        return ["3d_fullres", COARSE]
     cfg = plans["configurations"]
-    shared = cfg["3d_cascade_fullres"]["data_identifier"] == cfg["3d_fullres"]["data_identifier"]
-    return ["3d_lowres"] + ([] if shared else ["3d_cascade_fullres"])
+    shared = cfg[FINE]["data_identifier"] == cfg["3d_fullres"]["data_identifier"]
+    return [COARSE] + ([] if shared else [FINE])
 
 
 def apply_plans(dataset: str | int, preset: str = "auto", plans_name: str = DEFAULT_PLANS,

@@ -13,7 +13,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from nnunet_thrombus.model_folder import DEFAULT_PLANS, DEFAULT_TRAINER, stage_identifier
+from nnunet_thrombus.model_folder import COARSE, DEFAULT_PLANS, DEFAULT_TRAINER, FINE, stage_identifier
 from nnunet_thrombus.nnunet_env import nnunet_environment
 from nnunet_thrombus.training.epoch_progress import UNBUFFERED, EpochProgress, follow_log
 from nnunet_thrombus.training.short_run import schedule_environment
@@ -69,7 +69,7 @@ class NnunetWorkspace:
 
 def plan_and_preprocess(ws: NnunetWorkspace, dataset_id: int, preset: str = "cpu", plans_name: str = DEFAULT_PLANS,
                         features=None, patch_size=None, ct_window: str = "foreground",
-                        configurations=("3d_fullres", "3d_lowres"), coarse_spacing: str = "paper") -> float:
+                        configurations=("3d_fullres", COARSE), coarse_spacing: str = "paper") -> float:
     """Fingerprint + nnU-Net's planner, then our cascade plans (``apply-plans``), then preprocessing.
     ``coarse_spacing``: ``apply-plans --coarse-spacing`` ("paper", "ratio", or "Z Y X" in mm)."""
     t = ws.run(["nnUNetv2_extract_fingerprint", "-d", dataset_id, "-np", "1", "--verify_dataset_integrity"],
@@ -113,10 +113,10 @@ def train_cascade(ws: NnunetWorkspace, dataset_id: int, fold: int = 0, trainer: 
                   plans_name: str = DEFAULT_PLANS, coarse_schedule=(1, 10, 2), fine_schedule=(1, 10, 2),
                   device: str = "cpu", oversample_fg: float | None = None, optimizer: str | None = None) -> dict:
     """Stage 1, ``predicted_next_stage`` for every training case, stage 2. Returns seconds per step."""
-    times = {"coarse": train(ws, dataset_id, "3d_lowres", fold, trainer, plans_name, *coarse_schedule, device=device,
+    times = {"coarse": train(ws, dataset_id, COARSE, fold, trainer, plans_name, *coarse_schedule, device=device,
                              oversample_fg=oversample_fg, optimizer=optimizer)}
     times["export_next_stage"] = export_next_stage(ws, dataset_id, trainer, plans_name)
-    times["fine"] = train(ws, dataset_id, "3d_cascade_fullres", fold, trainer, plans_name, *fine_schedule,
+    times["fine"] = train(ws, dataset_id, FINE, fold, trainer, plans_name, *fine_schedule,
                           device=device, oversample_fg=oversample_fg, optimizer=optimizer)
     return times
 
