@@ -24,6 +24,7 @@ from multiprocessing import get_context
 from pathlib import Path
 
 import SimpleITK as sitk
+from nnunetv2.dataset_conversion.generate_dataset_json import generate_dataset_json
 
 from dataset_conversion.case_io import (QC_COLUMNS, META_COLUMNS, atomic_write_image, atomic_write_text,
                                         load_label, outputs_valid, write_qc_png)
@@ -228,8 +229,6 @@ def _report(say, i: int, n: int, rec: dict) -> None:
 
 
 def _write_tables(out: Path, records: list[dict], dataset_id: int, dataset_name: str, seed: int, say) -> None:
-    from nnunetv2.dataset_conversion.generate_dataset_json import generate_dataset_json
-
     good = [r for r in records if r["status"] != "failed"]
     train = [r for r in good if r["split"] == "train"]
     folds = make_folds([r["case_id"] for r in train], [r["meta"].get("site", "unknown") for r in train], seed=seed)

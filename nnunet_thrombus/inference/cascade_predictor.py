@@ -27,16 +27,16 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from nnunet_thrombus.vocabulary import DEFAULT_ROI_THRESHOLD
+from nnunet_thrombus.inference.fold_ensemble import FoldSpread, ensemble_logits
 from nnunet_thrombus.inference.result import CascadeResult
 from nnunet_thrombus.inference.roi_predictor import ROIRestrictedPredictor
+from nnunet_thrombus.model_folder import ModelError, ensure_ext_trainer, quiet_nnunet, select_folds
 from nnunet_thrombus.networks.cascade_net import unwrap_network
 from nnunet_thrombus.networks.coarse_context import coarse_probability_on_fine_grid, run_coarse_pass
+from nnunet_thrombus.vocabulary import DEFAULT_ROI_THRESHOLD
 
 
 def _model_dir_check(path: str, what: str) -> None:
-    from nnunet_thrombus.model_folder import ModelError
-
     if not isdir(path) or not isfile(join(path, "plans.json")):
         raise ModelError(f"{what} model folder {path} is missing or incomplete (no plans.json); train it "
                          f"or pass -m with an nnU-Net results folder that contains it")
@@ -44,8 +44,6 @@ def _model_dir_check(path: str, what: str) -> None:
 
 def _make_predictor(model_dir: str, folds, device: torch.device, use_mirroring: bool, checkpoint: str,
                     tile_step_size: float) -> ROIRestrictedPredictor:
-    from nnunet_thrombus.model_folder import ensure_ext_trainer, quiet_nnunet, select_folds
-
     use = select_folds(model_dir, folds, checkpoint)
     ensure_ext_trainer()
     pred = ROIRestrictedPredictor(tile_step_size=tile_step_size, use_gaussian=True, use_mirroring=use_mirroring,
@@ -211,8 +209,6 @@ class ThrombusCascadePredictor:
         if self.roi_restrict:
             roi = self.candidate_region(coarse_prob, dct["data_properties"], dct["data"].shape[1:])
         self.fine.roi = roi
-        from nnunet_thrombus.inference.fold_ensemble import FoldSpread, ensemble_logits  # per-fold spread (issue 17)
-
         props = dct["data_properties"]
         spread = FoldSpread(lambda lg: foreground_probability_to_input_grid(lg, props, self.fine.plans_manager))
         logits = ensemble_logits(self.fine, dct["data"], spread, contexts=dct.get("coarse_contexts"))

@@ -21,8 +21,11 @@ from pathlib import Path
 import numpy as np
 import SimpleITK as sitk
 
+from dataset_conversion.dicom_io import AmbiguousSeriesError, ScanError, read_image
 from dataset_conversion.discovery import (IMAGE_SUFFIXES, Case, discover_cases, discover_nnunet_images,
                                           discover_patient, safe_case_id)
+from dataset_conversion.preprocess import OUTSIDE_BRAIN_HU, check_slice_thickness, preprocess_case
+from nnunet_thrombus.inference.preprocess_cache import preprocess_cached
 
 #: CTA vessel 99th percentile (HU, inside the brain) below which the CTA is said to show no contrast
 NO_CONTRAST_HU = 150.0
@@ -206,9 +209,6 @@ def series_report(info: dict) -> dict:
 
 
 def _read_pair(case: Case, allow_thick: bool, ncct_series: str | None = None, cta_series: str | None = None):
-    from dataset_conversion.dicom_io import read_image
-    from dataset_conversion.preprocess import check_slice_thickness
-
     if case.cta_phases:
         idx = 1 if len(case.cta_phases) >= 2 else 0
         cta, cta_info = read_image(case.cta_phases[idx])
@@ -241,11 +241,6 @@ def prepare_case(case: Case, allow_thick_slices: bool = False, cache_dir: Path |
     (:mod:`nnunet_thrombus.inference.preprocess_cache`); None computes them every time. ``input_info`` records
     ``preprocess_cache``: "off", "hit", "miss" or "n/a" (nnU-Net input, nothing to register).
     """
-    from dataset_conversion.dicom_io import AmbiguousSeriesError, ScanError
-    from dataset_conversion.preprocess import OUTSIDE_BRAIN_HU, preprocess_case
-
-    from nnunet_thrombus.inference.preprocess_cache import preprocess_cached
-
     t0 = time.perf_counter()
     cid = case.case_id
     if case.error:

@@ -30,6 +30,7 @@ from pathlib import Path
 import numpy as np
 import SimpleITK as sitk
 
+from nnunet_thrombus import __version__
 from nnunet_thrombus.atomic_io import publish_dir, write_json
 
 #: bump when dataset_conversion.preprocess changes what it returns for the same scans
@@ -53,8 +54,6 @@ def default_cache_dir(output_dir: str | os.PathLike) -> Path:
 
 def scans_key(ncct: sitk.Image, cta: sitk.Image) -> str:
     """Hex key (40 characters) of the two scans as read: voxel values and geometry, not file names."""
-    from nnunet_thrombus import __version__
-
     h = hashlib.blake2b(digest_size=20)
     h.update(f"nnunet_thrombus {__version__} preprocess cache {CACHE_FORMAT}".encode())
     for name, img in (("ncct", ncct), ("cta", cta)):

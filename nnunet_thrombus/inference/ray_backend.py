@@ -28,6 +28,7 @@ def _run_part(part_id: int, num_parts: int, inputs, out_dir: str, env: dict, kwa
     """One Ray task: this worker logs at the driver's ``log_level`` to its stderr (which Ray forwards to the
     driver), then predicts part ``part_id`` of ``num_parts``."""
     os.environ.update(env)
+    # after the environment: nnU-Net reads its path variables when it is first imported in this Ray worker
     from nnunet_thrombus.console import configure_logging
     from nnunet_thrombus.inference.pipeline import predict_cases
 

@@ -35,6 +35,7 @@ import json
 import math
 from pathlib import Path
 
+from nnunet_thrombus.atomic_io import copy_file, write_json
 from nnunet_thrombus.model_folder import COARSE, DEFAULT_PLANS, FINE
 from nnunet_thrombus.presets import load_preset
 
@@ -227,6 +228,7 @@ def apply_plans(dataset: str | int, preset: str = "auto", plans_name: str = DEFA
                 batch_size: int | None = None, coarse_spacing="paper") -> Path:
     """Read ``<nnUNet_preprocessed>/<dataset>/<source_plans>.json``, write ``<plans_name>.json`` beside it; returns
     its path. When ``plans_name == source_plans`` the original is kept as ``<name>.orig.json``."""
+    # nnunetv2.paths reads nnUNet_preprocessed when first imported: here, after the caller has set it
     from nnunetv2.paths import nnUNet_preprocessed
     from nnunetv2.utilities.dataset_name_id_conversion import maybe_convert_to_dataset_name
 
@@ -238,8 +240,6 @@ def apply_plans(dataset: str | int, preset: str = "auto", plans_name: str = DEFA
     base = json.loads(src.read_text())
     plans = build_thrombus_plans(base, preset, plans_name, ct_window, patch_size, features, batch_size,
                                  coarse_spacing)
-    from nnunet_thrombus.atomic_io import copy_file, write_json
-
     dst = folder / f"{plans_name}.json"
     if dst == src:
         backup = folder / f"{source_plans}.orig.json"
