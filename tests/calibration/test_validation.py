@@ -1,4 +1,5 @@
-"""Fitting the component rule and the review flag from nnU-Net-style validation folders (masks, npz, raw images)."""
+"""Fitting the component rule and the review flag from nnU-Net-style validation folders (masks, npz, raw images)
+(calibration.validation; the predictor that stands in for missing probabilities is inference.validation_fit)."""
 from __future__ import annotations
 
 import json
