@@ -18,7 +18,6 @@ validation counts. This module reads files and fits; it runs no network.
 from __future__ import annotations
 
 import csv
-import json
 from pathlib import Path
 
 import numpy as np
@@ -171,7 +170,7 @@ def fit_validation_rules(fine_model_dir, raw_dataset_dir, folds: dict, metadata_
     for _, comps, truth in cases:
         call = lvo_call(comps, rule)["call"]
         counts[f"{truth} -> {call}"] = counts.get(f"{truth} -> {call}", 0) + 1
-    info = {"thresholds": json.loads((fine / rule.FILE).read_text()), "postprocessing": trust["postprocessing"],
+    info = {"thresholds": rule.to_dict(), "postprocessing": trust["postprocessing"],
             "review": None if trust["review"] is None else {k: v for k, v in trust["review"].items() if k != "cases"},
             "n_cases": len(cases),
             "ica_calibre": {"reference_diameters_mm": ica_refs, "candidate_mm": ica_floor,
