@@ -35,6 +35,7 @@ from dataset_conversion.preprocess import check_slice_thickness, preprocess_case
 from dataset_conversion.splits import make_folds, pick_test_cases
 from nnunet_thrombus import atomic_io
 from nnunet_thrombus.atomic_io import cleanup_temp_files, write_csv
+from nnunet_thrombus.console import configure_logging, level_from_flags
 
 logger = logging.getLogger(__name__)
 
@@ -267,8 +268,6 @@ def main(argv: list[str] | None = None) -> int:
     add_arguments(parser)
     args = parser.parse_args(argv)
     check(args)
-    from nnunet_thrombus.console import configure_logging, level_from_flags
-
     configure_logging(level_from_flags(quiet=args.quiet))
     return 1 if convert_trial_dataset(args.input, args.output, **to_kwargs(args))["failed"] else 0
 

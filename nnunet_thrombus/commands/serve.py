@@ -65,7 +65,8 @@ def run(args) -> int:
         args._parser.error(f"--limit must be >= 1, got {args.limit}")
     if args.study and (args.study_date or args.limit):
         args._parser.error("--study names the studies; do not combine it with --study-date/--limit")
-    from nnunet_thrombus.inference.model_files import ModelError, load_predictor, resolve_model
+    from nnunet_thrombus.inference.model_files import load_predictor
+    from nnunet_thrombus.model_folder import ModelError, resolve_cascade
     from nnunet_thrombus.nnunet_env import announce_device
     from nnunet_thrombus.pacs.dicomweb import DicomWebPacs
     from nnunet_thrombus.pacs.node import serve_pacs
@@ -73,10 +74,10 @@ def run(args) -> int:
     folds = [int(f) if str(f).isdigit() else f for f in args.folds] if args.folds else None
     try:
         device = announce_device(args.device, quiet=False)
-        files = resolve_model(dataset=args.dataset, model_folder=args.model, folds=folds, trainer=args.trainer,
-                              plans=args.plans)
+        files = resolve_cascade(dataset=args.dataset, model_folder=args.model, folds=folds, trainer=args.trainer,
+                                plans=args.plans)
         predictor = load_predictor(files, folds=folds, device=device, use_mirroring=not args.disable_tta,
-                                   roi_restrict=not files.roi_whole_image)  # as predict: fit-roi may say whole image
+                                   roi_restrict=not files.calibration.roi.whole_image)  # as predict: fit-roi may say whole image
         pacs = DicomWebPacs(args.dicomweb, user=args.user, password=os.environ.get(PASSWORD_ENV))
     except (ModelError, RuntimeError, ValueError, OSError) as exc:
         logger.error(str(exc))
@@ -84,7 +85,7 @@ def run(args) -> int:
     filters = {"ModalitiesInStudy": "CT", **({"StudyDate": args.study_date} if args.study_date else {})}
     result = serve_pacs(pacs, args.output, predict_options={"model": files, "predictor": predictor, "folds": folds,
                                                             "use_tta": not args.disable_tta,
-                                                            "roi_restrict": not files.roi_whole_image},
+                                                            "roi_restrict": not files.calibration.roi.whole_image},
                         study_uids=args.study, filters=filters, limit=args.limit, overwrite=args.overwrite,
                         poll_s=args.poll)
     logger.info(f"{len(result['stored'])} stud(ies) stored, {len(result['skipped'])} skipped, "

@@ -28,6 +28,7 @@ import time
 import numpy as np
 import SimpleITK as sitk
 
+from nnunet_thrombus.console import configure_logging, print_result
 from nnunet_thrombus.measure import measure_components
 from nnunet_thrombus.synthetic.phantom import clot_crop, generate_case
 from nnunet_thrombus.vocabulary import CLOT_SITES
@@ -152,8 +153,6 @@ def main(argv=None) -> int:
     ap.add_argument("--crop-preset", default="paper", help="anatomy of the fine clot crops (default: paper)")
     ap.add_argument("--first-seed", type=int, default=0, help="first seed (default: 0)")
     args = ap.parse_args(argv)
-    from nnunet_thrombus.console import configure_logging, print_result
-
     configure_logging()
     t0 = time.perf_counter()
     rows = run_check(args.n_per_site, args.preset, args.crop_mm, args.first_seed, args.crop_preset)
