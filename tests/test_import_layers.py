@@ -19,7 +19,7 @@ PACKAGES = ("nnunet_thrombus", "dataset_conversion")
 #: lowest first; a unit may import units of strictly lower layers (and itself)
 LAYERS = (
     {"nnunet_thrombus", "nnunet_thrombus.vocabulary", "nnunet_thrombus.masks", "nnunet_thrombus.atomic_io",
-     "nnunet_thrombus.nnunet_env", "nnunet_thrombus.console"},
+     "nnunet_thrombus.nnunet_env", "nnunet_thrombus.console", "nnunet_thrombus.presets"},
     {"nnunet_thrombus.measure", "nnunet_thrombus.networks"},
     {"nnunet_thrombus.synthetic", "dataset_conversion", "nnunet_thrombus.calibration"},
     {"nnunet_thrombus.evaluation", "nnunet_thrombus.model_folder"},
