@@ -27,6 +27,20 @@ def ext_trainer_value(existing: str | None = None) -> str:
     return os.pathsep.join([ours] + [p for p in parts if p != ours])
 
 
+def trainer_class(name: str) -> type:
+    """The trainer class called ``name``: ours (the classes our trainer folder re-exports), else nnU-Net's own lookup
+    (its trainers, then the folders a user listed in ``nnUNet_extTrainer``). For loading a trained model in this
+    process without setting ``nnUNet_extTrainer`` in its environment."""
+    from nnunet_thrombus.nnunet_ext import thrombus_trainers
+
+    found = getattr(thrombus_trainers, name, None)
+    if isinstance(found, type):
+        return found
+    from nnunetv2.utilities.find_objects import recursive_find_trainer_class_by_name
+
+    return recursive_find_trainer_class_by_name(name)
+
+
 def nnunet_environment(raw: str | os.PathLike | None = None, preprocessed: str | os.PathLike | None = None,
                        results: str | os.PathLike | None = None, base: dict | None = None,
                        cpu_friendly: bool = False) -> dict:

@@ -44,10 +44,9 @@ def _model_dir_check(path: str, what: str) -> None:
 
 def _make_predictor(model_dir: str, folds, device: torch.device, use_mirroring: bool, checkpoint: str,
                     tile_step_size: float) -> ROIRestrictedPredictor:
-    from nnunet_thrombus.model_folder import ensure_ext_trainer, quiet_nnunet, select_folds
+    from nnunet_thrombus.model_folder import quiet_nnunet, select_folds
 
     use = select_folds(model_dir, folds, checkpoint)
-    ensure_ext_trainer()
     pred = ROIRestrictedPredictor(tile_step_size=tile_step_size, use_gaussian=True, use_mirroring=use_mirroring,
                                   perform_everything_on_device=device.type == "cuda", device=device,
                                   allow_tqdm=False)

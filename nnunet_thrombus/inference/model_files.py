@@ -14,7 +14,6 @@ from nnunet_thrombus.model_folder import (  # noqa: F401 (the names predict and 
     LVO_FILE,
     CascadeModel,
     ModelError,
-    ensure_ext_trainer,
     quiet_nnunet,
     resolve_cascade,
 )
@@ -29,7 +28,6 @@ def load_predictor(model: CascadeModel, folds=None, device: str = "cpu", use_mir
     """``ThrombusCascadePredictor`` for ``model``; ``roi_threshold`` None: the model's own (``model.roi_threshold``,
     resolved by ``model_folder``). nnU-Net's trainer-search lines are kept off the console (shown on failure)."""
     roi_threshold = model.roi_threshold if roi_threshold is None else roi_threshold
-    ensure_ext_trainer()
     from nnunet_thrombus.inference.cascade_predictor import ThrombusCascadePredictor
 
     try:

@@ -111,9 +111,8 @@ def fit_roi_threshold(coarse_dir, fine_dir, raw_dataset_dir, device: str = "cpu"
 
     from nnunet_thrombus.atomic_io import write_json
     from nnunet_thrombus.inference.cascade_predictor import ThrombusCascadePredictor
-    from nnunet_thrombus.model_folder import DEFAULT_ROI_THRESHOLD, ensure_ext_trainer
+    from nnunet_thrombus.model_folder import DEFAULT_ROI_THRESHOLD
 
-    ensure_ext_trainer()
     fine_dir, raw = Path(fine_dir), Path(raw_dataset_dir)
     folds = validation_cases(fine_dir)
     if not folds:

@@ -57,9 +57,8 @@ class ValidationPredictor:
         """Thrombus probability (Z, Y, X) of ``images`` (C, Z, Y, X: CTA, NCCT) by fold ``fold``'s cascade."""
         if self._fold != fold:
             from nnunet_thrombus.inference.cascade_predictor import ThrombusCascadePredictor
-            from nnunet_thrombus.model_folder import ensure_ext_trainer, resolve_roi_threshold
+            from nnunet_thrombus.model_folder import resolve_roi_threshold
 
-            ensure_ext_trainer()
             threshold, _ = resolve_roi_threshold(self.fine_dir)
             self._predictor = ThrombusCascadePredictor(self.coarse_dir, self.fine_dir, folds=(int(fold),),
                                                        device=self.device, use_mirroring=self.use_mirroring,
