@@ -2,11 +2,10 @@
 
 Every variant trains on the same plans (``ThrombusPlans``; the vessel-window row on ``ThrombusPlansVessel``, which
 differs only in its CT normalisation window), the same fold (0), the same short schedule and optimizer (flags of
-``nnunet_thrombus train``), and gets the same post-processing step, so the only difference between two rows of the table is what the row names.
-Every row is trained with a fixed seed (``nnunet_thrombus train --seed``; part of its name, ``_seed<k>``, and of its
-results folder, ``nnUNet_results/seed<k>``); vanilla 3d_fullres, the vanilla cascade and ours are trained with two
-seeds, to show the seed-to-seed spread
-beside the differences between rows.
+``nnunet_thrombus train``), and gets the same post-processing step, so the only difference between two rows of the
+table is what the row names. Every row is trained with a fixed seed (``nnunet_thrombus train --seed``; part of its
+name, ``_seed<k>``, and of its results folder, ``nnUNet_results/seed<k>``); vanilla 3d_fullres, the vanilla cascade
+and ours are trained with two seeds, to show the seed-to-seed spread beside the differences between rows.
 
 | variant | trainer | stages |
 | --- | --- | --- |
