@@ -2,8 +2,8 @@
 DICOM -> evaluation, beside vanilla nnU-Net 3d_fullres trained under the same budget.
 
 Everything runs through the same code paths a user runs: ``write_cohort`` (synth), ``convert_trial_dataset``
-(convert), ``nnUNetv2_*`` and ``nnunet_thrombus train`` subprocesses with ``ThrombusCascadeTrainer`` (training), ``predict_cases`` (predict) and
-``evaluate_folder`` (evaluate). Results are on synthetic data and are labelled so.
+(convert), ``nnUNetv2_*`` and ``nnunet_thrombus train`` subprocesses with ``ThrombusCascadeTrainer`` (training; the
+schedule is given as flags), ``predict_cases`` (predict) and ``evaluate_folder`` (evaluate). Results are on synthetic data and are labelled so.
 """
 from __future__ import annotations
 

@@ -1,8 +1,8 @@
 """Train, predict and evaluate every benchmark variant under one budget, timing each nnU-Net command.
 
 Each nnU-Net step runs as the subprocess a user would type (``nnunet_thrombus train``, which is ``nnUNetv2_train``
-with schedule, optimizer and seed flags; ``nnunet_thrombus export-next-stage``; ``nnUNetv2_predict``), with the environment of
-:class:`~nnunet_thrombus.training.workflow.NnunetWorkspace`. Per subprocess we record its wall time and its peak
+with schedule, optimizer and seed flags; ``nnunet_thrombus export-next-stage``; ``nnUNetv2_predict``), with the
+environment of :class:`~nnunet_thrombus.training.workflow.NnunetWorkspace`. Per subprocess we record its wall time and its peak
 resident memory (``ru_maxrss`` from ``os.wait4``, which covers the process and the children it waited for).
 
 What the timings mean:
