@@ -106,3 +106,15 @@ def test_train_flags_round_trip_through_the_command_line():
     assert (args.epochs, args.iters, args.val_iters, args.save_every, args.oversample_fg, args.optimizer, args.lr,
             args.mirroring, args.seed) == (7, 43, 2, 7, 0.5, "adamw", 3e-3, False, 1)
     assert "--lr" not in train_arguments(short_schedule(optimizer="adamw"))
+
+
+def test_trainer_lookup_needs_no_environment(monkeypatch):
+    """Models load in this process without nnUNet_extTrainer: ours by name, nnU-Net's through its own lookup."""
+    from nnunetv2.training.nnUNetTrainer.nnUNetTrainer import nnUNetTrainer
+
+    from nnunet_thrombus.nnunet_env import trainer_class
+    from nnunet_thrombus.training.recipes import ThrombusCascadeTrainer_patchContext_cpuShort
+
+    monkeypatch.delenv("nnUNet_extTrainer", raising=False)
+    assert trainer_class("ThrombusCascadeTrainer_patchContext_cpuShort") is ThrombusCascadeTrainer_patchContext_cpuShort
+    assert trainer_class("nnUNetTrainer") is nnUNetTrainer
