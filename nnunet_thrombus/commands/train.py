@@ -56,12 +56,15 @@ def run(args) -> int:
     except ValueError as exc:
         raise SystemExit(f"nnunet_thrombus train: {exc}") from None
     find_our_trainers()
-    if args.device == "cpu":
-        import multiprocessing
+    import multiprocessing
 
-        import torch
+    import torch
 
-        torch.set_num_threads(multiprocessing.cpu_count())  # as nnUNetv2_train does on CPU
+    if args.device == "cpu":  # as nnUNetv2_train sets them
+        torch.set_num_threads(multiprocessing.cpu_count())
+    elif args.device == "cuda":
+        torch.set_num_threads(1)
+        torch.set_num_interop_threads(1)
     train_model(args.dataset, args.configuration, args.fold, args.trainer, args.plans, settings, args.device,
                 continue_training=args.continue_training, only_validation=args.only_validation,
                 export_probabilities=args.npz)

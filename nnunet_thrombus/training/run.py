@@ -54,6 +54,9 @@ def train_model(dataset: str | int, configuration: str, fold: int | str, trainer
                              f"baseline nnUNetTrainer_envSchedule")
         nnunet_trainer.apply_overrides(settings)
     maybe_load_checkpoint(nnunet_trainer, continue_training, only_validation)
+    if torch.cuda.is_available():  # nnU-Net's choice for training speed over bitwise repeatability
+        torch.backends.cudnn.deterministic = False
+        torch.backends.cudnn.benchmark = True
     if not only_validation:
         nnunet_trainer.run_training()
     nnunet_trainer.perform_actual_validation(export_probabilities)
