@@ -58,9 +58,11 @@ def test_train_passes_the_learning_rate_as_a_flag(tmp_path, monkeypatch):
 
     seen = []
     ws = NnunetWorkspace.under(tmp_path)
-    monkeypatch.setattr(NnunetWorkspace, "run", lambda self, args, log_name, **env: seen.append((args, env)) or 0.0)
+    monkeypatch.setattr(NnunetWorkspace, "run",
+                        lambda self, args, log_name, on_line=None, **env: seen.append((args, env)) or 0.0)
     train(ws, 501, "3d_lowres", 0, epochs=7, iters=43, optimizer="adamw", lr=3e-3)
     args, env = seen[-1]
+
     def flag(name):
         return args[args.index(name) + 1]
 
