@@ -1,7 +1,7 @@
 """Training seconds per iteration of the fine stage, global vs per-patch coarse context, as ratios to vanilla nnU-Net.
 
 On a planned, preprocessed dataset with a trained stage 1 (e.g. the demo's ``DIR/work``), one run trains, in turn
-and with the same short schedule (``THROMBUS_*``; AdamW, no mirroring, one epoch):
+and with the same short schedule (``nnunet_thrombus train`` flags; AdamW, no mirroring, one epoch):
 
 - vanilla nnU-Net 3d_fullres (``nnUNetTrainer_envSchedule``, PlainConvUNet) on the same plans;
 - ours, fine stage with the per-patch coarse branch (``ThrombusCascadeTrainer_patchContext``, the former default);

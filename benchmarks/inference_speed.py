@@ -35,7 +35,8 @@ from nnunet_thrombus.masks import dice
 
 from nnunet_thrombus.model_folder import DEFAULT_PLANS as PLANS  # noqa: E402
 from nnunet_thrombus.model_folder import DEFAULT_TRAINER  # noqa: E402
-from nnunet_thrombus.model_folder import ensure_ext_trainer, stage_identifier  # noqa: E402
+from nnunet_thrombus.commands._nnunet_paths import find_our_trainers  # noqa: E402
+from nnunet_thrombus.model_folder import stage_identifier  # noqa: E402
 
 logger = logging.getLogger(__name__)
 
@@ -78,7 +79,7 @@ def run(results: Path, images: Path, labels: Path, dataset_id: int, vanilla: str
 
     from nnunet_thrombus.inference.cascade_predictor import ThrombusCascadePredictor
 
-    ensure_ext_trainer()
+    find_our_trainers()  # the vanilla rows load with nnU-Net's own predictor
     torch.set_num_threads(threads)
     dev = torch.device(device)
     dataset = next(p.name for p in results.glob(f"Dataset{dataset_id:03d}_*"))

@@ -48,9 +48,8 @@ def main(argv=None) -> int:
     from inference_speed import pad_centred
     from nnunet_thrombus.inference.cascade_predictor import ThrombusCascadePredictor
     from nnunet_thrombus.calibration.roi import choose_threshold, evaluate_case, format_case, format_table
-    from nnunet_thrombus.model_folder import COARSE, FINE, ensure_ext_trainer, stage_identifier
+    from nnunet_thrombus.model_folder import COARSE, FINE, stage_identifier
 
-    ensure_ext_trainer()
     torch.set_num_threads(args.threads)
     ds = next(args.results.glob(f"{args.preprocessed.name}"))
     c = ThrombusCascadePredictor(str(ds / stage_identifier(args.trainer, args.plans, COARSE)),

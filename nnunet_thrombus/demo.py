@@ -2,14 +2,13 @@
 DICOM -> evaluation, beside vanilla nnU-Net 3d_fullres trained under the same budget.
 
 Everything runs through the same code paths a user runs: ``write_cohort`` (synth), ``convert_trial_dataset``
-(convert), ``nnUNetv2_*`` subprocesses with ``ThrombusCascadeTrainer`` (training), ``predict_cases`` (predict) and
-``evaluate_folder`` (evaluate). Results are on synthetic data and are labelled so.
+(convert), ``nnUNetv2_*`` and ``nnunet_thrombus train`` subprocesses with ``ThrombusCascadeTrainer`` (training; the
+schedule is given as flags), ``predict_cases`` (predict) and ``evaluate_folder`` (evaluate). Results are on synthetic data and are labelled so.
 """
 from __future__ import annotations
 
 import csv
 import logging
-import os
 import shutil
 import time
 from dataclasses import dataclass
@@ -180,11 +179,9 @@ def run_demo(out_dir, budget_minutes: float = DEFAULT_BUDGET_MINUTES, n_cases: i
     stages = ["synth", "convert", "plan", "train coarse", "train fine"] + (["train baseline"] if baseline else []) \
         + ["predict", "evaluate"]
     prog = _Progress(quiet, stages)
+    # nnU-Net's folders reach nnU-Net through the environment of the subprocesses ``ws`` starts; what runs here
+    # (fits, prediction, evaluation) is given the folders themselves
     ws = NnunetWorkspace.under(out / "nnunet")
-    for key, value in (("nnUNet_raw", ws.raw), ("nnUNet_preprocessed", ws.preprocessed),
-                       ("nnUNet_results", ws.results)):
-        os.environ[key] = str(value)
-    os.environ.update({k: v for k, v in ws.env().items() if k.startswith("nnUNet_")})
 
     cohort = prog.run("synth", write_cohort, out / "cohort", n_cases, seed=seed, preset=preset,
                       dataset_id=DATASET_ID, n_test=n_test, formats=("dicom",), progress=False)
@@ -227,8 +224,8 @@ def run_demo(out_dir, budget_minutes: float = DEFAULT_BUDGET_MINUTES, n_cases: i
             fit_lvo_from_validation(base_dir, ws.raw / DATASET_NAME)))
     pred_dir = out / "predictions"
     inputs = [out / "cohort" / "raw_dicom" / c for c in test_cases]
-    pred = prog.run("predict", predict_cases, inputs, pred_dir, dataset=DATASET_ID, device=device, use_tta=False,
-                    quiet=quiet)
+    pred = prog.run("predict", predict_cases, inputs, pred_dir, model=ws.results / DATASET_NAME, device=device,
+                    use_tta=False, quiet=quiet)
 
     def _evaluate():
         res = {"ours": evaluate_folder(_flat_masks(pred_dir, pred["done"] + pred["skipped"], out / "eval" / "ours_masks"),
@@ -252,7 +249,7 @@ def run_demo(out_dir, budget_minutes: float = DEFAULT_BUDGET_MINUTES, n_cases: i
         return res
 
     evals = prog.run("evaluate", _evaluate)
-    ours = resolve_cascade(dataset=DATASET_ID, folds=[0])
+    ours = resolve_cascade(model_folder=ws.results / DATASET_NAME, folds=[0])
     rows = [dict(_table_row("ours (ThrombusCascadeTrainer, cascade)", evals["ours"]), recipe=ours.recipe["label"],
                  roi_threshold=ours.calibration.roi.threshold, roi_threshold_source=ours.calibration.sources["roi"])]
     if baseline:

@@ -208,13 +208,14 @@ def _mirroring_label(recipe: dict) -> str:
 
 def recipe_label(recipe: dict | None) -> str:
     """One line naming a recipe, e.g. ``cpuShort: AdamW lr 0.001 poly 0.9, 8 x 100 it, no mirroring``; with
-    ``THROMBUS_*`` overrides the name says so and the overrides follow in brackets."""
+    run-time overrides (``THROMBUS_*`` variables or ``nnunet_thrombus train`` flags) the name says so and the
+    overrides follow in brackets."""
     if not recipe:
         return "unknown (no training_recipe.json)"
     lr = recipe.get("initial_lr")
     lr = f"{lr:g}" if isinstance(lr, (int, float)) else "?"
     overrides = recipe.get("overrides") or {}
-    text = (f"{recipe.get('name', '?')}{' + THROMBUS_* overrides' if overrides else ''}: "
+    text = (f"{recipe.get('name', '?')}{' + overrides' if overrides else ''}: "
             f"{recipe.get('optimizer', '?')} lr {lr} {recipe.get('lr_schedule', '')}, "
             f"{recipe.get('num_epochs', '?')} x {recipe.get('num_iterations_per_epoch', '?')} it, "
             f"{_mirroring_label(recipe)}")
@@ -310,14 +311,6 @@ def _hint(found: list[str], trainer: str, plans: str) -> str:
 
 
 # ------------------------------------------------------------------------------------------ nnU-Net glue
-def ensure_ext_trainer(environ=None) -> str:
-    """Point ``nnUNet_extTrainer`` at our trainer folder (prepended to what is set) so nnU-Net finds our
-    trainers by name; returns the value. The one place the process environment gets it."""
-    env = os.environ if environ is None else environ
-    env["nnUNet_extTrainer"] = ext_trainer_value(env.get("nnUNet_extTrainer"))
-    return env["nnUNet_extTrainer"]
-
-
 @contextlib.contextmanager
 def quiet_nnunet():
     """Keep nnU-Net's chatter while loading a model ("Searching in external trainer paths ...", "Inspecting
@@ -338,4 +331,4 @@ __all__ = ["DEFAULT_TRAINER", "DEFAULT_PLANS", "COARSE", "FINE", "CHECKPOINT", "
            "EXPECTED_CHANNELS", "RECIPE_FILE", "ModelError",
            "stage_identifier", "dataset_name", "results_root", "stage_folder", "raw_dataset_folder", "dataset_results_folder",
            "trained_folds", "select_folds", "validation_cases", "check_channels", "check_stage", "write_recipe", "load_recipe",
-           "recipe_label", "CascadeModel", "resolve_cascade", "stage1_trainer", "ensure_ext_trainer", "quiet_nnunet"]
+           "recipe_label", "CascadeModel", "resolve_cascade", "stage1_trainer", "quiet_nnunet"]

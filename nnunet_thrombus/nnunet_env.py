@@ -27,6 +27,23 @@ def ext_trainer_value(existing: str | None = None) -> str:
     return os.pathsep.join([ours] + [p for p in parts if p != ours])
 
 
+def trainer_class(name: str) -> type:
+    """The trainer class called ``name``: ours (found in our trainer folder), else nnU-Net's own lookup (its trainers,
+    then the folders a user listed in ``nnUNet_extTrainer``). For loading a trained model in this process without
+    setting ``nnUNet_extTrainer`` in its environment.
+
+    Ours are found by name, with nnU-Net's own class search over :data:`EXT_TRAINER_DIR`, as nnU-Net finds the
+    trainers of ``nnUNet_extTrainer``: whoever loads a model asks for the class its checkpoint names, and imports
+    no trainer module itself (inference sits below training)."""
+    from nnunetv2.utilities.find_class_by_name import recursive_find_python_class
+    from nnunetv2.utilities.find_objects import recursive_find_trainer_class_by_name
+
+    found = recursive_find_python_class(str(EXT_TRAINER_DIR), name, f"{__package__}.{EXT_TRAINER_DIR.name}")
+    if isinstance(found, type):
+        return found
+    return recursive_find_trainer_class_by_name(name)
+
+
 def nnunet_environment(raw: str | os.PathLike | None = None, preprocessed: str | os.PathLike | None = None,
                        results: str | os.PathLike | None = None, base: dict | None = None,
                        cpu_friendly: bool = False) -> dict:

@@ -53,17 +53,23 @@ def test_summary_prints_both_lines():
     assert "fine-stage windows run inside the coarse ROI: 72/180 (40%)" in text
 
 
-def test_train_passes_the_learning_rate_to_the_trainer_environment(tmp_path, monkeypatch):
+def test_train_passes_the_learning_rate_as_a_flag(tmp_path, monkeypatch):
     from nnunet_thrombus.training.workflow import NnunetWorkspace, train
 
-    seen = {}
+    seen = []
     ws = NnunetWorkspace.under(tmp_path)
-    monkeypatch.setattr(NnunetWorkspace, "run", lambda self, args, log_name, **env: seen.update(env) or 0.0)
+    monkeypatch.setattr(NnunetWorkspace, "run",
+                        lambda self, args, log_name, on_line=None, **env: seen.append((args, env)) or 0.0)
     train(ws, 501, "3d_lowres", 0, epochs=7, iters=43, optimizer="adamw", lr=3e-3)
-    assert (seen["THROMBUS_OPTIMIZER"], seen["THROMBUS_LR"], seen["THROMBUS_NUM_EPOCHS"]) == ("adamw", "0.003", "7")
-    seen.clear()
+    args, env = seen[-1]
+
+    def flag(name):
+        return args[args.index(name) + 1]
+
+    assert args[:3] == ["nnunet_thrombus", "train", 501] and env == {}  # no THROMBUS_* in the environment
+    assert (flag("--optimizer"), flag("--lr"), flag("--epochs"), flag("--iters")) == ("adamw", "0.003", "7", "43")
     train(ws, 501, "3d_fullres", 0, optimizer="adamw")
-    assert "THROMBUS_LR" not in seen
+    assert "--lr" not in seen[-1][0]
 
 
 def test_default_budget_gives_the_coarse_stage_the_measured_301_iterations():

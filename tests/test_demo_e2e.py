@@ -54,14 +54,14 @@ def test_demo_runs_every_stage_and_writes_the_summary(tmp_path, capsys):
     assert report["model"]["roi_threshold_source"].endswith("roi_threshold.json")
     ours, vanilla = summary["table"]
     assert ours["roi_threshold"] == roi["threshold"] and ours["roi_threshold_source"].endswith("roi_threshold.json")
-    assert ours["recipe"].startswith("paper + THROMBUS_* overrides: AdamW lr 0.001 poly 0.9")
+    assert ours["recipe"].startswith("paper + overrides: AdamW lr 0.001 poly 0.9")
     # no test-time mirroring; augmentation mirrored the heads left-right (training/mirroring.py), ours and vanilla
-    assert "THROMBUS_OPTIMIZER=adamw" in ours["recipe"]
+    assert "optimizer=adamw" in ours["recipe"]
     assert "no test-time mirroring, left-right mirror augmentation" in ours["recipe"]
-    assert vanilla["recipe"].startswith("paper + THROMBUS_* overrides: AdamW")
+    assert vanilla["recipe"].startswith("paper + overrides: AdamW")
     assert "no test-time mirroring, left-right mirror augmentation" in vanilla["recipe"]
     assert report["model"]["recipe"]["label"] == ours["recipe"]
-    assert "fine-stage ROI threshold" in printed and "recipe: paper + THROMBUS_* overrides: AdamW" in printed
+    assert "fine-stage ROI threshold" in printed and "recipe: paper + overrides: AdamW" in printed
     # the coarse stage's own held-out result and the fine windows the ROI ran are in the summary and the table
     coarse, windows = summary["coarse_stage"], summary["fine_windows"]
     assert sorted(coarse["dice"]) == cases and 0.0 <= coarse["dice_median"] <= 1.0

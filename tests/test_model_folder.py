@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import ast
 import json
-import os
 import subprocess
 import sys
 from pathlib import Path
@@ -97,14 +96,14 @@ def test_roi_threshold_resolved_once(tmp_path):
 
 def test_recipe_folds_differ_and_label_names_overrides(tmp_path):
     base = {"name": "paper", "optimizer": "AdamW", "initial_lr": 0.001, "lr_schedule": "poly 0.9", "num_epochs": 2,
-            "num_iterations_per_epoch": 5, "mirroring": False, "overrides": {"THROMBUS_OPTIMIZER": "adamw"}}
+            "num_iterations_per_epoch": 5, "mirroring": False, "overrides": {"optimizer": "adamw"}}
     stage = _stage(tmp_path, "T", "P", mf.FINE, folds=(0, 1), recipe=base)
     assert mf.load_recipe(stage)["folds_differ"] is False  # only the fold number differs
     (stage / "fold_1" / mf.RECIPE_FILE).write_text(json.dumps(dict(base, num_epochs=3)))
     recipe = mf.load_recipe(stage)
     assert recipe["folds_differ"] is True and mf.load_recipe(stage, [0])["folds_differ"] is False
-    assert mf.recipe_label(recipe) == ("paper + THROMBUS_* overrides: AdamW lr 0.001 poly 0.9, 2 x 5 it, "
-                                       "no mirroring (THROMBUS_OPTIMIZER=adamw) [folds trained with different "
+    assert mf.recipe_label(recipe) == ("paper + overrides: AdamW lr 0.001 poly 0.9, 2 x 5 it, "
+                                       "no mirroring (optimizer=adamw) [folds trained with different "
                                        "recipes]")
 
 
@@ -128,44 +127,6 @@ def test_quiet_nnunet_keeps_stdout_and_replays_it_on_failure(capsys, caplog):
             raise RuntimeError("trainer not found")
     assert capsys.readouterr().out == ""
     assert [r.levelname for r in caplog.records] == ["ERROR"] and "Searching in: /somewhere" in caplog.text
-
-
-def test_recipe_defaults_then_environment_overrides(monkeypatch):
-    from nnunet_thrombus.training.recipes import RECIPES
-    from nnunet_thrombus.training.short_run import ShortScheduleMixin
-
-    class Dummy(ShortScheduleMixin):
-        recipe_name, recipe_defaults = "cpuShort", RECIPES["cpuShort"]
-
-        def __init__(self):
-            self.num_epochs, self.num_iterations_per_epoch, self.initial_lr = 1000, 250, 0.01
-            self.num_val_iterations_per_epoch, self.save_every, self.oversample_foreground_percent = 50, 50, 0.33
-
-    for key in [k for k in os.environ if k.startswith("THROMBUS_")]:
-        monkeypatch.delenv(key)
-    d = Dummy()
-    d._apply_short_schedule()
-    assert (d.num_epochs, d.num_iterations_per_epoch, d.optimizer_name, d.initial_lr, d.no_mirroring) == \
-        (8, 100, "adamw", 1e-3, True)
-    monkeypatch.setenv("THROMBUS_NUM_EPOCHS", "3")
-    monkeypatch.setenv("THROMBUS_NO_MIRRORING", "0")
-    monkeypatch.setenv("THROMBUS_OPTIMIZER", "sgd")
-    d = Dummy()
-    d._apply_short_schedule()
-    assert (d.num_epochs, d.num_iterations_per_epoch, d.optimizer_name, d.initial_lr, d.no_mirroring) == \
-        (3, 100, "sgd", 0.01, False)
-
-
-def test_recipe_variants_are_named_like_nnunets():
-    import nnunet_thrombus.nnunet_ext.thrombus_trainers as ext
-
-    for name in ("ThrombusCascadeTrainer", "ThrombusCascadeTrainer_noCBAM", "ThrombusCascadeTrainer_plain",
-                 "nnUNetTrainer_envSchedule"):
-        variant = getattr(ext, f"{name}_cpuShort")
-        assert issubclass(variant, getattr(ext, name)) and variant.recipe_name == "cpuShort"
-    assert ext.ThrombusCascadeTrainer_noCoarseFeatures_cpuShort.stage1_trainer_name == \
-        "ThrombusCascadeTrainer_cpuShort"
-    assert ext.ThrombusCascadeTrainer.recipe_name == "paper" and ext.ThrombusCascadeTrainer.recipe_defaults == {}
 
 
 def test_device_choice(monkeypatch, caplog):

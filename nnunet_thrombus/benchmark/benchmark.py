@@ -99,7 +99,7 @@ def run_benchmark(dataset_id: int, budget: str, out_dir, variants=None, raw=None
               "--no-roi, which also writes report.json and overlay.png per case); "
               "peak = max resident memory of the subprocesses. Ratios are to vanilla nnU-Net 3d_fullres (seed 0), "
               f"measured in the same run. Bootstrap CIs: percentile method, {BOOTSTRAP_RESAMPLES} resamples of the "
-              f"cases, numpy seed {BOOTSTRAP_SEED}. Every row trained with THROMBUS_SEED = its seed."
+              f"cases, numpy seed {BOOTSTRAP_SEED}. Every row trained with its seed (nnunet_thrombus train --seed)."
               + (f" Rows ran {jobs} at a time, so every timing includes the others' load." if jobs > 1 else "")
               + (" Resumed run (--resume): steps an earlier, interrupted run finished kept their recorded costs, and "
                  "the whole-run time counts only the last run." if resume else "")]

@@ -1,11 +1,11 @@
 """What ``nnunet_thrombus benchmark`` compares (variants) and under which compute budget (budgets).
 
 Every variant trains on the same plans (``ThrombusPlans``; the vessel-window row on ``ThrombusPlansVessel``, which
-differs only in its CT normalisation window), the same fold (0), the same ``THROMBUS_*`` short schedule and optimizer,
-and gets the same post-processing step, so the only difference between two rows of the table is what the row names.
-Every row is trained with a fixed ``THROMBUS_SEED`` (part of its name, ``_seed<k>``, and of its results folder,
-``nnUNet_results/seed<k>``); vanilla 3d_fullres, the vanilla cascade and ours are trained with two seeds, to show the seed-to-seed spread
-beside the differences between rows.
+differs only in its CT normalisation window), the same fold (0), the same short schedule and optimizer (flags of
+``nnunet_thrombus train``), and gets the same post-processing step, so the only difference between two rows of the
+table is what the row names. Every row is trained with a fixed seed (``nnunet_thrombus train --seed``; part of its
+name, ``_seed<k>``, and of its results folder, ``nnUNet_results/seed<k>``); vanilla 3d_fullres, the vanilla cascade
+and ours are trained with two seeds, to show the seed-to-seed spread beside the differences between rows.
 
 | variant | trainer | stages |
 | --- | --- | --- |
@@ -26,7 +26,7 @@ Budgets (``smoke`` runs in CI, ``cpu`` is the committed table, ``gpu`` is docume
 | cpu | demo preset, 80 cases (40 test) | features 8-16-32-64, patch 24x48x48 | fine 8 x 101 iterations (the demo's fine stage) at AdamW 1e-3, coarse 12 x 101 at AdamW 3e-3 | off |
 | gpu | paper preset, 140 cases (40 test) | paper plans | 100 epochs x 250 iterations, SGD (the paper's) | on |
 
-With TTA off, training mirrors the heads left-right only (``THROMBUS_NO_MIRRORING=1``, :mod:`~nnunet_thrombus.training.mirroring`);
+With TTA off, training mirrors the heads left-right only (``--no-mirroring``, :mod:`~nnunet_thrombus.training.mirroring`);
 with TTA on, nnU-Net's three axes, in augmentation and at test time.
 """
 from __future__ import annotations
@@ -44,7 +44,7 @@ class Variant:
 
     ``configuration``: ``3d_fullres`` (one stage) or ``cascade`` (``3d_lowres`` -> ``3d_cascade_fullres``);
     ``stage1_from``: trainer whose 3d_lowres model (same plans, same seed) this variant reuses; ``seed``: the
-    ``THROMBUS_SEED`` every stage of the row is trained with; ``plans``: plans identifier.
+    seed every stage of the row is trained with (``nnunet_thrombus train --seed``); ``plans``: plans identifier.
     """
 
     name: str

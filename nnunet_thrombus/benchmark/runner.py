@@ -1,8 +1,8 @@
 """Train, predict and evaluate every benchmark variant under one budget, timing each nnU-Net command.
 
-Each nnU-Net step runs as the subprocess a user would type (``nnUNetv2_train``, ``nnunet_thrombus
-export-next-stage``, ``nnUNetv2_predict``), with the environment of
-:class:`~nnunet_thrombus.training.workflow.NnunetWorkspace`. Per subprocess we record its wall time and its peak
+Each nnU-Net step runs as the subprocess a user would type (``nnunet_thrombus train``, which is ``nnUNetv2_train``
+with schedule, optimizer and seed flags; ``nnunet_thrombus export-next-stage``; ``nnUNetv2_predict``), with the
+environment of :class:`~nnunet_thrombus.training.workflow.NnunetWorkspace`. Per subprocess we record its wall time and its peak
 resident memory (``ru_maxrss`` from ``os.wait4``, which covers the process and the children it waited for).
 
 What the timings mean:
@@ -14,7 +14,8 @@ What the timings mean:
 - inference per case: wall time of the ``nnUNetv2_predict`` call(s) over the test images divided by the number of
   cases; each call includes one process start-up and model load, which dominates on tiny data.
 
-Seeds: every training subprocess of a row gets ``THROMBUS_SEED=<row seed>`` (read by ``ShortScheduleMixin``), and
+Seeds: every training subprocess of a row gets ``--seed <row seed>`` (``nnunet_thrombus train`` seeds the global
+generators before it builds the trainer, and records the seed in ``training_recipe.json``), and
 each seed has its own results root ``<work>/nnUNet_results/seed<k>``, so the seed-1 replicates never overwrite the
 seed-0 models (nnU-Net names a results folder by trainer, plans and configuration only).
 """
@@ -31,8 +32,8 @@ from pathlib import Path
 
 from nnunet_thrombus.benchmark.budgets import PLANS, VESSEL_PLANS, Budget, Variant, select_variants
 from nnunet_thrombus.training.epoch_progress import UNBUFFERED, EpochProgress, follow_log
-from nnunet_thrombus.training.short_run import schedule_environment
-from nnunet_thrombus.training.workflow import BIN, NnunetWorkspace, plan_and_preprocess
+from nnunet_thrombus.training.workflow import (BIN, NnunetWorkspace, plan_and_preprocess, short_schedule,
+                                               train_arguments)
 
 logger = logging.getLogger(__name__)
 
@@ -160,16 +161,15 @@ class BenchmarkRun:
     def _train(self, trainer: str, configuration: str, plans: str, seed: int) -> tuple[StepCost, list]:
         b = self.budget
         epochs = b.epochs_for(configuration)
-        env = schedule_environment(epochs, b.iters, b.val_iters, save_every=max(1, epochs), optimizer=b.optimizer,
-                                   mirroring=not b.disable_tta, lr=b.lr_for(configuration))
-        env["THROMBUS_SEED"] = str(seed)
+        settings = short_schedule(epochs, b.iters, b.val_iters, optimizer=b.optimizer,
+                                  mirroring=not b.disable_tta, lr=b.lr_for(configuration), seed=seed)
         ws = self.workspace(seed)
         t0 = time.perf_counter()
-        cost = run_measured(ws, ["nnUNetv2_train", self.dataset_id, configuration, 0, "-tr", trainer,
-                                 "-p", plans, "-device", b.device],
+        cost = run_measured(ws, ["nnunet_thrombus", "train", self.dataset_id, configuration, 0, "-tr", trainer,
+                                 "-p", plans, "-device", b.device, *train_arguments(settings)],
                             f"train_{trainer}_{plans}_{configuration}_seed{seed}", resume=self.resume,
                             on_line=EpochProgress(f"{trainer} {configuration} ({plans}, seed {seed})", epochs)
-                            if self.progress else None, **self.step_env, **env)
+                            if self.progress else None, **self.step_env)
         epochs = epoch_times(model_folder(ws, self.dataset_name, configuration, trainer, plans))
         self._say(f"  trained {trainer} {configuration} ({plans}, seed {seed}) in {time.perf_counter() - t0:.1f} s "
                   f"(epochs {', '.join(f'{e:.1f}' for e in epochs)} s; peak {cost.peak_mb:.0f} MiB)")

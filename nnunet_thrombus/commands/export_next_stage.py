@@ -21,11 +21,11 @@ def add_parser(subparsers) -> None:
 
 
 def run(args) -> int:
-    from nnunet_thrombus.model_folder import ensure_ext_trainer
+    from nnunet_thrombus.commands._nnunet_paths import find_our_trainers
     from nnunet_thrombus.nnunet_env import announce_device
     from nnunet_thrombus.training.stage_one import export_next_stage
 
-    ensure_ext_trainer()
+    find_our_trainers()  # stage 1 is loaded by nnU-Net's own predictor, which finds trainers by name
     info = export_next_stage(args.dataset, args.trainer, args.plans, args.configuration,
                              announce_device(args.device), args.mirroring, args.checkpoint)
     logger.info(f"predicted_next_stage written for {len(info['out_of_fold']) + len(info['in_sample'])} cases "

@@ -46,9 +46,10 @@ def add_parser(subparsers) -> None:
 def run(args) -> int:
     from nnunetv2.evaluation.find_best_configuration import find_best_configuration
 
-    from nnunet_thrombus.model_folder import dataset_name, ensure_ext_trainer
+    from nnunet_thrombus.commands._nnunet_paths import find_our_trainers
+    from nnunet_thrombus.model_folder import dataset_name
 
-    ensure_ext_trainer()
+    find_our_trainers()
     models = [{"trainer": t, "configuration": c, "plans": pl or args.plans} for t, c, pl in args.models]
     info = find_best_configuration(dataset_name(args.dataset), models, allow_ensembling=not args.disable_ensembling,
                                    num_processes=args.num_processes, overwrite=True, folds=tuple(args.folds),

@@ -94,14 +94,17 @@ def run(args) -> int:
         args._parser.error(f"--roi-threshold is a probability in (0, 1), got {args.roi_threshold}")
     if args.anonymize_seg and not (args.dicom_seg or args.dicom_sr):
         args._parser.error("--anonymize-seg needs --dicom-seg or --dicom-sr")
+    import os
+
     from nnunet_thrombus.inference.model_files import ModelError
     from nnunet_thrombus.inference.pipeline import predict_cases
 
     if args.no_cache and args.cache_dir:
         args._parser.error("--no-cache and --cache-dir contradict each other; give one")
-    from nnunet_thrombus.inference.preprocess_cache import default_cache_dir
+    from nnunet_thrombus.inference.preprocess_cache import CACHE_ENV, default_cache_dir
 
-    cache_dir = None if args.no_cache else (args.cache_dir or str(default_cache_dir(args.output)))
+    cache_dir = None if args.no_cache else str(default_cache_dir(args.output, args.cache_dir
+                                                                   or os.environ.get(CACHE_ENV)))
     if args.ray_address and args.num_parts != 1:
         args._parser.error("--ray-address splits the cases itself; do not combine it with --num-parts")
     if args.ray_address and importlib.util.find_spec("ray") is None:

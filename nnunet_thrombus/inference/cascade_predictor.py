@@ -30,7 +30,7 @@ import torch.nn.functional as F
 from nnunet_thrombus.inference.fold_ensemble import FoldSpread, ensemble_logits
 from nnunet_thrombus.inference.result import CascadeResult
 from nnunet_thrombus.inference.roi_predictor import ROIRestrictedPredictor
-from nnunet_thrombus.model_folder import ModelError, ensure_ext_trainer, quiet_nnunet, select_folds
+from nnunet_thrombus.model_folder import ModelError, quiet_nnunet, select_folds
 from nnunet_thrombus.networks.cascade_net import unwrap_network
 from nnunet_thrombus.networks.coarse_context import coarse_probability_on_fine_grid, run_coarse_pass
 from nnunet_thrombus.vocabulary import DEFAULT_ROI_THRESHOLD
@@ -45,7 +45,6 @@ def _model_dir_check(path: str, what: str) -> None:
 def _make_predictor(model_dir: str, folds, device: torch.device, use_mirroring: bool, checkpoint: str,
                     tile_step_size: float) -> ROIRestrictedPredictor:
     use = select_folds(model_dir, folds, checkpoint)
-    ensure_ext_trainer()
     pred = ROIRestrictedPredictor(tile_step_size=tile_step_size, use_gaussian=True, use_mirroring=use_mirroring,
                                   perform_everything_on_device=device.type == "cuda", device=device,
                                   allow_tqdm=False)

@@ -7,7 +7,7 @@ mixed model fails once, clearly, before any case is read.
 """
 from __future__ import annotations
 
-from nnunet_thrombus.model_folder import (COARSE, CHECKPOINT, FINE, CascadeModel, ModelError, ensure_ext_trainer,
+from nnunet_thrombus.model_folder import (COARSE, CHECKPOINT, FINE, CascadeModel, ModelError,
                                           quiet_nnunet)
 
 
@@ -16,7 +16,6 @@ def load_predictor(model: CascadeModel, folds=None, device: str = "cpu", use_mir
     """``ThrombusCascadePredictor`` for ``model``; ``roi_threshold`` None: the model's own
     (``model.calibration.roi``). nnU-Net's trainer-search lines are kept off the console (shown on failure)."""
     roi_threshold = model.calibration.roi.threshold if roi_threshold is None else roi_threshold
-    ensure_ext_trainer()
     # the predictor module imports torch and nnU-Net: loaded when a model is, not when this module is
     from nnunet_thrombus.inference.cascade_predictor import ThrombusCascadePredictor
 

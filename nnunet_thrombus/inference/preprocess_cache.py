@@ -42,13 +42,14 @@ OUTPUT_CACHE_NAME = ".preprocess_cache"
 _IMAGES = ("cta", "ncct_on_cta", "brain_mask")
 
 
-def default_cache_dir(output_dir: str | os.PathLike) -> Path:
-    """``$NNUNET_THROMBUS_CACHE`` when set (a folder the user named), else ``<output_dir>/.preprocess_cache``.
+def default_cache_dir(output_dir: str | os.PathLike, named: str | os.PathLike | None = None) -> Path:
+    """``named`` when given (a folder the user named: ``--cache-dir``, or ``$NNUNET_THROMBUS_CACHE``, which the
+    command line reads), else ``<output_dir>/.preprocess_cache``.
 
     The cache holds registered patient voxels, so by default it is kept with the outputs of the same patients and
     never in a home folder: on a shared clinical workstation nothing is left outside the folder the user chose."""
-    if os.environ.get(CACHE_ENV):
-        return Path(os.environ[CACHE_ENV])
+    if named:
+        return Path(named)
     return Path(output_dir) / OUTPUT_CACHE_NAME
 
 

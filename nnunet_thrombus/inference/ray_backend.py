@@ -13,7 +13,6 @@ the driver's output, prefixed by Ray with the worker's pid; ``-q`` on the driver
 from __future__ import annotations
 
 import logging
-import os
 import time
 from pathlib import Path
 
@@ -23,12 +22,10 @@ logger = logging.getLogger(__name__)
 LOG_FORWARD_GRACE_S = 2.0
 
 
-def _run_part(part_id: int, num_parts: int, inputs, out_dir: str, env: dict, kwargs: dict,
+def _run_part(part_id: int, num_parts: int, inputs, out_dir: str, kwargs: dict,
               log_level: int = logging.WARNING) -> dict:
     """One Ray task: this worker logs at the driver's ``log_level`` to its stderr (which Ray forwards to the
     driver), then predicts part ``part_id`` of ``num_parts``."""
-    os.environ.update(env)
-    # after the environment: nnU-Net reads its path variables when it is first imported in this Ray worker
     from nnunet_thrombus.console import configure_logging
     from nnunet_thrombus.inference.pipeline import predict_cases
 
@@ -51,6 +48,12 @@ def predict_cases_ray(inputs, out_dir, *, ray_address: str | None = "auto", num_
     from nnunet_thrombus.inference.pipeline import rebuild_tables
 
     log_level = logging.getLogger("nnunet_thrombus").getEffectiveLevel()  # the driver's; WARNING if unconfigured
+    if predict_kwargs.get("dataset") is not None and predict_kwargs.get("model") is None:
+        # the tasks get the model's folder, found here under nnUNet_results, so they need no nnU-Net variables
+        from nnunet_thrombus.model_folder import dataset_results_folder
+
+        predict_kwargs = dict(predict_kwargs, model=dataset_results_folder(predict_kwargs["dataset"]), dataset=None)
+
     started = False
     if not ray.is_initialized():
         ray.init(address=ray_address, include_dashboard=False, log_to_driver=True,
@@ -60,9 +63,8 @@ def predict_cases_ray(inputs, out_dir, *, ray_address: str | None = "auto", num_
     try:
         if num_parts is None:
             num_parts = max(1, int(ray.cluster_resources().get("CPU", 1) // max(cpus_per_task, 1e-6)))
-        env = {k: v for k, v in os.environ.items() if k.startswith("nnUNet_")}
         task = ray.remote(num_cpus=cpus_per_task, num_gpus=gpus_per_task)(_run_part)
-        refs = [task.remote(k, num_parts, inputs, str(out_dir), env, predict_kwargs, log_level)
+        refs = [task.remote(k, num_parts, inputs, str(out_dir), predict_kwargs, log_level)
                 for k in range(num_parts)]
         parts = ray.get(refs)
         # Ray forwards worker output asynchronously (its log monitor polls the workers' files): give the last

@@ -23,19 +23,29 @@ Every placement visits every voxel of the grown ROI, so a candidate is never cut
 Global coarse context (``ThrombusCascadeNet(coarse_context="global")``): before its windows run, the predictor
 runs the network's coarse branch once over the whole case (or uses the contexts handed to
 :func:`~nnunet_thrombus.inference.fold_ensemble.ensemble_logits`, one per fold), and every window, mirrored or not,
-samples those features at its own voxels' case positions. nnU-Net's predictor hands each window to
-``_internal_maybe_mirror_and_predict`` in the order of the slicer list (one producer thread, a FIFO queue), so the
-window's position is the next slicer of that list.
+samples those features at its own voxels' case positions.
+
+How it extends nnU-Net (2.8): it overrides two public methods of ``nnUNetPredictor`` whole.
+``predict_sliding_window_return_logits`` runs its own loop over the windows: nnU-Net's grid
+(``compute_steps_for_sliding_window``), padding (``pad_nd_image``) and Gaussian weights (``compute_gaussian``),
+float16 accumulation as nnU-Net's, one window at a time, each window predicted where its position is known.
+``initialize_from_trained_model_folder`` finds the trainer class by name without ``nnUNet_extTrainer`` in the
+process environment, then hands the network to nnU-Net's ``manual_initialization``.
 """
 from __future__ import annotations
 
 import itertools
-from collections import deque
+import json
+from pathlib import Path
 
 import numpy as np
 import torch
+from acvl_utils.cropping_and_padding.padding import pad_nd_image
 from nnunetv2.inference.predict_from_raw_data import nnUNetPredictor
-from nnunetv2.inference.sliding_window_prediction import compute_steps_for_sliding_window
+from nnunetv2.inference.sliding_window_prediction import compute_gaussian, compute_steps_for_sliding_window
+from nnunetv2.utilities.helpers import dummy_context
+from nnunetv2.utilities.label_handling.label_handling import determine_num_input_channels
+from nnunetv2.utilities.plans_handling.plans_handler import PlansManager
 from scipy import ndimage
 
 from nnunet_thrombus.networks.cascade_net import unwrap_network
@@ -111,9 +121,6 @@ class ROIRestrictedPredictor(nnUNetPredictor):
     holds (windows run, windows of the full sliding window) and ``last_placement`` the placement used.
     """
 
-    #: samples the global coarse context itself (see the module docstring), so global-context models may load here
-    supports_global_context = True
-
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
         self.roi: np.ndarray | None = None
@@ -121,12 +128,42 @@ class ROIRestrictedPredictor(nnUNetPredictor):
         self.placement: str = "grid"
         self.last_tiles: tuple[int, int] = (0, 0)
         self.last_placement: str = "full"
-        self._grid_roi: np.ndarray | None = None  # ROI the grid filter applies to; None while predicting crops
         #: whole-case coarse passes run by this predictor (global coarse context), for bookkeeping and tests
         self.coarse_passes = 0
-        self._context = None  # CoarseContext of the case being predicted (global coarse context only)
-        self._windows: deque = deque()  # window starts (case voxels) in the order nnU-Net runs them
-        self._offset: list[int] = [0, 0, 0]  # case voxel of the current input's first voxel (crops placement)
+
+    def initialize_from_trained_model_folder(self, model_training_output_dir: str, use_folds,
+                                             checkpoint_name: str = "checkpoint_final.pth"):
+        """Load a trained model folder as nnU-Net 2.8's method of this name does (plans, dataset.json, each fold's
+        checkpoint; the network built by the trainer class named in the first checkpoint, with that fold's weights),
+        but find the trainer class with :func:`~nnunet_thrombus.nnunet_env.trainer_class` instead of through
+        ``nnUNet_extTrainer`` in the process environment."""
+        from nnunet_thrombus.nnunet_env import trainer_class
+
+        folder = Path(model_training_output_dir)
+        if use_folds is None:
+            use_folds = self.auto_detect_available_folds(str(folder), checkpoint_name)
+        if isinstance(use_folds, str):
+            use_folds = [use_folds]
+        dataset_json = json.loads((folder / "dataset.json").read_text())
+        plans_manager = PlansManager(json.loads((folder / "plans.json").read_text()))
+        parameters, first = [], None
+        for fold in use_folds:
+            checkpoint = torch.load(folder / f"fold_{fold}" / checkpoint_name, map_location=torch.device("cpu"),
+                                    weights_only=False)
+            first = first or {"trainer": checkpoint["trainer_name"],
+                              "configuration": checkpoint["init_args"]["configuration"],
+                              "mirror_axes": checkpoint.get("inference_allowed_mirroring_axes")}
+            parameters.append(checkpoint["network_weights"])
+        if first is None:
+            raise FileNotFoundError(f"no fold with {checkpoint_name} in {folder}")
+        configuration_manager = plans_manager.get_configuration(first["configuration"])
+        network = trainer_class(first["trainer"]).build_network_architecture(
+            plans_manager, configuration_manager,
+            determine_num_input_channels(plans_manager, configuration_manager, dataset_json),
+            plans_manager.get_label_manager(dataset_json).num_segmentation_heads, enable_deep_supervision=False)
+        network.load_state_dict(parameters[0])
+        self.manual_initialization(network, plans_manager, configuration_manager, parameters, dataset_json,
+                                   first["trainer"], first["mirror_axes"])
 
     def global_context_network(self):
         """The fine network when it samples a whole-case coarse context, else None."""
@@ -150,45 +187,28 @@ class ROIRestrictedPredictor(nnUNetPredictor):
     @torch.inference_mode()
     def predict_with_context(self, data: torch.Tensor, context) -> torch.Tensor:
         """Logits of the currently loaded fold, its windows sampling ``context`` (that fold's CoarseContext)."""
-        self._context = context
-        try:
-            return self.predict_sliding_window_return_logits(data)
-        finally:
-            self._context = None
+        return self._predict_windows(data, context)
 
     @torch.inference_mode()
-    def _internal_get_sliding_window_slicers(self, image_size):
-        slicers = super()._internal_get_sliding_window_slicers(image_size)
-        if self._grid_roi is not None:
-            kept = self._grid_kept(slicers, self._grid_roi, image_size)
-            self.last_tiles = (len(kept), len(slicers))
-            slicers = kept
-        else:
-            self.last_tiles = (len(slicers), len(slicers))
-        return slicers
-
-    def _internal_predict_sliding_window_return_logits(self, data, slicers, do_on_device: bool = True):
-        if self._context is not None:  # (re)set on every run, including nnU-Net's retry off the device
-            before = _padding_before(self._unpadded_shape, self.configuration_manager.patch_size)
-            self._windows = deque([[sl[a + 1].start - b + o for a, (b, o) in enumerate(zip(before, self._offset))]
-                                   for sl in slicers])
-        return super()._internal_predict_sliding_window_return_logits(data, slicers, do_on_device)
-
-    def _internal_maybe_mirror_and_predict(self, x: torch.Tensor) -> torch.Tensor:
-        if self._context is None:
-            return super()._internal_maybe_mirror_and_predict(x)
+    def predict_sliding_window_return_logits(self, input_image: torch.Tensor) -> torch.Tensor:
+        """Logits (C, *S) of the loaded fold for ``input_image`` (C_in, *S) over the windows the ROI needs (all
+        without ROI). A global-context network gets one whole-case coarse pass of the loaded fold first (nnU-Net's
+        own loops call this: the fold ensemble, the trainer's final validation)."""
         net = self.global_context_network()
-        start = self._windows.popleft()
-        positions = position_field(start, x.shape[2:], device=x.device)[None].expand(x.shape[0], -1, -1, -1, -1)
-        features = net.context_features(self._context, positions)
-        prediction = self.network(x, coarse_features=features)
-        axes = [] if not self.use_mirroring or self.allowed_mirroring_axes is None else [
-            m + 2 for m in self.allowed_mirroring_axes]
-        combos = [c for i in range(len(axes)) for c in itertools.combinations(axes, i + 1)]
-        for c in combos:  # a mirrored window samples the same positions, mirrored
-            flipped = [torch.flip(f, c) for f in features]
-            prediction += torch.flip(self.network(torch.flip(x, c), coarse_features=flipped), c)
-        return prediction / (len(combos) + 1)
+        context = None
+        if net is not None:
+            context = net.whole_case_coarse_pass(input_image[None, :net.num_image_channels].to(self.device))
+            self.coarse_passes += 1
+        return self._predict_windows(input_image, context)
+
+    def window_slicers(self, image_size, grid_roi: np.ndarray | None = None) -> list:
+        """nnU-Net's window grid on a (padded) image of ``image_size`` (3D): one ``(slice(None), sz, sy, sx)`` per
+        window in nnU-Net's order; with ``grid_roi``, only the windows :meth:`_grid_kept` keeps."""
+        patch = [int(p) for p in self.configuration_manager.patch_size]
+        steps = compute_steps_for_sliding_window(tuple(int(s) for s in image_size), patch, self.tile_step_size)
+        slicers = [(slice(None), *(slice(a, a + p) for a, p in zip(start, patch)))
+                   for start in itertools.product(*steps)]
+        return slicers if grid_roi is None else self._grid_kept(slicers, grid_roi, image_size)
 
     def _grid_kept(self, slicers, roi: np.ndarray, image_size) -> list:
         """The windows of ``slicers`` (on the padded image of ``image_size``) that hold a voxel of ``roi``, plus those
@@ -229,7 +249,7 @@ class ROIRestrictedPredictor(nnUNetPredictor):
     def _windows_touching(self, roi: np.ndarray) -> int:
         """How many windows of nnU-Net's grid on an image (or crop) of ``roi.shape`` the rule above keeps."""
         padded = [max(s, p) for s, p in zip(roi.shape, self.configuration_manager.patch_size)]
-        return len(self._grid_kept(nnUNetPredictor._internal_get_sliding_window_slicers(self, padded), roi, padded))
+        return len(self.window_slicers(padded, roi))
 
     def plan_windows(self, shape) -> tuple[str, list[Box], int, int]:
         """For the current ``roi`` on an image of ``shape``: (placement, crop boxes, windows run, full windows)."""
@@ -248,60 +268,92 @@ class ROIRestrictedPredictor(nnUNetPredictor):
         use_crops = self.placement == "crops" or crops < grid
         return ("crops", boxes, crops, full) if use_crops else ("grid", [], grid, full)
 
-    @torch.inference_mode()
-    def predict_sliding_window_return_logits(self, input_image: torch.Tensor):
-        net = self.global_context_network()
-        if net is None or self._context is not None:
-            return self._predict_windows(input_image)
-        # called by nnU-Net's own loops (fold ensemble, the trainer's final validation): the loaded fold's pass
-        self._context = net.whole_case_coarse_pass(input_image[None, :net.num_image_channels].to(self.device))
-        self.coarse_passes += 1
-        try:
-            return self._predict_windows(input_image)
-        finally:
-            self._context = None
-
-    def _run_grid(self, input_image: torch.Tensor, offset) -> torch.Tensor:
-        """nnU-Net's sliding window over ``input_image`` (the case, or a crop whose first voxel is case voxel
-        ``offset``)."""
-        self._offset = [int(o) for o in offset]
-        self._unpadded_shape = tuple(input_image.shape[1:])
-        return super().predict_sliding_window_return_logits(input_image)
-
-    def _predict_windows(self, input_image: torch.Tensor):
+    def _predict_windows(self, input_image: torch.Tensor, context) -> torch.Tensor:
         if self.roi is None:
-            self._grid_roi = None
             self.last_placement = "full"
-            return self._run_grid(input_image, (0, 0, 0))
+            logits, n_run = self._run_grid(input_image, (0, 0, 0), None, context)
+            self.last_tiles = (n_run, n_run)
+            return logits
         shape = tuple(input_image.shape[1:])
         placement, boxes, n_run, n_full = self.plan_windows(shape)
         self.last_placement = placement
+        roi = np.asarray(self.roi, dtype=bool)
         if placement == "grid":
-            self._grid_roi = np.asarray(self.roi, dtype=bool)
-            try:
-                logits = self._run_grid(input_image, (0, 0, 0))
-            finally:
-                self._grid_roi = None
+            logits, _ = self._run_grid(input_image, (0, 0, 0), roi, context)
             _fill_unvisited(logits)
             self.last_tiles = (n_run, n_full)
             return logits
+        logits = None
         if not boxes:  # empty ROI: nothing to look at, all background
             logits = torch.full((self.label_manager.num_segmentation_heads, *shape), float("nan"))
-        else:
-            logits = None
-        roi = np.asarray(self.roi, dtype=bool)
         for box in boxes:  # within a crop, too, only the windows that overlap the grown ROI run
-            self._grid_roi = roi[box]
-            try:
-                part = self._run_grid(input_image[(slice(None), *box)].contiguous(), [b.start for b in box])
-            finally:
-                self._grid_roi = None
+            part, _ = self._run_grid(input_image[(slice(None), *box)].contiguous(), [b.start for b in box], roi[box],
+                                     context)
             if logits is None:
                 logits = torch.full((part.shape[0], *shape), float("nan"), dtype=part.dtype, device=part.device)
             logits[(slice(None), *box)] = part
         _fill_unvisited(logits)
         self.last_tiles = (n_run, n_full)
         return logits
+
+    def _run_grid(self, image: torch.Tensor, offset, grid_roi: np.ndarray | None, context) -> tuple[torch.Tensor, int]:
+        """Sliding window over ``image`` (C, *S: the case, or a crop whose first voxel is case voxel ``offset``),
+        restricted to the windows ``grid_roi`` needs; returns (logits (C_out, *S), windows run). Results are
+        accumulated on the device when ``perform_everything_on_device``, on the CPU after a failure there (as
+        nnU-Net 2.8 falls back when the device runs out of memory)."""
+        self.network = self.network.to(self.device)
+        self.network.eval()
+        patch = [int(p) for p in self.configuration_manager.patch_size]
+        with torch.autocast(self.device.type, enabled=True) if self.device.type == "cuda" else dummy_context():
+            data, revert = pad_nd_image(image, patch, "constant", {"value": 0}, True, None)
+            slicers = self.window_slicers(data.shape[1:], grid_roi)
+            before = _padding_before(image.shape[1:], patch)
+            starts = [[sl[a + 1].start - b + int(o) for a, (b, o) in enumerate(zip(before, offset))] for sl in slicers]
+            on_device = self.perform_everything_on_device and self.device.type != "cpu"
+            try:
+                logits = self._accumulate(data, slicers, starts, context, self.device if on_device else "cpu")
+            except RuntimeError:
+                if not on_device:
+                    raise
+                logits = self._accumulate(data, slicers, starts, context, torch.device("cpu"))
+        return logits[(slice(None), *revert[1:])], len(slicers)
+
+    def _accumulate(self, data: torch.Tensor, slicers, starts, context, results_device) -> torch.Tensor:
+        """Gaussian-weighted mean of the windows' logits over ``data`` (C, *S, padded), float16 as nnU-Net's."""
+        data = data.to(results_device)
+        patch = tuple(int(p) for p in self.configuration_manager.patch_size)
+        logits = torch.zeros((self.label_manager.num_segmentation_heads, *data.shape[1:]), dtype=torch.half,
+                             device=results_device)
+        weight_sum = torch.zeros(data.shape[1:], dtype=torch.half, device=results_device)
+        weight = (compute_gaussian(patch, sigma_scale=1. / 8, value_scaling_factor=10, device=results_device)
+                  if self.use_gaussian else 1)
+        for sl, start in zip(slicers, starts):
+            window = data[sl][None].to(self.device)
+            prediction = self._predict_window(window, start, context)[0].to(results_device)
+            if self.use_gaussian:
+                prediction *= weight
+            logits[sl] += prediction
+            weight_sum[sl[1:]] += weight
+        torch.div(logits, weight_sum, out=logits)
+        if torch.isinf(logits).any():
+            raise RuntimeError("infinite logits after the sliding window (float16 overflow of the window weights)")
+        return logits
+
+    def _predict_window(self, x: torch.Tensor, start, context) -> torch.Tensor:
+        """Logits of window ``x`` (1, C, *P) whose first voxel is case voxel ``start``, averaged over the allowed
+        mirrorings; with a coarse ``context`` the network samples it at the window's positions (mirrored with it)."""
+        kwargs = {}
+        if context is not None:
+            positions = position_field(start, x.shape[2:], device=x.device)[None].expand(x.shape[0], -1, -1, -1, -1)
+            kwargs["coarse_features"] = self.global_context_network().context_features(context, positions)
+        prediction = self.network(x, **kwargs)
+        axes = [] if not self.use_mirroring or self.allowed_mirroring_axes is None else [
+            m + 2 for m in self.allowed_mirroring_axes]
+        combos = [c for i in range(len(axes)) for c in itertools.combinations(axes, i + 1)]
+        for c in combos:  # a mirrored window samples the same positions, mirrored
+            flipped = {k: [torch.flip(f, c) for f in v] for k, v in kwargs.items()}
+            prediction += torch.flip(self.network(torch.flip(x, c), **flipped), c)
+        return prediction / (len(combos) + 1)
 
 
 def _fill_unvisited(logits: torch.Tensor) -> None:

@@ -15,7 +15,7 @@ import numpy as np
 from nnunet_thrombus.calibration import roi as roi_calibration
 from nnunet_thrombus.calibration.roi import THRESHOLDS, resolve_roi_threshold
 from nnunet_thrombus.calibration.validation import fit_validation_rules
-from nnunet_thrombus.model_folder import COARSE, FINE, ensure_ext_trainer, validation_cases
+from nnunet_thrombus.model_folder import COARSE, FINE, validation_cases
 
 log = logging.getLogger(__name__)
 
@@ -24,7 +24,6 @@ def _cascade_predictor(coarse_dir, fine_dir, fold, **kwargs):
     """``ThrombusCascadePredictor`` of one fold (torch and nnU-Net load here)."""
     from nnunet_thrombus.inference.cascade_predictor import ThrombusCascadePredictor
 
-    ensure_ext_trainer()
     return ThrombusCascadePredictor(str(coarse_dir), str(fine_dir), folds=(int(fold),), **kwargs)
 
 

@@ -1,4 +1,15 @@
 """Re-exports the plugin's trainers so nnU-Net's trainer lookup (``nnUNet_extTrainer``) finds them by name."""
+from nnunet_thrombus.training.recipes import (  # noqa: F401
+    ThrombusCascadeTrainer_contextSwap80_cpuShort,
+    ThrombusCascadeTrainer_contextSwap_cpuShort,
+    ThrombusCascadeTrainer_cpuShort,
+    ThrombusCascadeTrainer_noCBAM_cpuShort,
+    ThrombusCascadeTrainer_noCoarseFeatures_cpuShort,
+    ThrombusCascadeTrainer_noPyramidFusion_cpuShort,
+    ThrombusCascadeTrainer_patchContext_cpuShort,
+    ThrombusCascadeTrainer_plain_cpuShort,
+    nnUNetTrainer_envSchedule_cpuShort,
+)
 from nnunet_thrombus.training.trainer import ThrombusCascadeTrainer  # noqa: F401
 from nnunet_thrombus.training.variants import (  # noqa: F401
     ThrombusCascadeTrainer_contextSwap,
@@ -10,9 +21,3 @@ from nnunet_thrombus.training.variants import (  # noqa: F401
     ThrombusCascadeTrainer_plain,
     nnUNetTrainer_envSchedule,
 )
-
-# named recipe variants (``<trainer>_cpuShort``, ...), generated for every trainer above
-from nnunet_thrombus.training import recipes as _recipes  # noqa: E402
-
-globals().update({_name: getattr(_recipes, _name) for _name in _recipes.__all__
-                  if _name not in ("RECIPES", "recipe_variant")})

@@ -136,3 +136,56 @@ class CoarseContextBank:
                 self._cache.popitem(last=False)
         self.stats["stored_bytes"] = sum(c.nbytes for c in self._cache.values())
         return ctx
+
+
+def position_dataloaders(trainer):
+    """(training, validation) batch generators of ``trainer`` (an nnUNetTrainer) whose loaders are
+    :class:`PositionDataLoader`: what nnU-Net's ``nnUNetTrainer.get_dataloaders`` returns, with our loader class.
+
+    nnU-Net 2.8 has no hook for the loader class (``get_dataloaders`` names ``nnUNetDataLoader`` itself), so this
+    follows that method step by step: the trainer's own transforms, patch sizes, batch size and foreground
+    oversampling, and its augmenter choice (one process, or ``nnUNet_n_proc_DA`` worker processes).
+    Checked against nnunetv2 2.8.x (``tests/training/test_global_context.py`` compares the two).
+    """
+    from batchgenerators.dataloading.nondet_multi_threaded_augmenter import NonDetMultiThreadedAugmenter
+    from batchgenerators.dataloading.single_threaded_augmenter import SingleThreadedAugmenter
+    from nnunetv2.training.dataloading.nnunet_dataset import infer_dataset_class
+    from nnunetv2.utilities.default_n_proc_DA import get_allowed_n_proc_DA
+
+    t = trainer
+    if t.dataset_class is None:
+        t.dataset_class = infer_dataset_class(t.preprocessed_dataset_folder)
+    patch_size = t.configuration_manager.patch_size
+    scales = t._get_deep_supervision_scales()
+    rotation, dummy_2d, initial_patch_size, mirror_axes = \
+        t.configure_rotation_dummyDA_mirroring_and_inital_patch_size()
+    labels = t.label_manager
+    regions = labels.foreground_regions if labels.has_regions else None
+    train_transforms = t.get_training_transforms(
+        patch_size, rotation, scales, mirror_axes, dummy_2d,
+        use_mask_for_norm=t.configuration_manager.use_mask_for_norm, is_cascaded=t.is_cascaded,
+        foreground_labels=labels.foreground_labels, regions=regions, ignore_label=labels.ignore_label)
+    val_transforms = t.get_validation_transforms(scales, is_cascaded=t.is_cascaded,
+                                                 foreground_labels=labels.foreground_labels, regions=regions,
+                                                 ignore_label=labels.ignore_label)
+    dataset_tr, dataset_val = t.get_tr_and_val_datasets()
+    common = dict(oversample_foreground_percent=t.oversample_foreground_percent, sampling_probabilities=None,
+                  pad_sides=None, probabilistic_oversampling=t.probabilistic_oversampling)
+    dl_tr = PositionDataLoader(dataset_tr, t.batch_size, initial_patch_size, patch_size, labels,
+                               transforms=train_transforms, **common)
+    dl_val = PositionDataLoader(dataset_val, t.batch_size, patch_size, patch_size, labels,
+                                transforms=val_transforms, **common)
+    workers = get_allowed_n_proc_DA()
+    if workers == 0:
+        gen_tr, gen_val = SingleThreadedAugmenter(dl_tr, None), SingleThreadedAugmenter(dl_val, None)
+    else:
+        pin = t.device.type == "cuda"
+        gen_tr = NonDetMultiThreadedAugmenter(data_loader=dl_tr, transform=None, num_processes=workers,
+                                              num_cached=max(6, workers // 2), seeds=None, pin_memory=pin,
+                                              wait_time=0.002)
+        gen_val = NonDetMultiThreadedAugmenter(data_loader=dl_val, transform=None, num_processes=max(1, workers // 2),
+                                               num_cached=max(3, workers // 4), seeds=None, pin_memory=pin,
+                                               wait_time=0.002)
+    next(gen_tr)  # start the workers, as nnU-Net does
+    next(gen_val)
+    return gen_tr, gen_val

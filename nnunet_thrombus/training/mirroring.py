@@ -24,21 +24,7 @@ import pickle
 from collections.abc import Sequence
 
 from nnunet_thrombus.measure.location import left_right_axis
-
-#: the choices of ``THROMBUS_MIRROR_AUGMENT`` and of a recipe's ``mirror_augment``
-MIRROR_AUGMENT_CHOICES = ("all", "left-right", "off")
-
-
-def mirror_augment_choice(environ: dict | None = None, default: str = "all") -> str:
-    """``THROMBUS_MIRROR_AUGMENT`` (else ``default``) as one of :data:`MIRROR_AUGMENT_CHOICES`; ``ValueError``
-    naming the variable for anything else."""
-    env = os.environ if environ is None else environ
-    raw = (env.get("THROMBUS_MIRROR_AUGMENT") or default).strip().lower()
-    if raw in ("lr", "left_right", "leftright"):
-        raw = "left-right"
-    if raw not in MIRROR_AUGMENT_CHOICES:
-        raise ValueError(f"THROMBUS_MIRROR_AUGMENT={raw!r}: expected one of {', '.join(MIRROR_AUGMENT_CHOICES)}")
-    return raw
+from nnunet_thrombus.training.overrides import MIRROR_AUGMENT_CHOICES  # noqa: F401 (the choices, named here too)
 
 
 def dataset_left_right_axis(preprocessed_folder: str, transpose_forward: Sequence[int]) -> int | None:

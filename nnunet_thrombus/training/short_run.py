@@ -1,20 +1,9 @@
-"""Short training schedules from the environment (nnU-Net's ``nnUNetv2_train`` has no epochs flag).
+"""The schedule, optimizer and mirroring of our trainers: a named recipe, then run-time overrides.
 
-| variable | meaning | nnU-Net default |
-| --- | --- | --- |
-| ``THROMBUS_NUM_EPOCHS`` | epochs | 1000 |
-| ``THROMBUS_ITERS_PER_EPOCH`` | training iterations per epoch | 250 |
-| ``THROMBUS_VAL_ITERS`` | validation iterations per epoch | 50 |
-| ``THROMBUS_SAVE_EVERY`` | checkpoint every N epochs | 50 |
-| ``THROMBUS_OVERSAMPLE_FG`` | share of each batch forced to contain thrombus (0-1) | 0.33 |
-| ``THROMBUS_NO_MIRRORING`` | ``1``: no test-time mirroring (in the final validation and later ``nnUNetv2_predict``, as nnU-Net's ``nnUNetTrainerNoMirroring``); augmentation then mirrors left-right only unless ``THROMBUS_MIRROR_AUGMENT`` says otherwise | mirroring on |
-| ``THROMBUS_MIRROR_AUGMENT`` | mirror augmentation: ``all`` (nnU-Net's three axes), ``left-right`` (the head's left-right axis only, :mod:`~nnunet_thrombus.training.mirroring`) or ``off`` (none: how short runs trained before 2026-12-02) | ``all``; ``left-right`` with ``THROMBUS_NO_MIRRORING=1`` |
-| ``THROMBUS_OPTIMIZER`` | ``sgd`` (the paper: SGD Nesterov 0.99, lr 0.01) or ``adamw`` (AdamW, lr ``THROMBUS_LR``, default 1e-3); poly 0.9 decay either way | ``sgd`` |
-| ``THROMBUS_LR`` | initial learning rate of the chosen optimizer | 0.01 (sgd), 1e-3 (adamw) |
-| ``THROMBUS_SEED`` | seeds Python's, numpy's and torch's global generators when the trainer is created (weight initialisation, patch sampling, augmentation); repeatable only with ``nnUNet_n_proc_DA=0`` and on CPU or deterministic cuDNN | unseeded |
-
-Counts must be positive integers and the share a number in [0, 1]; anything else raises ``ValueError`` naming the
-variable. The demo and the benchmark set the same variables for every trainer they compare.
+:class:`ShortScheduleMixin` applies, in ``__init__``, the class's recipe (a
+:class:`~nnunet_thrombus.training.overrides.TrainingSettings`; the paper's when empty) and then the run-time
+overrides (:mod:`nnunet_thrombus.training.overrides`: ``THROMBUS_*`` variables, or the arguments of an in-process
+training call), and writes the effective recipe to ``fold_k/training_recipe.json`` when training starts.
 
 Why AdamW for short CPU runs (docs/results/demo.md): on the demo cohort, 600 iterations of SGD (the paper's recipe,
 meant for 250,000 iterations) left the full-resolution output at a thrombus probability below 0.01 everywhere
@@ -23,115 +12,7 @@ while the half-resolution deep-supervision output had begun to find clots; the s
 """
 from __future__ import annotations
 
-import os
-
-_VARIABLES = {
-    "THROMBUS_NUM_EPOCHS": "num_epochs",
-    "THROMBUS_ITERS_PER_EPOCH": "num_iterations_per_epoch",
-    "THROMBUS_VAL_ITERS": "num_val_iterations_per_epoch",
-    "THROMBUS_SAVE_EVERY": "save_every",
-}
-
-
-def schedule_overrides(environ: dict | None = None) -> dict:
-    """Trainer attribute -> value for every ``THROMBUS_*`` schedule variable that is set."""
-    env = os.environ if environ is None else environ
-    out = {}
-    for var, attr in _VARIABLES.items():
-        raw = env.get(var)
-        if raw is None or raw == "":
-            continue
-        try:
-            value = int(raw)
-        except ValueError:
-            value = 0
-        if value < 1:
-            raise ValueError(f"{var}={raw!r}: expected a positive integer")
-        out[attr] = value
-    share = env.get("THROMBUS_OVERSAMPLE_FG")
-    if share not in (None, ""):
-        try:
-            value = float(share)
-        except ValueError:
-            value = -1.0
-        if not 0.0 <= value <= 1.0:
-            raise ValueError(f"THROMBUS_OVERSAMPLE_FG={share!r}: expected a number in [0, 1]")
-        out["oversample_foreground_percent"] = value
-    return out
-
-
-def schedule_environment(epochs: int, iters_per_epoch: int, val_iters: int | None = None,
-                         save_every: int | None = None, oversample_fg: float | None = None,
-                         mirroring: bool = True, optimizer: str | None = None, lr: float | None = None) -> dict:
-    """The ``THROMBUS_*`` variables for a short run (to merge into a subprocess environment)."""
-    env = {"THROMBUS_NUM_EPOCHS": str(epochs), "THROMBUS_ITERS_PER_EPOCH": str(iters_per_epoch)}
-    if val_iters is not None:
-        env["THROMBUS_VAL_ITERS"] = str(val_iters)
-    if save_every is not None:
-        env["THROMBUS_SAVE_EVERY"] = str(save_every)
-    if oversample_fg is not None:
-        env["THROMBUS_OVERSAMPLE_FG"] = str(oversample_fg)
-    env["THROMBUS_NO_MIRRORING"] = "0" if mirroring else "1"
-    if optimizer is not None:
-        env["THROMBUS_OPTIMIZER"] = optimizer
-    if lr is not None:
-        env["THROMBUS_LR"] = str(lr)
-    return env
-
-
-OPTIMIZERS = ("sgd", "adamw")
-
-
-def optimizer_choice(environ: dict | None = None, default: str = "sgd") -> tuple[str, float | None]:
-    """(``sgd`` or ``adamw``, learning rate or None for the optimizer's default) from ``THROMBUS_OPTIMIZER`` (else
-    ``default``) and ``THROMBUS_LR``; ``ValueError`` naming the variable for anything else."""
-    env = os.environ if environ is None else environ
-    name = (env.get("THROMBUS_OPTIMIZER") or default).strip().lower()
-    if name not in OPTIMIZERS:
-        raise ValueError(f"THROMBUS_OPTIMIZER={name!r}: expected one of {', '.join(OPTIMIZERS)}")
-    raw = env.get("THROMBUS_LR")
-    if raw in (None, ""):
-        return name, None
-    try:
-        lr = float(raw)
-    except ValueError:
-        lr = -1.0
-    if not 0.0 < lr < 1.0:
-        raise ValueError(f"THROMBUS_LR={raw!r}: expected a learning rate in (0, 1)")
-    return name, lr
-
-
-def mirroring_disabled(environ: dict | None = None) -> bool:
-    """True when ``THROMBUS_NO_MIRRORING`` is ``1``/``true``; ``ValueError`` for other non-empty values."""
-    env = os.environ if environ is None else environ
-    raw = (env.get("THROMBUS_NO_MIRRORING") or "").strip().lower()
-    if raw in ("", "0", "false", "f"):
-        return False
-    if raw in ("1", "true", "t"):
-        return True
-    raise ValueError(f"THROMBUS_NO_MIRRORING={raw!r}: expected 1 or 0")
-
-
-def training_seed(environ: dict | None = None) -> int | None:
-    """``THROMBUS_SEED`` as a non-negative integer, or None when unset; ``ValueError`` naming it otherwise."""
-    env = os.environ if environ is None else environ
-    raw = env.get("THROMBUS_SEED")
-    if raw in (None, ""):
-        return None
-    if not str(raw).strip().isdigit():
-        raise ValueError(f"THROMBUS_SEED={raw!r}: expected a non-negative integer")
-    return int(raw)
-
-
-#: the keys a named recipe (:mod:`nnunet_thrombus.training.recipes`) may set, before any ``THROMBUS_*`` override
-RECIPE_KEYS = ("num_epochs", "num_iterations_per_epoch", "num_val_iterations_per_epoch", "save_every",
-               "oversample_foreground_percent", "optimizer", "lr", "mirroring", "mirror_augment")
-
-
-def thrombus_overrides(environ: dict | None = None) -> dict:
-    """Every ``THROMBUS_*`` variable set (non-empty) in the environment, as written there."""
-    env = os.environ if environ is None else environ
-    return {k: v for k, v in sorted(env.items()) if k.startswith("THROMBUS_") and v != ""}
+from nnunet_thrombus.training.overrides import SCHEDULE_FIELDS, TrainingSettings, environment_overrides
 
 
 def describe_loss(loss) -> str:
@@ -153,56 +34,51 @@ def describe_loss(loss) -> str:
 
 class ShortScheduleMixin:
     """For nnU-Net trainers: ``_apply_short_schedule()`` (call at the end of ``__init__``) sets the schedule of the
-    named recipe (``recipe_defaults``; empty: nnU-Net's schedule with the paper's SGD) and then the ``THROMBUS_*``
-    overrides; mirroring is switched off when ``THROMBUS_NO_MIRRORING=1``; ``THROMBUS_OPTIMIZER`` / ``THROMBUS_LR``
-    choose the optimizer (SGD Nesterov 0.99 with nnU-Net's lr 0.01 by default, or AdamW). When training starts the
-    effective recipe is written to ``fold_k/training_recipe.json`` beside the checkpoints."""
+    class's recipe (:attr:`recipe`; empty: nnU-Net's schedule with the paper's SGD) and then the run-time overrides
+    (:func:`~nnunet_thrombus.training.overrides.environment_overrides`); :meth:`apply_overrides` layers the
+    arguments of an in-process training call on top, before ``initialize``. The optimizer is SGD Nesterov 0.99 at
+    nnU-Net's lr 0.01 unless the settings say AdamW (lr 1e-3 unless given). When training starts the effective
+    recipe is written to ``fold_k/training_recipe.json`` beside the checkpoints."""
 
-    #: the recipe's name in ``training_recipe.json`` and in reports; variants in ``training/recipes.py``
+    #: the recipe's name in ``training_recipe.json`` and in reports; named recipes in ``training/recipes.py``
     recipe_name = "paper"
-    #: the recipe's settings (keys of :data:`RECIPE_KEYS`), applied before the ``THROMBUS_*`` overrides
-    recipe_defaults: dict = {}
+    #: the recipe's settings, applied before the run-time overrides
+    recipe = TrainingSettings()
 
-    def _apply_short_schedule(self) -> None:
-        d = dict(self.recipe_defaults)
-        unknown = set(d) - set(RECIPE_KEYS)
-        if unknown:
-            raise ValueError(f"{type(self).__name__}.recipe_defaults: unknown keys {sorted(unknown)}; "
-                             f"allowed: {RECIPE_KEYS}")
-        for attr in RECIPE_KEYS[:5]:
-            if attr in d:
-                setattr(self, attr, d[attr])
-        for attr, value in schedule_overrides().items():
-            setattr(self, attr, value)
-        if (os.environ.get("THROMBUS_NO_MIRRORING") or "") == "":
-            self.no_mirroring = not d.get("mirroring", True)
-        else:
-            self.no_mirroring = mirroring_disabled()
-        from nnunet_thrombus.training.mirroring import mirror_augment_choice
-
-        self.mirror_augment = mirror_augment_choice(
-            default=d.get("mirror_augment", "left-right" if self.no_mirroring else "all"))
-        self.optimizer_name, lr = optimizer_choice(default=d.get("optimizer", "sgd"))
-        if lr is None and "lr" in d and not os.environ.get("THROMBUS_OPTIMIZER"):
-            lr = float(d["lr"])
-        if lr is not None:
-            self.initial_lr = lr
+    def _apply_short_schedule(self, overrides: TrainingSettings | None = None) -> None:
+        if "_before_recipe" not in self.__dict__:  # what __init__ set, so a second call starts from the same place
+            self._before_recipe = {a: getattr(self, a, None) for a in SCHEDULE_FIELDS + ("initial_lr",)}
+        #: the run-time overrides this trainer runs with (recorded in training_recipe.json)
+        self.run_overrides = environment_overrides() if overrides is None else overrides
+        settings = self.recipe.then(self.run_overrides)
+        for attr in SCHEDULE_FIELDS:
+            value = getattr(settings, attr)
+            value = self._before_recipe[attr] if value is None else value
+            if value is not None:
+                setattr(self, attr, value)
+        self.no_mirroring = settings.mirroring is False
+        self.mirror_augment = settings.mirror_augment or ("left-right" if self.no_mirroring else "all")
+        self.optimizer_name = settings.optimizer or "sgd"
+        if settings.lr is not None:
+            self.initial_lr = settings.lr
         elif self.optimizer_name == "adamw":
             self.initial_lr = 1e-3
-        seed = training_seed()
-        if seed is not None:  # before initialize() builds the network, so its weights depend on the seed alone
-            import random
+        elif self._before_recipe["initial_lr"] is not None:
+            self.initial_lr = self._before_recipe["initial_lr"]
+        self.context_cache_gb = settings.context_cache_gb
 
-            import numpy as np
-            import torch
-
-            random.seed(seed)
-            np.random.seed(seed)
-            torch.manual_seed(seed)
+    def apply_overrides(self, overrides: TrainingSettings) -> None:
+        """Layer ``overrides`` (an in-process training call's arguments) over the recipe and the environment's
+        overrides. Call right after construction, before ``initialize`` (as nnU-Net's ``run_training`` sets
+        ``disable_checkpointing`` on the trainer it built)."""
+        if getattr(self, "was_initialized", False):
+            raise RuntimeError(f"{type(self).__name__}: apply_overrides after initialize() has no effect on the "
+                               f"optimizer or the data loaders; call it right after creating the trainer")
+        self._apply_short_schedule(environment_overrides().then(overrides))
 
     def effective_recipe(self) -> dict:
         """What this training actually runs with (read after ``initialize``): optimizer, learning rate and schedule,
-        loss, epochs x iterations, batch, foreground oversampling, mirroring, and the ``THROMBUS_*`` overrides."""
+        loss, epochs x iterations, batch, foreground oversampling, mirroring, and the run-time overrides."""
         from nnunet_thrombus import __version__
 
         opt = getattr(self, "optimizer", None)
@@ -230,7 +106,7 @@ class ShortScheduleMixin:
                 "mirror_augment": getattr(self, "mirror_augment", None),
                 "augmentation_mirror_axes": (list(self.augmentation_mirror_axes)
                                              if getattr(self, "augmentation_mirror_axes", None) else None),
-                "overrides": thrombus_overrides(), "nnunet_thrombus": __version__}
+                "overrides": self.run_overrides.given(), "nnunet_thrombus": __version__}
 
     def on_train_start(self):
         super().on_train_start()

@@ -14,45 +14,32 @@ trainer name:
 Recipe (paper, where explicit): SGD Nesterov momentum 0.99, lr 0.01, poly decay 0.9, weight decay 3e-5, batch 2
 (from the plans), Dice + CE with deep-supervision weights halving per level and normalised to sum 1 (nnU-Net zeroes
 the lowest level; the paper does not), nnU-Net's augmentation (rotation, scaling, low-resolution simulation, ...).
-Short schedules: ``THROMBUS_*`` environment variables (:mod:`nnunet_thrombus.training.short_run`).
+Named recipes (short CPU schedules) are subclasses (:mod:`nnunet_thrombus.training.recipes`); run-time overrides
+come from :mod:`nnunet_thrombus.training.overrides`.
+
+How it extends nnU-Net (2.8): whole-method overrides, as nnU-Net's own variants do. ``get_dataloaders`` and
+``perform_actual_validation`` of the global-context fine stage name nnU-Net's loader and predictor classes inside
+nnU-Net's methods, so ours follow those methods with our classes
+(:func:`~nnunet_thrombus.training.global_context.position_dataloaders`,
+:func:`~nnunet_thrombus.training.context_validation.validate_with_coarse_context`). A global-context fine stage
+loaded by nnU-Net's own predictor (``nnUNetv2_predict``) stops at its first window with
+:class:`~nnunet_thrombus.networks.cascade_net.MissingCoarseContextError`, which names the command that can run it.
 """
 from __future__ import annotations
 
-import os
-from unittest import mock
-
 import numpy as np
 import torch
-import nnunetv2.training.nnUNetTrainer.nnUNetTrainer as nnunet_trainer_module
 from nnunetv2.training.loss.compound_losses import DC_and_CE_loss
 from nnunetv2.training.loss.deep_supervision import DeepSupervisionWrapper
 from nnunetv2.training.nnUNetTrainer.nnUNetTrainer import nnUNetTrainer
 
-from nnunet_thrombus.networks.cascade_net import MissingCoarseContextError, unwrap_network
+from nnunet_thrombus.networks.cascade_net import unwrap_network
 from nnunet_thrombus.training.losses import PresentClassSoftDiceLoss
 from nnunet_thrombus.training.network_builder import NetworkSwitches, build_thrombus_network
 from nnunet_thrombus.training.short_run import ShortScheduleMixin
 from nnunet_thrombus.training import stage_one
-from nnunet_thrombus.training.global_context import CoarseContextBank, PositionDataLoader, split_positions
-
-
-def _refuse_plain_sliding_window() -> None:
-    """Stop at model loading when nnU-Net's own predictor (``nnUNetv2_predict``) builds a global-context fine stage:
-    its windows would arrive without the whole-case coarse features. Predictors that supply them say so with a
-    ``supports_global_context`` class attribute."""
-    import inspect
-
-    from nnunetv2.inference.predict_from_raw_data import nnUNetPredictor
-
-    for frame in inspect.stack(context=0)[2:8]:
-        caller = frame.frame.f_locals.get("self")
-        if isinstance(caller, nnUNetPredictor) and not getattr(type(caller), "supports_global_context", False):
-            raise MissingCoarseContextError(
-                "this fine stage (3d_cascade_fullres) reads the coarse stage's whole-head features "
-                "(coarse_context='global'), which nnU-Net's plain sliding window (nnUNetv2_predict) cannot give a "
-                "patch. Predict with `nnunet_thrombus predict -i SCANS -o OUT -d DATASET -tr TRAINER -p PLANS` "
-                "(one whole-head coarse pass per case), or train and predict the patch-context ablation "
-                "(-tr ThrombusCascadeTrainer_patchContext).")
+from nnunet_thrombus.training.global_context import CoarseContextBank, position_dataloaders, split_positions
+from nnunet_thrombus.training.overrides import DEFAULT_CONTEXT_CACHE_GB
 
 
 class ThrombusCascadeTrainer(ShortScheduleMixin, nnUNetTrainer):
@@ -92,11 +79,8 @@ class ThrombusCascadeTrainer(ShortScheduleMixin, nnUNetTrainer):
                                    num_output_channels: int, enable_deep_supervision: bool = True):
         """nnU-Net's (new) signature; a classmethod so ablation variants pass their switches. The predictor calls it
         with the plans of the results folder, so ``nnUNetv2_predict`` rebuilds the same network."""
-        net = build_thrombus_network(plans_manager, configuration_manager, num_input_channels,
-                                     num_output_channels, enable_deep_supervision, cls.network_switches())
-        if getattr(net, "uses_global_context", False):
-            _refuse_plain_sliding_window()
-        return net
+        return build_thrombus_network(plans_manager, configuration_manager, num_input_channels,
+                                      num_output_channels, enable_deep_supervision, cls.network_switches())
 
     # ------------------------------------------------------------------ setup
     def initialize(self):
@@ -148,14 +132,15 @@ class ThrombusCascadeTrainer(ShortScheduleMixin, nnUNetTrainer):
         return self.is_cascaded and getattr(unwrap_network(self.network), "uses_global_context", False)
 
     def context_bank(self) -> CoarseContextBank:
-        """Whole-case coarse contexts of this fold's cases (``THROMBUS_CONTEXT_CACHE_GB``, default 8, of memory)."""
+        """Whole-case coarse contexts of this fold's cases (``context_cache_gb`` of the run-time overrides, default 8,
+        of memory)."""
         if self._context_bank is None:
             net = unwrap_network(self.network)
             cases = self.dataset_class(self.preprocessed_dataset_folder, None)
             n_img = net.num_image_channels
             self._context_bank = CoarseContextBank(
                 lambda key: np.asarray(cases.load_case(key)[0][:n_img]), net.whole_case_coarse_pass, self.device,
-                int(float(os.environ.get("THROMBUS_CONTEXT_CACHE_GB", "8")) * 2 ** 30))
+                int((self.context_cache_gb or DEFAULT_CONTEXT_CACHE_GB) * 2 ** 30))
         return self._context_bank
 
     def context_keys(self, keys, train: bool) -> list:
@@ -191,10 +176,10 @@ class ThrombusCascadeTrainer(ShortScheduleMixin, nnUNetTrainer):
         return {**batch, "data": data}, features
 
     def get_dataloaders(self):
+        """nnU-Net's; with the global context, its loaders carry each patch's case positions."""
         if not self.uses_global_context():
             return super().get_dataloaders()
-        with mock.patch.object(nnunet_trainer_module, "nnUNetDataLoader", PositionDataLoader):
-            return super().get_dataloaders()
+        return position_dataloaders(self)
 
     def _step_with_context(self, step, batch: dict, train: bool = False) -> dict:
         """Run nnU-Net's ``step`` (train or validation) with the batch's coarse features in scope."""
@@ -239,7 +224,6 @@ class ThrombusCascadeTrainer(ShortScheduleMixin, nnUNetTrainer):
             result = super().perform_actual_validation(save_probabilities)
             self._write_whole_head_next_stage()
             return result
-        from nnunet_thrombus.inference.roi_predictor import ROIRestrictedPredictor
+        from nnunet_thrombus.training.context_validation import validate_with_coarse_context
 
-        with mock.patch.object(nnunet_trainer_module, "nnUNetPredictor", ROIRestrictedPredictor):
-            return super().perform_actual_validation(save_probabilities)
+        return validate_with_coarse_context(self, save_probabilities)

@@ -56,7 +56,8 @@ class ThrombusCascadeTrainer_plain(ThrombusCascadeTrainer):
 class nnUNetTrainer_envSchedule(ShortScheduleMixin, nnUNetTrainer):
     """Vanilla nnU-Net (PlainConvUNet, nnU-Net's loss and recipe) for side-by-side baselines: the same plans as our
     trainer (the ``Thrombus*`` class names in them are replaced by PlainConvUNet with the same kwargs) and the same
-    ``THROMBUS_*`` short schedule, so both train under one budget."""
+    run-time overrides (:mod:`~nnunet_thrombus.training.overrides`), so both train under one budget. The name is
+    part of existing results folders; it predates the overrides module."""
 
     def __init__(self, plans: dict, configuration: str, fold: int, dataset_json: dict,
                  device: torch.device = torch.device("cuda")):

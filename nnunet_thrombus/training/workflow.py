@@ -16,7 +16,7 @@ from pathlib import Path
 from nnunet_thrombus.model_folder import COARSE, DEFAULT_PLANS, DEFAULT_TRAINER, FINE, stage_identifier
 from nnunet_thrombus.nnunet_env import nnunet_environment
 from nnunet_thrombus.training.epoch_progress import UNBUFFERED, EpochProgress, follow_log
-from nnunet_thrombus.training.short_run import schedule_environment
+from nnunet_thrombus.training.overrides import ENV_VARIABLES, TrainingSettings
 
 BIN = Path(sys.executable).parent
 
@@ -41,6 +41,9 @@ class NnunetWorkspace:
 
     def env(self, **extra: str) -> dict:
         env = nnunet_environment(self.raw, self.preprocessed, self.results, cpu_friendly=True)
+        for var in ENV_VARIABLES.values():  # a run's settings are its arguments, not the caller's variables
+            if var != ENV_VARIABLES["context_cache_gb"]:
+                env.pop(var, None)
         env.update({k: str(v) for k, v in extra.items()})
         return env
 
@@ -87,20 +90,47 @@ def plan_and_preprocess(ws: NnunetWorkspace, dataset_id: int, preset: str = "cpu
     return t
 
 
+def train_arguments(settings: TrainingSettings) -> list[str]:
+    """``nnunet_thrombus train`` flags for ``settings`` (only the fields that are set)."""
+    flags = {"num_epochs": "--epochs", "num_iterations_per_epoch": "--iters",
+             "num_val_iterations_per_epoch": "--val-iters", "save_every": "--save-every",
+             "oversample_foreground_percent": "--oversample-fg", "mirror_augment": "--mirror-augment",
+             "optimizer": "--optimizer", "lr": "--lr", "seed": "--seed"}
+    args = []
+    for name, value in settings.given().items():
+        if name == "mirroring":
+            args.append("--mirroring" if value else "--no-mirroring")
+        elif name in flags:
+            args += [flags[name], str(value)]
+        else:
+            raise ValueError(f"{name} is not a training flag (a machine setting: set it in the environment)")
+    return args
+
+
+def short_schedule(epochs: int = 1, iters: int = 10, val_iters: int = 2, oversample_fg: float | None = None,
+                   mirroring: bool = False, optimizer: str | None = None, lr: float | None = None,
+                   seed: int | None = None) -> TrainingSettings:
+    """The settings of a short run: ``epochs`` x ``iters``, a checkpoint at the end only. Short runs train without
+    test-time mirroring by default: nnU-Net's final validation with 8-fold mirroring otherwise dominates a CPU
+    run."""
+    return TrainingSettings(num_epochs=epochs, num_iterations_per_epoch=iters, num_val_iterations_per_epoch=val_iters,
+                            save_every=max(1, epochs), oversample_foreground_percent=oversample_fg,
+                            mirroring=mirroring, optimizer=optimizer, lr=lr, seed=seed)
+
+
 def train(ws: NnunetWorkspace, dataset_id: int, configuration: str, fold: int | str = 0,
           trainer: str = DEFAULT_TRAINER, plans_name: str = DEFAULT_PLANS, epochs: int = 1,
           iters: int = 10, val_iters: int = 2, device: str = "cpu", extra_args=(),
           oversample_fg: float | None = None, mirroring: bool = False, optimizer: str | None = None,
-          lr: float | None = None) -> float:
-    """``nnUNetv2_train`` with a ``THROMBUS_*`` short schedule, read by our trainers and by the vanilla baseline
-    ``nnUNetTrainer_envSchedule`` (plain ``nnUNetTrainer`` ignores it). Short runs train without mirroring by
-    default: nnU-Net's final validation with 8-fold mirroring otherwise dominates a CPU run. ``lr``: initial
-    learning rate (``THROMBUS_LR``); None keeps the optimizer's default."""
-    env = schedule_environment(epochs, iters, val_iters, save_every=max(1, epochs), oversample_fg=oversample_fg,
-                               mirroring=mirroring, optimizer=optimizer, lr=lr)
-    return ws.run(["nnUNetv2_train", dataset_id, configuration, fold, "-tr", trainer, "-p", plans_name,
-                   "-device", device, *extra_args], f"train_{trainer}_{configuration}_{fold}",
-                  on_line=EpochProgress(f"{trainer} {configuration} fold {fold}", epochs), **env)
+          lr: float | None = None, seed: int | None = None) -> float:
+    """``nnunet_thrombus train`` (``nnUNetv2_train`` with schedule flags) with a short schedule
+    (:func:`short_schedule`); our trainers and the vanilla baseline ``nnUNetTrainer_envSchedule`` take it.
+    ``lr``: initial learning rate; None keeps the optimizer's default."""
+    settings = short_schedule(epochs, iters, val_iters, oversample_fg, mirroring, optimizer, lr, seed)
+    return ws.run(["nnunet_thrombus", "train", dataset_id, configuration, fold, "-tr", trainer, "-p", plans_name,
+                   "-device", device, *train_arguments(settings), *extra_args],
+                  f"train_{trainer}_{configuration}_{fold}",
+                  on_line=EpochProgress(f"{trainer} {configuration} fold {fold}", epochs))
 
 
 def export_next_stage(ws: NnunetWorkspace, dataset_id: int, trainer: str = DEFAULT_TRAINER,

@@ -127,9 +127,9 @@ def test_stages_seeds_and_plans(smoke_run):
         for folder in ("nnUNetTrainer_envSchedule__ThrombusPlans__3d_fullres",
                        "ThrombusCascadeTrainer__ThrombusPlans__3d_cascade_fullres"):
             assert (results / f"seed{seed}" / DATASET / folder / "fold_0" / "checkpoint_final.pth").is_file()
-    for seed in (0, 1):  # the trainer ran with the row's seed (training_recipe.json records THROMBUS_*)
+    for seed in (0, 1):  # the trainer ran with the row's seed (training_recipe.json records the overrides)
         recipe = results / f"seed{seed}" / DATASET / "ThrombusCascadeTrainer__ThrombusPlans__3d_lowres" / "fold_0"
-        assert json.loads((recipe / "training_recipe.json").read_text())["overrides"]["THROMBUS_SEED"] == str(seed)
+        assert json.loads((recipe / "training_recipe.json").read_text())["overrides"]["seed"] == seed
     # the vessel-window plans differ from ThrombusPlans only in the CT normalisation window
     pre = out / "preprocessed" / DATASET
     plans, vessel = (json.loads((pre / f"{p}.json").read_text()) for p in ("ThrombusPlans", VESSEL_PLANS))

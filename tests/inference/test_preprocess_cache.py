@@ -88,10 +88,9 @@ def test_failed_write_leaves_no_entry_and_prediction_goes_on(tmp_path, monkeypat
     assert pc.preprocess_cached(_scan(0), _scan(1), blocker, _fake_compute(calls))[1] == "miss"
 
 
-def test_default_folder_from_environment_else_inside_the_output(monkeypatch, tmp_path):
-    monkeypatch.setenv(pc.CACHE_ENV, str(tmp_path / "c"))
-    assert pc.default_cache_dir(tmp_path / "out") == tmp_path / "c"
-    monkeypatch.delenv(pc.CACHE_ENV)
+def test_default_folder_is_the_named_one_else_inside_the_output(monkeypatch, tmp_path):
+    assert pc.default_cache_dir(tmp_path / "out", tmp_path / "c") == tmp_path / "c"
+    monkeypatch.setenv(pc.CACHE_ENV, str(tmp_path / "c"))  # the command line reads it, the library does not
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "x"))  # no longer used: never a home/cache folder
     monkeypatch.setenv("HOME", str(tmp_path / "home"))
     assert pc.default_cache_dir(tmp_path / "out") == tmp_path / "out" / ".preprocess_cache"

@@ -15,14 +15,15 @@ def _predictor(roi, margin, patch=(8, 8, 8), placement="auto"):
     p = object.__new__(ROIRestrictedPredictor)
     p.tile_step_size, p.verbose = 0.5, False
     p.configuration_manager = SimpleNamespace(patch_size=list(patch))
-    p.roi, p.margin, p.placement, p.last_tiles, p._grid_roi = roi, margin, placement, (0, 0), None
+    p.roi, p.margin, p.placement, p.last_tiles = roi, margin, placement, (0, 0)
     return p
 
 
 def test_full_window_without_roi():
     p = _predictor(None, (0, 0, 0))
-    slicers = p._internal_get_sliding_window_slicers((24, 24, 24))
-    assert len(slicers) == 5 ** 3 and p.last_tiles == (125, 125)   # steps of 4 voxels: 0, 4, 8, 12, 16
+    slicers = p.window_slicers((24, 24, 24))
+    assert len(slicers) == 5 ** 3   # steps of 4 voxels: 0, 4, 8, 12, 16
+    assert [s.start for s in slicers[1][1:]] == [0, 0, 4]  # nnU-Net's order: the last axis moves fastest
 
 
 @pytest.mark.parametrize("margin", [(0, 0, 0), (4, 4, 4)])
@@ -32,9 +33,8 @@ def test_grid_keeps_the_tiles_holding_the_roi(margin):
     p = _predictor(roi, margin, placement="grid")
     placement, boxes, n_run, n_full = p.plan_windows(roi.shape)
     assert (placement, boxes, n_run, n_full) == ("grid", [], 1, 125)
-    p._grid_roi = roi
-    kept = p._internal_get_sliding_window_slicers((24, 24, 24))
-    assert [tuple(s.start for s in sl[1:]) for sl in kept] == [(0, 0, 0)] and p.last_tiles == (1, 125)
+    kept = p.window_slicers((24, 24, 24), roi)
+    assert [tuple(s.start for s in sl[1:]) for sl in kept] == [(0, 0, 0)]
 
 
 def test_central_voxel_grid_vs_crops():
@@ -55,8 +55,7 @@ def test_grid_adds_tiles_where_a_wide_margin_is_not_covered():
     roi[12, 12, 12] = True
     # margin 6: grown [6, 19) per axis, but the 8 tiles holding the voxel (starts {8, 12}) cover only [8, 20)
     p = _predictor(roi, (6, 6, 6), placement="grid")
-    p._grid_roi = roi
-    kept = p._internal_get_sliding_window_slicers((24, 24, 24))
+    kept = p.window_slicers((24, 24, 24), roi)
     starts = {tuple(s.start for s in sl[1:]) for sl in kept}
     assert {(a, b, c) for a in (8, 12) for b in (8, 12) for c in (8, 12)} <= starts
     covered = np.zeros((24, 24, 24), bool)
@@ -182,3 +181,26 @@ def test_grid_logits_inside_the_roi_are_those_of_the_full_sliding_window():
     assert torch.equal(results["grid"][:, inside], results[None][:, inside])   # bit for bit
     # crops sit elsewhere: the same network gives other logits at some ROI voxels
     assert not torch.equal(results["crops"][:, inside], results[None][:, inside])
+
+
+@pytest.mark.parametrize("mirror_axes", [None, (0, 2)])
+def test_full_sliding_window_is_nnunets_own(mirror_axes):
+    """Without an ROI our window loop gives nnU-Net's sliding window bit for bit (its grid, order, padding,
+    mirroring and float16 accumulation; written against nnU-Net 2.8)."""
+    from nnunetv2.inference.predict_from_raw_data import nnUNetPredictor
+
+    torch.manual_seed(5)
+    image = torch.randn(1, 6, 21, 19)  # smaller than the patch along z: padded as nnU-Net pads
+    results = []
+    for cls in (ROIRestrictedPredictor, nnUNetPredictor):
+        p = cls(tile_step_size=0.5, use_gaussian=False, use_mirroring=mirror_axes is not None,
+                perform_everything_on_device=False, device=torch.device("cpu"), allow_tqdm=False)
+        p.network = _ContextNet()
+        p.configuration_manager = SimpleNamespace(patch_size=[8, 8, 8])
+        p.label_manager = SimpleNamespace(num_segmentation_heads=2)
+        p.allowed_mirroring_axes = mirror_axes
+        results.append(p.predict_sliding_window_return_logits(image))
+        if cls is nnUNetPredictor:
+            assert [sl[1:] for sl in p._internal_get_sliding_window_slicers((8, 21, 19))] == \
+                [sl[1:] for sl in ROIRestrictedPredictor.window_slicers(p, (8, 21, 19))]
+    assert results[0].shape == (2, 6, 21, 19) and torch.equal(results[0], results[1])

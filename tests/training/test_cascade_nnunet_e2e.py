@@ -81,14 +81,17 @@ def test_interrupted_training_resumes_with_c(tiny_cascade, tmp_path):
     """nnU-Net's --c continues from the last checkpoint: a third epoch on top of the two trained ones."""
     import shutil
 
-    from nnunet_thrombus.training.short_run import schedule_environment
+    from nnunet_thrombus.training.overrides import TrainingSettings
+    from nnunet_thrombus.training.workflow import train_arguments
 
     ws = tiny_cascade["ws"]
     results = tmp_path / "results"
     shutil.copytree(ws.results, results)
-    env = schedule_environment(3, 4, 1, save_every=1)
-    ws.run(["nnUNetv2_train", "501", "3d_lowres", "0", "-tr", "ThrombusCascadeTrainer", "-p", "ThrombusPlans",
-            "-device", "cpu", "--c"], "resume", nnUNet_results=str(results), **env)
+    settings = TrainingSettings(num_epochs=3, num_iterations_per_epoch=4, num_val_iterations_per_epoch=1,
+                                save_every=1, mirroring=False)
+    ws.run(["nnunet_thrombus", "train", "501", "3d_lowres", "0", "-tr", "ThrombusCascadeTrainer", "-p",
+            "ThrombusPlans", "-device", "cpu", *train_arguments(settings), "--c"], "resume",
+           nnUNet_results=str(results))
     before, _ = _train_losses(tiny_cascade["coarse_dir"])
     after, _ = _train_losses(results / tiny_cascade["coarse_dir"].relative_to(ws.results))
     assert len(after) == 3 and after[:2] == before

@@ -231,3 +231,39 @@ def test_positions_pass_nnunets_own_cascade_training_pipeline():
     centre = out["image"][-4:-1, 8, 12, 12] / w[8, 12, 12]
     # the patch centre maps near the crop centre (rotation/scaling about it), in case voxels
     assert torch.allclose(centre, torch.tensor([3 + 12.0, 5 + 18.0, 7 + 18.0]), atol=1.5)
+
+
+def test_position_dataloaders_follow_nnunets_get_dataloaders(monkeypatch):
+    """nnU-Net has no hook for the loader class, so ``position_dataloaders`` follows its ``get_dataloaders``: the
+    same loaders (batch, patch sizes, oversampling, augmenter, transforms) with PositionDataLoader, whose batches
+    carry the 4 position channels more."""
+    from batchgenerators.dataloading.single_threaded_augmenter import SingleThreadedAugmenter
+    from nnunetv2.training.nnUNetTrainer.nnUNetTrainer import nnUNetTrainer
+
+    from nnunet_thrombus.training.global_context import position_dataloaders
+
+    monkeypatch.setenv("nnUNet_n_proc_DA", "0")
+    patch = (8, 12, 12)
+    case = np.random.default_rng(0).normal(size=(2, 12, 20, 20)).astype(np.float32)
+    t = object.__new__(nnUNetTrainer)
+    t.dataset_class, t.is_cascaded, t.batch_size, t.device = _Cases, False, 2, torch.device("cpu")
+    t.oversample_foreground_percent, t.probabilistic_oversampling = 0.33, False
+    t.configuration_manager = SimpleNamespace(patch_size=list(patch), use_mask_for_norm=[False, False])
+    t.label_manager = SimpleNamespace(foreground_labels=[1], has_regions=False, foreground_regions=None,
+                                      ignore_label=None, all_labels=[0, 1], has_ignore_label=False)
+    t._get_deep_supervision_scales = lambda: None
+    t.configure_rotation_dummyDA_mirroring_and_inital_patch_size = lambda: ((0.0, 0.0), False, (10, 14, 14), (0,))
+    t.get_tr_and_val_datasets = lambda: (_Cases(case), _Cases(case))
+    theirs, ours = nnUNetTrainer.get_dataloaders(t), position_dataloaders(t)
+    for a, b, crop in zip(theirs, ours, ((10, 14, 14), patch)):
+        assert type(a) is type(b) is SingleThreadedAugmenter
+        la, lb = a.data_loader, b.data_loader
+        assert type(la) is nnUNetDataLoader and type(lb) is PositionDataLoader
+        for attr in ("batch_size", "patch_size", "final_patch_size", "oversample_foreground_percent",
+                     "need_to_pad"):
+            assert np.array_equal(getattr(la, attr), getattr(lb, attr)), attr
+        assert tuple(la.patch_size) == crop
+        assert [type(x).__name__ for x in la.transforms.transforms] == \
+            [type(x).__name__ for x in lb.transforms.transforms.transforms if type(x).__name__ != "StashPositions"]
+        ba, bb = next(a), next(b)
+        assert tuple(bb["data"].shape) == (2, 2 + 4, *patch) and tuple(ba["data"].shape) == (2, 2, *patch)

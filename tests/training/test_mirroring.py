@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 import SimpleITK as sitk
 
-from nnunet_thrombus.training.mirroring import (augmentation_mirror_axes, dataset_left_right_axis, left_right_axis,
-                                                mirror_augment_choice)
+from nnunet_thrombus.training.mirroring import augmentation_mirror_axes, dataset_left_right_axis, left_right_axis
+from nnunet_thrombus.training.overrides import TrainingSettings
 
 IDENTITY = (1, 0, 0, 0, 1, 0, 0, 0, 1)
 # rows of the image run anterior-posterior, columns left-right (index axis i along patient y, j along patient x)
@@ -73,15 +73,6 @@ def test_dataset_axis_needs_every_case_to_agree(tmp_path):
     assert augmentation_mirror_axes("all", str(tmp_path), (0, 1, 2))[0] == (0, 1, 2)
 
 
-def test_mirror_augment_choice_parses_and_refuses():
-    assert mirror_augment_choice({}) == "all"
-    assert mirror_augment_choice({}, default="left-right") == "left-right"
-    assert mirror_augment_choice({"THROMBUS_MIRROR_AUGMENT": " LR "}) == "left-right"
-    assert mirror_augment_choice({"THROMBUS_MIRROR_AUGMENT": "off"}, default="left-right") == "off"
-    with pytest.raises(ValueError, match="THROMBUS_MIRROR_AUGMENT='sideways'"):
-        mirror_augment_choice({"THROMBUS_MIRROR_AUGMENT": "sideways"})
-
-
 class _Base:
     """Stands in for nnUNetTrainer: its three-axis mirroring and the attributes the mixin reads."""
 
@@ -98,34 +89,31 @@ class _Base:
         return (-0.5, 0.5), False, [24, 48, 48], (0, 1, 2)
 
 
-def _trainer(folder, recipe=None, transpose=(0, 1, 2)):
+def _trainer(folder, overrides, recipe=None, transpose=(0, 1, 2)):
     from nnunet_thrombus.training.short_run import ShortScheduleMixin
 
     class Trainer(ShortScheduleMixin, _Base):
-        recipe_defaults = recipe or {}
-
         def __init__(self):
             _Base.__init__(self, folder, transpose)
             self.initial_lr, self.weight_decay = 1e-2, 3e-5
-            self._apply_short_schedule()
+            self._apply_short_schedule(overrides)
 
+    if recipe is not None:
+        Trainer.recipe = recipe
     return Trainer()
 
 
-@pytest.mark.parametrize("env,recipe,augment,inference", [
+@pytest.mark.parametrize("overrides,recipe,augment,inference", [
     ({}, None, (0, 1, 2), (0, 1, 2)),  # the paper: nnU-Net's mirroring, augmentation and test time
-    ({"THROMBUS_NO_MIRRORING": "1"}, None, (0,), None),  # short runs: left-right only, no test-time mirroring
-    ({"THROMBUS_NO_MIRRORING": "1", "THROMBUS_MIRROR_AUGMENT": "off"}, None, None, None),  # the former short runs
+    ({"mirroring": False}, None, (0,), None),  # short runs: left-right only, no test-time mirroring
+    ({"mirroring": False, "mirror_augment": "off"}, None, None, None),  # the former short runs
     ({}, {"mirroring": False}, (0,), None),  # the cpuShort recipe
-    ({"THROMBUS_MIRROR_AUGMENT": "left-right"}, None, (0,), (0, 1, 2)),
+    ({"mirror_augment": "left-right"}, None, (0,), (0, 1, 2)),
 ])
-def test_trainer_mirror_axes(tmp_path, monkeypatch, env, recipe, augment, inference):
-    for var in ("THROMBUS_NO_MIRRORING", "THROMBUS_MIRROR_AUGMENT"):
-        monkeypatch.delenv(var, raising=False)
-    for k, v in env.items():
-        monkeypatch.setenv(k, v)
+def test_trainer_mirror_axes(tmp_path, overrides, recipe, augment, inference):
     _case(tmp_path, "A", IDENTITY)
-    trainer = _trainer(tmp_path, recipe, transpose=(2, 0, 1))  # x moved to the first array axis
+    trainer = _trainer(tmp_path, TrainingSettings(**overrides), recipe and TrainingSettings(**recipe),
+                       transpose=(2, 0, 1))  # x moved to the first array axis
     *_, axes = trainer.configure_rotation_dummyDA_mirroring_and_inital_patch_size()
     assert axes == augment
     assert trainer.inference_allowed_mirroring_axes == inference

@@ -1,4 +1,4 @@
-"""Short-run schedule variables, the stage-1 error message, and the deep-supervision weights."""
+"""The stage-1 error message, the deep-supervision weights and the optimizer choice."""
 from __future__ import annotations
 
 from types import SimpleNamespace
@@ -7,15 +7,7 @@ import numpy as np
 import pytest
 
 from nnunet_thrombus.training import stage_one
-from nnunet_thrombus.training.short_run import schedule_overrides
-
-
-def test_schedule_overrides_parse_and_reject():
-    got = schedule_overrides({"THROMBUS_NUM_EPOCHS": "3", "THROMBUS_ITERS_PER_EPOCH": "7"})
-    assert got == {"num_epochs": 3, "num_iterations_per_epoch": 7}
-    for bad in ("0", "-2", "ten"):
-        with pytest.raises(ValueError, match="THROMBUS_VAL_ITERS"):
-            schedule_overrides({"THROMBUS_VAL_ITERS": bad})
+from nnunet_thrombus.training.overrides import TrainingSettings
 
 
 def test_missing_stage1_predictions_name_folds_and_commands(tmp_path, monkeypatch):
@@ -63,36 +55,7 @@ def test_deep_supervision_weights_halve_and_sum_to_one():
     assert isinstance(loss.loss.dc, PresentClassSoftDiceLoss)
 
 
-def test_oversample_share_is_parsed_and_bounded():
-    assert schedule_overrides({"THROMBUS_OVERSAMPLE_FG": "0.75"}) == {"oversample_foreground_percent": 0.75}
-    for bad in ("1.5", "-0.1", "half"):
-        with pytest.raises(ValueError, match="THROMBUS_OVERSAMPLE_FG"):
-            schedule_overrides({"THROMBUS_OVERSAMPLE_FG": bad})
-
-
-def test_no_mirroring_switch():
-    from nnunet_thrombus.training.short_run import mirroring_disabled, schedule_environment
-
-    assert mirroring_disabled({}) is False
-    assert mirroring_disabled({"THROMBUS_NO_MIRRORING": "1"}) is True
-    assert schedule_environment(2, 5, mirroring=False)["THROMBUS_NO_MIRRORING"] == "1"
-    with pytest.raises(ValueError, match="THROMBUS_NO_MIRRORING"):
-        mirroring_disabled({"THROMBUS_NO_MIRRORING": "yes please"})
-
-
-def test_optimizer_choice_from_environment():
-    from nnunet_thrombus.training.short_run import optimizer_choice, schedule_environment
-
-    assert optimizer_choice({}) == ("sgd", None)
-    assert optimizer_choice({"THROMBUS_OPTIMIZER": "AdamW", "THROMBUS_LR": "3e-4"}) == ("adamw", 3e-4)
-    for bad in ({"THROMBUS_OPTIMIZER": "rmsprop"}, {"THROMBUS_LR": "0"}, {"THROMBUS_LR": "fast"}):
-        with pytest.raises(ValueError, match="THROMBUS_"):
-            optimizer_choice(bad)
-    env = schedule_environment(3, 10, optimizer="adamw")
-    assert env["THROMBUS_OPTIMIZER"] == "adamw" and "THROMBUS_LR" not in env
-
-
-def test_short_schedule_builds_the_chosen_optimizer(monkeypatch):
+def test_short_schedule_builds_the_chosen_optimizer():
     """SGD Nesterov 0.99 at lr 0.01 by default (the paper); AdamW at 1e-3 when asked; frozen parameters left out;
     poly decay either way."""
     import torch
@@ -100,19 +63,16 @@ def test_short_schedule_builds_the_chosen_optimizer(monkeypatch):
     from nnunet_thrombus.training.short_run import ShortScheduleMixin
 
     class Stub(ShortScheduleMixin):
-        def __init__(self):
+        def __init__(self, overrides):
             self.initial_lr, self.weight_decay, self.num_epochs = 1e-2, 3e-5, 10
-            self._apply_short_schedule()
+            self._apply_short_schedule(overrides)
             self.network = torch.nn.Sequential(torch.nn.Linear(2, 2), torch.nn.Linear(2, 2))
             self.network[0].requires_grad_(False)
 
-    monkeypatch.delenv("THROMBUS_OPTIMIZER", raising=False)
-    monkeypatch.delenv("THROMBUS_LR", raising=False)
-    opt, sched = Stub().configure_optimizers()
+    opt, sched = Stub(TrainingSettings()).configure_optimizers()
     assert isinstance(opt, torch.optim.SGD) and opt.defaults["nesterov"] and opt.defaults["momentum"] == 0.99
     assert opt.param_groups[0]["lr"] == 1e-2 and len(opt.param_groups[0]["params"]) == 2
-    monkeypatch.setenv("THROMBUS_OPTIMIZER", "adamw")
-    opt, sched = Stub().configure_optimizers()
+    opt, sched = Stub(TrainingSettings(optimizer="adamw")).configure_optimizers()
     assert isinstance(opt, torch.optim.AdamW) and opt.param_groups[0]["lr"] == 1e-3
     sched.step(5)
     assert opt.param_groups[0]["lr"] == pytest.approx(1e-3 * (1 - 5 / 10) ** 0.9)
