@@ -1,4 +1,4 @@
-"""How much of each training clot stage 1 marks, in-sample (its own training cases) against out-of-fold (issue 17).
+"""How much of each training clot stage 1 marks, in-sample (its own training cases) against out-of-fold.
 
 The fine stage learns from stage 1's output on the fine stage's training cases. When stage 1 was trained on those
 same cases (one fold, as in the cpu benchmark), its output there may be cleaner than on new patients. This script

@@ -1,4 +1,4 @@
-"""How much of each clot survives in the coarse stage's training labels (issue 17, small distal clots).
+"""How much of each clot survives in the coarse stage's training labels (small distal clots).
 
 nnU-Net trains ``3d_lowres`` on labels resampled to the coarse spacing (one-hot, linear, then argmax: its
 ``resample_data_or_seg_to_shape`` with ``is_seg=True``). A clot thinner than about half a coarse voxel can vanish

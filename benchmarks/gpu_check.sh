@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# GPU check (issue 18, item 5): on one GPU, in under 8 minutes,
+# GPU check: on one GPU, in under 8 minutes,
 #   1. make a few paper-preset synthetic patients (DICOM + NIfTI), generated in parallel;
 #   2. plan them with the paper's plans (apply-plans --preset paper) and preprocess;
 #   3. train vanilla nnU-Net 3d_fullres (nnUNetTrainer_envSchedule) and ours (ThrombusCascadeTrainer: 3d_lowres,

@@ -6,7 +6,7 @@ start-up are excluded); (c) our cascade (``ThrombusCascadePredictor``) with the 
 (d) the same with the ROI-restricted fine stage. All four use the same TTA setting and device; the cases are
 visited in turn (a, b, c, d for case 1, then case 2, ...) so that load on a shared machine hits all alike.
 Times are seconds per case from image array in to label array out (preprocessing, sliding window, resampling to
-the input grid), printed as a ratio to (a); (d)/(c) is the acceptance figure of issue 9.
+the input grid), printed as a ratio to (a); (d)/(c) is the ROI-restricted fine stage's speed-up.
 (e) (``-m abcde``): (c) with the same weights but the former coarse source: the ``3d_lowres`` model's sliding window
 for the coarse prediction and the coarse branch re-run on every fine window (``coarse_context="patch"``); (e)/(c)
 is what the global coarse context (one whole-case coarse pass per case) saves. Each of (c), (d), (e) reports the

@@ -1,4 +1,4 @@
-"""Post-processing on truth-based predictions, old rule vs evidence rule (issue 17). SYNTHETIC.
+"""Post-processing on truth-based predictions, old rule vs evidence rule. SYNTHETIC.
 
 For each generated head (demo preset, wall calcifications and plaques forced on; sites M2, ACA, M1, ICA and
 clot-free in turn) the "prediction" is the reference clot plus every calcification grown by one voxel (a network's

@@ -1,4 +1,4 @@
-"""Clinical-trust figures of a trained cascade on a held-out cohort, and where each missed clot was lost (issue 17).
+"""Clinical-trust figures of a trained cascade on a held-out cohort, and where each missed clot was lost.
 
 1. ``predict_cases`` on the dataset's ``imagesTs`` (the model's own post-processing and review rule; TTA off unless
    ``--tta``), then ``evaluate_folder(..., reports_dir=...)`` on ``labelsTs`` with ``metadata.csv``: clot-free

@@ -165,8 +165,8 @@ BUDGETS: dict[str, Budget] = {b.name: b for b in (
            patch_size=(32, 48, 48), epochs=1, iters=1, val_iters=1, disable_tta=True),
     # the demo's network, and its fine-stage schedule for every full-resolution stage. Every 3d_lowres stage gets
     # 1.5 times as many iterations: at 410-574 iterations our coarse stage (and, in one of two runs, a plain U-Net
-    # at that spacing) scored validation Dice 0, so it could not point the fine stage anywhere (issue 9's ROI).
-    # 40 test patients (issue 18: >= 30 with a clot, >= 10 clot-free) and 40 training patients (fold 0: 32 train,
+    # at that spacing) scored validation Dice 0, so it could not point the fine stage anywhere (the fine stage's ROI).
+    # 40 test patients (>= 30 with a clot, >= 10 clot-free) and 40 training patients (fold 0: 32 train,
     # 8 validation): 808 fine iterations x batch 2 see each training patient about 50 times (docs/benchmark.md).
     # Every 3d_lowres stage trains at AdamW 3e-3: at 1e-3 our coarse stage found 0/4 held-out clots after 301
     # iterations, at 3e-3 2-3/4 (the demo's DEMO_COARSE_LR, same finding).

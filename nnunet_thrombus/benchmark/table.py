@@ -37,7 +37,7 @@ ACCURACY = ["dice_median", "dice_ci_low", "dice_ci_high", "dice_q1", "dice_q3", 
             "clot_free_spec_ci_low", "clot_free_spec_ci_high", "lvo_sensitivity", "lvo_sens_ci_low",
             "lvo_sens_ci_high", "lvo_specificity", "lvo_spec_ci_low", "lvo_spec_ci_high", "n_test", "n_with_clot",
             "n_clot_free"]
-#: issue 17's trust figures (``evaluation.evaluate.evidence_columns``); the uncertainty and review ones need
+#: the trust figures (``evaluation.evaluate.evidence_columns``); the uncertainty and review ones need
 #: ``nnunet_thrombus predict`` reports: our cascade rows have them, the ``nnUNetv2_predict`` rows read NaN
 EVIDENCE = ["m2_aca_detection", "fp_calls_per_clot_free_head", "uncertainty_spearman_rho",
             "uncertainty_auroc_poor_dice", "review_sensitivity", "review_specificity", "dropped_on_reference"]
@@ -222,7 +222,7 @@ def to_markdown(rows: list[dict], header: list[str], subgroups: list[dict] | Non
             f"{_ci(r, 'lvo_specificity', 'lvo_spec_ci_low', 'lvo_spec_ci_high')} | {_f(r['volume_r'])} | "
             f"{_f(r['length_r'])} |")
     if any(k in r for r in rows for k in EVIDENCE):
-        lines += ["", "### Detection of distal clots and trust (issue 17)", "",
+        lines += ["", "### Detection of distal clots and trust", "",
                   "| variant | M2/ACA detection | FP calls per clot-free head | uncertainty vs Dice, Spearman rho | "
                   "AUROC of uncertainty for Dice < 0.6 | review sensitivity | review specificity |",
                   "| --- | --- | --- | --- | --- | --- | --- |"]

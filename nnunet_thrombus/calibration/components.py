@@ -337,7 +337,7 @@ def fit_component_rule(cases, base: ComponentRule = ComponentRule()) -> tuple[Co
     also goes fits the noise of a few dozen validation cases. Measured (SYNTHETIC, five-fold cpu model, 40
     validation patients whose smallest true component was 13.8 mm^3): minimising false components chose a mean
     probability of 0.7, which dropped five true clots of 1.6-10.5 mm^3 on the 60-patient evaluation cohort
-    (docs/results/trust_eval_cpu.md, session 11). Returns (rule, {"score", "default_score", "n_cases",
+    (docs/results/trust_eval_cpu.md). Returns (rule, {"score", "default_score", "n_cases",
     "n_components", "n_true_components"}).
     """
     cases = [list(c) for c in cases]

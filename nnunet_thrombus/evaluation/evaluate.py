@@ -15,7 +15,7 @@ CSV is given, otherwise the LVO rule applied to the reference mask. Subgroups: `
 ``isodense`` from metadata; size group (<30 mm^3 vs >=30 mm^3) from the reference volume; ``size_class`` and
 ``clot_free_calcified`` from metadata when it has them (the synthetic cohort writes both).
 
-Trust (issue 17), when ``reports_dir`` (``predict``'s output folder, ``<case>/report.json``) is given: each case's
+Trust, when ``reports_dir`` (``predict``'s output folder, ``<case>/report.json``) is given: each case's
 uncertainty score (bits), ``review`` flag, components dropped by post-processing, and whether a dropped component's
 bounding box holds reference voxels (``dropped_on_reference``: the post-processing may have removed the clot). The
 summary then has Spearman rho between uncertainty and Dice, the AUROC of the uncertainty for Dice < 0.6, and the

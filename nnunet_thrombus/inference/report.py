@@ -52,7 +52,7 @@ RECIPE_SCHEMA = {"type": "object", "required": ["label", COARSE, FINE],
 
 
 def _series_schema() -> dict:
-    """``input.series.ncct`` / ``.cta``: which DICOM series was read and why, what was skipped (issue 20)."""
+    """``input.series.ncct`` / ``.cta``: which DICOM series was read and why, what was skipped."""
     summary = {"type": "object", "required": ["series_number"],
                "properties": {"series_number": {"type": "integer"}, "description": {"type": "string"},
                               "image_type": {"type": "string"}, "n_images": {"type": "integer", "minimum": 0},

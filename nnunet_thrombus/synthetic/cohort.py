@@ -121,7 +121,7 @@ class TestProfile:
 
 
 TEST_PROFILES = {
-    # issue 18: >= 40 test cases, >= 30 with clots, >= 10 clot-free (some calcified), every site, isodense and
+    # the benchmark's test set: >= 40 test cases, >= 30 with clots, >= 10 clot-free (some calcified), every site, isodense and
     # clots under 30 mm^3
     "benchmark": TestProfile(
         "benchmark", min_test=40, strict=False, clot_free_share=0.25, min_clot_free=0, calcified_share=0.6,
@@ -129,7 +129,7 @@ TEST_PROFILES = {
         isodense_share=0.2, min_isodense=1, small_share=0.25, min_small=1, calcified_clot_share=0.3,
         guarantees="n >= 40: >= 30 clots (ICA, M1, M2, ACA each >= 6), >= 10 clot-free of which >= 6 calcified, "
                    ">= 6 isodense, >= 8 small (mask < 30 mm^3)"),
-    # issue 17: >= 20 clot-free with calcifications, >= 20 M2/ACA, >= 20 isodense, >= 20 under 40 mm^3
+    # the trust evaluation: >= 20 clot-free with calcifications, >= 20 M2/ACA, >= 20 isodense, >= 20 under 40 mm^3
     "evaluation": TestProfile(
         "evaluation", min_test=60, strict=True, clot_free_share=0.35, min_clot_free=24, calcified_share=0.8,
         min_clot_free_calcified=20, site_shares=(("ICA", 0.14), ("M1", 0.2), ("M2", 0.33), ("ACA", 0.33)),

@@ -1,4 +1,4 @@
-"""Issue 4 acceptance on the synthetic raw layouts (DICOM and NIfTI): TRE, label Dice, outputs, resume."""
+"""Converter acceptance on the synthetic raw layouts (DICOM and NIfTI): TRE, label Dice, outputs, resume."""
 from __future__ import annotations
 
 import csv

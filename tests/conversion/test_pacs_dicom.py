@@ -1,4 +1,4 @@
-"""DICOM as a PACS exports it (issue 20): series chosen by meaning, stray files, gantry tilt, transfer syntaxes,
+"""DICOM as a PACS exports it: series chosen by meaning, stray files, gantry tilt, transfer syntaxes,
 enhanced multi-frame CT. Every test writes its own files (``_pacs_export``) from the analytic phantom head."""
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""The thrombus DICOM SEG (issue 20): valid for dciodvfy (plain and anonymized), read back to the same mask by
+"""The thrombus DICOM SEG: valid for dciodvfy (plain and anonymized), read back to the same mask by
 highdicom and by a plain pydicom decoder, on untilted, gantry-tilted and enhanced multi-frame CTA; the anonymized
 SEG holds none of the source's names, IDs, dates or UIDs. Each test writes its own DICOM."""
 from __future__ import annotations

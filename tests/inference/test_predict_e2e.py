@@ -1,4 +1,4 @@
-"""Acceptance (issue 7): `nnunet_thrombus predict` on 3 tiny DICOM cases with the short-trained cascade."""
+"""Acceptance: `nnunet_thrombus predict` on 3 tiny DICOM cases with the short-trained cascade."""
 from __future__ import annotations
 
 import json

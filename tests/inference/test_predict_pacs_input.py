@@ -1,4 +1,4 @@
-"""predict on a patient exported as a PACS does (issue 20): the CTA folder holds the primary series plus a MIP, a
+"""predict on a patient exported as a PACS does: the CTA folder holds the primary series plus a MIP, a
 localizer, a dose report and a README; the NCCT was acquired with 12 deg gantry tilt. The report names the series
 read and every one skipped with its reason, flags the tilt, and the SEG (plain and anonymized) passes dciodvfy."""
 from __future__ import annotations

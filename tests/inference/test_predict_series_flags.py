@@ -1,4 +1,4 @@
-"""``predict --ncct-series/--cta-series`` (issue 20): a DICOM folder whose series choice is ambiguous fails with a
+"""``predict --ncct-series/--cta-series``: a DICOM folder whose series choice is ambiguous fails with a
 message that names the flag and the values to give it; with the flags, the named series are read and
 ``report.json`` ``input.series`` says so. Each test writes its own DICOM (``_pacs_export``: analytic phantom head)."""
 from __future__ import annotations
