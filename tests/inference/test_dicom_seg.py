@@ -108,7 +108,11 @@ def test_anonymized_seg_holds_no_source_identifier(tmp_path):
     grid = tilted_grid(SIZE, SPACING)
     write_series(tmp_path / "CTA", analytic_head(grid), grid)
     image, info = read_dicom_series(tmp_path / "CTA")
-    write_dicom_seg(tmp_path / "anon.dcm", _mask_on(image), image, tmp_path / "CTA", "case07", anonymize=True)
+    from nnunet_thrombus.deidentify import new_key
+
+    key = new_key(tmp_path / "key.txt")
+    res = write_dicom_seg(tmp_path / "anon.dcm", _mask_on(image), image, tmp_path / "CTA", "case07", anonymize=True,
+                          key=key)
     got, want = _check_seg(tmp_path / "anon.dcm", _truth(grid), 1.0, None)
     assert np.array_equal(got, want)
     secrets = {v for k, v in PATIENT.items() if k not in ("PatientSex", "StudyTime")}
@@ -132,11 +136,21 @@ def test_anonymized_seg_holds_no_source_identifier(tmp_path):
                                                    f"{seg.ContentDate[6:]}")).astype(int)
     assert abs(made - shift) <= 1  # the SEG's own creation date moved by the same shift
     assert seg.StudyTime in ("", "000000") and seg.ContentTime == "000000"
-    # consistent: the same source gives the same new study and frame-of-reference UIDs again
-    write_dicom_seg(tmp_path / "anon2.dcm", _mask_on(image), image, tmp_path / "CTA", "case07", anonymize=True)
+    assert res["uids"][str(sources[0].StudyInstanceUID)] == seg.StudyInstanceUID
+    # consistent within one key (read back from its file): the same source gives the same new UIDs again ...
+    from nnunet_thrombus.deidentify import load_key
+
+    write_dicom_seg(tmp_path / "anon2.dcm", _mask_on(image), image, tmp_path / "CTA", "case07", anonymize=True,
+                    key=load_key(tmp_path / "key.txt"))
     again = pydicom.dcmread(tmp_path / "anon2.dcm")
     assert again.StudyInstanceUID == seg.StudyInstanceUID and again.FrameOfReferenceUID == seg.FrameOfReferenceUID
     assert again.ReferencedSeriesSequence[0].SeriesInstanceUID == seg.ReferencedSeriesSequence[0].SeriesInstanceUID
+    assert again.StudyDate == seg.StudyDate
+    # ... and unrelated under another key (nobody without the key recomputes the mapping from the case id)
+    write_dicom_seg(tmp_path / "anon3.dcm", _mask_on(image), image, tmp_path / "CTA", "case07", anonymize=True,
+                    key=new_key())
+    other = pydicom.dcmread(tmp_path / "anon3.dcm")
+    assert other.StudyInstanceUID != seg.StudyInstanceUID and other.FrameOfReferenceUID != seg.FrameOfReferenceUID
     assert {c.CodeValue for c in seg.DeidentificationMethodCodeSequence} == {"113100", "113107"}
 
 
