@@ -187,7 +187,10 @@ def key_for_outputs(out_dir: str | os.PathLike, key_file: str | os.PathLike | No
     path = Path(key_file) if key_file is not None else Path(out_dir) / KEY_FILE_NAME
     if path.exists():
         return load_key(path), False
-    return new_key(path), True
+    try:
+        return new_key(path), True
+    except FileExistsError:  # a parallel worker of the same run wrote it first: use theirs
+        return load_key(path), False
 
 
 def shift_date(value: str, days: int) -> str:

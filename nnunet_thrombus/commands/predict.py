@@ -56,8 +56,17 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     p.add_argument("--dicom-sr", action="store_true",
                    help="also write thrombus_sr.dcm (DICOM SR of the measurements, referencing the SEG; implies "
                         "--dicom-seg) for DICOM input. Default: off.")
+    p.add_argument("--anonymize", action="store_true",
+                   help="de-identify every output (SEG built from an allow-list of header attributes, keyed UIDs "
+                        "and date shift; no header value in report, tables, overlay, logs; docs/"
+                        "deidentification.md). Default: off (the SEG copies the source patient module).")
     p.add_argument("--anonymize-seg", action="store_true",
-                   help="de-identify the DICOM SEG (patient name/id = case id). Default: source patient module.")
+                   help="de-identify the DICOM SEG only, as --anonymize does (the other outputs as without it). "
+                        "Default: off.")
+    p.add_argument("--deid-key", default=None, metavar="FILE",
+                   help="key file of the --anonymize UID/date mapping (created when missing). Keep it to re-link "
+                        "outputs to their sources, delete it to make the link one-way, never share it. "
+                        "Default: OUT/deid_key.txt.")
     p.add_argument("--keep-phi", action="store_true",
                    help="allow DICOM patient identifiers in report.json. Default: case id only.")
     p.add_argument("--allow-thick-slices", action="store_true",
@@ -94,6 +103,10 @@ def run(args) -> int:
         args._parser.error(f"--roi-threshold is a probability in (0, 1), got {args.roi_threshold}")
     if args.anonymize_seg and not (args.dicom_seg or args.dicom_sr):
         args._parser.error("--anonymize-seg needs --dicom-seg or --dicom-sr")
+    if args.anonymize and args.keep_phi:
+        args._parser.error("--anonymize and --keep-phi contradict each other; give one")
+    if args.deid_key and not (args.anonymize or args.anonymize_seg):
+        args._parser.error("--deid-key needs --anonymize or --anonymize-seg")
     import os
 
     from nnunet_thrombus.inference.model_files import ModelError
@@ -121,7 +134,8 @@ def run(args) -> int:
                    use_tta=not args.disable_tta, roi_restrict=not args.no_roi,
                    roi_threshold=args.roi_threshold,
                    save_probabilities=args.save_probabilities, dicom_seg=args.dicom_seg, dicom_sr=args.dicom_sr,
-                   anonymize_seg=args.anonymize_seg, keep_phi=args.keep_phi,
+                   anonymize=args.anonymize, anonymize_seg=args.anonymize_seg, deid_key=args.deid_key,
+                   keep_phi=args.keep_phi,
                    allow_thick_slices=args.allow_thick_slices, overwrite=args.overwrite, cache_dir=cache_dir,
                    ncct_series=args.ncct_series, cta_series=args.cta_series)
     try:

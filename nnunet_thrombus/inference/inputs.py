@@ -58,6 +58,8 @@ class PreparedCase:
     dicom_series_uid: str | None = None
     phi: dict = field(default_factory=dict)
     preprocess_s: float = 0.0
+    #: with ``anonymize``: every source header value the de-identification profile removes (to redact free text)
+    identifying: frozenset = frozenset()
 
     def channels(self) -> np.ndarray:
         """(2, Z, Y, X) float32: CTA, NCCT (the training channel order)."""
@@ -124,6 +126,42 @@ def read_phi(dicom_folder: Path, series_uid: str | None = None) -> dict:
             continue
         return {k: str(getattr(ds, k)) for k in PHI_KEYWORDS if str(getattr(ds, k, "") or "")}
     return {}
+
+
+def case_headers(case: Case) -> list:
+    """Headers (no pixels) of every DICOM file in the case's NCCT and CTA folders, all series included."""
+    from dataset_conversion.dicom_io import ScanError, scan_folder
+
+    out = []
+    for path in (case.ncct, case.cta):
+        if path is not None and Path(path).is_dir():
+            try:
+                found, _ = scan_folder(path)
+            except ScanError:
+                continue
+            out += [ds for s in found.values() for _, ds in s.files]
+    return out
+
+
+def check_deidentifiable(case: Case, series_uids) -> frozenset:
+    """For ``--anonymize``: the identifying values of the case's DICOM headers
+    (``deidentify.identifying_values``); ``CaseInputError`` when a series read (``series_uids``) may carry
+    burned-in text, or when the case id (the folder name) contains one of those values."""
+    from nnunet_thrombus.deidentify import DeidentificationError, identifying_values, refuse_burned_in
+
+    headers = case_headers(case)
+    try:
+        refuse_burned_in([ds for ds in headers if str(getattr(ds, "SeriesInstanceUID", "")) in set(series_uids)],
+                         where=f"case {case.case_id}")
+    except DeidentificationError as exc:
+        raise CaseInputError(str(exc)) from exc
+    values = frozenset(identifying_values(headers))
+    cid = case.case_id.lower()
+    if any(len(v) >= 4 and v.lower() in cid for v in values):
+        raise CaseInputError(f"case {case.case_id}: the case id (its folder name) contains an identifying header "
+                             "value (patient name, ID, accession number...); rename the folder to a neutral id "
+                             "for --anonymize")
+    return values
 
 
 def _geometry(image: sitk.Image) -> dict:
@@ -230,7 +268,8 @@ def _read_pair(case: Case, allow_thick: bool, ncct_series: str | None = None, ct
 
 
 def prepare_case(case: Case, allow_thick_slices: bool = False, cache_dir: Path | None = None,
-                 ncct_series: str | None = None, cta_series: str | None = None) -> PreparedCase:
+                 ncct_series: str | None = None, cta_series: str | None = None,
+                 anonymize: bool = False) -> PreparedCase:
     """Read, register, skull-strip and check one case; raises ``CaseInputError`` naming the case and the fix.
 
     ``ncct_series`` / ``cta_series``: SeriesNumber or SeriesInstanceUID to read when a DICOM folder holds several
@@ -252,6 +291,10 @@ def prepare_case(case: Case, allow_thick_slices: bool = False, cache_dir: Path |
         raise CaseInputError(f"case {cid}: {exc} (with this case's folder as the only -i input)") from exc
     except (ScanError, CaseInputError) as exc:
         raise CaseInputError(f"case {cid}: {exc}") from exc
+    identifying = frozenset()
+    if anonymize:
+        identifying = check_deidentifiable(case, [i.get("series_uid") for i in (cta_info, ncct_info)
+                                                  if i.get("series_uid")])
     warnings: list[dict] = []
     for name, scan_info in (("NCCT", ncct_info), ("CTA", cta_info)):
         if scan_info.get("tilt_corrected"):
@@ -320,8 +363,9 @@ def prepare_case(case: Case, allow_thick_slices: bool = False, cache_dir: Path |
     return PreparedCase(case_id=cid, cta=result["cta"], ncct=result["ncct_on_cta"], brain_mask=result["brain_mask"],
                         cta_native=cta_native, input_info=info, registration_qc=qc, warnings=warnings,
                         dicom_cta_folder=dicom_folder, dicom_series_uid=cta_info.get("series_uid") or None,
-                        phi=phi, preprocess_s=time.perf_counter() - t0)
+                        phi=phi, preprocess_s=time.perf_counter() - t0, identifying=identifying)
 
 
 __all__ = ["CaseInputError", "PreparedCase", "find_cases", "select_part", "prepare_case", "read_phi", "series_report",
+           "case_headers", "check_deidentifiable",
            "contrast_statistics", "skull_enclosure", "IMAGE_SUFFIXES"]

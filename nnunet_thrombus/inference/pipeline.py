@@ -1,9 +1,9 @@
 """``predict_cases``: NCCT + CTA scans -> per-case thrombus mask, report, overlay (and DICOM SEG), batch-safe.
 
 Per case (``OUT/<case>/``): ``thrombus.nii.gz`` on the CTA grid, ``report.json`` (``docs/report_schema.json``),
-``overlay.png``, optionally ``probabilities.npz``, ``thrombus_seg.dcm`` and ``thrombus_sr.dcm``; plus ``OUT/summary.csv`` (one row per
-finished case) and ``OUT/failures.csv``. Stages per case: preprocess (read, register, skull-strip, checks),
-coarse and fine (``ThrombusCascadePredictor``), measure, export. A failing case is recorded and the batch goes
+``overlay.png``, optionally ``probabilities.npz``, ``thrombus_seg.dcm`` and ``thrombus_sr.dcm``; plus
+``OUT/summary.csv`` (one row per finished case) and ``OUT/failures.csv``. Stages per case: preprocess (read,
+register, skull-strip, checks), coarse and fine (``ThrombusCascadePredictor``), measure, export. A failing case is recorded and the batch goes
 on; outputs are staged in ``OUT/.<case>.partial/`` and renamed when complete, so an interrupted batch resumes
 (finished cases that verify are skipped). Ctrl-C removes the partial case and re-raises ``KeyboardInterrupt``.
 """
@@ -14,6 +14,7 @@ import io
 import json
 import logging
 import time
+import traceback
 from pathlib import Path
 
 import numpy as np
@@ -61,13 +62,14 @@ def _stage_timings(prep: PreparedCase, model_t: dict, measure_s: float, export_s
 
 def predict_one(prep: PreparedCase, predictor, out_dir: Path, *, rule: LVOThresholds, rule_source: str,
                 model_info: dict, save_probabilities: bool = False, dicom_seg: bool = False,
-                anonymize_seg: bool = False, keep_phi: bool = False, postprocessing=None,
-                postprocessing_source: str = "none", review_rule=None, review_source: str = "default",
-                dicom_sr: bool = False) -> dict:
+                anonymize: bool = False, anonymize_seg: bool = False, deid_key=None, keep_phi: bool = False,
+                postprocessing=None, postprocessing_source: str = "none", review_rule=None,
+                review_source: str = "default", dicom_sr: bool = False) -> dict:
     """Predict, post-process (keep or drop each component by evidence: the model's validated rule, or every component
     kept when ``postprocessing`` is None), measure, judge the uncertainty (``review_rule``: the model's
     ``ReviewRule``, default thresholds when None) and write one prepared case into ``OUT/<case>/``; returns its
-    report."""
+    report. ``anonymize``: de-identified outputs, UIDs and dates mapped with ``deid_key`` (a ``DeidKey``);
+    ``anonymize_seg``: the SEG only."""
     # highdicom (DICOM SEG) and matplotlib (overlay) load only when a case is written
     from nnunet_thrombus.inference.dicom_seg import write_dicom_seg
     from nnunet_thrombus.inference.overlay import write_overlay
@@ -112,20 +114,41 @@ def predict_one(prep: PreparedCase, predictor, out_dir: Path, *, rule: LVOThresh
                           dropped=selection["dropped"], uncertainty=uncertainty, review=review,
                           postprocessing={"rule": post.to_dict(), "source": postprocessing_source,
                                           "flags": selection["flags"]})
+    if anonymize:
+        from nnunet_thrombus.inference.report import deidentified_report
+
+        report = deidentified_report(report, prep.identifying)
     write_overlay(tmp / "overlay.png", cta, ncct, seg, prep.cta.GetSpacing()[::-1], report, brain,
                   dropped=dropped_mask if dropped_mask.any() else None)
     if (dicom_seg or dicom_sr) and prep.dicom_cta_folder is not None:
         write_dicom_seg(tmp / "thrombus_seg.dcm", native_mask, prep.cta_native, prep.dicom_cta_folder,
-                        prep.case_id, series_uid=prep.dicom_series_uid, anonymize=anonymize_seg)
+                        prep.case_id, series_uid=prep.dicom_series_uid, anonymize=anonymize or anonymize_seg,
+                        key=deid_key)
         if dicom_sr:  # the measurements as a DICOM SR referencing that SEG
             from nnunet_thrombus.inference.dicom_sr import write_case_sr
 
             write_case_sr(tmp / "thrombus_sr.dcm", report, prep.dicom_cta_folder, tmp / "thrombus_seg.dcm",
-                          cta_series_uid=prep.dicom_series_uid, anonymize=anonymize_seg)
+                          cta_series_uid=prep.dicom_series_uid, anonymize=anonymize or anonymize_seg)
     timings = _stage_timings(prep, dict(result.timings_s), measure_s, time.perf_counter() - t0)
     report["timings_s"] = {k: round(float(v), 3) for k, v in timings.items()}
     co.finish_case(out_dir, prep.case_id, tmp, report)
     return report
+
+
+def _redact(text: str, anonymize: bool, case, identifying) -> str:
+    """``text`` without the case's identifying header values when ``anonymize`` (read here when the case failed
+    before its headers were collected)."""
+    if not anonymize:
+        return text
+    from nnunet_thrombus.deidentify import identifying_values, redact
+    from nnunet_thrombus.inference.inputs import case_headers
+
+    if not identifying:
+        try:
+            identifying = identifying_values(case_headers(case))
+        except Exception:  # unreadable headers: nothing of them can be in the text either
+            identifying = frozenset()
+    return redact(text, identifying)
 
 
 def _load_reports(out_dir: Path) -> dict:
@@ -147,7 +170,8 @@ def _write_tables(out_dir: Path, rows: dict, failures: list, failures_name: str)
 
 def predict_cases(inputs, out_dir, *, model=None, dataset=None, predictor=None, folds=None, device: str = "cpu",
                   use_tta: bool = True, roi_restrict: bool = True, save_probabilities: bool = False,
-                  dicom_seg: bool = False, anonymize_seg: bool = False, keep_phi: bool = False,
+                  dicom_seg: bool = False, anonymize: bool = False, anonymize_seg: bool = False, deid_key=None,
+                  keep_phi: bool = False,
                   allow_thick_slices: bool = False, num_parts: int = 1, part_id: int = 0, overwrite: bool = False,
                   quiet: bool = False, roi_threshold: float | None = None, cache_dir=None, trainer: str | None = None,
                   plans: str | None = None, ncct_series: str | None = None, cta_series: str | None = None,
@@ -160,12 +184,24 @@ def predict_cases(inputs, out_dir, *, model=None, dataset=None, predictor=None, 
     ``ncct_series`` / ``cta_series``: SeriesNumber or SeriesInstanceUID to read from the case's DICOM folder when
     several series qualify equally (``prepare_case``); only with a single case in ``inputs`` (ValueError otherwise).
     ``dicom_sr``: also write ``thrombus_sr.dcm`` (the measurements, ``inference.dicom_sr``) and the SEG it references.
+    ``anonymize``: de-identify every output (module doc); ``anonymize_seg``: the DICOM SEG only, the same way;
+    ``deid_key``: path of the key file for either (created when missing; None: ``OUT/deid_key.txt``).
+    ``anonymize`` with ``keep_phi``: ValueError.
     Returns {"done": [ids], "skipped": [ids], "failed": {id: error}, "out_dir": str, "timings_s": {id: {...}}}.
     Raises ``ModelError`` (bad model), ``OSError`` (output folder not writable), ``KeyboardInterrupt`` (Ctrl-C,
     after removing the partial case).
     """
     out_dir = Path(out_dir)
+    if anonymize and keep_phi:
+        raise ValueError("anonymize and keep_phi contradict each other; give one")
     co.check_writable(out_dir)
+    key = None
+    if anonymize or (anonymize_seg and (dicom_seg or dicom_sr)):
+        from nnunet_thrombus.deidentify import key_for_outputs
+
+        key, created = key_for_outputs(out_dir, deid_key)
+        _progress(quiet, f"de-identification key {'written to' if created else 'read from'} {key.path}: keep it "
+                         "to re-link outputs to their sources, delete it to make the link one-way; never share it")
     rule, rule_source, model_info = LVOThresholds(), "default", {"model": "custom predictor"}
     roi_source = "default" if roi_threshold is None else "command line"
     postprocessing, postprocessing_source, review_rule, review_source = None, "none", None, "default"
@@ -217,13 +253,16 @@ def predict_cases(inputs, out_dir, *, model=None, dataset=None, predictor=None, 
                 continue
             t0 = time.perf_counter()
             stage = "input"
+            identifying = frozenset()
             try:
                 prep = prepare_case(case, allow_thick_slices=allow_thick_slices, cache_dir=cache_dir,
-                                    ncct_series=ncct_series, cta_series=cta_series)
+                                    ncct_series=ncct_series, cta_series=cta_series, anonymize=anonymize)
+                identifying = prep.identifying
                 stage = "predict"
                 report = predict_one(prep, predictor, out_dir, rule=rule, rule_source=rule_source,
                                      model_info=model_info, save_probabilities=save_probabilities,
-                                     dicom_seg=dicom_seg, anonymize_seg=anonymize_seg, keep_phi=keep_phi,
+                                     dicom_seg=dicom_seg, anonymize=anonymize, anonymize_seg=anonymize_seg,
+                                     deid_key=key, keep_phi=keep_phi,
                                      postprocessing=postprocessing, postprocessing_source=postprocessing_source,
                                      review_rule=review_rule, review_source=review_source, dicom_sr=dicom_sr)
             except Exception as exc:  # one bad case must not stop the batch
@@ -236,7 +275,12 @@ def predict_cases(inputs, out_dir, *, model=None, dataset=None, predictor=None, 
                 else:
                     msg = f"case {case.case_id}: {type(exc).__name__}: {exc}"
                     if not quiet:
-                        logger.error(f"{tag}: unexpected error", exc_info=True)
+                        if anonymize:  # the traceback as text, redacted of the case's header values
+                            logger.error("%s: unexpected error\n%s", tag,
+                                         _redact(traceback.format_exc(), anonymize, case, identifying).rstrip())
+                        else:
+                            logger.error(f"{tag}: unexpected error", exc_info=True)
+                msg = _redact(msg, anonymize, case, identifying)
                 failed[case.case_id] = msg
                 failure_rows.append({"case_id": case.case_id, "stage": stage, "error": msg})
                 _progress(quiet, f"{tag}: FAILED ({msg})", error=True)

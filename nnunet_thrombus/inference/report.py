@@ -2,7 +2,8 @@
 
 ``report_schema()`` is the single source of ``docs/report_schema.json`` (a test checks that the file matches).
 A report holds the user's case id and nothing else from the DICOM headers, unless ``keep_phi`` puts the
-identifying header values under ``patient``.
+identifying header values under ``patient``; its ``input.series`` quotes the series descriptions, which
+``deidentified_report`` (``--anonymize``) drops.
 """
 from __future__ import annotations
 
@@ -116,6 +117,7 @@ def report_schema() -> dict:
                                      "thick_slices_resampled": {"type": "boolean"},
                                      "preprocessed_input": {"type": "boolean"},
                                      "preprocess_cache": {"enum": ["off", "hit", "miss", "n/a"]},
+                                     "deidentified": {"type": "boolean"},
                                      "series": {"type": "object", "properties": {"ncct": _series_schema(),
                                                                                  "cta": _series_schema()}}}},
             "registration": {"type": "object"},
@@ -215,6 +217,29 @@ def build_report(case_id: str, *, components: list[dict], probability: np.ndarra
     if phi:
         report["patient"] = dict(phi)
     return report
+
+
+def deidentified_report(report: dict, identifying) -> dict:
+    """``report`` for ``--anonymize``: no ``patient`` block, no series description (PS3.15 Table E.1-1: X) in
+    ``input.series``, and every string redacted of ``identifying`` (the case's header values the profile removes);
+    ``deidentified: true`` is added under ``input``."""
+    from nnunet_thrombus.deidentify import redact_tree
+
+    out = {k: v for k, v in report.items() if k != "patient"}
+    inp = dict(out.get("input") or {})
+    series = {}
+    for scan, rec in (inp.get("series") or {}).items():
+        rec = dict(rec)
+        if "chosen" in rec:
+            rec["chosen"] = {k: v for k, v in rec["chosen"].items() if k != "description"}
+        if "skipped" in rec:
+            rec["skipped"] = [{k: v for k, v in s.items() if k != "description"} for s in rec["skipped"]]
+        series[scan] = rec
+    if series:
+        inp["series"] = series
+    inp["deidentified"] = True
+    out["input"] = inp
+    return redact_tree(out, identifying)
 
 
 def summary_row(report: dict) -> dict:
