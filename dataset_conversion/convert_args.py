@@ -45,6 +45,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="CSV with columns patient,ncct,cta[,masks,label,site] instead of discovery. Default: none")
     parser.add_argument("--overwrite", action="store_true",
                         help="delete the existing dataset folder first instead of resuming. Default: resume")
+    parser.add_argument("--anonymize", action="store_true",
+                        help="de-identified metadata.csv / qc.csv for sharing: keyed series UIDs, no series "
+                             "descriptions, no header value in any table or log (docs/deidentification.md). "
+                             "Default: off")
+    parser.add_argument("--deid-key", default=None, metavar="FILE",
+                        help="key file of the --anonymize UID mapping (created when missing). Default: "
+                             "deid_key.txt in the dataset folder")
     parser.add_argument("-q", "--quiet", action="store_true",
                         help="errors only (failed cases still show), as nnunet_thrombus's global -q. Default: off")
 
@@ -61,4 +68,5 @@ def to_kwargs(args: argparse.Namespace) -> dict:
                 cta_phase=args.cta_phase, test_fraction=args.test_fraction, test_cases=args.test_cases,
                 n_jobs=args.jobs, qc_png=args.qc_png, allow_thick_slices=args.allow_thick_slices,
                 manifest=args.manifest, overwrite=args.overwrite, quiet=args.quiet,
-                ncct_series=getattr(args, "ncct_series", None), cta_series=getattr(args, "cta_series", None))
+                ncct_series=getattr(args, "ncct_series", None), cta_series=getattr(args, "cta_series", None),
+                anonymize=getattr(args, "anonymize", False), deid_key=getattr(args, "deid_key", None))

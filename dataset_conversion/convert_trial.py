@@ -6,6 +6,11 @@ labelsTs, brain_masks/, transforms/, dataset.json, metadata.csv, qc.csv and spli
 A case that fails (bad input, diverged registration) leaves no files; its error is printed, listed
 in qc.csv and in the returned dict.  Every file is written under a temporary name and renamed.
 Re-running skips cases whose outputs and state record (``.convert_state/<case>.json``) are intact.
+``anonymize=True`` (``--anonymize``, for sharing a dataset): metadata.csv, qc.csv, the state records and the
+progress lines hold no DICOM header value the de-identification profile removes (``nnunet_thrombus.deidentify``):
+series UIDs are replaced by the key's UIDs (the same ones a de-identified SEG made with the same key carries),
+series descriptions are left out, free text is redacted; the key is ``deid_key.txt`` in the dataset folder unless
+``deid_key`` names a file (move it out before sharing the folder).
 
 Script use: ``python -m dataset_conversion.convert_trial -i ROOT -o NNUNET_RAW`` (same flags as
 ``nnunet_thrombus convert``).
@@ -29,7 +34,7 @@ from nnunetv2.dataset_conversion.generate_dataset_json import generate_dataset_j
 from dataset_conversion.case_io import (QC_COLUMNS, META_COLUMNS, atomic_write_image, atomic_write_text,
                                         load_label, outputs_valid, write_qc_png)
 from dataset_conversion.convert_args import add_arguments, check, to_kwargs
-from dataset_conversion.dicom_io import read_image, series_table
+from dataset_conversion.dicom_io import folder_headers, read_image, series_table
 from dataset_conversion.discovery import Case, discover_cases, read_manifest
 from dataset_conversion.preprocess import check_slice_thickness, preprocess_case
 from dataset_conversion.splits import make_folds, pick_test_cases
@@ -42,12 +47,14 @@ logger = logging.getLogger(__name__)
 FILE_ENDING = ".nii.gz"
 
 
-def _convert_one(case: Case, dataset_dir: str, split: str, options: dict) -> dict:
-    """Convert one case; returns a record (never raises). Files are only renamed into place at the end."""
+def _convert_one(case: Case, dataset_dir: str, split: str, options: dict, key_file: str | None = None) -> dict:
+    """Convert one case; returns a record (never raises). Files are only renamed into place at the end.
+    ``key_file``: the de-identification key when ``options["anonymize"]``."""
     t0 = time.perf_counter()
     out = Path(dataset_dir)
     record = {"case_id": case.case_id, "patient": case.patient, "split": split, "status": "failed", "error": "",
               "qc": {}, "meta": {}, "outputs": [], "options": options}
+    anonymize, identifying = bool(options.get("anonymize")), frozenset()
     try:
         if case.error:
             raise ValueError(case.error)
@@ -63,6 +70,12 @@ def _convert_one(case: Case, dataset_dir: str, split: str, options: dict) -> dic
                                        series=case.meta.get("cta_series") or options.get("cta_series"))
         ncct, ncct_info = read_image(case.ncct, multiphase=False, flag="--ncct-series",
                                      series=case.meta.get("ncct_series") or options.get("ncct_series"))
+        if anonymize:
+            from nnunet_thrombus.deidentify import check_case_sources, load_key
+
+            key = load_key(key_file)
+            identifying = check_case_sources(case.case_id, folder_headers(case.ncct, case.cta),
+                                             [cta_info.get("series_uid"), ncct_info.get("series_uid")])
         cta_native = cta
         cta, cta_thick = check_slice_thickness(cta, cta_info["slice_thickness_mm"], "CTA", options["allow_thick_slices"])
         ncct_native = ncct
@@ -102,16 +115,18 @@ def _convert_one(case: Case, dataset_dir: str, split: str, options: dict) -> dic
             flags.append("thick slices resampled to 1 mm")
         flags += [f"{name} gantry tilt {info['gantry_tilt_deg']:.1f} deg resampled to an orthogonal grid"
                   for name, info in (("NCCT", ncct_info), ("CTA", cta_info)) if info.get("tilt_corrected")]
-        series_cols = {**series_table(ncct_info, "ncct"), **series_table(cta_info, "cta")}
+        series_cols = {**series_table(ncct_info, "ncct", descriptions=not anonymize),
+                       **series_table(cta_info, "cta", descriptions=not anonymize)}
         qc.update(series_cols)
         if qc.get("label_outside_brain_frac", 0) > 0.05:
             flags.append(f"{qc['label_outside_brain_frac']:.0%} of the label lies outside the brain mask")
         record["status"] = "flagged" if flags else "ok"
         record["error"] = "; ".join(flags)
         record["qc"] = qc
+        uid = key.uid if anonymize else str
         record["meta"] = {"site": case.site, "cta_phase": cta_info.get("phase"), "cta_n_series": cta_info.get("n_series"),
-                          "cta_source": cta_info["source"], "cta_series_uid": cta_info.get("series_uid", ""),
-                          "ncct_series_uid": ncct_info.get("series_uid", ""),
+                          "cta_source": cta_info["source"], "cta_series_uid": uid(cta_info.get("series_uid", "")),
+                          "ncct_series_uid": uid(ncct_info.get("series_uid", "")),
                           "cta_slice_thickness_mm": round(cta_info["slice_thickness_mm"], 3),
                           "ncct_slice_thickness_mm": round(ncct_info["slice_thickness_mm"], 3),
                           "thick_slices_resampled": cta_thick or ncct_thick, **series_cols, **label_meta,
@@ -121,6 +136,15 @@ def _convert_one(case: Case, dataset_dir: str, split: str, options: dict) -> dic
         if options.get("debug"):
             record["error"] += "\n" + traceback.format_exc()
     record["qc"]["time_s"] = round(time.perf_counter() - t0, 2)
+    if anonymize:
+        from nnunet_thrombus.deidentify import identifying_values, redact_tree
+
+        if not identifying:  # failed before its headers were collected
+            try:
+                identifying = identifying_values(folder_headers(case.ncct, case.cta))
+            except Exception:  # unreadable headers: nothing of them can be in the record either
+                identifying = frozenset()
+        record = redact_tree(record, identifying)
     if record["status"] != "failed":
         atomic_write_text(out / ".convert_state" / f"{case.case_id}.json", json.dumps(record, indent=1, default=str))
     return record
@@ -141,13 +165,16 @@ def convert_trial_dataset(input_root: str | os.PathLike | None, nnunet_raw_dir: 
                           test_fraction: float = 0.0, test_cases: list[str] | None = None, n_jobs: int = 1,
                           qc_png: bool = False, allow_thick_slices: bool = False, manifest: str | None = None,
                           overwrite: bool = False, seed: int = 12345, quiet: bool = False,
-                          ncct_series: str | None = None, cta_series: str | None = None) -> dict:
+                          ncct_series: str | None = None, cta_series: str | None = None, anonymize: bool = False,
+                          deid_key: str | None = None) -> dict:
     """Convert a trial-style folder (or a manifest) to ``nnunet_raw_dir/Dataset{id:03d}_{name}``.
 
     masks_on: grid the masks were drawn on ("cta" or "ncct"; a mask matching the other scan is accepted and noted).
     test_fraction / test_cases: held-out test set (imagesTs/labelsTs), stratified by site with ``seed``.
     ncct_series / cta_series: SeriesNumber or SeriesInstanceUID to read when a DICOM folder's choice is ambiguous
     (every case; a manifest's ``ncct_series`` / ``cta_series`` columns choose per case).
+    anonymize / deid_key: de-identified tables for sharing (module doc); deid_key: key file (created when missing;
+    default ``deid_key.txt`` in the dataset folder).
     Returns ``{"dataset_dir", "converted", "skipped", "failed": {case_id: error}, "flagged", "records"}``.
     """
     if masks_on not in ("cta", "ncct"):
@@ -173,6 +200,15 @@ def convert_trial_dataset(input_root: str | os.PathLike | None, nnunet_raw_dir: 
     cleanup_temp_files(out)
     options = {"masks_on": masks_on, "cta_phase": cta_phase, "allow_thick_slices": allow_thick_slices,
                "qc_png": qc_png, "ncct_series": ncct_series, "cta_series": cta_series}
+    key_file = None
+    if anonymize:  # only then in the options, so datasets converted before the switch existed still resume
+        options["anonymize"] = True
+        from nnunet_thrombus.deidentify import key_for_outputs
+
+        key, created = key_for_outputs(out, deid_key)
+        key_file = str(key.path)
+        say(f"de-identification key {'written to' if created else 'read from'} {key.path}: keep it to re-link, "
+            "delete it to make the link one-way; move it out before sharing the dataset")
     test_ids = pick_test_cases([c for c in cases if not c.error], test_fraction, test_cases, seed)
     plan = {c.case_id: ("test" if c.case_id in test_ids else "train") for c in cases}
 
@@ -196,13 +232,13 @@ def convert_trial_dataset(input_root: str | os.PathLike | None, nnunet_raw_dir: 
         f"({n_jobs} process(es)) -> {out}")
     t0 = time.perf_counter()
     if n_jobs == 1 or len(todo) <= 1:
-        results = (_convert_one(c, str(out), plan[c.case_id], options) for c in todo)
+        results = (_convert_one(c, str(out), plan[c.case_id], options, key_file) for c in todo)
         for i, rec in enumerate(results, start=1):
             records[rec["case_id"]] = rec
             _report(say, i, len(todo), rec)
     else:
         with ProcessPoolExecutor(max_workers=n_jobs, mp_context=get_context("spawn"), initializer=_worker_init) as ex:
-            futures = [ex.submit(_convert_one, c, str(out), plan[c.case_id], options) for c in todo]
+            futures = [ex.submit(_convert_one, c, str(out), plan[c.case_id], options, key_file) for c in todo]
             for i, fut in enumerate(as_completed(futures), start=1):
                 rec = fut.result()
                 records[rec["case_id"]] = rec

@@ -713,15 +713,31 @@ def series_frames(folder: str | os.PathLike, series_uid: str | None = None) -> l
     return [(by_path[f.path], f) for f in frames]
 
 
-def series_table(info: dict, prefix: str) -> dict:
-    """Flat columns for qc.csv / metadata.csv from a reader ``info`` (empty strings for NIfTI input)."""
+def folder_headers(*folders) -> list[pydicom.Dataset]:
+    """Headers (no pixels) of every DICOM file in ``folders`` (paths that are not folders are ignored), every
+    series included; a folder that cannot be scanned adds nothing."""
+    out = []
+    for folder in folders:
+        if folder is None or not Path(folder).is_dir():
+            continue
+        try:
+            found, _ = scan_folder(folder)
+        except ScanError:
+            continue
+        out += [ds for s in found.values() for _, ds in s.files]
+    return out
+
+
+def series_table(info: dict, prefix: str, descriptions: bool = True) -> dict:
+    """Flat columns for qc.csv / metadata.csv from a reader ``info`` (empty strings for NIfTI input);
+    ``descriptions=False`` leaves out the SeriesDescription of each series (de-identified tables)."""
     sel = info.get("selection") or {}
     chosen = sel.get("chosen") or {}
     skipped = sel.get("skipped") or []
-    return {f"{prefix}_series": (f"{chosen.get('series_number')} {chosen.get('description', '')}".strip()
-                                 if chosen else ""),
+    desc = (lambda s: s.get("description", "")) if descriptions else (lambda s: "")  # noqa: E731
+    return {f"{prefix}_series": (f"{chosen.get('series_number')} {desc(chosen)}".strip() if chosen else ""),
             f"{prefix}_series_reason": sel.get("reason", ""),
-            f"{prefix}_series_skipped": "; ".join(f"{s.get('series_number')} {s.get('description', '')}".strip()
+            f"{prefix}_series_skipped": "; ".join(f"{s.get('series_number')} {desc(s)}".strip()
                                                   + f": {s.get('reason', '')}" for s in skipped),
             f"{prefix}_stray_files": "; ".join(info.get("stray_files") or []),
             f"{prefix}_gantry_tilt_deg": info.get("gantry_tilt_deg", "") if info.get("source") == "dicom" else "",

@@ -94,6 +94,23 @@ BASIC_PROFILE = {
     "StudyComments": "X", "StudyDate": "Z", "StudyDescription": "X", "StudyID": "Z", "StudyInstanceUID": "U",
     "StudyTime": "Z", "SynchronizationFrameOfReferenceUID": "U", "TimezoneOffsetFromUTC": "X",
     "UID": "U", "VerifyingObserverName": "D", "VisitComments": "X",
+    # devices, people, signatures, specimens, free text and dates in content items
+    "AttributeModificationDateTime": "X/D", "CertifiedTimestamp": "X", "CommentsOnThePerformedProcedureStep": "X",
+    "ConsultingPhysicianIdentificationSequence": "X", "ConsultingPhysicianName": "X", "ContainerComponentID": "X",
+    "ContainerDescription": "X", "ContextGroupExtensionCreatorUID": "U", "ContributionDateTime": "X/D",
+    "Date": "X", "DateOfInstallation": "X", "DateOfLastCalibration": "X", "DateOfManufacture": "X",
+    "DateTime": "X", "DeviceAlternateIdentifier": "X", "DeviceLabel": "X", "DigitalSignatureDateTime": "X",
+    "DigitalSignatureUID": "X", "EthnicGroupCodeSequence": "X", "InstanceCoercionDateTime": "X",
+    "LongDeviceDescription": "X", "ManufacturerDeviceIdentifier": "X", "ObservationDateTime": "X",
+    "PatientAlternativeCalendar": "X", "PatientBirthDateInAlternativeCalendar": "X",
+    "PatientDeathDateInAlternativeCalendar": "X", "PersonAddress": "X", "PersonIdentificationCodeSequence": "D",
+    "PersonName": "D", "PersonTelecomInformation": "X", "PersonTelephoneNumbers": "X",
+    "ReasonForPerformedProcedureCodeSequence": "X", "ReasonForRequestedProcedureCodeSequence": "X",
+    "ReferencedPatientPhotoSequence": "X", "RequestingServiceCodeSequence": "X", "RouteOfAdmissions": "X",
+    "SeriesDescriptionCodeSequence": "X", "SourceEndDateTime": "X", "SourceStartDateTime": "X",
+    "SpecimenDetailedDescription": "X", "SpecimenShortDescription": "X", "SpecimenUID": "U",
+    "StorageMediaFileSetID": "X", "TextValue": "X", "Time": "X", "TimeOfLastCalibration": "X",
+    "UniqueDeviceIdentifier": "X",
 }
 
 #: what a minimal source keeps verbatim: geometry and pixel description (none of these is in Table E.1-1)
@@ -367,7 +384,10 @@ def _values_of(elem) -> list[str]:
 
 def identifying_values(datasets) -> set[str]:
     """Every text value in ``datasets`` that the profile acts on: attributes of ``BASIC_PROFILE`` (except the SOP
-    class), everything nested in a sequence the profile lists, and private elements. UIDs included."""
+    class), everything nested in a sequence the profile lists, and private elements. UIDs included, except those
+    the DICOM standard defines (a SOP class UID identifies nobody)."""
+    from pydicom.uid import UID_dictionary
+
     found: set[str] = set()
 
     def walk(d, inside: bool) -> None:
@@ -378,7 +398,7 @@ def identifying_values(datasets) -> set[str]:
                     walk(item, listed)
             elif listed and elem.VR not in ("OB", "OW", "OF", "OD", "OL", "OV", "UN", "US", "SS", "UL", "SL",
                                              "FL", "FD"):
-                found.update(_values_of(elem))
+                found.update(v for v in _values_of(elem) if not (elem.VR == "UI" and v in UID_dictionary))
             elif listed and elem.VR == "UN" and isinstance(elem.value, bytes):
                 text = elem.value.decode("latin-1", "replace").strip("\x00 ")
                 if text:
@@ -389,6 +409,22 @@ def identifying_values(datasets) -> set[str]:
         if getattr(ds, "file_meta", None) is not None:
             walk(ds.file_meta, False)
     return found
+
+
+def check_case_sources(case_id: str, headers, read_series_uids) -> frozenset:
+    """Before any output of a case is written: ``identifying_values`` of all its ``headers``, after refusing
+    (``DeidentificationError``) a read series (``read_series_uids``) that may carry burned-in text, and a case id
+    (usually the folder name) that contains one of those values (a folder named after the patient ID)."""
+    wanted = {str(u) for u in read_series_uids if u}
+    refuse_burned_in([ds for ds in headers if str(getattr(ds, "SeriesInstanceUID", "")) in wanted],
+                     where=f"case {case_id}")
+    values = frozenset(identifying_values(headers))
+    lowered = case_id.lower()
+    if any(len(v) >= MIN_REDACT_LENGTH and v.lower() in lowered for v in values):
+        raise DeidentificationError(f"case {case_id}: the case id (its folder name) contains an identifying "
+                                    "header value (patient name, ID, accession number...); rename the folder to a "
+                                    "neutral id for --anonymize")
+    return values
 
 
 def _searchable(values) -> list[str]:
@@ -423,4 +459,4 @@ def leaked_values(data: bytes, values) -> list[str]:
 __all__ = ["BASIC_PROFILE", "GEOMETRY_KEYWORDS", "IDENTITY_ACTIONS", "PROFILE_CODES", "KEY_FILE_NAME",
            "DATE_SHIFT_DAYS", "DeidKey", "DeidentificationError", "DeidentifiedSources", "new_key", "load_key",
            "key_for_outputs", "shift_date", "patient_identity", "minimal_source", "deidentify_sources",
-           "refuse_burned_in", "identifying_values", "redact", "redact_tree", "leaked_values"]
+           "refuse_burned_in", "identifying_values", "check_case_sources", "redact", "redact_tree", "leaked_values"]

@@ -69,26 +69,19 @@ def mask_on_native_grid(mask: sitk.Image, native: sitk.Image) -> np.ndarray:
 
 
 def _check_no_leak(seg, sources: list) -> None:
-    """``DeidentificationError`` when a text value of ``seg`` contains a value the profile removes from
-    ``sources`` (a last check behind the allow-list; pixel data is not searched)."""
+    """``DeidentificationError`` naming the attributes of ``seg`` whose text contains a value the profile removes
+    from ``sources`` (a last check behind the allow-list; pixel data is not searched)."""
     from nnunet_thrombus.deidentify import DeidentificationError, identifying_values, leaked_values
 
-    texts = []
-
-    def walk(d):
-        for elem in d:
-            if elem.VR == "SQ":
-                for item in elem.value or []:
-                    walk(item)
-            elif elem.VR not in ("OB", "OW", "OF", "OD", "OL", "OV", "UN") and elem.value is not None:
-                texts.append(str(elem.value))
-    walk(seg)
-    if getattr(seg, "file_meta", None) is not None:
-        walk(seg.file_meta)
-    leaks = leaked_values("\n".join(texts).encode("utf-8", "replace"), identifying_values(sources))
-    if leaks:
-        raise DeidentificationError(f"the anonymized SEG would carry {len(leaks)} source value(s) the profile "
-                                    "removes; not written")
+    values = identifying_values(sources)
+    where = set()
+    for elem in seg.iterall():
+        if elem.VR not in ("SQ", "OB", "OW", "OF", "OD", "OL", "OV", "UN") and elem.value is not None:
+            if leaked_values(str(elem.value).encode("utf-8", "replace"), values):
+                where.add(elem.keyword or str(elem.tag))
+    if where:
+        raise DeidentificationError("the anonymized SEG would carry source values the profile removes, in "
+                                    f"{', '.join(sorted(where))}; not written")
 
 
 def write_dicom_seg(path, mask: sitk.Image, cta_native: sitk.Image, cta_folder, case_id: str,

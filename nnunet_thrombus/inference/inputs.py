@@ -130,38 +130,20 @@ def read_phi(dicom_folder: Path, series_uid: str | None = None) -> dict:
 
 def case_headers(case: Case) -> list:
     """Headers (no pixels) of every DICOM file in the case's NCCT and CTA folders, all series included."""
-    from dataset_conversion.dicom_io import ScanError, scan_folder
+    from dataset_conversion.dicom_io import folder_headers
 
-    out = []
-    for path in (case.ncct, case.cta):
-        if path is not None and Path(path).is_dir():
-            try:
-                found, _ = scan_folder(path)
-            except ScanError:
-                continue
-            out += [ds for s in found.values() for _, ds in s.files]
-    return out
+    return folder_headers(case.ncct, case.cta)
 
 
 def check_deidentifiable(case: Case, series_uids) -> frozenset:
-    """For ``--anonymize``: the identifying values of the case's DICOM headers
-    (``deidentify.identifying_values``); ``CaseInputError`` when a series read (``series_uids``) may carry
-    burned-in text, or when the case id (the folder name) contains one of those values."""
-    from nnunet_thrombus.deidentify import DeidentificationError, identifying_values, refuse_burned_in
+    """For ``--anonymize``: ``deidentify.check_case_sources`` on the case's DICOM headers, its refusals raised
+    as ``CaseInputError``."""
+    from nnunet_thrombus.deidentify import DeidentificationError, check_case_sources
 
-    headers = case_headers(case)
     try:
-        refuse_burned_in([ds for ds in headers if str(getattr(ds, "SeriesInstanceUID", "")) in set(series_uids)],
-                         where=f"case {case.case_id}")
+        return check_case_sources(case.case_id, case_headers(case), series_uids)
     except DeidentificationError as exc:
         raise CaseInputError(str(exc)) from exc
-    values = frozenset(identifying_values(headers))
-    cid = case.case_id.lower()
-    if any(len(v) >= 4 and v.lower() in cid for v in values):
-        raise CaseInputError(f"case {case.case_id}: the case id (its folder name) contains an identifying header "
-                             "value (patient name, ID, accession number...); rename the folder to a neutral id "
-                             "for --anonymize")
-    return values
 
 
 def _geometry(image: sitk.Image) -> dict:

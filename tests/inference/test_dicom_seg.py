@@ -154,11 +154,14 @@ def test_anonymized_seg_holds_no_source_identifier(tmp_path):
     assert {c.CodeValue for c in seg.DeidentificationMethodCodeSequence} == {"113100", "113107"}
 
 
-def test_seg_on_enhanced_multiframe_cta(tmp_path):
+@pytest.mark.parametrize("anonymize", [False, True], ids=["plain", "anonymized"])
+def test_seg_on_enhanced_multiframe_cta(tmp_path, anonymize):
     grid = tilted_grid(SIZE, SPACING)
     write_multiframe(tmp_path / "CTA" / "enhanced.dcm", analytic_head(grid), grid)
     image, info = read_dicom_series(tmp_path / "CTA")
     assert info["multiframe"]
-    write_dicom_seg(tmp_path / "seg.dcm", _mask_on(image), image, tmp_path / "CTA", "mf")
-    got, want = _check_seg(tmp_path / "seg.dcm", _truth(grid), 1.0, None)
+    write_dicom_seg(tmp_path / "seg.dcm", _mask_on(image), image, tmp_path / "CTA", "mf", anonymize=anonymize)
+    got, want = _check_seg(tmp_path / "seg.dcm", _truth(grid), 1.0, None)  # the minimal copy keeps the geometry
     assert np.array_equal(got, want)
+    seg = pydicom.dcmread(tmp_path / "seg.dcm")
+    assert (str(seg.PatientName) == "mf^") == anonymize
