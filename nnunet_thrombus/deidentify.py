@@ -257,6 +257,18 @@ class DeidentifiedSources:
     def date(self, value: str) -> str:
         return shift_date(value, self.shift_days)
 
+    def contributing_equipment(self) -> list:
+        """[highdicom ``ContributingEquipment``] naming this package as the de-identifying equipment (DCM
+        DeIdentifyingEquipment), for a highdicom writer's ``contributing_equipment`` argument."""
+        import highdicom as hd
+        from pydicom.sr.codedict import codes
+
+        from nnunet_thrombus import __version__
+
+        return [hd.ContributingEquipment("nnunet_thrombus", codes.DCM.DeIdentifyingEquipment,
+                                         software_versions=__version__,
+                                         contribution_description="PS3.15 Basic Profile by allow-list")]
+
     def stamp(self, ds, today: datetime.date | None = None) -> None:
         """Mark a finished output ``ds`` as de-identified: its own creation dates shifted like the sources' (so
         "made today" does not reveal the shift), times 000000, PatientIdentityRemoved, DeidentificationMethod and

@@ -120,7 +120,8 @@ def write_dicom_seg(path, mask: sitk.Image, cta_native: sitk.Image, cta_folder, 
                               instance_number=1, manufacturer="nnunet_thrombus",
                               manufacturer_model_name="ThrombusCascade", software_versions=__version__,
                               device_serial_number="none", omit_empty_frames=False,
-                              series_description="Thrombus (nnunet_thrombus)")
+                              series_description="Thrombus (nnunet_thrombus)",
+                              contributing_equipment=deid.contributing_equipment() if deid is not None else None)
     if deid is not None:
         deid.stamp(seg)
         _check_no_leak(seg, originals)

@@ -152,6 +152,8 @@ def test_anonymized_seg_holds_no_source_identifier(tmp_path):
     other = pydicom.dcmread(tmp_path / "anon3.dcm")
     assert other.StudyInstanceUID != seg.StudyInstanceUID and other.FrameOfReferenceUID != seg.FrameOfReferenceUID
     assert {c.CodeValue for c in seg.DeidentificationMethodCodeSequence} == {"113100", "113107"}
+    purposes = {i.PurposeOfReferenceCodeSequence[0].CodeValue for i in seg.ContributingEquipmentSequence}
+    assert purposes == {"109104"}  # DCM De-identifying Equipment only: the scanner's equipment is not copied
 
 
 @pytest.mark.parametrize("anonymize", [False, True], ids=["plain", "anonymized"])
