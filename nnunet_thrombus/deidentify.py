@@ -270,8 +270,9 @@ class DeidentifiedSources:
                                          contribution_description="PS3.15 Basic Profile by allow-list")]
 
     def stamp(self, ds, today: datetime.date | None = None) -> None:
-        """Mark a finished output ``ds`` as de-identified: its own creation dates shifted like the sources' (so
-        "made today" does not reveal the shift), times 000000, PatientIdentityRemoved, DeidentificationMethod and
+        """Mark a finished output ``ds`` as de-identified: its own creation dates (``OWN_DATES``, contributing
+        equipment's ContributionDateTime) shifted like the sources' (so "made today" does not reveal the shift),
+        times 000000, PatientIdentityRemoved, DeidentificationMethod and
         its code sequence, LongitudinalTemporalInformationModified; file meta follows the SOP instance UID."""
         from pydicom.dataset import Dataset
         from pydicom.sequence import Sequence
@@ -283,6 +284,9 @@ class DeidentifiedSources:
         for key in OWN_TIMES:
             if key in ds:
                 ds[key].value = "000000"
+        for item in ds.get("ContributingEquipmentSequence", []):  # highdicom dates its own contribution "now"
+            if "ContributionDateTime" in item:
+                item.ContributionDateTime = self.date(now) + "000000"
         ds.PatientIdentityRemoved = "YES"
         ds.LongitudinalTemporalInformationModified = "MODIFIED"
         ds.DeidentificationMethod = ["nnunet_thrombus allow-list", "PS3.15 Basic Profile",

@@ -153,7 +153,11 @@ def test_anonymized_seg_holds_no_source_identifier(tmp_path):
     assert other.StudyInstanceUID != seg.StudyInstanceUID and other.FrameOfReferenceUID != seg.FrameOfReferenceUID
     assert {c.CodeValue for c in seg.DeidentificationMethodCodeSequence} == {"113100", "113107"}
     purposes = {i.PurposeOfReferenceCodeSequence[0].CodeValue for i in seg.ContributingEquipmentSequence}
-    assert purposes == {"109104"}  # DCM De-identifying Equipment only: the scanner's equipment is not copied
+    assert "109104" in purposes  # DCM De-identifying Equipment (highdicom's ContributingEquipment)
+    assert "109101" not in purposes  # the scanner's Acquisition Equipment is not copied from the sources
+    for item in seg.ContributingEquipmentSequence:  # highdicom's own "now" moved back by the same shift
+        if "ContributionDateTime" in item:
+            assert item.ContributionDateTime[:8] == seg.ContentDate
 
 
 @pytest.mark.parametrize("anonymize", [False, True], ids=["plain", "anonymized"])
