@@ -401,7 +401,7 @@ def _values_of(elem) -> list[str]:
 def identifying_values(datasets) -> set[str]:
     """Every text value in ``datasets`` that the profile acts on: attributes of ``BASIC_PROFILE`` (except the SOP
     class), everything nested in a sequence the profile lists, and private elements. UIDs included, except those
-    the DICOM standard defines (a SOP class UID identifies nobody)."""
+    the DICOM standard defines (a SOP class UID identifies nobody); short coded strings (YES, NO) left out."""
     from pydicom.uid import UID_dictionary
 
     found: set[str] = set()
@@ -414,7 +414,8 @@ def identifying_values(datasets) -> set[str]:
                     walk(item, listed)
             elif listed and elem.VR not in ("OB", "OW", "OF", "OD", "OL", "OV", "UN", "US", "SS", "UL", "SL",
                                              "FL", "FD"):
-                found.update(v for v in _values_of(elem) if not (elem.VR == "UI" and v in UID_dictionary))
+                found.update(v for v in _values_of(elem) if not (elem.VR == "UI" and v in UID_dictionary)
+                             and not (elem.VR == "CS" and len(v) < MIN_REDACT_LENGTH))  # YES, NO, M, F
             elif listed and elem.VR == "UN" and isinstance(elem.value, bytes):
                 text = elem.value.decode("latin-1", "replace").strip("\x00 ")
                 if text:
@@ -448,11 +449,14 @@ def _searchable(values) -> list[str]:
 
 
 def redact(text: str, values) -> str:
-    """``text`` with every value of ``values`` (at least ``MIN_REDACT_LENGTH`` characters) replaced by
-    ``[removed]``; longest first, so a full name goes before its parts."""
+    """``text`` with every value of ``values`` replaced by ``[removed]``, longest first (a full name goes before
+    its parts): values of at least ``MIN_REDACT_LENGTH`` characters wherever they occur, shorter alphabetic ones
+    (a two- or three-letter name component) only as whole words."""
     for v in _searchable(values):
         if v in text:
             text = text.replace(v, REDACTED)
+    for v in sorted({v for v in values if 2 <= len(v) < MIN_REDACT_LENGTH and v.isalpha()}, key=len, reverse=True):
+        text = re.sub(rf"(?<![A-Za-z]){re.escape(v)}(?![A-Za-z])", REDACTED, text)
     return text
 
 
