@@ -174,3 +174,17 @@ def test_without_anonymize_the_planted_values_do_show(planted, tmp_path):
     leaks = _leaks(out, planted["values"])
     assert len(leaks["SYN_0001/thrombus_seg.dcm"]) > 20 and leaks["SYN_0001/report.json"]
     assert str(planted["first"].PatientName) in leaks["SYN_0001/thrombus_seg.dcm"]
+
+
+@pytest.mark.parametrize("flags, message", [
+    (["--anonymize", "--keep-phi"], "contradict"),
+    (["--deid-key", "k.txt"], "--deid-key needs"),
+    (["--anonymize-seg"], "--anonymize-seg needs --dicom-seg"),
+], ids=["keep-phi", "key-alone", "seg-without-dicom-seg"])
+def test_cli_refuses_contradicting_flags(tmp_path, capsys, flags, message):
+    from nnunet_thrombus import cli
+
+    with pytest.raises(SystemExit) as exc:
+        cli.main(["predict", "-i", str(tmp_path), "-o", str(tmp_path / "out"), "-m", str(tmp_path), *flags])
+    assert exc.value.code == 2 and message in capsys.readouterr().err
+    assert not (tmp_path / "out").exists()
