@@ -173,14 +173,20 @@ class DeidKey:
 
 
 def new_key(path: str | os.PathLike | None = None) -> DeidKey:
-    """A fresh random key, written to ``path`` (mode 0600, never overwriting) when given."""
+    """A fresh random key, written to ``path`` (mode 0600, whole or not at all, never overwriting:
+    ``FileExistsError``) when given."""
     key = DeidKey(secrets.token_bytes(32), Path(path) if path is not None else None)
     if path is not None:
         path = Path(path)
         path.parent.mkdir(parents=True, exist_ok=True)
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        with os.fdopen(fd, "w", encoding="ascii") as f:
-            f.write(f"{_KEY_HEADER}\n{key.secret.hex()}\n")
+        tmp = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}")
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        try:
+            with os.fdopen(fd, "w", encoding="ascii") as f:
+                f.write(f"{_KEY_HEADER}\n{key.secret.hex()}\n")
+            os.link(tmp, path)  # appears complete or not at all; FileExistsError when another writer was first
+        finally:
+            tmp.unlink(missing_ok=True)
     return key
 
 

@@ -54,6 +54,9 @@ def test_key_file_is_private_reused_and_checked(tmp_path):
     assert not created and same.secret == key.secret
     named, created = key_for_outputs(tmp_path / "out", tmp_path / "elsewhere.key")
     assert created and named.secret != key.secret and (tmp_path / "elsewhere.key").is_file()
+    with pytest.raises(FileExistsError):  # a key is never overwritten (a parallel worker keeps the first one)
+        new_key(key.path)
+    assert load_key(key.path).secret == key.secret and [p.name for p in key.path.parent.iterdir()] == ["deid_key.txt"]
     (tmp_path / "bad.key").write_text("not a key\n")
     with pytest.raises(DeidentificationError, match="bad.key"):
         load_key(tmp_path / "bad.key")
