@@ -3,9 +3,15 @@
 Per case (``OUT/<case>/``): ``thrombus.nii.gz`` on the CTA grid, ``report.json`` (``docs/report_schema.json``),
 ``overlay.png``, optionally ``probabilities.npz``, ``thrombus_seg.dcm`` and ``thrombus_sr.dcm``; plus
 ``OUT/summary.csv`` (one row per finished case) and ``OUT/failures.csv``. Stages per case: preprocess (read,
-register, skull-strip, checks), coarse and fine (``ThrombusCascadePredictor``), measure, export. A failing case is recorded and the batch goes
-on; outputs are staged in ``OUT/.<case>.partial/`` and renamed when complete, so an interrupted batch resumes
-(finished cases that verify are skipped). Ctrl-C removes the partial case and re-raises ``KeyboardInterrupt``.
+register, skull-strip, checks), coarse and fine (``ThrombusCascadePredictor``), measure, export. A failing case
+is recorded and the batch goes on; outputs are staged in ``OUT/.<case>.partial/`` and renamed when complete, so an
+interrupted batch resumes (finished cases that verify are skipped). Ctrl-C removes the partial case and re-raises
+``KeyboardInterrupt``.
+
+With ``anonymize`` no output holds a DICOM header value the de-identification profile removes
+(``nnunet_thrombus.deidentify``, docs/deidentification.md): the SEG is built from minimal de-identified source
+headers, the report drops series descriptions, free text (errors, tracebacks) is redacted, and the key of the
+UID/date mapping is ``OUT/deid_key.txt`` unless the user names one.
 """
 from __future__ import annotations
 

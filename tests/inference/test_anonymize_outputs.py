@@ -129,8 +129,8 @@ def test_convert_sharing_mode_writes_no_planted_value(planted, tmp_path, capsys)
     key = load_key(dataset / KEY_FILE_NAME)
     assert meta["cta_series_uid"] == key.uid(planted["first"].SeriesInstanceUID)  # re-linkable with the key
     assert meta["cta_series"] == str(planted["first"].SeriesNumber)  # the number, not the description
-    assert (dataset / "qc.csv").is_file() and json.loads(next((dataset / ".convert_state").glob("*.json"))
-                                                         .read_text())["meta"]["cta_series_uid"] == meta["cta_series_uid"]
+    state = json.loads(next((dataset / ".convert_state").glob("*.json")).read_text())
+    assert (dataset / "qc.csv").is_file() and state["meta"]["cta_series_uid"] == meta["cta_series_uid"]
 
 
 def test_burned_in_series_is_refused_not_passed(planted, tmp_path):
