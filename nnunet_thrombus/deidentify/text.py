@@ -1,0 +1,106 @@
+"""Identifying values of source headers and the text checks built on them: redaction of free text (errors,
+reports), leak detection in written bytes, and the per-case refusals run before anything is written."""
+from __future__ import annotations
+
+import re
+
+from nnunet_thrombus.deidentify.errors import DeidentificationError
+from nnunet_thrombus.deidentify.profile import BASIC_PROFILE
+from nnunet_thrombus.deidentify.sources import refuse_burned_in
+
+#: values shorter than this are not searched for in free text (a sex "F" or a slice count would match anywhere)
+MIN_REDACT_LENGTH = 4
+REDACTED = "[removed]"
+
+
+def _values_of(elem) -> list[str]:
+    value = elem.value
+    items = list(value) if isinstance(value, (list, tuple)) or getattr(elem, "VM", 1) > 1 else [value]
+    out = []
+    for v in items:
+        if v is None or isinstance(v, (bytes, bytearray)):
+            continue
+        text = str(v).strip()
+        if text:
+            out.append(text)
+            if elem.VR == "PN":  # each name component on its own too
+                out += [p.strip() for p in re.split(r"[\^=]", text) if p.strip()]
+    return out
+
+
+def identifying_values(datasets) -> set[str]:
+    """Every text value in ``datasets`` that the profile acts on: attributes of ``BASIC_PROFILE`` (except the SOP
+    class), everything nested in a sequence the profile lists, and private elements. UIDs included, except those
+    the DICOM standard defines (a SOP class UID identifies nobody); short coded strings (YES, NO) left out."""
+    from pydicom.uid import UID_dictionary
+
+    found: set[str] = set()
+
+    def walk(d, inside: bool) -> None:
+        for elem in d:
+            listed = elem.keyword in BASIC_PROFILE or elem.tag.is_private or inside
+            if elem.VR == "SQ":
+                for item in elem.value or []:
+                    walk(item, listed)
+            elif listed and elem.VR not in ("OB", "OW", "OF", "OD", "OL", "OV", "UN", "US", "SS", "UL", "SL",
+                                             "FL", "FD"):
+                found.update(v for v in _values_of(elem) if not (elem.VR == "UI" and v in UID_dictionary)
+                             and not (elem.VR == "CS" and len(v) < MIN_REDACT_LENGTH))  # YES, NO, M, F
+            elif listed and elem.VR == "UN" and isinstance(elem.value, bytes):
+                text = elem.value.decode("latin-1", "replace").strip("\x00 ")
+                if text:
+                    found.add(text)
+
+    for ds in datasets:
+        walk(ds, False)
+        if getattr(ds, "file_meta", None) is not None:
+            walk(ds.file_meta, False)
+    return found
+
+
+def check_case_sources(case_id: str, headers, read_series_uids) -> frozenset:
+    """Before any output of a case is written: ``identifying_values`` of all its ``headers``, after refusing
+    (``DeidentificationError``) a read series (``read_series_uids``) that may carry burned-in text, and a case id
+    (usually the folder name) that contains one of those values (a folder named after the patient ID)."""
+    wanted = {str(u) for u in read_series_uids if u}
+    refuse_burned_in([ds for ds in headers if str(getattr(ds, "SeriesInstanceUID", "")) in wanted],
+                     where=f"case {case_id}")
+    values = frozenset(identifying_values(headers))
+    lowered = case_id.lower()
+    if any(len(v) >= MIN_REDACT_LENGTH and v.lower() in lowered for v in values):
+        raise DeidentificationError(f"case {case_id}: the case id (its folder name) contains an identifying "
+                                    "header value (patient name, ID, accession number...); rename the folder to a "
+                                    "neutral id for --anonymize")
+    return values
+
+
+def _searchable(values) -> list[str]:
+    return sorted({v for v in values if len(v) >= MIN_REDACT_LENGTH}, key=len, reverse=True)
+
+
+def redact(text: str, values) -> str:
+    """``text`` with every value of ``values`` replaced by ``[removed]``, longest first (a full name goes before
+    its parts): values of at least ``MIN_REDACT_LENGTH`` characters wherever they occur, shorter alphabetic ones
+    (a two- or three-letter name component) only as whole words."""
+    for v in _searchable(values):
+        if v in text:
+            text = text.replace(v, REDACTED)
+    for v in sorted({v for v in values if 2 <= len(v) < MIN_REDACT_LENGTH and v.isalpha()}, key=len, reverse=True):
+        text = re.sub(rf"(?<![A-Za-z]){re.escape(v)}(?![A-Za-z])", REDACTED, text)
+    return text
+
+
+def redact_tree(obj, values):
+    """A JSON-like structure (dicts, lists, strings, numbers) with every string passed through ``redact``."""
+    if isinstance(obj, str):
+        return redact(obj, values)
+    if isinstance(obj, dict):
+        return {redact(str(k), values) if isinstance(k, str) else k: redact_tree(v, values) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return type(obj)(redact_tree(v, values) for v in obj)
+    return obj
+
+
+def leaked_values(data: bytes, values) -> list[str]:
+    """The values of ``values`` (at least ``MIN_REDACT_LENGTH`` characters) found in ``data`` as UTF-8 bytes."""
+    return [v for v in _searchable(values) if v.encode("utf-8", "replace") in data]
