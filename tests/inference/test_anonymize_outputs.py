@@ -11,6 +11,7 @@ import json
 import logging
 import shutil
 import sys
+import warnings
 import zipfile
 import zlib
 from pathlib import Path
@@ -84,8 +85,10 @@ def test_predict_anonymize_writes_no_planted_value(planted, tmp_path, capsys, ca
 
     out = tmp_path / "out"
     caplog.set_level(logging.DEBUG)
-    res = predict_cases(planted["case"], out, predictor=FakePredictor(), anonymize=True, dicom_seg=True,
-                        save_probabilities=True, cache_dir=out / ".preprocess_cache", quiet=False)
+    with warnings.catch_warnings(record=True) as caught:  # Python warnings reach the user's console too
+        warnings.simplefilter("always")
+        res = predict_cases(planted["case"], out, predictor=FakePredictor(), anonymize=True, dicom_seg=True,
+                            save_probabilities=True, cache_dir=out / ".preprocess_cache", quiet=False)
     assert res["done"] == ["SYN_0001"], res
     names = {str(p.relative_to(out)) for p in out.rglob("*") if p.is_file()}
     assert {"SYN_0001/thrombus_seg.dcm", "SYN_0001/report.json", "SYN_0001/overlay.png", "SYN_0001/thrombus.nii.gz",
@@ -93,7 +96,7 @@ def test_predict_anonymize_writes_no_planted_value(planted, tmp_path, capsys, ca
     assert any(n.startswith(".preprocess_cache/") and n.endswith(".mha") for n in names)
     assert _leaks(out, planted["values"]) == {}
     printed = capsys.readouterr()
-    text = printed.out + printed.err + caplog.text
+    text = printed.out + printed.err + caplog.text + "\n".join(str(w.message) for w in caught)
     assert "SYN_0001" in text and not [v for v in planted["values"] if v in text]
 
     report = json.loads((out / "SYN_0001" / "report.json").read_text())
