@@ -32,11 +32,11 @@ from nnunet_thrombus.deidentify.profile import (BASIC_PROFILE, FUNCTIONAL_GROUPS
                                                 IDENTITY_ACTIONS, PROFILE_CODES)
 from nnunet_thrombus.deidentify.sources import (DeidentifiedSources, deidentify_sources, minimal_source,
                                                 refuse_burned_in)
-from nnunet_thrombus.deidentify.text import (MIN_REDACT_LENGTH, REDACTED, check_case_sources, identifying_values,
-                                             leaked_values, redact, redact_tree)
+from nnunet_thrombus.deidentify.text import (MIN_REDACT_LENGTH, REDACTED, check_case_sources, dataset_leaks,
+                                             identifying_values, leaked_values, redact, redact_tree)
 
 __all__ = ["BASIC_PROFILE", "DATE_SHIFT_DAYS", "FUNCTIONAL_GROUPS_KEEP", "GEOMETRY_KEYWORDS", "IDENTITY_ACTIONS",
            "KEY_FILE_NAME", "MIN_REDACT_LENGTH", "PROFILE_CODES", "REDACTED", "DeidKey", "DeidentificationError",
-           "DeidentifiedSources", "check_case_sources", "deidentify_sources", "identifying_values",
+           "DeidentifiedSources", "check_case_sources", "dataset_leaks", "deidentify_sources", "identifying_values",
            "key_for_outputs", "leaked_values", "load_key", "minimal_source", "new_key", "patient_identity", "redact",
            "redact_tree", "refuse_burned_in", "shift_date"]

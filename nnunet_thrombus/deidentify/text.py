@@ -104,3 +104,21 @@ def redact_tree(obj, values):
 def leaked_values(data: bytes, values) -> list[str]:
     """The values of ``values`` (at least ``MIN_REDACT_LENGTH`` characters) found in ``data`` as UTF-8 bytes."""
     return [v for v in _searchable(values) if v.encode("utf-8", "replace") in data]
+
+
+def dataset_leaks(ds, sources) -> list[str]:
+    """Keywords (or tags) of the elements of a written dataset ``ds`` whose text contains a value the profile
+    removes from ``sources``, or whose UID is one of theirs (whole UIDs: a date's digits may occur inside a new
+    2.25 UID by chance). Pixel data and other binary values are not searched."""
+    values = identifying_values(sources)
+    where = set()
+    for elem in ds.iterall():
+        if elem.VR in ("SQ", "OB", "OW", "OF", "OD", "OL", "OV", "UN") or elem.value is None:
+            continue
+        if elem.VR == "UI":
+            items = elem.value if isinstance(elem.value, (list, tuple)) or elem.VM > 1 else [elem.value]
+            if any(str(v) in values for v in items):
+                where.add(elem.keyword or str(elem.tag))
+        elif leaked_values(str(elem.value).encode("utf-8", "replace"), values):
+            where.add(elem.keyword or str(elem.tag))
+    return sorted(where)

@@ -68,25 +68,15 @@ def mask_on_native_grid(mask: sitk.Image, native: sitk.Image) -> np.ndarray:
     return (sitk.GetArrayFromImage(mask) > 0).astype(np.uint8)
 
 
-def _check_no_leak(seg, sources: list) -> None:
-    """``DeidentificationError`` naming the attributes of ``seg`` whose text contains a value the profile removes
-    from ``sources``, or whose UID is one of theirs (a last check behind the allow-list; pixels not searched)."""
-    from nnunet_thrombus.deidentify import DeidentificationError, identifying_values, leaked_values
+def _check_no_leak(ds, sources: list) -> None:
+    """``DeidentificationError`` naming the attributes of the written ``ds`` that carry a value the profile
+    removes from ``sources`` (``deidentify.dataset_leaks``: a last check behind the allow-list)."""
+    from nnunet_thrombus.deidentify import DeidentificationError, dataset_leaks
 
-    values = identifying_values(sources)
-    where = set()
-    for elem in seg.iterall():
-        if elem.VR in ("SQ", "OB", "OW", "OF", "OD", "OL", "OV", "UN") or elem.value is None:
-            continue
-        if elem.VR == "UI":  # whole values: a date's digits may occur inside a new 2.25 UID by chance
-            items = elem.value if isinstance(elem.value, (list, tuple)) or elem.VM > 1 else [elem.value]
-            if any(str(v) in values for v in items):
-                where.add(elem.keyword or str(elem.tag))
-        elif leaked_values(str(elem.value).encode("utf-8", "replace"), values):
-            where.add(elem.keyword or str(elem.tag))
+    where = dataset_leaks(ds, sources)
     if where:
         raise DeidentificationError("the anonymized SEG would carry source values the profile removes, in "
-                                    f"{', '.join(sorted(where))}; not written")
+                                    f"{', '.join(where)}; not written")
 
 
 def write_dicom_seg(path, mask: sitk.Image, cta_native: sitk.Image, cta_folder, case_id: str,

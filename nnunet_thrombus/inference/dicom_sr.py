@@ -19,9 +19,11 @@ Identification Sequence. A value that is null in the report (e.g. the length of 
 out of the SR. ``read_sr_values`` reads the values back in the shape ``report_sr_values`` gives them.
 
 The writer takes the source CTA datasets and the SEG as arguments (the ones the SEG was built from), so whatever
-de-identification those carry the SR carries too: its patient and study modules are copied from the sources, it
-references the SEG and source UIDs as given, and ``date_shift_days`` moves its own creation date back as the
-anonymized SEG's is moved (times become 000000).
+de-identification those carry the SR carries too: its patient and study modules are copied from the sources and it
+references the SEG and source UIDs as given. ``write_case_sr(anonymize=True, key=...)`` builds it from the same
+minimal de-identified source copies as the anonymized SEG (``nnunet_thrombus.deidentify.deidentify_sources``, same
+key, so the same UIDs), moves its own dates back by the same shift (times become 000000), records the profile
+(``DeidentifiedSources.stamp``) and refuses to write an SR that still holds a source value the profile removes.
 """
 from __future__ import annotations
 
@@ -157,13 +159,15 @@ def _coding_scheme_item():
 
 
 def build_dicom_sr(report: dict, sources: list, seg, *, series_uid: str, sop_instance_uid: str,
-                   date_shift_days: int = 0):
+                   date_shift_days: int = 0, deid=None):
     """The Comprehensive 3D SR (TID 1500) of ``report`` (a ``report.json`` dict).
 
     sources: the CTA source datasets the SEG was built from (headers are enough; their patient and study modules,
     de-identified or not, are copied); seg: the SEG dataset (pydicom or highdicom) whose segment 1 is the thrombus;
     series_uid / sop_instance_uid: the SR's own UIDs; date_shift_days: how far the SR's own dates move back (the
-    anonymized SEG's shift; 0 keeps today) -- times then become 000000. Returns a ``highdicom.sr.Comprehensive3DSR``.
+    anonymized SEG's shift; 0 keeps today) -- times then become 000000; deid: the ``DeidentifiedSources`` the
+    ``sources`` come from (their shift is used and the SR is stamped de-identified), None for plain sources.
+    Returns a ``highdicom.sr.Comprehensive3DSR``.
     """
     import highdicom as hd
     from pydicom.sr.codedict import codes
@@ -192,8 +196,12 @@ def build_dicom_sr(report: dict, sources: list, seg, *, series_uid: str, sop_ins
                 "LongitudinalTemporalInformationModified"):
         if key in first:
             setattr(sr, key, first[key].value)
+    if deid is not None:
+        date_shift_days = deid.shift_days
     if date_shift_days:
         _shift_own_dates(sr, date_shift_days)
+    if deid is not None:
+        deid.stamp(sr)
     return sr
 
 
@@ -221,16 +229,26 @@ def _shift_own_dates(sr, days: int) -> None:
 
 
 def write_dicom_sr(path, report: dict, sources: list, seg, *, series_uid: str | None = None,
-                   sop_instance_uid: str | None = None, date_shift_days: int = 0) -> dict:
+                   sop_instance_uid: str | None = None, date_shift_days: int = 0, deid=None,
+                   originals: list | None = None) -> dict:
     """Write ``build_dicom_sr`` to ``path`` (temp name, then renamed); new UIDs when none are given.
 
+    deid / originals: the ``DeidentifiedSources`` of ``sources`` and the source headers they were made from; the
+    SR is then checked against those (``deidentify.dataset_leaks``) before it is written.
     Returns {"series_uid": str, "sop_instance_uid": str, "n_components": int}."""
     import highdicom as hd
 
     from nnunet_thrombus.atomic_io import atomic_path
 
     sr = build_dicom_sr(report, sources, seg, series_uid=series_uid or hd.UID(),
-                        sop_instance_uid=sop_instance_uid or hd.UID(), date_shift_days=date_shift_days)
+                        sop_instance_uid=sop_instance_uid or hd.UID(), date_shift_days=date_shift_days, deid=deid)
+    if deid is not None and originals is not None:
+        from nnunet_thrombus.deidentify import DeidentificationError, dataset_leaks
+
+        where = dataset_leaks(sr, originals)
+        if where:
+            raise DeidentificationError("the anonymized SR would carry source values the profile removes, in "
+                                        f"{', '.join(where)}; not written")
     with atomic_path(path) as tmp:
         sr.save_as(str(tmp), enforce_file_format=True)
     return {"series_uid": str(sr.SeriesInstanceUID), "sop_instance_uid": str(sr.SOPInstanceUID),
@@ -238,26 +256,28 @@ def write_dicom_sr(path, report: dict, sources: list, seg, *, series_uid: str | 
 
 
 def write_case_sr(path, report: dict, cta_folder, seg_path, *, cta_series_uid: str | None = None,
-                  anonymize: bool = False) -> dict:
+                  anonymize: bool = False, key=None) -> dict:
     """The SR of one predicted case beside its SEG (``seg_path``), from the CTA series in ``cta_folder``
     (``cta_series_uid``: which one, as given to the SEG writer; None: the folder's only CT series).
 
-    anonymize: the SEG was written with ``anonymize=True``; the source headers then go through the same
-    de-identification (same case id, date shift and UID mapping) so the SR references exactly what the SEG does."""
-    import copy
-
+    anonymize: the SEG was written with ``anonymize=True`` under ``key`` (a ``deidentify.DeidKey``, required then);
+    the SR is built from the same minimal de-identified source copies (same case id, date shift and UID mapping),
+    so it references exactly what the SEG does."""
     import pydicom
 
-    from nnunet_thrombus.inference.dicom_seg import date_shift_days, deidentify, deidentify_dataset, sorted_series
+    from nnunet_thrombus.inference.dicom_seg import sorted_series
 
     sources = sorted_series(cta_folder, cta_series_uid)
     seg = pydicom.dcmread(str(seg_path))
-    shift = 0
-    case_id = str(report["case_id"])
-    if anonymize:
-        shift = date_shift_days(case_id, str(getattr(sources[0], "StudyInstanceUID", "")))
-        sources = [deidentify_dataset(deidentify(copy.deepcopy(ds), case_id), case_id, shift) for ds in sources]
-    return write_dicom_sr(path, report, sources, seg, date_shift_days=shift)
+    if not anonymize:
+        return write_dicom_sr(path, report, sources, seg)
+    if key is None:
+        raise ValueError(f"case {report.get('case_id')}: an anonymized SR needs the key its SEG was written with "
+                         "(deidentify.key_for_outputs), or its references would not match the SEG")
+    from nnunet_thrombus.deidentify import deidentify_sources
+
+    deid = deidentify_sources(sources, key, str(report["case_id"]))
+    return write_dicom_sr(path, report, deid.datasets, seg, deid=deid, originals=sources)
 
 
 def report_sr_values(report: dict) -> dict:

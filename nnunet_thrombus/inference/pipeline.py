@@ -134,7 +134,8 @@ def predict_one(prep: PreparedCase, predictor, out_dir: Path, *, rule: LVOThresh
             from nnunet_thrombus.inference.dicom_sr import write_case_sr
 
             write_case_sr(tmp / "thrombus_sr.dcm", report, prep.dicom_cta_folder, tmp / "thrombus_seg.dcm",
-                          cta_series_uid=prep.dicom_series_uid, anonymize=anonymize or anonymize_seg)
+                          cta_series_uid=prep.dicom_series_uid, anonymize=anonymize or anonymize_seg,
+                          key=deid_key)
     timings = _stage_timings(prep, dict(result.timings_s), measure_s, time.perf_counter() - t0)
     report["timings_s"] = {k: round(float(v), 3) for k, v in timings.items()}
     co.finish_case(out_dir, prep.case_id, tmp, report)

@@ -1,5 +1,5 @@
-"""``--anonymize`` end to end: a CTA + NCCT whose headers carry a distinct value in every attribute of PS3.15 Table
-E.1-1 (patient, visit, study, equipment, operators, free text, request attributes in sequences, a private element
+"""``--anonymize`` end to end (SEG and SR included): a CTA + NCCT whose headers carry a distinct value in every
+attribute of PS3.15 Table E.1-1 (patient, visit, study, equipment, operators, free text, request attributes in sequences, a private element
 with a person's name, a BurnedInAnnotation flag) goes through predict and through convert's sharing mode; no
 planted value appears in any byte of any output (compressed members unpacked), nor in what was printed or logged;
 the anonymized SEG passes dciodvfy and opens with highdicom. Each test writes its own files."""
@@ -88,11 +88,11 @@ def test_predict_anonymize_writes_no_planted_value(planted, tmp_path, capsys, ca
     with warnings.catch_warnings(record=True) as caught:  # Python warnings reach the user's console too
         warnings.simplefilter("always")
         res = predict_cases(planted["case"], out, predictor=FakePredictor(), anonymize=True, dicom_seg=True,
-                            save_probabilities=True, cache_dir=out / ".preprocess_cache", quiet=False)
+                            dicom_sr=True, save_probabilities=True, cache_dir=out / ".preprocess_cache", quiet=False)
     assert res["done"] == ["SYN_0001"], res
     names = {str(p.relative_to(out)) for p in out.rglob("*") if p.is_file()}
-    assert {"SYN_0001/thrombus_seg.dcm", "SYN_0001/report.json", "SYN_0001/overlay.png", "SYN_0001/thrombus.nii.gz",
-            "SYN_0001/probabilities.npz", "summary.csv", "failures.csv", KEY_FILE_NAME} <= names
+    assert {"SYN_0001/thrombus_seg.dcm", "SYN_0001/thrombus_sr.dcm", "SYN_0001/report.json", "SYN_0001/overlay.png",
+            "SYN_0001/thrombus.nii.gz", "SYN_0001/probabilities.npz", "summary.csv", "failures.csv", KEY_FILE_NAME} <= names
     assert any(n.startswith(".preprocess_cache/") and n.endswith(".mha") for n in names)
     assert _leaks(out, planted["values"]) == {}
     printed = capsys.readouterr()
@@ -117,6 +117,14 @@ def test_predict_anonymize_writes_no_planted_value(planted, tmp_path, capsys, ca
     key = load_key(out / KEY_FILE_NAME)
     assert seg.StudyInstanceUID == key.uid(planted["first"].StudyInstanceUID) != planted["first"].StudyInstanceUID
     assert seg.FrameOfReferenceUID == key.uid(planted["first"].FrameOfReferenceUID)
+    # the SR follows the same allow-list and key: valid, the same study, the SEG's image references
+    sr_path = out / "SYN_0001" / "thrombus_sr.dcm"
+    errors, msg = dciodvfy_errors(sr_path)
+    assert not errors, msg
+    sr = pydicom.dcmread(str(sr_path))
+    assert sr.StudyInstanceUID == seg.StudyInstanceUID and str(sr.PatientName) == "SYN_0001^"
+    assert sr.PatientIdentityRemoved == "YES" and sr.ContentDate == seg.ContentDate
+    assert not [e for e in sr.iterall() if e.tag.is_private]
 
 
 def test_convert_sharing_mode_writes_no_planted_value(planted, tmp_path, capsys):

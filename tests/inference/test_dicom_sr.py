@@ -50,8 +50,11 @@ def _case(tmp_path):
 @pytest.mark.parametrize("anonymize", [False, True], ids=["plain", "anonymized"])
 def test_sr_valid_and_read_back(tmp_path, anonymize):
     image, mask = _case(tmp_path)
-    write_dicom_seg(tmp_path / "seg.dcm", mask, image, tmp_path / "CTA", "case01", anonymize=anonymize)
-    write_case_sr(tmp_path / "sr.dcm", REPORT, tmp_path / "CTA", tmp_path / "seg.dcm", anonymize=anonymize)
+    from nnunet_thrombus.deidentify import new_key
+
+    key = new_key() if anonymize else None  # the SR must use the key its SEG was written with
+    write_dicom_seg(tmp_path / "seg.dcm", mask, image, tmp_path / "CTA", "case01", anonymize=anonymize, key=key)
+    write_case_sr(tmp_path / "sr.dcm", REPORT, tmp_path / "CTA", tmp_path / "seg.dcm", anonymize=anonymize, key=key)
     errors, out = dciodvfy_errors(tmp_path / "sr.dcm")
     assert not errors, out
     got = read_sr_values(tmp_path / "sr.dcm")
