@@ -1,8 +1,9 @@
 """``--anonymize`` end to end (SEG and SR included): a CTA + NCCT whose headers carry a distinct value in every
-attribute of PS3.15 Table E.1-1 (patient, visit, study, equipment, operators, free text, request attributes in sequences, a private element
-with a person's name, a BurnedInAnnotation flag) goes through predict and through convert's sharing mode; no
-planted value appears in any byte of any output (compressed members unpacked), nor in what was printed or logged;
-the anonymized SEG passes dciodvfy and opens with highdicom. Each test writes its own files."""
+attribute of PS3.15 Table E.1-1 (patient, visit, study, equipment, operators, free text, request attributes in
+sequences, a private element with a person's name, a BurnedInAnnotation flag) goes through predict and through
+convert's sharing mode; no planted value appears in any byte of any output (compressed members unpacked), nor in
+what was printed or logged; the anonymized SEG and SR pass dciodvfy and the SEG opens with highdicom. Each test
+writes its own files."""
 from __future__ import annotations
 
 import csv
