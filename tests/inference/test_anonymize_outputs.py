@@ -128,15 +128,17 @@ def test_predict_anonymize_writes_no_planted_value(planted, tmp_path, capsys, ca
     assert not [e for e in sr.iterall() if e.tag.is_private]
 
 
-def test_convert_sharing_mode_writes_no_planted_value(planted, tmp_path, capsys):
+def test_convert_sharing_mode_writes_no_planted_value(planted, tmp_path, capsys, caplog):
     from dataset_conversion.convert_trial import convert_trial_dataset
 
+    caplog.set_level(logging.DEBUG)
     res = convert_trial_dataset(planted["root"], tmp_path / "raw", dataset_id=502, anonymize=True)
     assert res["converted"] == ["SYN_0001"] and not res["failed"], res
     dataset = Path(res["dataset_dir"])
     assert _leaks(dataset, planted["values"]) == {}
     printed = capsys.readouterr()
-    assert not [v for v in planted["values"] if v in printed.out + printed.err]
+    text = printed.out + printed.err + caplog.text
+    assert "SYN_0001" in text and not [v for v in planted["values"] if v in text]
     meta = next(csv.DictReader((dataset / "metadata.csv").open()))
     key = load_key(dataset / KEY_FILE_NAME)
     assert meta["cta_series_uid"] == key.uid(planted["first"].SeriesInstanceUID)  # re-linkable with the key
