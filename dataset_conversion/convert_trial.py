@@ -41,6 +41,8 @@ from dataset_conversion.splits import make_folds, pick_test_cases
 from nnunet_thrombus import atomic_io
 from nnunet_thrombus.atomic_io import cleanup_temp_files, write_csv
 from nnunet_thrombus.console import configure_logging, level_from_flags
+from nnunet_thrombus.deidentify import (check_case_sources, identifying_values, key_for_outputs, load_key,
+                                        redact_tree)
 
 logger = logging.getLogger(__name__)
 
@@ -71,8 +73,6 @@ def _convert_one(case: Case, dataset_dir: str, split: str, options: dict, key_fi
         ncct, ncct_info = read_image(case.ncct, multiphase=False, flag="--ncct-series",
                                      series=case.meta.get("ncct_series") or options.get("ncct_series"))
         if anonymize:
-            from nnunet_thrombus.deidentify import check_case_sources, load_key
-
             key = load_key(key_file)
             identifying = check_case_sources(case.case_id, folder_headers(case.ncct, case.cta),
                                              [cta_info.get("series_uid"), ncct_info.get("series_uid")])
@@ -137,8 +137,6 @@ def _convert_one(case: Case, dataset_dir: str, split: str, options: dict, key_fi
             record["error"] += "\n" + traceback.format_exc()
     record["qc"]["time_s"] = round(time.perf_counter() - t0, 2)
     if anonymize:
-        from nnunet_thrombus.deidentify import identifying_values, redact_tree
-
         if not identifying:  # failed before its headers were collected
             try:
                 identifying = identifying_values(folder_headers(case.ncct, case.cta))
@@ -203,8 +201,6 @@ def convert_trial_dataset(input_root: str | os.PathLike | None, nnunet_raw_dir: 
     key_file = None
     if anonymize:  # only then in the options, so datasets converted before the switch existed still resume
         options["anonymize"] = True
-        from nnunet_thrombus.deidentify import key_for_outputs
-
         key, created = key_for_outputs(out, deid_key)
         key_file = str(key.path)
         say(f"de-identification key {'written to' if created else 'read from'} {key.path}: keep it to re-link, "

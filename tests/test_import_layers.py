@@ -20,7 +20,8 @@ PACKAGES = ("nnunet_thrombus", "dataset_conversion")
 LAYERS = (
     {"nnunet_thrombus", "nnunet_thrombus.vocabulary", "nnunet_thrombus.masks", "nnunet_thrombus.atomic_io",
      "nnunet_thrombus.nnunet_env", "nnunet_thrombus.console", "nnunet_thrombus.presets"},
-    {"nnunet_thrombus.measure", "nnunet_thrombus.networks"},
+    # deidentify: header allow-list and keyed mapping, below both the converter and predict's writers
+    {"nnunet_thrombus.measure", "nnunet_thrombus.networks", "nnunet_thrombus.deidentify"},
     {"nnunet_thrombus.synthetic", "dataset_conversion", "nnunet_thrombus.calibration"},
     {"nnunet_thrombus.evaluation", "nnunet_thrombus.model_folder"},
     {"nnunet_thrombus.inference"},
