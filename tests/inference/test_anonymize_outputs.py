@@ -79,12 +79,20 @@ def _leaks(folder: Path, values: set[str]) -> dict:
     return found
 
 
+def _fixed_key(path: Path) -> Path:
+    """A key file with a fixed secret, so the new UIDs (and any chance digit run in them) are the same every run."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text("nnunet_thrombus de-identification key v1\n" + "5a" * 32 + "\n", encoding="ascii")
+    return path
+
+
 def test_predict_anonymize_writes_no_planted_value(planted, tmp_path, capsys, caplog):
     import highdicom as hd
 
     from nnunet_thrombus.inference.overlay import overlay_text
 
     out = tmp_path / "out"
+    _fixed_key(out / KEY_FILE_NAME)  # reused by the run (a run creates it when missing)
     caplog.set_level(logging.DEBUG)
     with warnings.catch_warnings(record=True) as caught:  # Python warnings reach the user's console too
         warnings.simplefilter("always")
@@ -132,7 +140,8 @@ def test_convert_sharing_mode_writes_no_planted_value(planted, tmp_path, capsys,
     from dataset_conversion.convert_trial import convert_trial_dataset
 
     caplog.set_level(logging.DEBUG)
-    res = convert_trial_dataset(planted["root"], tmp_path / "raw", dataset_id=502, anonymize=True)
+    res = convert_trial_dataset(planted["root"], tmp_path / "raw", dataset_id=502, anonymize=True,
+                                deid_key=str(_fixed_key(tmp_path / "keys" / KEY_FILE_NAME)))
     assert res["converted"] == ["SYN_0001"] and not res["failed"], res
     dataset = Path(res["dataset_dir"])
     assert _leaks(dataset, planted["values"]) == {}
@@ -140,7 +149,7 @@ def test_convert_sharing_mode_writes_no_planted_value(planted, tmp_path, capsys,
     text = printed.out + printed.err + caplog.text
     assert "SYN_0001" in text and not [v for v in planted["values"] if v in text]
     meta = next(csv.DictReader((dataset / "metadata.csv").open()))
-    key = load_key(dataset / KEY_FILE_NAME)
+    key = load_key(tmp_path / "keys" / KEY_FILE_NAME)
     assert meta["cta_series_uid"] == key.uid(planted["first"].SeriesInstanceUID)  # re-linkable with the key
     assert meta["cta_series"] == str(planted["first"].SeriesNumber)  # the number, not the description
     state = json.loads(next((dataset / ".convert_state").glob("*.json")).read_text())
