@@ -193,6 +193,6 @@ def test_stage1_export_is_the_coarse_map_predict_feeds_the_fine_stage(tiny_casca
     fed = np.asarray(dct["data"][-1]).astype(np.uint8)
     assert fed.shape == exported.shape
     assert int((fed != exported).sum()) == 0
-    # a map, not a constant: the tiny stage 1 marked 400 and 6640 of 61440 voxels in two runs (CPU training is not
+    # not all thrombus: the tiny stage 1 marked 400 and 6640 of 61440 voxels in two runs (CPU training is not
     # bit-reproducible, so no tighter bound)
     assert int(exported.sum()) < exported.size
