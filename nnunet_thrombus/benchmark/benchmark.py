@@ -35,7 +35,8 @@ def run_benchmark(dataset_id: int, budget: str, out_dir, variants=None, raw=None
         out_dir: output folder; nnU-Net's preprocessed/results folders go to ``out_dir/work``.
         variants: variant names (default: all); the reference (vanilla 3d_fullres, seed 0) and ours (seed 0) are
             always run.
-        raw: nnUNet_raw folder (default: ``$nnUNet_raw``, else ``out_dir/work/synth/nnUNet_raw``).
+        raw: nnUNet_raw folder (default: ``$nnUNet_raw``, else ``synth/nnUNet_raw`` in the run's working folder
+            under ``out_dir``).
         preprocessed: an nnUNet_preprocessed folder whose ``ThrombusPlans`` to reuse (default: plan in this run).
         synthetic, preset, seed, n_test: generate a synthetic cohort of ``synthetic`` cases, ``n_test`` of them
             test cases, when the dataset is missing.
