@@ -32,7 +32,7 @@ from nnunet_thrombus.inference.result import CascadeResult
 from nnunet_thrombus.inference.roi_predictor import ROIRestrictedPredictor
 from nnunet_thrombus.model_folder import ModelError, quiet_nnunet, select_folds
 from nnunet_thrombus.networks.cascade_net import unwrap_network
-from nnunet_thrombus.networks.coarse_context import coarse_probability_on_fine_grid, run_coarse_pass
+from nnunet_thrombus.networks.coarse_context import coarse_probability_on_fine_grid, run_coarse_passes
 from nnunet_thrombus.vocabulary import DEFAULT_ROI_THRESHOLD
 
 
@@ -167,13 +167,8 @@ class ThrombusCascadePredictor:
         """data: (C_img, *S) fine preprocessed case -> one CoarseContext per fold of the ``3d_lowres`` model (one
         whole-head pass each), for fine stages that do not sample a global context themselves. The same pass, with
         the same weights, writes the stage-1 maps the fine stage trains on (``training.stage_one``)."""
-        net = self._coarse_whole_head_network()
-        contexts = []
-        for params in self.coarse.list_of_parameters:
-            net.load_state_dict(params)
-            net.eval()
-            contexts.append(run_coarse_pass(net, data[None].to(self.device), self.coarse_ratio))
-        return contexts
+        return run_coarse_passes(self._coarse_whole_head_network(), self.coarse.list_of_parameters,
+                                 data[None].to(self.device), self.coarse_ratio)
 
     def _global_coarse_stage(self, images: np.ndarray, spacing, timings: dict) -> tuple[np.ndarray, dict]:
         """The coarse map from one whole-head pass per fold: the fine network's own coarse branch when it samples a

@@ -115,6 +115,20 @@ def coarse_segmentation_on_fine_grid(contexts: Sequence[CoarseContext], shape: S
     return (coarse_probability_on_fine_grid(contexts, shape) > 0.5).to(torch.uint8)
 
 
+def run_coarse_passes(coarse_net: torch.nn.Module, parameters, images: torch.Tensor, ratio: Sequence[float]) -> list:
+    """One :func:`run_coarse_pass` per fold: ``parameters`` holds a state dict per fold (``None``: the weights the
+    network has). ``coarse_net`` runs in eval mode and is left in the mode it had, with the last fold's weights."""
+    was_training = coarse_net.training
+    coarse_net.eval()
+    contexts = []
+    for params in parameters:
+        if params is not None:
+            coarse_net.load_state_dict(params)
+        contexts.append(run_coarse_pass(coarse_net, images, ratio))
+    coarse_net.train(was_training)
+    return contexts
+
+
 def position_field(start: Sequence[int], size: Sequence[int], device=None) -> torch.Tensor:
     """Homogeneous positions (4, *size) of a box whose first voxel is case voxel ``start`` (may be negative)."""
     axes = [torch.arange(int(a), int(a) + int(n), dtype=torch.float32, device=device) for a, n in zip(start, size)]

@@ -114,18 +114,11 @@ def whole_head_next_stage_map(network, parameters: list, images, ratio, device) 
     """
     import torch
 
-    from nnunet_thrombus.networks.coarse_context import coarse_segmentation_on_fine_grid, run_coarse_pass
+    from nnunet_thrombus.networks.coarse_context import coarse_segmentation_on_fine_grid, run_coarse_passes
 
     x = torch.as_tensor(np.asarray(images), dtype=torch.float32)[None].to(device)
-    was_training = network.training
-    network.eval()
-    contexts = []
     with torch.no_grad():
-        for params in parameters:
-            if params is not None:
-                network.load_state_dict(params)
-            contexts.append(run_coarse_pass(network, x, ratio))
-    network.train(was_training)
+        contexts = run_coarse_passes(network, parameters, x, ratio)
     return coarse_segmentation_on_fine_grid(contexts, x.shape[2:]).numpy()
 
 
