@@ -32,8 +32,8 @@ from pathlib import Path
 
 from nnunet_thrombus.benchmark.budgets import PLANS, VESSEL_PLANS, Budget, Variant, select_variants
 from nnunet_thrombus.training.epoch_progress import UNBUFFERED, EpochProgress, follow_log
-from nnunet_thrombus.training.workflow import (BIN, NnunetWorkspace, plan_and_preprocess, short_schedule,
-                                               train_arguments)
+from nnunet_thrombus.training.workflow import (BIN, NnunetWorkspace, command_failure, plan_and_preprocess,
+                                               short_schedule, train_arguments)
 
 logger = logging.getLogger(__name__)
 
@@ -101,8 +101,7 @@ def run_measured(ws: NnunetWorkspace, args: list, log_name: str, resume: bool = 
         seconds = time.perf_counter() - t0
         peak_kib = float(open(peak_file).read()) if os.path.isfile(peak_file) else float("nan")
     if proc.returncode != 0:
-        tail = "".join(log.read_text(errors="replace").splitlines(keepends=True)[-25:])
-        raise RuntimeError(f"command failed ({proc.returncode}): {' '.join(cmd)}\nlog {log}, last lines:\n{tail}")
+        raise command_failure(cmd, proc.returncode, log)
     cost = StepCost(seconds, peak_kib / 1024.0)  # Linux: ru_maxrss in KiB
     write_json(record, {"command": cmd, "seconds": cost.seconds, "peak_mb": cost.peak_mb})
     return cost

@@ -7,6 +7,7 @@ lines of that log.
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 import time
@@ -65,9 +66,25 @@ class NnunetWorkspace:
                 proc = subprocess.run(cmd, stdout=fh, stderr=subprocess.STDOUT, env=self.env(**extra_env),
                                       timeout=timeout)
         if proc.returncode != 0:
-            tail = "".join(log.read_text(errors="replace").splitlines(keepends=True)[-25:])
-            raise RuntimeError(f"command failed ({proc.returncode}): {' '.join(cmd)}\nlog {log}, last lines:\n{tail}")
+            raise command_failure(cmd, proc.returncode, log)
         return time.perf_counter() - t0
+
+
+_ERROR_LINE = re.compile(r"^(?:[\w.]+\.)?\w*(?:Error|Exception): .+")
+
+
+def command_failure(cmd: list[str], returncode: int, log: Path) -> RuntimeError:
+    """The error for a failed command whose output went to ``log``: the distinct exception lines it printed (the
+    cause is among them; nnU-Net's worker processes print secondary tracebacks around it) and the log's last 25
+    lines."""
+    lines = log.read_text(errors="replace").splitlines(keepends=True)
+    starts = [i for i, line in enumerate(lines) if line.startswith("$ ")]
+    own = [line.strip() for line in (lines[starts[-1]:] if starts else lines)]
+    errors = list(dict.fromkeys(line for line in own if _ERROR_LINE.match(line)))[:6]
+    listed = "".join(f"  {line}\n" for line in errors)
+    return RuntimeError(f"command failed ({returncode}): {' '.join(cmd)}\n"
+                        + (f"errors it printed:\n{listed}" if errors else "")
+                        + f"log {log}, last lines:\n{''.join(lines[-25:])}")
 
 
 def plan_and_preprocess(ws: NnunetWorkspace, dataset_id: int, preset: str = "cpu", plans_name: str = DEFAULT_PLANS,

@@ -76,3 +76,22 @@ def test_short_schedule_builds_the_chosen_optimizer():
     assert isinstance(opt, torch.optim.AdamW) and opt.param_groups[0]["lr"] == 1e-3
     sched.step(5)
     assert opt.param_groups[0]["lr"] == pytest.approx(1e-3 * (1 - 5 / 10) ** 0.9)
+
+
+def test_command_failure_lists_the_cause_printed_before_worker_tracebacks(tmp_path):
+    """nnU-Net's preprocessing workers print their own tracebacks after the main process fails; the error raised for
+    a failed command must still carry the cause, and only from this command's part of an appended log."""
+    from nnunet_thrombus.training.workflow import command_failure
+
+    log = tmp_path / "predict.log"
+    worker_noise = [f"  File \"managers.py\", line {i}, in serve_client\n" for i in range(40)]
+    log.write_text("$ earlier command\nValueError: from an earlier command\n"
+                   "$ nnUNetv2_predict -i in -o out\nTraceback (most recent call last):\n"
+                   "nnunet_thrombus.networks.cascade_net.MissingCoarseContextError: use nnunet_thrombus predict\n"
+                   + "".join(worker_noise) + "KeyError: '7f1493a6b610'\n" + "".join(worker_noise)
+                   + "multiprocessing.managers.RemoteError: \n")
+    message = str(command_failure(["nnUNetv2_predict", "-i", "in"], 1, log))
+    listed = message.split("errors it printed:\n")[1].split("log ")[0].splitlines()
+    assert listed == ["  nnunet_thrombus.networks.cascade_net.MissingCoarseContextError: use nnunet_thrombus predict",
+                      "  KeyError: '7f1493a6b610'"]
+    assert message.count("in serve_client") == 25 - 1  # the tail: 25 lines, the last one the RemoteError
