@@ -26,7 +26,7 @@ import tempfile
 from pathlib import Path
 
 from nnunet_thrombus.model_folder import DEFAULT_PLANS, stage_identifier
-from nnunet_thrombus.training.workflow import NnunetWorkspace, train
+from nnunet_thrombus.training.workflow import NnunetWorkspace, short_schedule, train
 
 ROWS = (("vanilla 3d_fullres", "nnUNetTrainer_envSchedule", "3d_fullres"),
         ("ours, per-patch coarse (old)", "ThrombusCascadeTrainer_patchContext", "3d_cascade_fullres"),
@@ -53,7 +53,7 @@ def measure(work: Path, dataset_id: int, iters: int, val_iters: int, plans: str,
         stage1 = stage_identifier(stage1_trainer, plans, "3d_lowres")
         shutil.copytree(src.results / dataset / stage1, ws.results / dataset / stage1)
         for name, trainer, config in ROWS:
-            train(ws, dataset_id, config, 0, trainer, plans, 1, iters, val_iters, optimizer="adamw")
+            train(ws, dataset_id, config, 0, trainer, plans, short_schedule(1, iters, val_iters, optimizer="adamw"))
             folder = ws.results / dataset / stage_identifier(trainer, plans, config) / "fold_0"
             log = sorted(folder.glob("training_log_*.txt"))[-1]
             text = log.read_text()

@@ -8,11 +8,28 @@ schedule is given as flags), ``predict_cases`` (predict) and ``evaluate_folder``
 from __future__ import annotations
 
 import csv
+import json
 import logging
 import shutil
 import time
 from dataclasses import dataclass
 from pathlib import Path
+
+import numpy as np
+import SimpleITK as sitk
+
+from dataset_conversion.convert_trial import convert_trial_dataset
+from nnunet_thrombus.atomic_io import copy_file, write_json
+from nnunet_thrombus.evaluation.evaluate import evaluate_folder
+from nnunet_thrombus.inference.pipeline import predict_cases
+from nnunet_thrombus.inference.postprocessing import apply_to_folder
+from nnunet_thrombus.inference.validation_fit import fit_lvo_from_validation, fit_roi_threshold
+from nnunet_thrombus.masks import dice
+from nnunet_thrombus.model_folder import (COARSE, DEFAULT_PLANS, DEFAULT_TRAINER, FINE, VANILLA_TRAINER, load_recipe,
+                                          recipe_label, resolve_cascade)
+from nnunet_thrombus.synthetic.cohort import write_cohort
+from nnunet_thrombus.training.workflow import (NnunetWorkspace, export_next_stage, model_folder, plan_and_preprocess,
+                                               short_schedule, train)
 
 logger = logging.getLogger(__name__)
 
@@ -111,11 +128,6 @@ def coarse_heldout(pred_dir: Path, ref_dir: Path, cases) -> dict:
     against the reference labels. Returns per-case Dice (empty reference and empty mask = 1, DESIGN.md sec. 5),
     their median, and clots found (cases whose reference holds thrombus and whose mask touches it, of all such
     cases)."""
-    import numpy as np
-    import SimpleITK as sitk
-
-    from nnunet_thrombus.masks import dice
-
     per_case, found, clots = {}, 0, 0
     for case in cases:
         ref = sitk.GetArrayFromImage(sitk.ReadImage(str(Path(ref_dir) / f"{case}.nii.gz"))) > 0
@@ -133,8 +145,6 @@ def coarse_heldout(pred_dir: Path, ref_dir: Path, cases) -> dict:
 def fine_window_share(pred_dir: Path, cases) -> dict:
     """Fine-stage sliding windows the ROI ran, summed over ``cases`` from each ``report.json``
     (``model.fine_tiles`` = [run, of the whole-image grid]); ``share`` = run / total (None without reports)."""
-    import json
-
     run = total = 0
     for case in cases:
         path = Path(pred_dir) / case / "report.json"
@@ -157,117 +167,134 @@ def _table_row(name: str, summary: dict) -> dict:
             "occlusion_specificity": occ.get("specificity")}
 
 
+@dataclass
+class _DemoRun:
+    """One demo run: its folder, nnU-Net workspace, progress lines and schedule."""
+
+    out: Path
+    ws: NnunetWorkspace
+    prog: _Progress
+    sched: DemoSchedule
+    device: str
+    baseline: bool
+    quiet: bool
+
+    def model(self, configuration: str, trainer: str = DEFAULT_TRAINER) -> Path:
+        return model_folder(self.ws, DATASET_NAME, configuration, trainer=trainer)
+
+    def raw(self) -> Path:
+        return self.ws.raw / DATASET_NAME
+
+
 def run_demo(out_dir, budget_minutes: float = DEFAULT_BUDGET_MINUTES, n_cases: int = 24, n_test: int = 6, seed: int = 0,
              baseline: bool = True, device: str = "cpu", quiet: bool = False, preset: str = "demo") -> dict:
     """Run the demo into ``out_dir`` (refuses a non-empty folder); returns the summary (also ``summary.json``).
 
     ``preset`` is the synthetic head preset (``demo``; the end-to-end test uses ``tiny``)."""
-    from dataset_conversion.convert_trial import convert_trial_dataset
-    from nnunet_thrombus.atomic_io import copy_file, write_json
-    from nnunet_thrombus.evaluation.evaluate import evaluate_folder
-    from nnunet_thrombus.inference.postprocessing import apply_to_folder
-    from nnunet_thrombus.inference.pipeline import predict_cases
-    from nnunet_thrombus.synthetic.cohort import write_cohort
-    from nnunet_thrombus.training.workflow import NnunetWorkspace, plan_and_preprocess, train, train_cascade
-
     out = Path(out_dir).resolve()
     if out.exists() and any(out.iterdir()):
         raise ValueError(f"demo output folder {out} is not empty; choose another -o or remove it")
     if n_test < 2 or n_cases - n_test < 5:
         raise ValueError(f"need >= 5 training and >= 2 test cases, got n_cases={n_cases}, n_test={n_test}")
-    sched = DemoSchedule.for_budget(budget_minutes)
     stages = ["synth", "convert", "plan", "train coarse", "train fine"] + (["train baseline"] if baseline else []) \
         + ["predict", "evaluate"]
-    prog = _Progress(quiet, stages)
     # nnU-Net's folders reach nnU-Net through the environment of the subprocesses ``ws`` starts; what runs here
     # (fits, prediction, evaluation) is given the folders themselves
-    ws = NnunetWorkspace.under(out / "nnunet")
+    run = _DemoRun(out=out, ws=NnunetWorkspace.under(out / "nnunet"), prog=_Progress(quiet, stages),
+                   sched=DemoSchedule.for_budget(budget_minutes), device=device, baseline=baseline, quiet=quiet)
+    truth_ds, test_cases = _make_data(run, n_cases, n_test, seed, preset)
+    _train_models(run)
+    pred_dir = out / "predictions"
+    pred = run.prog.run("predict", predict_cases, [out / "cohort" / "raw_dicom" / c for c in test_cases], pred_dir,
+                        model=run.ws.results / DATASET_NAME, device=device, use_tta=False, quiet=quiet)
+    evals = run.prog.run("evaluate", _evaluate, run, pred_dir, pred["done"] + pred["skipped"], truth_ds, test_cases)
+    summary = _summary(run, budget_minutes, pred, evals)
+    summary.update(n_train=n_cases - n_test, n_test=n_test,
+                   fine_windows=fine_window_share(pred_dir, pred["done"] + pred["skipped"]))
+    write_json(out / "summary.json", summary, indent=1)
+    return summary
 
-    cohort = prog.run("synth", write_cohort, out / "cohort", n_cases, seed=seed, preset=preset,
-                      dataset_id=DATASET_ID, n_test=n_test, formats=("dicom",), progress=False)
+
+def _make_data(run: _DemoRun, n_cases: int, n_test: int, seed: int, preset: str) -> tuple[Path, list[str]]:
+    """Synth (DICOM only), convert with the converter a user runs, plan and preprocess. Returns the synthetic
+    dataset folder (truth labels, metadata.csv) and the held-out case ids."""
+    cohort = run.prog.run("synth", write_cohort, run.out / "cohort", n_cases, seed=seed, preset=preset,
+                          dataset_id=DATASET_ID, n_test=n_test, formats=("dicom",), progress=False)
     truth_ds = Path(cohort["paths"]["dataset"])
     test_cases = _test_cases(truth_ds / "metadata.csv")
-    conv = prog.run("convert", convert_trial_dataset, out / "cohort" / "raw_dicom", ws.raw, DATASET_ID,
-                    "DemoThrombus", masks_on="cta", test_cases=test_cases, quiet=True)
+    conv = run.prog.run("convert", convert_trial_dataset, run.out / "cohort" / "raw_dicom", run.ws.raw, DATASET_ID,
+                        "DemoThrombus", masks_on="cta", test_cases=test_cases, quiet=True)
     if conv["failed"]:
         raise RuntimeError(f"converter failed on {conv['failed']}")
-    prog.run("plan", plan_and_preprocess, ws, DATASET_ID, preset="cpu", features=DEMO_FEATURES,
-             patch_size=DEMO_PATCH)
-    split_src = ws.raw / DATASET_NAME / "splits_final.json"
+    run.prog.run("plan", plan_and_preprocess, run.ws, DATASET_ID, preset="cpu", features=DEMO_FEATURES,
+                 patch_size=DEMO_PATCH)
+    split_src = run.raw() / "splits_final.json"
     if split_src.is_file():
-        copy_file(split_src, ws.preprocessed / DATASET_NAME / "splits_final.json")
-    prog.run("train coarse", train, ws, DATASET_ID, "3d_lowres", 0, epochs=sched.coarse_epochs, iters=sched.coarse_iters,
-             val_iters=sched.val_iters, device=device, optimizer=DEMO_OPTIMIZER, lr=DEMO_COARSE_LR)
-    from nnunet_thrombus.training.workflow import export_next_stage
+        copy_file(split_src, run.ws.preprocessed / DATASET_NAME / "splits_final.json")
+    return truth_ds, test_cases
 
-    from nnunet_thrombus.inference.validation_fit import fit_lvo_from_validation, fit_roi_threshold
-    from nnunet_thrombus.model_folder import (COARSE, DEFAULT_PLANS, FINE, load_recipe, recipe_label,
-                                          resolve_cascade)
-    from nnunet_thrombus.training.workflow import model_folder
 
-    coarse_dir, fine_dir = model_folder(ws, DATASET_NAME, COARSE), model_folder(ws, DATASET_NAME, FINE)
-    prog.run("train fine", lambda: (export_next_stage(ws, DATASET_ID),
-                                    train(ws, DATASET_ID, FINE, 0, epochs=sched.epochs,
-                                          iters=sched.iters, val_iters=sched.val_iters, device=device,
-                                          optimizer=DEMO_OPTIMIZER),
-                                    # the LVO rule and the ROI threshold are fitted on fold 0's validation cases
-                                    # only, and stored with the model (fit-lvo, fit-roi)
-                                    fit_lvo_from_validation(fine_dir, ws.raw / DATASET_NAME),
-                                    fit_roi_threshold(coarse_dir, fine_dir, ws.raw / DATASET_NAME, device=device,
-                                                      progress=lambda _: None)))
-    base_dir = model_folder(ws, DATASET_NAME, "3d_fullres", trainer="nnUNetTrainer_envSchedule")
-    if baseline:
-        # the baseline gets the same validation-chosen post-processing step as ours (postprocessing.json)
-        prog.run("train baseline", lambda: (
-            train(ws, DATASET_ID, "3d_fullres", 0, trainer="nnUNetTrainer_envSchedule", epochs=sched.epochs,
-                  iters=sched.iters, val_iters=sched.val_iters, device=device, optimizer=DEMO_OPTIMIZER),
-            fit_lvo_from_validation(base_dir, ws.raw / DATASET_NAME)))
-    pred_dir = out / "predictions"
-    inputs = [out / "cohort" / "raw_dicom" / c for c in test_cases]
-    pred = prog.run("predict", predict_cases, inputs, pred_dir, model=ws.results / DATASET_NAME, device=device,
-                    use_tta=False, quiet=quiet)
+def _train_models(run: _DemoRun) -> None:
+    """The coarse stage, the fine stage with its fitted LVO rule and ROI threshold, and the baseline with its LVO
+    rule, each fitted on fold 0's validation cases only and stored with the model (fit-lvo, fit-roi)."""
+    sched, ws, device = run.sched, run.ws, run.device
+    coarse = short_schedule(sched.coarse_epochs, sched.coarse_iters, sched.val_iters, optimizer=DEMO_OPTIMIZER,
+                            lr=DEMO_COARSE_LR)
+    fine = short_schedule(sched.epochs, sched.iters, sched.val_iters, optimizer=DEMO_OPTIMIZER)
+    run.prog.run("train coarse", train, ws, DATASET_ID, COARSE, 0, schedule=coarse, device=device)
+    coarse_dir, fine_dir = run.model(COARSE), run.model(FINE)
+    run.prog.run("train fine", lambda: (export_next_stage(ws, DATASET_ID),
+                                        train(ws, DATASET_ID, FINE, 0, schedule=fine, device=device),
+                                        fit_lvo_from_validation(fine_dir, run.raw()),
+                                        fit_roi_threshold(coarse_dir, fine_dir, run.raw(), device=device,
+                                                          progress=lambda _: None)))
+    if run.baseline:  # the same schedule as the fine stage, the same validation-chosen post-processing step
+        run.prog.run("train baseline", lambda: (
+            train(ws, DATASET_ID, "3d_fullres", 0, trainer=VANILLA_TRAINER, schedule=fine, device=device),
+            fit_lvo_from_validation(run.model("3d_fullres", VANILLA_TRAINER), run.raw())))
 
-    def _evaluate():
-        res = {"ours": evaluate_folder(_flat_masks(pred_dir, pred["done"] + pred["skipped"], out / "eval" / "ours_masks"),
-                                       truth_ds / "labelsTs", out / "eval" / "ours", truth_ds / "metadata.csv",
-                                       quiet=True)}
-        if baseline:
-            base_masks = out / "eval" / "baseline_masks"
-            ws.run(["nnUNetv2_predict", "-i", ws.raw / DATASET_NAME / "imagesTs", "-o", base_masks, "-d", DATASET_ID,
-                    "-c", "3d_fullres", "-tr", "nnUNetTrainer_envSchedule", "-p", DEFAULT_PLANS, "-f", "0",
-                    "-device", device, "--disable_tta", "-npp", "1", "-nps", "1"], "predict_baseline")
-            apply_to_folder(base_masks, base_dir / "postprocessing.json",
-                            images_dir=ws.raw / DATASET_NAME / "imagesTs")
-            res["baseline"] = evaluate_folder(base_masks, truth_ds / "labelsTs", out / "eval" / "baseline",
-                                              truth_ds / "metadata.csv", quiet=True)
-        # the coarse stage alone on the held-out cases (its masks, nnU-Net's own predict): does it localise?
-        coarse_masks = out / "eval" / "coarse_masks"
-        ws.run(["nnUNetv2_predict", "-i", ws.raw / DATASET_NAME / "imagesTs", "-o", coarse_masks, "-d", DATASET_ID,
-                "-c", "3d_lowres", "-tr", "ThrombusCascadeTrainer", "-p", DEFAULT_PLANS, "-f", "0",
-                "-device", device, "--disable_tta", "-npp", "1", "-nps", "1"], "predict_coarse")
-        res["coarse"] = coarse_heldout(coarse_masks, truth_ds / "labelsTs", test_cases)
-        return res
 
-    evals = prog.run("evaluate", _evaluate)
+def _nnunet_predict(run: _DemoRun, configuration: str, trainer: str, out: Path, log_name: str) -> Path:
+    """``nnUNetv2_predict`` of one stage on the held-out images (nnU-Net's own sliding window, no TTA)."""
+    run.ws.run(["nnUNetv2_predict", "-i", run.raw() / "imagesTs", "-o", out, "-d", DATASET_ID, "-c", configuration,
+                "-tr", trainer, "-p", DEFAULT_PLANS, "-f", "0", "-device", run.device, "--disable_tta", "-npp", "1",
+                "-nps", "1"], log_name)
+    return out
+
+
+def _evaluate(run: _DemoRun, pred_dir: Path, cases: list[str], truth_ds: Path, test_cases: list[str]) -> dict:
+    """Ours, the baseline (nnU-Net's predict plus its post-processing step) and the coarse stage alone (its masks
+    from nnU-Net's own predict: does it localise?) against the reference labels."""
+    ev, labels, meta = run.out / "eval", truth_ds / "labelsTs", truth_ds / "metadata.csv"
+    res = {"ours": evaluate_folder(_flat_masks(pred_dir, cases, ev / "ours_masks"), labels, ev / "ours", meta,
+                                   quiet=True)}
+    if run.baseline:
+        base_masks = _nnunet_predict(run, "3d_fullres", VANILLA_TRAINER, ev / "baseline_masks", "predict_baseline")
+        apply_to_folder(base_masks, run.model("3d_fullres", VANILLA_TRAINER) / "postprocessing.json",
+                        images_dir=run.raw() / "imagesTs")
+        res["baseline"] = evaluate_folder(base_masks, labels, ev / "baseline", meta, quiet=True)
+    coarse_masks = _nnunet_predict(run, COARSE, DEFAULT_TRAINER, ev / "coarse_masks", "predict_coarse")
+    res["coarse"] = coarse_heldout(coarse_masks, labels, test_cases)
+    return res
+
+
+def _summary(run: _DemoRun, budget_minutes: float, pred: dict, evals: dict) -> dict:
+    """The demo's summary.json: schedule, network, stage times, the table (ours, baseline), the coarse stage."""
+    sched, ws = run.sched, run.ws
     ours = resolve_cascade(model_folder=ws.results / DATASET_NAME, folds=[0])
     rows = [dict(_table_row("ours (ThrombusCascadeTrainer, cascade)", evals["ours"]), recipe=ours.recipe["label"],
                  roi_threshold=ours.calibration.roi.threshold, roi_threshold_source=ours.calibration.sources["roi"])]
-    if baseline:
+    if run.baseline:
         rows.append(dict(_table_row("vanilla nnU-Net 3d_fullres (same plans, schedule as fine)", evals["baseline"]),
-                         recipe=recipe_label(load_recipe(base_dir, [0]))))
-    summary = {"synthetic": True, "out_dir": str(out), "budget_minutes": budget_minutes,
-               "schedule": {"epochs": sched.epochs, "iterations_per_epoch": sched.iters,
-                            "coarse_epochs": sched.coarse_epochs, "coarse_iterations_per_epoch": sched.coarse_iters,
-                            "tta": False,
-                            "optimizer": DEMO_OPTIMIZER, "coarse_lr": DEMO_COARSE_LR},
-               "network": {"features": DEMO_FEATURES, "patch": DEMO_PATCH}, "n_train": n_cases - n_test,
-               "n_test": n_test, "stage_seconds": prog.times, "failed_predictions": pred["failed"], "table": rows,
-               "coarse_stage": evals["coarse"],
-               "fine_windows": fine_window_share(pred_dir, pred["done"] + pred["skipped"]),
-               "paths": {"predictions": str(pred_dir), "evaluation": str(out / "eval"),
-                         "models": str(ws.results / DATASET_NAME)}}
-    write_json(out / "summary.json", summary, indent=1)
-    return summary
+                         recipe=recipe_label(load_recipe(run.model("3d_fullres", VANILLA_TRAINER), [0]))))
+    return {"synthetic": True, "out_dir": str(run.out), "budget_minutes": budget_minutes,
+            "schedule": {"epochs": sched.epochs, "iterations_per_epoch": sched.iters,
+                         "coarse_epochs": sched.coarse_epochs, "coarse_iterations_per_epoch": sched.coarse_iters,
+                         "tta": False, "optimizer": DEMO_OPTIMIZER, "coarse_lr": DEMO_COARSE_LR},
+            "network": {"features": DEMO_FEATURES, "patch": DEMO_PATCH}, "stage_seconds": run.prog.times,
+            "failed_predictions": pred["failed"], "table": rows, "coarse_stage": evals["coarse"],
+            "paths": {"predictions": str(run.out / "predictions"), "evaluation": str(run.out / "eval"),
+                      "models": str(ws.results / DATASET_NAME)}}
 
 
 def _fmt(v, digits=3):

@@ -37,6 +37,9 @@ DEFAULT_TRAINER = "ThrombusCascadeTrainer"
 DEFAULT_PLANS = "ThrombusPlans"
 COARSE = "3d_lowres"
 FINE = "3d_cascade_fullres"
+#: vanilla nnU-Net's trainer with the schedule given as flags (training/recipes.py): the baseline of the demo and
+#: the benchmark
+VANILLA_TRAINER = "nnUNetTrainer_envSchedule"
 CHECKPOINT = "checkpoint_final.pth"
 N_FOLDS = 5
 #: the channels the model must have been trained on (DESIGN.md sec. 3): 0 CTA, 1 NCCT

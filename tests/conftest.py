@@ -83,11 +83,12 @@ def tiny_plans(tiny_cohort) -> dict:
 @pytest.fixture(scope="session")
 def tiny_cascade(tiny_plans) -> dict:
     """``tiny_plans``, then train 3d_lowres and 3d_cascade_fullres on fold 0."""
-    from nnunet_thrombus.training.workflow import model_folder, train_cascade
+    from nnunet_thrombus.training.workflow import model_folder, short_schedule, train_cascade
 
     ws = tiny_plans["ws"]
     times = {"plan": tiny_plans["plan_s"]}
-    times.update(train_cascade(ws, DATASET_ID, 0, coarse_schedule=TINY_SCHEDULE, fine_schedule=TINY_SCHEDULE))
+    tiny = short_schedule(*TINY_SCHEDULE)
+    times.update(train_cascade(ws, DATASET_ID, 0, coarse=tiny, fine=tiny))
     return {"ws": ws, "times": times, "cohort": tiny_plans["cohort"],
             "coarse_dir": model_folder(ws, DATASET_NAME, "3d_lowres"),
             "fine_dir": model_folder(ws, DATASET_NAME, "3d_cascade_fullres"),

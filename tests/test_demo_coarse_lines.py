@@ -54,13 +54,13 @@ def test_summary_prints_both_lines():
 
 
 def test_train_passes_the_learning_rate_as_a_flag(tmp_path, monkeypatch):
-    from nnunet_thrombus.training.workflow import NnunetWorkspace, train
+    from nnunet_thrombus.training.workflow import NnunetWorkspace, short_schedule, train
 
     seen = []
     ws = NnunetWorkspace.under(tmp_path)
     monkeypatch.setattr(NnunetWorkspace, "run",
                         lambda self, args, log_name, on_line=None, **env: seen.append((args, env)) or 0.0)
-    train(ws, 501, "3d_lowres", 0, epochs=7, iters=43, optimizer="adamw", lr=3e-3)
+    train(ws, 501, "3d_lowres", 0, schedule=short_schedule(7, 43, optimizer="adamw", lr=3e-3))
     args, env = seen[-1]
 
     def flag(name):
@@ -68,7 +68,7 @@ def test_train_passes_the_learning_rate_as_a_flag(tmp_path, monkeypatch):
 
     assert args[:3] == ["nnunet_thrombus", "train", 501] and env == {}  # no THROMBUS_* in the environment
     assert (flag("--optimizer"), flag("--lr"), flag("--epochs"), flag("--iters")) == ("adamw", "0.003", "7", "43")
-    train(ws, 501, "3d_fullres", 0, optimizer="adamw")
+    train(ws, 501, "3d_fullres", 0, schedule=short_schedule(optimizer="adamw"))
     assert "--lr" not in seen[-1][0]
 
 

@@ -15,10 +15,15 @@ import time
 from dataclasses import asdict
 from pathlib import Path
 
+from nnunet_thrombus.atomic_io import write_csv, write_json, write_text
 from nnunet_thrombus.benchmark.budgets import OURS, REFERENCE, SEED_PAIRS, VESSEL_PLANS, get_budget, select_variants
+from nnunet_thrombus.benchmark.case_metrics import false_positive_folder, read_case_rows
+from nnunet_thrombus.benchmark.runner import ensure_plans, prepare_data, train_and_predict
 from nnunet_thrombus.benchmark.table import (COLUMNS, SUBGROUP_COLUMNS, accuracy_columns, add_comparisons, add_ratios,
                                              cost_columns, evidence, subgroup_rows, to_markdown)
+from nnunet_thrombus.evaluation.evaluate import evaluate_folder
 from nnunet_thrombus.evaluation.statistics import BOOTSTRAP_RESAMPLES, BOOTSTRAP_SEED
+from nnunet_thrombus.training.workflow import NnunetWorkspace
 
 logger = logging.getLogger(__name__)
 
@@ -45,12 +50,6 @@ def run_benchmark(dataset_id: int, budget: str, out_dir, variants=None, raw=None
         resume: reuse every training/prediction step an earlier, interrupted run into ``out_dir`` finished (its
             recorded time and memory); the table then says so.
     """
-    from nnunet_thrombus.atomic_io import write_csv, write_json, write_text
-    from nnunet_thrombus.evaluation.evaluate import evaluate_folder
-    from nnunet_thrombus.benchmark.case_metrics import false_positive_folder, read_case_rows
-    from nnunet_thrombus.benchmark.runner import ensure_plans, prepare_data, train_and_predict
-    from nnunet_thrombus.training.workflow import NnunetWorkspace
-
     b = get_budget(budget)
     out = Path(out_dir)
     work = out / "work"

@@ -33,6 +33,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from nnunet_thrombus.model_folder import COARSE, VANILLA_TRAINER
+
 PLANS = "ThrombusPlans"
 #: plans identical to ``PLANS`` but for the CT window (``apply-plans --ct-window vessel``)
 VESSEL_PLANS = "ThrombusPlansVessel"
@@ -75,7 +77,6 @@ class Variant:
         return "vessel" if self.plans == VESSEL_PLANS else "foreground"
 
 
-VANILLA = "nnUNetTrainer_envSchedule"
 OURS_TRAINER = "ThrombusCascadeTrainer"
 
 
@@ -84,10 +85,10 @@ def _seeded(name: str, label: str, trainer: str, cascade: bool, seed: int = 0, *
 
 
 VARIANTS: dict[str, Variant] = {v.name: v for v in (
-    _seeded("vanilla_3d_fullres", "vanilla nnU-Net 3d_fullres", VANILLA, cascade=False),
-    _seeded("vanilla_3d_fullres", "vanilla nnU-Net 3d_fullres", VANILLA, cascade=False, seed=1),
-    _seeded("vanilla_cascade", "vanilla nnU-Net cascade", VANILLA, cascade=True),
-    _seeded("vanilla_cascade", "vanilla nnU-Net cascade", VANILLA, cascade=True, seed=1),
+    _seeded("vanilla_3d_fullres", "vanilla nnU-Net 3d_fullres", VANILLA_TRAINER, cascade=False),
+    _seeded("vanilla_3d_fullres", "vanilla nnU-Net 3d_fullres", VANILLA_TRAINER, cascade=False, seed=1),
+    _seeded("vanilla_cascade", "vanilla nnU-Net cascade", VANILLA_TRAINER, cascade=True),
+    _seeded("vanilla_cascade", "vanilla nnU-Net cascade", VANILLA_TRAINER, cascade=True, seed=1),
     _seeded("ours", "ours, global coarse context", OURS_TRAINER, cascade=True),
     _seeded("ours", "ours, global coarse context", OURS_TRAINER, cascade=True, seed=1),
     _seeded("ours_patchContext", "ours, patch-local coarse features", "ThrombusCascadeTrainer_patchContext",
@@ -135,13 +136,13 @@ class Budget:
 
     def epochs_for(self, configuration: str) -> int:
         """Epochs for one nnU-Net configuration: ``coarse_epochs`` for ``3d_lowres``, ``epochs`` otherwise."""
-        if configuration == "3d_lowres" and self.coarse_epochs is not None:
+        if configuration == COARSE and self.coarse_epochs is not None:
             return self.coarse_epochs
         return self.epochs
 
     def lr_for(self, configuration: str) -> float | None:
         """Initial learning rate for one nnU-Net configuration (None: the optimizer's default)."""
-        if configuration == "3d_lowres" and self.coarse_lr is not None:
+        if configuration == COARSE and self.coarse_lr is not None:
             return self.coarse_lr
         return self.lr
 

@@ -11,6 +11,7 @@ import math
 import os
 
 import numpy as np
+import SimpleITK as sitk
 
 from nnunet_thrombus.masks import label_components
 
@@ -32,8 +33,6 @@ def false_positive_components(pred: np.ndarray, ref: np.ndarray) -> int:
 
 def false_positive_folder(pred_dir, ref_dir, cases) -> dict:
     """``{case: false-positive components}`` for ``<dir>/<case>.nii.gz`` pairs (shapes must agree)."""
-    import SimpleITK as sitk
-
     out = {}
     for case in cases:
         pred = sitk.GetArrayFromImage(sitk.ReadImage(os.path.join(pred_dir, case + SUFFIX)))

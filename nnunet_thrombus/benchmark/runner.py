@@ -25,14 +25,23 @@ import json
 import logging
 import os
 import re
+import shutil
 import subprocess
+import sys
+import tempfile
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
+from nnunet_thrombus.atomic_io import write_json
 from nnunet_thrombus.benchmark.budgets import PLANS, VESSEL_PLANS, Budget, Variant, select_variants
+from nnunet_thrombus.calibration.postprocessing import Postprocessing
+from nnunet_thrombus.inference.postprocessing import apply_to_folder
+from nnunet_thrombus.model_folder import COARSE
+from nnunet_thrombus.synthetic.cohort import write_cohort
 from nnunet_thrombus.training.epoch_progress import UNBUFFERED, EpochProgress, follow_log
-from nnunet_thrombus.training.workflow import (BIN, NnunetWorkspace, command_failure, plan_and_preprocess,
+from nnunet_thrombus.training.workflow import (BIN, NnunetWorkspace, command_failure, model_folder, plan_and_preprocess,
                                                short_schedule, train_arguments)
 
 logger = logging.getLogger(__name__)
@@ -73,12 +82,6 @@ def run_measured(ws: NnunetWorkspace, args: list, log_name: str, resume: bool = 
     Each successful step leaves ``<log_dir>/<log_name>.done.json`` (its command, seconds and peak). With ``resume``
     a step whose record exists for the same command is not run again; its recorded cost is returned. ``on_line``:
     called with each output line while the command runs (:class:`EpochProgress`), which then runs unbuffered."""
-    import json
-    import sys
-    import tempfile
-
-    from nnunet_thrombus.atomic_io import write_json
-
     exe = BIN / str(args[0])
     cmd = [str(exe) if exe.exists() else str(args[0])] + [str(a) for a in args[1:]]
     log = ws.log_dir / f"{log_name}.log"
@@ -118,13 +121,6 @@ def epoch_times(model_dir: Path, fold: int = 0) -> list[float]:
 def find_dataset_name(raw: Path, dataset_id: int) -> str | None:
     hits = sorted(p.name for p in Path(raw).glob(f"Dataset{int(dataset_id):03d}_*") if p.is_dir())
     return hits[0] if hits else None
-
-
-def model_folder(ws: NnunetWorkspace, dataset_name: str, configuration: str, trainer: str, plans: str) -> Path:
-    """``<ws.results>/<dataset>/<trainer>__<plans>__<configuration>`` (the name from ``model_folder``)."""
-    from nnunet_thrombus.model_folder import stage_identifier
-
-    return Path(ws.results) / dataset_name / stage_identifier(trainer, plans, configuration)
 
 
 def seed_workspace(ws: NnunetWorkspace, seed: int) -> NnunetWorkspace:
@@ -196,7 +192,7 @@ class BenchmarkRun:
         trainer, plans, seed = variant.stage1_trainer, variant.plans, variant.seed
         key = (trainer, plans, seed)
         if key not in self.stage1:
-            train, epochs = self._train(trainer, "3d_lowres", plans, seed)
+            train, epochs = self._train(trainer, COARSE, plans, seed)
             export = run_measured(self.workspace(seed), ["nnunet_thrombus", "export-next-stage", "-d",
                                                          self.dataset_id, "-tr", trainer, "-p", plans,
                                                          "-device", self.budget.device],
@@ -210,7 +206,7 @@ class BenchmarkRun:
             return None
         if key not in self.lowres_pred:
             out = self.out_dir / "predictions" / f"{trainer}__{plans}__3d_lowres_seed{seed}"
-            self.lowres_pred[key] = (out, self._predict(trainer, "3d_lowres", plans, seed, out))
+            self.lowres_pred[key] = (out, self._predict(trainer, COARSE, plans, seed, out))
         folder, pred = self.lowres_pred[key]
         cost.predict_steps.append(pred)
         return folder
@@ -219,8 +215,6 @@ class BenchmarkRun:
         """``nnunet_thrombus predict`` over the test images (fold 0, full fine sliding window: ``--no-roi``, the
         row's fitted post-processing), then ``out/<case>.nii.gz`` from each ``<case>/thrombus.nii.gz``; the
         per-case ``report.json`` stay in ``out/../<row>_reports/`` for the uncertainty columns."""
-        import shutil
-
         b = self.budget
         reports = self.reports_dir(variant)
         args = ["nnunet_thrombus", "predict", "-i", self.ws.raw / self.dataset_name / "imagesTs", "-o", reports,
@@ -272,11 +266,6 @@ class BenchmarkRun:
         a subprocess like every other step: it writes ``postprocessing.json``, ``review_rule.json`` and the LVO rule
         into the model folder) and, with ``apply``, apply it to the test masks in ``out`` with the test images as
         evidence. A fit that fails leaves the row without post-processing and says so (its log names the cause)."""
-        import json
-
-        from nnunet_thrombus.calibration.postprocessing import Postprocessing
-        from nnunet_thrombus.inference.postprocessing import apply_to_folder
-
         ws = self.workspace(variant.seed)
         folder = model_folder(ws, self.dataset_name, variant.configuration, variant.trainer, variant.plans)
         try:
@@ -308,12 +297,10 @@ def prepare_data(raw: Path | None, work: Path, dataset_id: int, budget: Budget, 
     """The raw folder and dataset name to benchmark on; generates a synthetic cohort when asked and missing.
 
     The cohort has ``synthetic`` cases, ``n_test`` of them (default: the budget's, at most half of the cases) in
-    imagesTs/labelsTs. Where :func:`~nnunet_thrombus.synthetic.cohort.write_cohort` offers test
-    profiles, the test part follows the ``benchmark`` profile (clots at every site, isodense and small clots,
+    imagesTs/labelsTs. The test part follows :func:`~nnunet_thrombus.synthetic.cohort.write_cohort`'s
+    ``benchmark`` profile (clots at every site, isodense and small clots,
     clot-free heads with and without calcified arteries, by recipe rather than by chance).
     """
-    import inspect
-
     raw = Path(raw) if raw else Path(os.environ.get("nnUNet_raw", work / "synth" / "nnUNet_raw"))
     name = find_dataset_name(raw, dataset_id)
     if name is not None:
@@ -321,19 +308,15 @@ def prepare_data(raw: Path | None, work: Path, dataset_id: int, budget: Budget, 
     if synthetic is None:
         raise ValueError(f"dataset {dataset_id} not found in nnUNet_raw={raw}; pass --synthetic N (and --test M) "
                          f"to generate a synthetic cohort")
-    from nnunet_thrombus.synthetic.cohort import write_cohort
-
     synthetic = int(synthetic)
     if n_test is None:  # the budget's test part, at most half of the cohort
         n_test = max(1, min(budget.n_test, synthetic // 2))
     if not 1 <= int(n_test) < synthetic:
         raise ValueError(f"--test {n_test}: need 1 <= test cases < --synthetic {synthetic}, so that some cases train")
-    extra = {}
-    if "test_profile" in inspect.signature(write_cohort).parameters:
-        extra["test_profile"] = "benchmark"
     summary = write_cohort(work / "synth", n_cases=synthetic, seed=seed, preset=preset or budget.preset,
-                           dataset_id=dataset_id, n_test=int(n_test), formats=("nifti",), progress=progress, **extra)
-    missing = summary.get("composition_missing") if isinstance(summary, dict) else None
+                           dataset_id=dataset_id, n_test=int(n_test), formats=("nifti",), progress=progress,
+                           test_profile="benchmark")
+    missing = summary.get("composition_missing")
     if missing:
         logger.warning(f"the test part misses the benchmark profile's guarantees: {missing}")
     raw = work / "synth" / "nnUNet_raw"
@@ -343,7 +326,7 @@ def prepare_data(raw: Path | None, work: Path, dataset_id: int, budget: Budget, 
 def _plans_ready(ws: NnunetWorkspace, dataset_name: str, plans: str) -> bool:
     folder = ws.preprocessed / dataset_name
     return (folder / f"{plans}.json").is_file() and all(
-        (folder / f"{plans}_{c}").is_dir() for c in ("3d_fullres", "3d_lowres"))
+        (folder / f"{plans}_{c}").is_dir() for c in ("3d_fullres", COARSE))
 
 
 def ensure_plans(ws: NnunetWorkspace, dataset_id: int, dataset_name: str, budget: Budget,
@@ -361,7 +344,7 @@ def ensure_plans(ws: NnunetWorkspace, dataset_id: int, dataset_name: str, budget
         note = "planned and preprocessed in this run"
     if vessel and not _plans_ready(ws, dataset_name, VESSEL_PLANS):
         base = json.loads((ws.preprocessed / dataset_name / f"{PLANS}.json").read_text())
-        coarse = [str(v) for v in base["configurations"]["3d_lowres"]["spacing"]]
+        coarse = [str(v) for v in base["configurations"][COARSE]["spacing"]]
         args = ["nnunet_thrombus", "apply-plans", "-d", dataset_id, "--preset", budget.plan_preset, "-pl",
                 VESSEL_PLANS, "--ct-window", "vessel", "--coarse-spacing", *coarse]
         if budget.features:
@@ -370,7 +353,7 @@ def ensure_plans(ws: NnunetWorkspace, dataset_id: int, dataset_name: str, budget
             args += ["--patch-size", *budget.patch_size]
         ws.run(args, "plan_vessel")
         ws.run(["nnUNetv2_preprocess", "-d", dataset_id, "-plans_name", VESSEL_PLANS, "-c", "3d_fullres",
-                "3d_lowres", "-np", "1", "1"], "plan_vessel", nnUNet_n_proc_DA="1")
+                COARSE, "-np", "1", "1"], "plan_vessel", nnUNet_n_proc_DA="1")
         note += f"; {VESSEL_PLANS} (--ct-window vessel) preprocessed in this run"
     elif vessel:
         note += f"; reused {VESSEL_PLANS}"
@@ -406,8 +389,6 @@ def train_and_predict(ws: NnunetWorkspace, dataset_id: int, dataset_name: str, b
     """Run every selected variant; returns ``{variant name: (Variant, VariantCost, prediction folder)}`` in table
     order. ``jobs`` > 1 runs that many independent chains (:func:`chains`) at once: faster on spare cores, but
     then the rows' timings include each other's load (the smoke budget does this; timed budgets use 1)."""
-    from concurrent.futures import ThreadPoolExecutor
-
     run = BenchmarkRun(ws, dataset_id, dataset_name, budget, out_dir, progress, resume=resume)
     run.step_env = parallel_environment(jobs)
     selected = select_variants(variant_names)

@@ -29,8 +29,8 @@ import math
 
 import numpy as np
 
-from nnunet_thrombus.evaluation.statistics import (BOOTSTRAP_RESAMPLES, median_ci, paired_difference,
-                                                   subgroup_medians)
+from nnunet_thrombus.evaluation.evaluate import evidence_columns
+from nnunet_thrombus.evaluation.statistics import BOOTSTRAP_RESAMPLES, median_ci, paired_difference, subgroup_medians
 
 ACCURACY = ["dice_median", "dice_ci_low", "dice_ci_high", "dice_q1", "dice_q3", "hd95_mm", "hd95_ci_low",
             "hd95_ci_high", "assd_mm", "volume_r", "length_r", "fp_components_per_case", "clot_free_specificity",
@@ -77,8 +77,6 @@ def accuracy_columns(summary: dict, case_rows: list[dict], fp_per_case: dict) ->
 
 def evidence(summary: dict) -> dict:
     """The :data:`EVIDENCE` columns of an ``evaluate_folder`` summary (NaN where the summary lacks them)."""
-    from nnunet_thrombus.evaluation.evaluate import evidence_columns
-
     cols = evidence_columns(summary)
     return {k: cols.get(k, NAN) for k in EVIDENCE}
 

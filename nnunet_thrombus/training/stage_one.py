@@ -15,7 +15,7 @@ from os.path import isdir, isfile, join
 
 import numpy as np
 
-from nnunet_thrombus.model_folder import CHECKPOINT, DEFAULT_PLANS, DEFAULT_TRAINER, N_FOLDS, stage_folder
+from nnunet_thrombus.model_folder import CHECKPOINT, COARSE, DEFAULT_PLANS, DEFAULT_TRAINER, N_FOLDS, stage_folder
 from nnunet_thrombus.model_folder import trained_folds as _trained_folds
 
 logger = logging.getLogger(__name__)
@@ -152,7 +152,7 @@ def write_whole_head_next_stage(network, parameters: list, plans_manager, previo
 
 
 def export_next_stage(dataset: str | int, trainer_name: str = DEFAULT_TRAINER, plans_name: str = DEFAULT_PLANS,
-                      previous_stage: str = "3d_lowres", device: str = "cpu", use_mirroring: bool = False,
+                      previous_stage: str = COARSE, device: str = "cpu", use_mirroring: bool = False,
                       checkpoint_name: str = CHECKPOINT, verbose: bool = True) -> dict:
     """Write stage-1 predictions for every preprocessed case into ``predicted_next_stage/<next stage>``.
 

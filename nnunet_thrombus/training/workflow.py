@@ -136,18 +136,16 @@ def short_schedule(epochs: int = 1, iters: int = 10, val_iters: int = 2, oversam
 
 
 def train(ws: NnunetWorkspace, dataset_id: int, configuration: str, fold: int | str = 0,
-          trainer: str = DEFAULT_TRAINER, plans_name: str = DEFAULT_PLANS, epochs: int = 1,
-          iters: int = 10, val_iters: int = 2, device: str = "cpu", extra_args=(),
-          oversample_fg: float | None = None, mirroring: bool = False, optimizer: str | None = None,
-          lr: float | None = None, seed: int | None = None) -> float:
-    """``nnunet_thrombus train`` (``nnUNetv2_train`` with schedule flags) with a short schedule
-    (:func:`short_schedule`); our trainers and the vanilla baseline ``nnUNetTrainer_envSchedule`` take it.
-    ``lr``: initial learning rate; None keeps the optimizer's default."""
-    settings = short_schedule(epochs, iters, val_iters, oversample_fg, mirroring, optimizer, lr, seed)
+          trainer: str = DEFAULT_TRAINER, plans_name: str = DEFAULT_PLANS, schedule: TrainingSettings | None = None,
+          device: str = "cpu", extra_args=()) -> float:
+    """``nnunet_thrombus train`` (``nnUNetv2_train`` with schedule flags) under ``schedule`` (None: a one-epoch
+    :func:`short_schedule`); our trainers and the vanilla baseline ``nnUNetTrainer_envSchedule`` take it. Returns
+    seconds taken."""
+    settings = short_schedule() if schedule is None else schedule
     return ws.run(["nnunet_thrombus", "train", dataset_id, configuration, fold, "-tr", trainer, "-p", plans_name,
                    "-device", device, *train_arguments(settings), *extra_args],
                   f"train_{trainer}_{configuration}_{fold}",
-                  on_line=EpochProgress(f"{trainer} {configuration} fold {fold}", epochs))
+                  on_line=EpochProgress(f"{trainer} {configuration} fold {fold}", settings.num_epochs or 1))
 
 
 def export_next_stage(ws: NnunetWorkspace, dataset_id: int, trainer: str = DEFAULT_TRAINER,
@@ -157,14 +155,13 @@ def export_next_stage(ws: NnunetWorkspace, dataset_id: int, trainer: str = DEFAU
 
 
 def train_cascade(ws: NnunetWorkspace, dataset_id: int, fold: int = 0, trainer: str = DEFAULT_TRAINER,
-                  plans_name: str = DEFAULT_PLANS, coarse_schedule=(1, 10, 2), fine_schedule=(1, 10, 2),
-                  device: str = "cpu", oversample_fg: float | None = None, optimizer: str | None = None) -> dict:
-    """Stage 1, ``predicted_next_stage`` for every training case, stage 2. Returns seconds per step."""
-    times = {"coarse": train(ws, dataset_id, COARSE, fold, trainer, plans_name, *coarse_schedule, device=device,
-                             oversample_fg=oversample_fg, optimizer=optimizer)}
+                  plans_name: str = DEFAULT_PLANS, coarse: TrainingSettings | None = None,
+                  fine: TrainingSettings | None = None, device: str = "cpu") -> dict:
+    """Stage 1 under ``coarse``, ``predicted_next_stage`` for every training case, stage 2 under ``fine`` (None: a
+    one-epoch :func:`short_schedule`). Returns seconds per step."""
+    times = {"coarse": train(ws, dataset_id, COARSE, fold, trainer, plans_name, coarse, device)}
     times["export_next_stage"] = export_next_stage(ws, dataset_id, trainer, plans_name)
-    times["fine"] = train(ws, dataset_id, FINE, fold, trainer, plans_name, *fine_schedule,
-                          device=device, oversample_fg=oversample_fg, optimizer=optimizer)
+    times["fine"] = train(ws, dataset_id, FINE, fold, trainer, plans_name, fine, device)
     return times
 
 

@@ -262,7 +262,7 @@ def test_plain_our_loss_row_is_plain_conv_unet_with_our_loss():
 def test_prepare_data_generates_the_benchmark_cohort(tmp_path, monkeypatch):
     """--synthetic N --test M: write_cohort gets the benchmark test profile and M (default: the budget's test part,
     at most half the cohort); nonsense M is refused before generating anything."""
-    import nnunet_thrombus.synthetic.cohort as cohort
+    import nnunet_thrombus.benchmark.runner as runner
     from nnunet_thrombus.benchmark.runner import prepare_data
 
     calls = []
@@ -272,7 +272,7 @@ def test_prepare_data_generates_the_benchmark_cohort(tmp_path, monkeypatch):
         (out_dir / "nnUNet_raw" / "Dataset501_SynthThrombus").mkdir(parents=True, exist_ok=True)
         return {"composition_missing": []}
 
-    monkeypatch.setattr(cohort, "write_cohort", fake_write_cohort)
+    monkeypatch.setattr(runner, "write_cohort", fake_write_cohort)
     monkeypatch.delenv("nnUNet_raw", raising=False)
     raw, name = prepare_data(None, tmp_path / "a", 501, get_budget("cpu"), 80, None, 3, False)
     assert name == "Dataset501_SynthThrombus" and raw == tmp_path / "a" / "synth" / "nnUNet_raw"

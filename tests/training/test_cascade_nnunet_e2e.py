@@ -49,7 +49,7 @@ def test_plans_define_the_cascade_with_our_networks(tiny_cascade):
 def test_nnunetv2_predict_cascade_keeps_input_geometry(tiny_cascade, tmp_path):
     """nnUNetv2_predict runs stage 1 and the patch-context fine stage; the global-context fine stage (the default),
     whose windows need the whole-head coarse pass, stops with the command that can run it."""
-    from nnunet_thrombus.training.workflow import train
+    from nnunet_thrombus.training.workflow import short_schedule, train
 
     ws = tiny_cascade["ws"]
     images_ts = tiny_cascade["cohort"]["dataset"] / "imagesTs"
@@ -61,7 +61,8 @@ def test_nnunetv2_predict_cascade_keeps_input_geometry(tiny_cascade, tmp_path):
     with pytest.raises(RuntimeError, match="nnunet_thrombus predict"):
         ws.run(["nnUNetv2_predict", "-i", images_ts, "-o", tmp_path / "refused", "-c", "3d_cascade_fullres",
                 "-tr", "ThrombusCascadeTrainer", "-prev_stage_predictions", low, *common], "predict_refused")
-    train(ws, 501, "3d_cascade_fullres", 0, "ThrombusCascadeTrainer_patchContext", "ThrombusPlans", 1, 4, 1)
+    train(ws, 501, "3d_cascade_fullres", 0, "ThrombusCascadeTrainer_patchContext", "ThrombusPlans",
+          short_schedule(1, 4, 1))
     ws.run(["nnUNetv2_predict", "-i", images_ts, "-o", fine, "-c", "3d_cascade_fullres",
             "-tr", "ThrombusCascadeTrainer_patchContext", "-prev_stage_predictions", low, *common], "predict_test")
     cases = sorted(p.name[: -len("_0000.nii.gz")] for p in images_ts.glob("*_0000.nii.gz"))
