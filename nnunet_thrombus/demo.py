@@ -27,7 +27,7 @@ from nnunet_thrombus.inference.validation_fit import fit_lvo_from_validation, fi
 from nnunet_thrombus.masks import dice
 from nnunet_thrombus.model_folder import (COARSE, DEFAULT_PLANS, DEFAULT_TRAINER, FINE, VANILLA_TRAINER, load_recipe,
                                           recipe_label, resolve_cascade)
-from nnunet_thrombus.synthetic.cohort import write_cohort
+from nnunet_thrombus.synthetic.cohort import CohortSpec, write_cohort
 from nnunet_thrombus.training.workflow import (NnunetWorkspace, export_next_stage, model_folder, plan_and_preprocess,
                                                short_schedule, train)
 
@@ -218,8 +218,8 @@ def run_demo(out_dir, budget_minutes: float = DEFAULT_BUDGET_MINUTES, n_cases: i
 def _make_data(run: _DemoRun, n_cases: int, n_test: int, seed: int, preset: str) -> tuple[Path, list[str]]:
     """Synth (DICOM only), convert with the converter a user runs, plan and preprocess. Returns the synthetic
     dataset folder (truth labels, metadata.csv) and the held-out case ids."""
-    cohort = run.prog.run("synth", write_cohort, run.out / "cohort", n_cases, seed=seed, preset=preset,
-                          dataset_id=DATASET_ID, n_test=n_test, formats=("dicom",), progress=False)
+    spec = CohortSpec(n_cases, seed=seed, preset=preset, dataset_id=DATASET_ID, n_test=n_test)
+    cohort = run.prog.run("synth", write_cohort, run.out / "cohort", spec, formats=("dicom",), progress=False)
     truth_ds = Path(cohort["paths"]["dataset"])
     test_cases = _test_cases(truth_ds / "metadata.csv")
     conv = run.prog.run("convert", convert_trial_dataset, run.out / "cohort" / "raw_dicom", run.ws.raw, DATASET_ID,

@@ -57,11 +57,11 @@ def _preprocess_cache_in_temp(tmp_path_factory):
 
 @pytest.fixture(scope="session")
 def tiny_cohort(tmp_path_factory) -> dict:
-    from nnunet_thrombus.synthetic.cohort import write_cohort
+    from nnunet_thrombus.synthetic.cohort import CohortSpec, write_cohort
 
     root = tmp_path_factory.mktemp("tiny_cohort")
-    summary = write_cohort(root / "synth", n_cases=10, seed=7, preset="tiny", dataset_id=DATASET_ID, n_test=3,
-                           n_raters=0, formats=("dicom", "nifti"), progress=False)
+    summary = write_cohort(root / "synth", CohortSpec(10, seed=7, preset="tiny", dataset_id=DATASET_ID, n_test=3),
+                           formats=("dicom", "nifti"), progress=False)
     return {"root": root, "synth": root / "synth", "summary": summary,
             "raw": root / "synth" / "nnUNet_raw", "dataset": root / "synth" / "nnUNet_raw" / DATASET_NAME}
 

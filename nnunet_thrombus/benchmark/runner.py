@@ -39,7 +39,7 @@ from nnunet_thrombus.benchmark.budgets import PLANS, VESSEL_PLANS, Budget, Varia
 from nnunet_thrombus.calibration.postprocessing import Postprocessing
 from nnunet_thrombus.inference.postprocessing import apply_to_folder
 from nnunet_thrombus.model_folder import COARSE
-from nnunet_thrombus.synthetic.cohort import write_cohort
+from nnunet_thrombus.synthetic.cohort import CohortSpec, write_cohort
 from nnunet_thrombus.training.epoch_progress import UNBUFFERED, EpochProgress, follow_log
 from nnunet_thrombus.training.workflow import (BIN, NnunetWorkspace, command_failure, model_folder, plan_and_preprocess,
                                                short_schedule, train_arguments)
@@ -313,9 +313,9 @@ def prepare_data(raw: Path | None, work: Path, dataset_id: int, budget: Budget, 
         n_test = max(1, min(budget.n_test, synthetic // 2))
     if not 1 <= int(n_test) < synthetic:
         raise ValueError(f"--test {n_test}: need 1 <= test cases < --synthetic {synthetic}, so that some cases train")
-    summary = write_cohort(work / "synth", n_cases=synthetic, seed=seed, preset=preset or budget.preset,
-                           dataset_id=dataset_id, n_test=int(n_test), formats=("nifti",), progress=progress,
-                           test_profile="benchmark")
+    spec = CohortSpec(synthetic, seed=seed, preset=preset or budget.preset, dataset_id=dataset_id,
+                      n_test=int(n_test), test_profile="benchmark")
+    summary = write_cohort(work / "synth", spec, formats=("nifti",), progress=progress)
     missing = summary.get("composition_missing")
     if missing:
         logger.warning(f"the test part misses the benchmark profile's guarantees: {missing}")

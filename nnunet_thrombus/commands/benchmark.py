@@ -54,13 +54,13 @@ def run(args) -> int:
     import sys
     from pathlib import Path
 
-    from nnunet_thrombus.benchmark.benchmark import run_benchmark
+    from nnunet_thrombus.benchmark.benchmark import BenchmarkRequest, run_benchmark
     from nnunet_thrombus.console import print_result
 
-    run_benchmark(args.dataset, args.budget, args.output, variants=args.variants, raw=args.raw,
-                  preprocessed=args.preprocessed, synthetic=args.synthetic, preset=args.preset, seed=args.seed,
-                  n_test=args.test, jobs=args.jobs, resume=args.resume,
-                  command=" ".join(["nnunet_thrombus"] + [shlex.quote(a) for a in sys.argv[1:]]),
-                  progress=not args.quiet)
+    run_benchmark(BenchmarkRequest(
+        args.dataset, args.budget, Path(args.output), variants=tuple(args.variants) if args.variants else None,
+        raw=args.raw, preprocessed=args.preprocessed, synthetic=args.synthetic, preset=args.preset, seed=args.seed,
+        n_test=args.test, jobs=args.jobs, resume=args.resume,
+        command=" ".join(["nnunet_thrombus"] + [shlex.quote(a) for a in sys.argv[1:]]), progress=not args.quiet))
     print_result((Path(args.output) / "benchmark.md").read_text())
     return 0

@@ -38,13 +38,14 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
 
 
 def run(args) -> int:
-    from nnunet_thrombus.synthetic.cohort import write_cohort
+    from nnunet_thrombus.synthetic.cohort import CohortSpec, write_cohort
 
     try:
-        s = write_cohort(args.output, args.n_cases, seed=args.seed, preset=args.preset, dataset_id=args.dataset_id,
-                         dataset_name=args.dataset_name, n_test=args.n_test, n_raters=args.raters,
-                         formats=tuple(args.formats), thick_fraction=args.thick_fraction, overwrite=args.overwrite,
-                         progress=not args.quiet, test_profile=args.test_profile)
+        spec = CohortSpec(args.n_cases, seed=args.seed, preset=args.preset, dataset_id=args.dataset_id,
+                          dataset_name=args.dataset_name, n_test=args.n_test, n_raters=args.raters,
+                          thick_fraction=args.thick_fraction, test_profile=args.test_profile)
+        s = write_cohort(args.output, spec, formats=tuple(args.formats), overwrite=args.overwrite,
+                         progress=not args.quiet)
     except ValueError as err:
         logger.error(f"nnunet_thrombus synth: {err}")
         return 2

@@ -13,7 +13,7 @@ channels (skull stripping, DESIGN.md section 3). Occlusion sites are assigned by
 remainder of :data:`SITE_PROBABILITIES` x n) and shuffled, and 15% (at least 10%) of the occluded
 cases get an isodense clot, so every cohort has the stated class balance.
 
-With a test profile (:data:`TEST_PROFILES`, ``write_cohort(..., test_profile="benchmark")``) the test part
+With a test profile (:data:`TEST_PROFILES`, ``CohortSpec(..., test_profile="benchmark")``) the test part
 is built case by case from a fixed recipe instead (:func:`plan_test_part`): so many clot-free heads with
 and without calcified arteries, so many clots per site, isodense and small clots. That makes the test
 part's subgroups certain, not a matter of luck (see :func:`plan_cohort`).
@@ -31,6 +31,7 @@ from pathlib import Path
 
 import numpy as np
 import SimpleITK as sitk
+from tqdm import tqdm
 
 from nnunet_thrombus.atomic_io import write_image, write_text
 from nnunet_thrombus.synthetic.dicom_io import fake_patient, uid, write_series
@@ -357,34 +358,60 @@ def _skull_strip(img: sitk.Image, brain: sitk.Image) -> sitk.Image:
     return out
 
 
-def write_cohort(out_dir, n_cases: int, seed: int = 0, preset: str = "tiny", dataset_id: int = 501,
-                 dataset_name: str = "SynthThrombus", n_test: int | None = None, n_raters: int = 0,
-                 formats=("dicom", "nifti"), thick_fraction: float = 0.0, overwrite: bool = False,
-                 progress: bool = True, test_profile: str | None = None) -> dict:
-    """Generate ``n_cases`` patients and write them under ``out_dir``; returns a summary dict
-    (counts per site / LVO / no occlusion, test-part composition, seconds per case, paths).
+@dataclass(frozen=True)
+class CohortSpec:
+    """What cohort to generate.
 
-    n_test: cases put in imagesTs/labelsTs (the last ``n_test`` case ids; default round(25%)); n_raters:
-    rater masks per case; formats: raw layouts to write ('dicom', 'nifti'); thick_fraction: share of cases
-    whose NCCT has 5 mm slices; test_profile: None (classic quota cohort) or a key of
-    :data:`TEST_PROFILES` for a test part of fixed composition (:func:`plan_cohort`). Refuses a non-empty
-    ``out_dir`` unless ``overwrite`` (then only the folders this function writes are replaced).
+    n_cases: patients; seed: cohort seed (case ``i`` is drawn with seed ``seed * 100000 + i``); preset: head
+    geometry preset (:mod:`nnunet_thrombus.synthetic.presets`); dataset_id / dataset_name: the nnU-Net dataset
+    ``Dataset<id>_<name>``; n_test: cases put in imagesTs/labelsTs (the last ``n_test`` case ids; None: round(25%));
+    n_raters: rater masks per case; thick_fraction: share of cases whose NCCT has 5 mm slices; test_profile: None
+    (classic quota cohort) or a key of :data:`TEST_PROFILES` for a test part of fixed composition
+    (:func:`plan_cohort`). Bad values raise ``ValueError``.
+    """
+
+    n_cases: int
+    seed: int = 0
+    preset: str = "tiny"
+    dataset_id: int = 501
+    dataset_name: str = "SynthThrombus"
+    n_test: int | None = None
+    n_raters: int = 0
+    thick_fraction: float = 0.0
+    test_profile: str | None = None
+
+    def __post_init__(self):
+        if self.n_cases < 1:
+            raise ValueError(f"n_cases must be >= 1, got {self.n_cases}")
+        if not 0.0 <= self.thick_fraction <= 1.0:
+            raise ValueError(f"thick_fraction must be in [0, 1], got {self.thick_fraction}")
+        if not 0 <= self.test_cases < self.n_cases:
+            raise ValueError(f"n_test must be in [0, n_cases), got n_test={self.n_test}, n_cases={self.n_cases}")
+
+    @property
+    def test_cases(self) -> int:
+        return int(round(0.25 * self.n_cases)) if self.n_test is None else int(self.n_test)
+
+    def dataset_folder(self, out_dir: Path) -> Path:
+        return Path(out_dir) / "nnUNet_raw" / f"Dataset{self.dataset_id:03d}_{self.dataset_name}"
+
+
+def write_cohort(out_dir, spec: CohortSpec, formats=("dicom", "nifti"), overwrite: bool = False,
+                 progress: bool = True) -> dict:
+    """Generate ``spec.n_cases`` patients and write them under ``out_dir`` in the raw ``formats`` ('dicom',
+    'nifti') and as an nnU-Net raw dataset; returns a summary dict (counts per site / LVO / no occlusion, test-part
+    composition, seconds per case, paths), also written to ``cohort_summary.json``.
+
+    Refuses a non-empty ``out_dir`` unless ``overwrite`` (then only the folders this function writes are replaced).
     ``summary["test_composition"]`` counts the test subgroups from the recorded truth and
     ``summary["composition_missing"]`` lists the profile's guarantees it misses (empty when they hold).
     """
-    if n_cases < 1:
-        raise ValueError(f"n_cases must be >= 1, got {n_cases}")
     bad = sorted(set(formats) - {"dicom", "nifti"})
     if bad:
         raise ValueError(f"unknown formats {bad}; use 'dicom' and/or 'nifti'")
-    if not 0.0 <= thick_fraction <= 1.0:
-        raise ValueError(f"thick_fraction must be in [0, 1], got {thick_fraction}")
-    n_test = int(round(0.25 * n_cases)) if n_test is None else int(n_test)
-    if not 0 <= n_test < n_cases:
-        raise ValueError(f"n_test must be in [0, n_cases), got n_test={n_test}, n_cases={n_cases}")
-    plan = plan_cohort(n_cases, n_test, seed, test_profile, thick_fraction)  # validates the profile first
-    out = Path(out_dir)
-    ds_dir = out / "nnUNet_raw" / f"Dataset{dataset_id:03d}_{dataset_name}"
+    plan = plan_cohort(spec.n_cases, spec.test_cases, spec.seed, spec.test_profile,
+                       spec.thick_fraction)  # validates the profile first
+    out, ds_dir = Path(out_dir), spec.dataset_folder(out_dir)
     if out.exists() and any(out.iterdir()):
         if not overwrite:
             raise ValueError(f"output folder {out} is not empty; pass overwrite=True (--overwrite) to replace it")
@@ -392,61 +419,71 @@ def write_cohort(out_dir, n_cases: int, seed: int = 0, preset: str = "tiny", dat
             shutil.rmtree(sub, ignore_errors=True)
     for sub in ("imagesTr", "labelsTr", "imagesTs", "labelsTs"):
         (ds_dir / sub).mkdir(parents=True, exist_ok=True)
-
     rows, times = [], []
-    from tqdm import tqdm
-
-    for i in tqdm(range(n_cases), desc=f"synth {preset}", disable=not progress, unit="case"):
-        case_id = f"SYN_{i:04d}"
+    for i in tqdm(range(spec.n_cases), desc=f"synth {spec.preset}", disable=not progress, unit="case"):
         t0 = time.perf_counter()
-        case = generate_case(seed * 100_000 + i, preset, case_id=case_id, n_raters=n_raters, **plan[i].overrides())
-        if "nifti" in formats:
-            f = out / "raw_nifti" / case_id
-            _atomic_image(case.ncct, f / "ncct.nii.gz")
-            _atomic_image(case.cta, f / "cta.nii.gz")
-            _write_masks(case, f)
-        if "dicom" in formats:
-            f = out / "raw_dicom" / case_id
-            f.mkdir(parents=True, exist_ok=True)
-            patient = fake_patient(case_id, i)
-            study, frame = uid(seed, case_id, "study"), uid(seed, case_id, "frame")
-            write_series(case.ncct, f / "NCCT", patient, study, uid(seed, case_id, "ncct"), frame, 2,
-                         "NCCT HEAD", "101530", contrast=False)
-            write_series(case.cta, f / "CTA", patient, study, uid(seed, case_id, "cta"), frame, 3,
-                         "CTA HEAD NECK", "102210", contrast=True)
-            _write_masks(case, f)
-        split = plan[i].split
-        img_dir, lab_dir = (ds_dir / "imagesTs", ds_dir / "labelsTs") if split == "test" else \
-            (ds_dir / "imagesTr", ds_dir / "labelsTr")
-        _atomic_image(_skull_strip(case.cta, case.brain_mask), img_dir / f"{case_id}_0000.nii.gz")
-        _atomic_image(_skull_strip(case.ncct_on_cta, case.brain_mask), img_dir / f"{case_id}_0001.nii.gz")
-        _atomic_image(case.label, lab_dir / f"{case_id}.nii.gz")
-        rows.append(metadata_row(case.truth, split, plan[i].stratum))
+        rows.append(_write_case(spec, plan[i], i, out, formats))
         times.append(time.perf_counter() - t0)
-
-    n_train = n_cases - n_test
-    dataset = {"name": dataset_name, "description": "synthetic paired NCCT + CTA stroke cohort (nnunet_thrombus synth)",
-               "channel_names": {"0": "CT", "1": "CT"}, "labels": {"background": 0, "thrombus": 1},
-               "numTraining": n_train, "file_ending": ".nii.gz", "reference": "nnunet_thrombus synthetic phantom",
-               "licence": "CC0", "synthetic": {"preset": preset, "seed": seed, "skull_strip_hu": SKULL_STRIP_HU,
-                                               "channels": {"0": "CTA", "1": "NCCT registered to CTA (true transform)"}}}
-    _atomic_text(ds_dir / "dataset.json", json.dumps(dataset, indent=2))
-    buf = io.StringIO()
-    writer = csv.DictWriter(buf, fieldnames=METADATA_COLUMNS, lineterminator="\n")
-    writer.writeheader()
-    writer.writerows(rows)
-    _atomic_text(ds_dir / "metadata.csv", buf.getvalue())
-
+    _write_dataset_files(spec, ds_dir, rows)
     counts_site = {s: sum(r["site"] == s for r in rows) for s in SITE_PROBABILITIES}
+    test_composition = composition(rows, "test")
     summary = {
-        "n_cases": n_cases, "n_train": n_train, "n_test": n_test, "preset": preset, "seed": seed,
-        "counts_site": counts_site, "n_lvo": sum(r["lvo"] for r in rows), "n_no_occlusion": counts_site["none"],
-        "n_isodense": sum(r["isodense"] for r in rows), "n_thick": sum(spec.thick for spec in plan),
-        "test_profile": test_profile, "test_composition": composition(rows, "test"),
-        "composition_missing": check_composition(composition(rows, "test"), test_profile) if test_profile else [],
+        "n_cases": spec.n_cases, "n_train": spec.n_cases - spec.test_cases, "n_test": spec.test_cases,
+        "preset": spec.preset, "seed": spec.seed, "counts_site": counts_site, "n_lvo": sum(r["lvo"] for r in rows),
+        "n_no_occlusion": counts_site["none"], "n_isodense": sum(r["isodense"] for r in rows),
+        "n_thick": sum(case.thick for case in plan), "test_profile": spec.test_profile,
+        "test_composition": test_composition,
+        "composition_missing": check_composition(test_composition, spec.test_profile) if spec.test_profile else [],
         "seconds_per_case": float(np.mean(times)), "case_seconds": [round(t, 3) for t in times],
         "paths": {"dataset": str(ds_dir), "raw_dicom": str(out / "raw_dicom") if "dicom" in formats else None,
                   "raw_nifti": str(out / "raw_nifti") if "nifti" in formats else None},
     }
     _atomic_text(out / "cohort_summary.json", json.dumps(summary, indent=1))
     return summary
+
+
+def _write_case(spec: CohortSpec, planned: CaseSpec, i: int, out: Path, formats) -> dict:
+    """Generate case ``i`` as ``planned`` and write its raw folders (``formats``) and its nnU-Net images and label
+    (skull-stripped, NCCT on the CTA grid); returns its metadata.csv row."""
+    case_id = f"SYN_{i:04d}"
+    case = generate_case(spec.seed * 100_000 + i, spec.preset, case_id=case_id, n_raters=spec.n_raters,
+                         **planned.overrides())
+    if "nifti" in formats:
+        f = out / "raw_nifti" / case_id
+        _atomic_image(case.ncct, f / "ncct.nii.gz")
+        _atomic_image(case.cta, f / "cta.nii.gz")
+        _write_masks(case, f)
+    if "dicom" in formats:
+        f = out / "raw_dicom" / case_id
+        f.mkdir(parents=True, exist_ok=True)
+        patient = fake_patient(case_id, i)
+        study, frame = uid(spec.seed, case_id, "study"), uid(spec.seed, case_id, "frame")
+        write_series(case.ncct, f / "NCCT", patient, study, uid(spec.seed, case_id, "ncct"), frame, 2,
+                     "NCCT HEAD", "101530", contrast=False)
+        write_series(case.cta, f / "CTA", patient, study, uid(spec.seed, case_id, "cta"), frame, 3,
+                     "CTA HEAD NECK", "102210", contrast=True)
+        _write_masks(case, f)
+    ds_dir = spec.dataset_folder(out)
+    part = "Ts" if planned.split == "test" else "Tr"
+    img_dir, lab_dir = ds_dir / f"images{part}", ds_dir / f"labels{part}"
+    _atomic_image(_skull_strip(case.cta, case.brain_mask), img_dir / f"{case_id}_0000.nii.gz")
+    _atomic_image(_skull_strip(case.ncct_on_cta, case.brain_mask), img_dir / f"{case_id}_0001.nii.gz")
+    _atomic_image(case.label, lab_dir / f"{case_id}.nii.gz")
+    return metadata_row(case.truth, planned.split, planned.stratum)
+
+
+def _write_dataset_files(spec: CohortSpec, ds_dir: Path, rows: list[dict]) -> None:
+    """nnU-Net's dataset.json and our metadata.csv (one row per case)."""
+    dataset = {"name": spec.dataset_name,
+               "description": "synthetic paired NCCT + CTA stroke cohort (nnunet_thrombus synth)",
+               "channel_names": {"0": "CT", "1": "CT"}, "labels": {"background": 0, "thrombus": 1},
+               "numTraining": spec.n_cases - spec.test_cases, "file_ending": ".nii.gz",
+               "reference": "nnunet_thrombus synthetic phantom", "licence": "CC0",
+               "synthetic": {"preset": spec.preset, "seed": spec.seed, "skull_strip_hu": SKULL_STRIP_HU,
+                             "channels": {"0": "CTA", "1": "NCCT registered to CTA (true transform)"}}}
+    _atomic_text(ds_dir / "dataset.json", json.dumps(dataset, indent=2))
+    buf = io.StringIO()
+    writer = csv.DictWriter(buf, fieldnames=METADATA_COLUMNS, lineterminator="\n")
+    writer.writeheader()
+    writer.writerows(rows)
+    _atomic_text(ds_dir / "metadata.csv", buf.getvalue())

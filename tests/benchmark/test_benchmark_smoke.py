@@ -32,14 +32,14 @@ DATASET = "Dataset501_SynthThrombus"
 
 @pytest.fixture(scope="module")
 def smoke_run(tiny_plans, tmp_path_factory):
-    from nnunet_thrombus.benchmark.benchmark import run_benchmark
+    from nnunet_thrombus.benchmark.benchmark import BenchmarkRequest, run_benchmark
 
     out = tmp_path_factory.mktemp("bench_smoke")
     pre = out / "preprocessed"
     src = tiny_plans["ws"].preprocessed / DATASET
     shutil.copytree(src, pre / DATASET, ignore=shutil.ignore_patterns(f"{VESSEL_PLANS}*"))
-    rows = run_benchmark(501, "smoke", out, raw=tiny_plans["cohort"]["raw"], preprocessed=pre,
-                         command="pytest smoke", progress=False, jobs=2)
+    rows = run_benchmark(BenchmarkRequest(501, "smoke", out, raw=tiny_plans["cohort"]["raw"], preprocessed=pre,
+                                          command="pytest smoke", progress=False, jobs=2))
     return out, rows
 
 

@@ -267,8 +267,9 @@ def test_prepare_data_generates_the_benchmark_cohort(tmp_path, monkeypatch):
 
     calls = []
 
-    def fake_write_cohort(out_dir, n_cases, test_profile=None, **kw):
-        calls.append(dict(kw, n_cases=n_cases, test_profile=test_profile))
+    def fake_write_cohort(out_dir, spec, **kw):
+        calls.append(dict(kw, n_cases=spec.n_cases, n_test=spec.n_test, test_profile=spec.test_profile,
+                          preset=spec.preset, seed=spec.seed))
         (out_dir / "nnUNet_raw" / "Dataset501_SynthThrombus").mkdir(parents=True, exist_ok=True)
         return {"composition_missing": []}
 

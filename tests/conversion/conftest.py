@@ -31,10 +31,10 @@ def mean_tre_mm(estimated: sitk.Transform, truth: sitk.Transform, brain: sitk.Im
 
 @pytest.fixture(scope="session")
 def cohort(tmp_path_factory) -> Path:
-    from nnunet_thrombus.synthetic.cohort import write_cohort
+    from nnunet_thrombus.synthetic.cohort import CohortSpec, write_cohort
 
     out = tmp_path_factory.mktemp("cohort")
-    write_cohort(out, 6, seed=3, preset="tiny", n_raters=3, formats=("dicom", "nifti"), progress=False)
+    write_cohort(out, CohortSpec(6, seed=3, preset="tiny", n_raters=3), formats=("dicom", "nifti"), progress=False)
     return out
 
 

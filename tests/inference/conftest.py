@@ -13,11 +13,11 @@ from nnunet_thrombus.inference.inputs import PHI_KEYWORDS
 def predict_cohort(tmp_path_factory) -> dict:
     """4 tiny synthetic cases (DICOM and NIfTI layouts, nnU-Net images in ``flat``; 2 in imagesTs) and their
     DICOM PHI values."""
-    from nnunet_thrombus.synthetic.cohort import write_cohort
+    from nnunet_thrombus.synthetic.cohort import CohortSpec, write_cohort
 
     root = tmp_path_factory.mktemp("predict_cohort") / "synth"
-    write_cohort(root, n_cases=4, seed=11, preset="tiny", dataset_id=503, n_test=2, n_raters=0,
-                 formats=("dicom", "nifti"), progress=False)
+    write_cohort(root, CohortSpec(4, seed=11, preset="tiny", dataset_id=503, n_test=2), formats=("dicom", "nifti"),
+                 progress=False)
     phi = set()
     for f in sorted((root / "raw_dicom").glob("*/*/*.dcm")):
         ds = pydicom.dcmread(str(f), stop_before_pixels=True)

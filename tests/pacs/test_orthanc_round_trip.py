@@ -44,10 +44,10 @@ def _cta_only_study(case_dir: Path, out: Path) -> list[Path]:
 def test_node_round_trip_through_orthanc(orthanc, tmp_path):
     from nnunet_thrombus.pacs.dicomweb import DicomWebPacs
     from nnunet_thrombus.pacs.node import LOG_NAME, serve_pacs, study_case_id
-    from nnunet_thrombus.synthetic.cohort import write_cohort
+    from nnunet_thrombus.synthetic.cohort import CohortSpec, write_cohort
 
     root = tmp_path / "synth"
-    write_cohort(root, n_cases=2, seed=13, preset="tiny", dataset_id=504, n_test=0, n_raters=0, formats=("dicom",),
+    write_cohort(root, CohortSpec(2, seed=13, preset="tiny", dataset_id=504, n_test=0), formats=("dicom",),
                  progress=False)
     cases = sorted(p for p in (root / "raw_dicom").iterdir() if p.is_dir())
     pacs = DicomWebPacs(orthanc.url, timeout_s=30)

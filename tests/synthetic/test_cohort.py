@@ -12,7 +12,7 @@ import pydicom
 import pytest
 import SimpleITK as sitk
 
-from nnunet_thrombus.synthetic.cohort import site_quota, write_cohort
+from nnunet_thrombus.synthetic.cohort import CohortSpec, site_quota, write_cohort
 from nnunet_thrombus.synthetic.dicom_io import read_series
 
 N = 8
@@ -21,7 +21,7 @@ N = 8
 @pytest.fixture(scope="module")
 def cohort(tmp_path_factory):
     out = tmp_path_factory.mktemp("cohort")
-    summary = write_cohort(out, N, seed=0, n_raters=2, thick_fraction=0.25, progress=False)
+    summary = write_cohort(out, CohortSpec(N, seed=0, n_raters=2, thick_fraction=0.25), progress=False)
     return out, summary
 
 
@@ -99,12 +99,12 @@ def test_dicom_reads_back_with_nifti_geometry(cohort):
 def test_refuses_non_empty_output_unless_overwrite(tmp_path):
     (tmp_path / "keep.txt").write_text("x")
     with pytest.raises(ValueError, match="overwrite"):
-        write_cohort(tmp_path, 2, progress=False)
-    s = write_cohort(tmp_path, 2, formats=("nifti",), overwrite=True, progress=False, n_test=0)
+        write_cohort(tmp_path, CohortSpec(2), progress=False)
+    s = write_cohort(tmp_path, CohortSpec(2, n_test=0), formats=("nifti",), overwrite=True, progress=False)
     assert (tmp_path / "keep.txt").exists() and s["n_train"] == 2 and not (tmp_path / "raw_dicom").exists()
     assert not list(tmp_path.rglob(".tmp_*"))
     with pytest.raises(ValueError, match="n_test"):
-        write_cohort(tmp_path / "new", 2, n_test=2, progress=False)
+        write_cohort(tmp_path / "new", CohortSpec(2, n_test=2), progress=False)
 
 
 def test_cli_synth(tmp_path, capsys):

@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 import SimpleITK as sitk
 
-from nnunet_thrombus.synthetic.cohort import (SMALL_CLOT_TARGET_MM3, TEST_PROFILES, check_composition, composition,
-                                              plan_cohort, plan_test_part, size_class, write_cohort)
+from nnunet_thrombus.synthetic.cohort import (SMALL_CLOT_TARGET_MM3, TEST_PROFILES, CohortSpec, check_composition,
+                                              composition, plan_cohort, plan_test_part, size_class, write_cohort)
 from nnunet_thrombus.synthetic.phantom import generate_case
 
 
@@ -132,8 +132,8 @@ def test_size_class_boundaries():
 
 
 def test_benchmark_cohort_written_with_guaranteed_test_part(tmp_path):
-    s = write_cohort(tmp_path, 42, seed=5, preset="tiny", n_test=40, formats=("nifti",), test_profile="benchmark",
-                     progress=False)
+    s = write_cohort(tmp_path, CohortSpec(42, seed=5, preset="tiny", n_test=40, test_profile="benchmark"),
+                     formats=("nifti",), progress=False)
     ds = tmp_path / "nnUNet_raw" / "Dataset501_SynthThrombus"
     rows = list(csv.DictReader(open(ds / "metadata.csv")))
     test = [r for r in rows if r["split"] == "test"]
