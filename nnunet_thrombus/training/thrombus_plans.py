@@ -101,6 +101,47 @@ def build_thrombus_plans(base_plans: dict, preset: str = "auto", plans_name: str
     spacing (on 1.0 x 0.9 x 0.9 mm data, 1.08 x 0.9 x 0.9 mm); ``"ratio"``: the fine spacing times the paper's
     coarse/fine ratio (1.73 x 1.56 x 1.56 mm on that data); or the spacing in mm (z, y, x), no axis finer than the
     fine spacing."""
+    in_place = _check_request(base_plans, preset, plans_name, ct_window)
+    plans = copy.deepcopy(base_plans)
+    plans["plans_name"] = plans_name
+    fine, preset_ratio = _fine_configuration(plans, preset, plans_name,
+                                             {"patch_size": patch_size, "features": features,
+                                              "batch_size": batch_size})
+    ratio = _coarse_ratio(coarse_spacing, fine["spacing"], preset_ratio)
+    coarse = _coarse_configuration(fine, plans_name, ratio)
+    cascade_arch = copy.deepcopy(fine["architecture"])
+    cascade_arch["network_class_name"] = CASCADE_CLASS
+    cascade_arch["arch_kwargs"]["use_coarse_features"] = True
+    cascade_arch["arch_kwargs"]["freeze_coarse"] = True
+    if in_place:
+        # nnU-Net's configurations untouched; the fine stage is a full configuration of its own
+        vanilla = base_plans["configurations"]
+        cascade = dict(copy.deepcopy(fine), architecture=cascade_arch, previous_stage=COARSE)
+        base_fullres = vanilla["3d_fullres"]
+        same = all(cascade.get(k) == base_fullres.get(k) for k in PREPROCESSING_KEYS)
+        cascade["data_identifier"] = base_fullres["data_identifier"] if same else f"{plans_name}_3d_cascade_fullres"
+        configurations = {k: copy.deepcopy(v) for k, v in vanilla.items() if k not in (COARSE, FINE)}
+        configurations.update({COARSE: coarse, FINE: cascade})
+        plans["configurations"] = configurations
+    else:
+        plans["configurations"] = {"3d_fullres": fine, COARSE: coarse,
+                                   FINE: {"inherits_from": "3d_fullres", "previous_stage": COARSE,
+                                          "architecture": cascade_arch}}
+    if ct_window == "vessel":
+        props = plans["foreground_intensity_properties_per_channel"]
+        for ch, (lo, hi) in VESSEL_WINDOW.items():
+            if ch in props:
+                props[ch].update({"percentile_00_5": lo, "percentile_99_5": hi, "mean": (lo + hi) / 2,
+                                  "std": (hi - lo) / 2})
+    plans["thrombus_plans"] = {"preset": preset, "ct_window": ct_window, "coarse_to_fine_spacing_ratio": list(ratio),
+                               "coarse_norm_op": COARSE_NORM_OP,
+                               "source_plans": base_plans.get("plans_name"), "in_place": in_place}
+    return plans
+
+
+def _check_request(base_plans: dict, preset: str, plans_name: str, ct_window: str) -> bool:
+    """Refuse an unknown preset or window, source plans without 3d_fullres, and a vessel window written into
+    nnU-Net's own plans. Returns whether the plans are written in place (``plans_name`` is the source's)."""
     if preset not in PRESETS:
         raise ValueError(f"preset={preset!r}; choose one of {PRESETS}")
     if ct_window not in ("foreground", "vessel"):
@@ -112,16 +153,19 @@ def build_thrombus_plans(base_plans: dict, preset: str = "auto", plans_name: str
     if in_place and ct_window != "foreground":
         raise ValueError(f"--ct-window {ct_window} changes the intensity properties of the whole plans, which "
                          f"nnU-Net's own 3d_fullres uses too; write new plans instead (-p ThrombusPlans)")
-    vanilla = copy.deepcopy(base_plans["configurations"])
-    plans = copy.deepcopy(base_plans)
-    plans["plans_name"] = plans_name
+    return in_place
+
+
+def _fine_configuration(plans: dict, preset: str, plans_name: str, overrides: dict) -> tuple[dict, tuple]:
+    """The fine configuration (our network at nnU-Net's 3d_fullres spacing, or the paper preset's) from
+    ``plans``' 3d_fullres, with the preset's and then the caller's ``overrides`` (patch_size, features, batch_size;
+    None keeps). Returns it and the coarse/fine spacing ratio the preset implies."""
     base = plans["configurations"]["3d_fullres"]
     for key in ("inherits_from", "previous_stage", "next_stage"):
         base.pop(key, None)
     fine = copy.deepcopy(base)
     fine["data_identifier"] = f"{plans_name}_3d_fullres"
-    ratio = PAPER_RATIO
-    arch_args = {}
+    ratio, arch_args = PAPER_RATIO, {}
     if preset == "paper":
         p = load_preset("paper")
         fine["spacing"] = list(p["fine_spacing_mm"])
@@ -140,12 +184,12 @@ def build_thrombus_plans(base_plans: dict, preset: str = "auto", plans_name: str
         fine["batch_size"] = int(p["batch_size"])
         arch_args = dict(features=p["features_per_stage"])
         fine["patch_size"] = list(p["patch_size"])
-    if features is not None:
-        arch_args["features"] = list(features)
-    if patch_size is not None:
-        fine["patch_size"] = [int(v) for v in patch_size]
-    if batch_size is not None:
-        fine["batch_size"] = int(batch_size)
+    if overrides.get("features") is not None:
+        arch_args["features"] = list(overrides["features"])
+    if overrides.get("patch_size") is not None:
+        fine["patch_size"] = [int(v) for v in overrides["patch_size"]]
+    if overrides.get("batch_size") is not None:
+        fine["batch_size"] = int(overrides["batch_size"])
     # Dice pooled over the batch (nnU-Net plans 3d_fullres with per-sample Dice). With batch 2 and nnU-Net's
     # foreground oversampling one patch of each batch holds thrombus and the other is random, so pooling makes
     # false positives in the random patch cost Dice; per-sample Dice leaves them to cross-entropy alone
@@ -154,20 +198,28 @@ def build_thrombus_plans(base_plans: dict, preset: str = "auto", plans_name: str
     _set_architecture(fine, COARSE_CLASS, **arch_args)
     strides = fine["architecture"]["arch_kwargs"]["strides"]
     fine["patch_size"] = _fit_patch(fine["patch_size"], fine["median_image_size_in_voxels"], strides)
+    return fine, ratio
 
+
+def _coarse_ratio(coarse_spacing, fine_spacing, preset_ratio: tuple) -> tuple:
+    """Coarse/fine spacing ratio per axis (z, y, x) for ``coarse_spacing`` ("paper", "ratio"/None: the preset's
+    ratio, or 3 numbers in mm, none finer than ``fine_spacing``)."""
     if coarse_spacing is None or coarse_spacing == "ratio":
-        coarse_spacing = None
-    elif isinstance(coarse_spacing, str):
+        return preset_ratio
+    if isinstance(coarse_spacing, str):
         if coarse_spacing != "paper":
             raise ValueError(f"coarse spacing must be 3 numbers (mm), 'paper' or 'ratio', got {coarse_spacing!r}")
         paper = load_preset("paper")["coarse_spacing_mm"]  # the paper's own stage-1 spacing (z, y, x) mm
-        coarse_spacing = [max(c, f) for c, f in zip(paper, fine["spacing"])]
-    if coarse_spacing is not None:
-        coarse_spacing = [float(v) for v in coarse_spacing]
-        if len(coarse_spacing) != 3 or any(c < f - 1e-6 for c, f in zip(coarse_spacing, fine["spacing"])):
-            raise ValueError(f"coarse spacing {coarse_spacing} mm must have 3 values, none finer than the fine "
-                             f"spacing {[round(f, 3) for f in fine['spacing']]} mm")
-        ratio = tuple(c / f for c, f in zip(coarse_spacing, fine["spacing"]))
+        coarse_spacing = [max(c, f) for c, f in zip(paper, fine_spacing)]
+    coarse_spacing = [float(v) for v in coarse_spacing]
+    if len(coarse_spacing) != 3 or any(c < f - 1e-6 for c, f in zip(coarse_spacing, fine_spacing)):
+        raise ValueError(f"coarse spacing {coarse_spacing} mm must have 3 values, none finer than the fine "
+                         f"spacing {[round(f, 3) for f in fine_spacing]} mm")
+    return tuple(c / f for c, f in zip(coarse_spacing, fine_spacing))
+
+
+def _coarse_configuration(fine: dict, plans_name: str, ratio: tuple) -> dict:
+    """Stage 1: the fine configuration at ``ratio`` x its spacing, with BatchNorm (see below)."""
     coarse = copy.deepcopy(fine)
     coarse["data_identifier"] = f"{plans_name}_3d_lowres"
     # stage 1 trains on patches but runs over the whole head (predict and the stage-1 export): instance norm would
@@ -177,39 +229,10 @@ def build_thrombus_plans(base_plans: dict, preset: str = "auto", plans_name: str
     coarse["architecture"]["arch_kwargs"]["norm_op_kwargs"] = {"eps": 1e-5, "affine": True}
     coarse["spacing"] = [s * r for s, r in zip(fine["spacing"], ratio)]
     coarse["median_image_size_in_voxels"] = [s / r for s, r in zip(fine["median_image_size_in_voxels"], ratio)]
+    strides = fine["architecture"]["arch_kwargs"]["strides"]
     coarse["patch_size"] = _fit_patch(fine["patch_size"], coarse["median_image_size_in_voxels"], strides)
     coarse["next_stage"] = FINE
-
-    cascade_arch = copy.deepcopy(fine["architecture"])
-    cascade_arch["network_class_name"] = CASCADE_CLASS
-    cascade_arch["arch_kwargs"]["use_coarse_features"] = True
-    cascade_arch["arch_kwargs"]["freeze_coarse"] = True
-    if in_place:
-        # nnU-Net's configurations untouched; the fine stage is a full configuration of its own
-        cascade = dict(copy.deepcopy(fine), architecture=cascade_arch, previous_stage=COARSE)
-        base_fullres = vanilla["3d_fullres"]
-        same = all(cascade.get(k) == base_fullres.get(k) for k in PREPROCESSING_KEYS)
-        cascade["data_identifier"] = base_fullres["data_identifier"] if same else f"{plans_name}_3d_cascade_fullres"
-        configurations = {k: v for k, v in vanilla.items() if k not in (COARSE, FINE)}
-        configurations.update({COARSE: coarse, FINE: cascade})
-        plans["configurations"] = configurations
-    else:
-        plans["configurations"] = {
-            "3d_fullres": fine,
-            COARSE: coarse,
-            FINE: {"inherits_from": "3d_fullres", "previous_stage": COARSE,
-                                   "architecture": cascade_arch},
-        }
-    if ct_window == "vessel":
-        props = plans["foreground_intensity_properties_per_channel"]
-        for ch, (lo, hi) in VESSEL_WINDOW.items():
-            if ch in props:
-                props[ch].update({"percentile_00_5": lo, "percentile_99_5": hi, "mean": (lo + hi) / 2,
-                                  "std": (hi - lo) / 2})
-    plans["thrombus_plans"] = {"preset": preset, "ct_window": ct_window, "coarse_to_fine_spacing_ratio": list(ratio),
-                               "coarse_norm_op": COARSE_NORM_OP,
-                               "source_plans": base_plans.get("plans_name"), "in_place": in_place}
-    return plans
+    return coarse
 
 
 def configurations_to_preprocess(plans: dict) -> list[str]:
