@@ -56,7 +56,8 @@ def main(argv=None) -> int:
     import numpy as np
     import SimpleITK as sitk
 
-    from nnunet_thrombus.evaluation.evaluate import evaluate_folder, evidence_columns, read_metadata
+    from nnunet_thrombus.evaluation.evaluate import (EvaluationOptions, evaluate_folder, evidence_columns,
+                                                     read_metadata)
     from nnunet_thrombus.inference.pipeline import predict_cases
 
     out = args.out
@@ -70,8 +71,9 @@ def main(argv=None) -> int:
     masks.mkdir(exist_ok=True)
     for f in sorted(pred_dir.glob("*/thrombus.nii.gz")):
         shutil.copy(f, masks / f"{f.parent.name}.nii.gz")
-    summary = evaluate_folder(masks, args.data / "labelsTs", out / "eval", args.data / "metadata.csv", plots=False,
-                              quiet=True, reports_dir=pred_dir, calls_from_reports=not args.calls_from_masks)
+    options = EvaluationOptions(metadata_csv=args.data / "metadata.csv", reports_dir=pred_dir, plots=False,
+                                calls_from_reports=not args.calls_from_masks)
+    summary = evaluate_folder(masks, args.data / "labelsTs", out / "eval", options, quiet=True)
     result = {"evidence": evidence_columns(summary), "false_positives": summary["false_positives"],
               "detection": summary["detection"], "trust": summary["trust"],
               "subgroups": {k: {g: {"n": v["n"], "detection": {x: v["detection"][x] for x in ("tp", "fn")},

@@ -20,7 +20,7 @@ import SimpleITK as sitk
 
 from dataset_conversion.convert_trial import convert_trial_dataset
 from nnunet_thrombus.atomic_io import copy_file, write_json
-from nnunet_thrombus.evaluation.evaluate import evaluate_folder
+from nnunet_thrombus.evaluation.evaluate import EvaluationOptions, evaluate_folder
 from nnunet_thrombus.inference.pipeline import predict_cases
 from nnunet_thrombus.inference.postprocessing import apply_to_folder
 from nnunet_thrombus.inference.validation_fit import fit_lvo_from_validation, fit_roi_threshold
@@ -266,13 +266,14 @@ def _evaluate(run: _DemoRun, pred_dir: Path, cases: list[str], truth_ds: Path, t
     """Ours, the baseline (nnU-Net's predict plus its post-processing step) and the coarse stage alone (its masks
     from nnU-Net's own predict: does it localise?) against the reference labels."""
     ev, labels, meta = run.out / "eval", truth_ds / "labelsTs", truth_ds / "metadata.csv"
-    res = {"ours": evaluate_folder(_flat_masks(pred_dir, cases, ev / "ours_masks"), labels, ev / "ours", meta,
+    options = EvaluationOptions(metadata_csv=meta)
+    res = {"ours": evaluate_folder(_flat_masks(pred_dir, cases, ev / "ours_masks"), labels, ev / "ours", options,
                                    quiet=True)}
     if run.baseline:
         base_masks = _nnunet_predict(run, "3d_fullres", VANILLA_TRAINER, ev / "baseline_masks", "predict_baseline")
         apply_to_folder(base_masks, run.model("3d_fullres", VANILLA_TRAINER) / "postprocessing.json",
                         images_dir=run.raw() / "imagesTs")
-        res["baseline"] = evaluate_folder(base_masks, labels, ev / "baseline", meta, quiet=True)
+        res["baseline"] = evaluate_folder(base_masks, labels, ev / "baseline", options, quiet=True)
     coarse_masks = _nnunet_predict(run, COARSE, DEFAULT_TRAINER, ev / "coarse_masks", "predict_coarse")
     res["coarse"] = coarse_heldout(coarse_masks, labels, test_cases)
     return res

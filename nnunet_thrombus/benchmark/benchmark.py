@@ -21,7 +21,7 @@ from nnunet_thrombus.benchmark.case_metrics import false_positive_folder, read_c
 from nnunet_thrombus.benchmark.runner import ensure_plans, prepare_data, train_and_predict
 from nnunet_thrombus.benchmark.table import (COLUMNS, SUBGROUP_COLUMNS, accuracy_columns, add_comparisons, add_ratios,
                                              cost_columns, evidence, subgroup_rows, to_markdown)
-from nnunet_thrombus.evaluation.evaluate import evaluate_folder
+from nnunet_thrombus.evaluation.evaluate import EvaluationOptions, evaluate_folder
 from nnunet_thrombus.evaluation.statistics import BOOTSTRAP_RESAMPLES, BOOTSTRAP_SEED
 from nnunet_thrombus.training.workflow import NnunetWorkspace
 
@@ -110,8 +110,8 @@ def _evaluate_rows(results: dict, dataset: Path, out: Path) -> tuple[list, dict,
     for vname, (variant, cost, pred_dir) in results.items():
         ev_dir = out / "evaluation" / vname
         reports = pred_dir.parent / f"{vname}_reports" if variant.thrombus_predict else None
-        summary = evaluate_folder(pred_dir, ref_dir, ev_dir, metadata_csv=meta if meta.is_file() else None,
-                                  plots=False, quiet=True, reports_dir=reports)
+        options = EvaluationOptions(metadata_csv=meta if meta.is_file() else None, reports_dir=reports, plots=False)
+        summary = evaluate_folder(pred_dir, ref_dir, ev_dir, options, quiet=True)
         case_rows = read_case_rows(ev_dir / "metrics.csv")
         fp = false_positive_folder(pred_dir, ref_dir, [row["case"] for row in case_rows])
         for row in case_rows:

@@ -37,12 +37,13 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
 
 def run(args) -> int:
     from nnunet_thrombus.console import print_result
-    from nnunet_thrombus.evaluation.evaluate import evaluate_folder
+    from nnunet_thrombus.evaluation.evaluate import EvaluationOptions, evaluate_folder
     from nnunet_thrombus.evaluation.summary import to_markdown
 
-    summary = evaluate_folder(args.pred, args.ref, args.output, metadata_csv=args.metadata, raters_dir=args.raters,
-                              brain_mask_dir=args.brain_masks, lvo_thresholds=args.lvo_thresholds,
-                              tolerance_mm=args.tolerance, plots=not args.no_plots, quiet=args.quiet,
-                              reports_dir=args.reports, calls_from_reports=args.calls_from_reports)
+    options = EvaluationOptions(metadata_csv=args.metadata, raters_dir=args.raters, brain_mask_dir=args.brain_masks,
+                                reports_dir=args.reports, lvo_thresholds=args.lvo_thresholds,
+                                tolerance_mm=args.tolerance, calls_from_reports=args.calls_from_reports,
+                                plots=not args.no_plots)
+    summary = evaluate_folder(args.pred, args.ref, args.output, options, quiet=args.quiet)
     print_result(to_markdown(summary))
     return 0

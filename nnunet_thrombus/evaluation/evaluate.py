@@ -29,6 +29,7 @@ import csv
 import logging
 import os
 import time
+from dataclasses import dataclass
 
 import numpy as np
 import SimpleITK as sitk
@@ -199,69 +200,82 @@ def evaluate_case(case, pred_img, ref_img, meta=None, brain_img=None, lvo_rule=N
     }
 
 
-def evaluate_folder(pred_dir, ref_dir, out_dir, metadata_csv=None, raters_dir=None, *, brain_mask_dir=None,
-                    lvo_thresholds=None, tolerance_mm: float = 1.0, plots: bool = True, quiet: bool = False,
-                    reports_dir=None, calls_from_reports: bool = False) -> dict:
-    """Evaluate ``pred_dir/<case>.nii.gz`` against ``ref_dir/<case>.nii.gz`` for every reference case.
+@dataclass(frozen=True)
+class EvaluationOptions:
+    """What :func:`evaluate_folder` reads beside the masks, and how it scores.
 
-    Args:
-        pred_dir: folder of predicted label maps (label > 0 = thrombus).
-        ref_dir: folder of reference label maps; every one needs a prediction (else ValueError listing
-            the cases); predictions without a reference are ignored and listed in the summary.
-        out_dir: output folder (created): metrics.csv, summary.json, summary.md, PNG plots.
-        metadata_csv: optional metadata.csv (columns case, site, lvo, isodense, ... ).
-        raters_dir: optional ``DIR/<case>/rater_*.nii.gz`` for the STAPLE rater study.
-        brain_mask_dir: optional ``<case>.nii.gz`` brain masks for the site frame (else image extent).
-        lvo_thresholds: ``LVOThresholds`` or a path to its JSON (default thresholds otherwise).
-        tolerance_mm: NSD tolerance in mm.
-        reports_dir: optional ``predict`` output folder (``<case>/report.json``) for the uncertainty, review and
+    Attributes:
+        metadata_csv: metadata.csv (columns case, site, lvo, isodense, ...) for the subgroups.
+        raters_dir: ``DIR/<case>/rater_*.nii.gz`` for the STAPLE rater study.
+        brain_mask_dir: ``<case>.nii.gz`` brain masks for the site frame (else the image extent).
+        reports_dir: a ``predict`` output folder (``<case>/report.json``) for the uncertainty, review and
             post-processing columns; a case without a report is an error naming it.
+        lvo_thresholds: ``LVOThresholds`` or a path to its JSON (None: the default thresholds).
+        tolerance_mm: NSD tolerance in mm.
         calls_from_reports: score occlusion presence, LVO and site by the calls in those reports (what a reader of
             ``report.json`` sees) instead of re-measuring them from the masks with ``lvo_thresholds`` and the image
             extent as the site frame (the same rule for every model, as the benchmark compares them).
-
-    Returns:
-        The summary dict (also in summary.json).
+        plots: write the PNG plots.
     """
+
+    metadata_csv: str | os.PathLike | None = None
+    raters_dir: str | os.PathLike | None = None
+    brain_mask_dir: str | os.PathLike | None = None
+    reports_dir: str | os.PathLike | None = None
+    lvo_thresholds: LVOThresholds | str | os.PathLike | None = None
+    tolerance_mm: float = 1.0
+    calls_from_reports: bool = False
+    plots: bool = True
+
+
+def evaluate_folder(pred_dir, ref_dir, out_dir, options: EvaluationOptions | None = None,
+                    quiet: bool = False) -> dict:
+    """Evaluate ``pred_dir/<case>.nii.gz`` (label > 0 = thrombus) against ``ref_dir/<case>.nii.gz`` for every
+    reference case; every reference needs a prediction (else ValueError listing the cases); predictions without a
+    reference are ignored and listed in the summary. Writes metrics.csv, summary.json, summary.md and the PNG plots
+    into ``out_dir`` (created); returns the summary dict."""
+    o = EvaluationOptions() if options is None else options
     start = time.perf_counter()
     for name, d in (("pred_dir", pred_dir), ("ref_dir", ref_dir)):
         if not os.path.isdir(d):
             raise ValueError(f"{name} {d} is not a folder")
-    rule = LVOThresholds.load(lvo_thresholds) if isinstance(lvo_thresholds, (str, os.PathLike)) else lvo_thresholds
+    rule = o.lvo_thresholds
+    if isinstance(rule, (str, os.PathLike)):
+        rule = LVOThresholds.load(rule)
     cases = _cases(pred_dir, ref_dir)
-    meta = read_metadata(metadata_csv) if metadata_csv else {}
-    reports = read_reports(reports_dir) if reports_dir else None
-    if calls_from_reports and reports is None:
+    meta = read_metadata(o.metadata_csv) if o.metadata_csv else {}
+    reports = read_reports(o.reports_dir) if o.reports_dir else None
+    if o.calls_from_reports and reports is None:
         raise ValueError("calls_from_reports needs reports_dir (the folder predict wrote)")
     if reports is not None:
         missing = [c for c in cases if c not in reports]
         if missing:
-            raise ValueError(f"no report.json under {reports_dir} for case(s) {missing}: pass the folder predict wrote "
-                             f"(OUT/<case>/report.json) or leave out --reports")
+            raise ValueError(f"no report.json under {o.reports_dir} for case(s) {missing}: pass the folder predict "
+                             f"wrote (OUT/<case>/report.json) or leave out --reports")
     os.makedirs(out_dir, exist_ok=True)
     rows = []
     for i, case in enumerate(cases, start=1):
         brain = None
-        if brain_mask_dir is not None and os.path.isfile(os.path.join(brain_mask_dir, case + SUFFIX)):
-            brain = sitk.ReadImage(os.path.join(brain_mask_dir, case + SUFFIX))
+        if o.brain_mask_dir is not None and os.path.isfile(os.path.join(o.brain_mask_dir, case + SUFFIX)):
+            brain = sitk.ReadImage(os.path.join(o.brain_mask_dir, case + SUFFIX))
         rows.append(evaluate_case(case, sitk.ReadImage(os.path.join(pred_dir, case + SUFFIX)),
                                   sitk.ReadImage(os.path.join(ref_dir, case + SUFFIX)), meta.get(case), brain,
-                                  rule, tolerance_mm, None if reports is None else reports[case],
-                                  calls_from_reports))
+                                  rule, o.tolerance_mm, None if reports is None else reports[case],
+                                  o.calls_from_reports))
         r = rows[-1]
         logger.log(logging.DEBUG if quiet else logging.INFO,
                    f"[{i}/{len(cases)}] {case}: Dice {r['dice']:.3f}, call {r['pred_call']}")
     summary = summarise(rows)
     summary["lvo_rule"] = (rule or LVOThresholds()).to_dict()
-    summary["calls"] = "report.json" if calls_from_reports else "re-measured from the masks"
+    summary["calls"] = "report.json" if o.calls_from_reports else "re-measured from the masks"
     summary["unmatched_predictions"] = sorted(
         f[: -len(SUFFIX)] for f in os.listdir(pred_dir) if f.endswith(SUFFIX) and f[: -len(SUFFIX)] not in set(cases))
-    if raters_dir:
-        summary["raters"] = rater_study(raters_dir, pred_dir)
+    if o.raters_dir:
+        summary["raters"] = rater_study(o.raters_dir, pred_dir)
     write_csv(os.path.join(out_dir, "metrics.csv"), rows, FIELDS)
     write_json(os.path.join(out_dir, "summary.json"), summary)
     write_text(os.path.join(out_dir, "summary.md"), to_markdown(summary))
-    if plots:
+    if o.plots:
         p.dice_boxplot(rows, os.path.join(out_dir, "dice_by_subgroup.png"))
         for q in ("volume", "length"):
             p.scatter_identity(rows, q, os.path.join(out_dir, f"{q}_scatter.png"))

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import SimpleITK as sitk
 
-from nnunet_thrombus.evaluation.evaluate import evaluate_folder
+from nnunet_thrombus.evaluation.evaluate import EvaluationOptions, evaluate_folder
 
 SPACING_XYZ = (0.5, 0.5, 1.0)  # SimpleITK order; arrays are (z, y, x) with spacing (1.0, 0.5, 0.5)
 
@@ -48,7 +48,7 @@ def _cohort(tmp_path):
 def test_evaluate_folder_end_to_end(tmp_path):
     pred, ref, meta = _cohort(tmp_path)
     out = tmp_path / "out"
-    summary = evaluate_folder(pred, ref, out, metadata_csv=meta, quiet=True)
+    summary = evaluate_folder(pred, ref, out, EvaluationOptions(metadata_csv=meta), quiet=True)
     for name in ("metrics.csv", "summary.json", "summary.md", "dice_by_subgroup.png", "volume_scatter.png",
                  "length_scatter.png", "volume_bland_altman.png", "length_bland_altman.png"):
         assert (out / name).stat().st_size > 0, name
@@ -80,10 +80,10 @@ def test_missing_prediction_and_geometry_mismatch(tmp_path):
     pred, ref, _ = _cohort(tmp_path)
     os.remove(pred / "case_002.nii.gz")
     with pytest.raises(ValueError, match="case_002"):
-        evaluate_folder(pred, ref, tmp_path / "o1", quiet=True, plots=False)
+        evaluate_folder(pred, ref, tmp_path / "o1", EvaluationOptions(plots=False), quiet=True)
     _write(np.zeros((20, 40, 60)), pred / "case_002.nii.gz", origin=(5.0, 0.0, 0.0))
     with pytest.raises(ValueError, match="case_002.*origin"):
-        evaluate_folder(pred, ref, tmp_path / "o2", quiet=True, plots=False)
+        evaluate_folder(pred, ref, tmp_path / "o2", EvaluationOptions(plots=False), quiet=True)
 
 
 def test_rater_study_with_staple(tmp_path):
@@ -94,7 +94,8 @@ def test_rater_study_with_staple(tmp_path):
     base[3:7, 18:22, 34:50] = True
     for k, shift in enumerate((0, 0, 2)):
         _write(np.roll(base, shift, axis=2), raters / f"rater_{k + 1}.nii.gz")
-    summary = evaluate_folder(pred, ref, tmp_path / "out", raters_dir=tmp_path / "raters", quiet=True, plots=False)
+    options = EvaluationOptions(raters_dir=tmp_path / "raters", plots=False)
+    summary = evaluate_folder(pred, ref, tmp_path / "out", options, quiet=True)
     per = summary["raters"]["per_case"]["case_001"]
     assert per["rater_1"] == 1.0 and per["rater_2"] == 1.0  # consensus = the two agreeing raters
     assert per["rater_3"] == pytest.approx(2 * 56 / 128)

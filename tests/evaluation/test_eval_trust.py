@@ -5,13 +5,14 @@ from __future__ import annotations
 import csv
 import itertools
 import json
+from dataclasses import replace
 
 import numpy as np
 import pytest
 import SimpleITK as sitk
 from scipy.stats import spearmanr
 
-from nnunet_thrombus.evaluation.evaluate import evaluate_folder, evidence_columns
+from nnunet_thrombus.evaluation.evaluate import EvaluationOptions, evaluate_folder, evidence_columns
 from nnunet_thrombus.evaluation.summary import auroc, false_positives, summarise, trust_summary
 
 
@@ -108,7 +109,8 @@ def test_evaluate_folder_reads_reports(tmp_path):
             "dropped_components": dropped}))
     meta = tmp_path / "metadata.csv"
     meta.write_text("case,site,size_class,clot_free_calcified\nA,M2,<30,0\nB,M2,<30,0\nC,none,none,1\n")
-    s = evaluate_folder(pred, ref, tmp_path / "out", metadata_csv=meta, reports_dir=reports, plots=False, quiet=True)
+    s = evaluate_folder(pred, ref, tmp_path / "out", EvaluationOptions(metadata_csv=meta, reports_dir=reports,
+                                                                        plots=False), quiet=True)
     rows = {r["case"]: r for r in csv.DictReader(open(tmp_path / "out" / "metrics.csv"))}
     assert rows["B"]["dropped_on_reference"] == "True" and rows["B"]["review"] == "True"
     assert rows["C"]["fp_call"] == "True" and rows["C"]["clot_free_calcified"] == "yes"
@@ -119,7 +121,7 @@ def test_evaluate_folder_reads_reports(tmp_path):
     assert "Uncertainty and review" in (tmp_path / "out" / "summary.md").read_text()
     (reports / "C" / "report.json").unlink()
     with pytest.raises(ValueError, match=r"no report.json .* \['C'\]"):
-        evaluate_folder(pred, ref, tmp_path / "out2", reports_dir=reports, plots=False, quiet=True)
+        evaluate_folder(pred, ref, tmp_path / "out2", EvaluationOptions(reports_dir=reports, plots=False), quiet=True)
 
 
 def test_calls_from_reports_replace_the_remeasured_call(tmp_path):
@@ -138,10 +140,9 @@ def test_calls_from_reports_replace_the_remeasured_call(tmp_path):
             "components": comps, "call": {"call": call}}))
     meta = tmp_path / "metadata.csv"
     meta.write_text("case,site,lvo\nA,M1,1\nB,M2,0\nC,none,0\n")
-    masks = evaluate_folder(pred, ref, tmp_path / "m", metadata_csv=meta, reports_dir=reports, plots=False,
-                            quiet=True)
-    by_report = evaluate_folder(pred, ref, tmp_path / "r", metadata_csv=meta, reports_dir=reports, plots=False,
-                                quiet=True, calls_from_reports=True)
+    options = EvaluationOptions(metadata_csv=meta, reports_dir=reports, plots=False)
+    masks = evaluate_folder(pred, ref, tmp_path / "m", options, quiet=True)
+    by_report = evaluate_folder(pred, ref, tmp_path / "r", replace(options, calls_from_reports=True), quiet=True)
     rows_m = {r["case"]: r for r in csv.DictReader(open(tmp_path / "m" / "metrics.csv"))}
     rows_r = {r["case"]: r for r in csv.DictReader(open(tmp_path / "r" / "metrics.csv"))}
     # A and B have the same mask, so re-measuring gives them one site and one call
@@ -151,4 +152,4 @@ def test_calls_from_reports_replace_the_remeasured_call(tmp_path):
     assert [rows_r[c]["lvo_outcome"] for c in "ABC"] == ["TP", "TN", "TN"]
     assert by_report["calls"] == "report.json" and masks["calls"] == "re-measured from the masks"
     with pytest.raises(ValueError, match="needs reports_dir"):
-        evaluate_folder(pred, ref, tmp_path / "x", calls_from_reports=True, plots=False, quiet=True)
+        evaluate_folder(pred, ref, tmp_path / "x", EvaluationOptions(calls_from_reports=True, plots=False), quiet=True)
