@@ -14,8 +14,12 @@ import io
 import json
 import math
 import os
+import shutil
 from contextlib import contextmanager
 from pathlib import Path
+
+import numpy as np
+import SimpleITK as sitk
 
 TMP_PREFIX = ".tmp-"
 
@@ -97,8 +101,6 @@ def write_csv(path, rows: list[dict], fieldnames: list[str], extra: str = "ignor
 def write_image(image, path, defer: bool = False, compress: bool = True):
     """Write a SimpleITK image (compressed NIfTI or any ITK format) atomically. ``defer``: write the temporary
     file only and return ``(tmp, final)`` for :func:`publish`; else return ``path``."""
-    import SimpleITK as sitk
-
     final = Path(path)
     tmp = tmp_name(final)
     try:
@@ -122,8 +124,6 @@ def publish_dir(tmp_dir, final, replace: bool = True) -> Path:
     """Rename a finished folder ``tmp_dir`` onto ``final``. ``replace``: an older ``final`` is deleted first; else a
     ``final`` that already exists (another process published the same content first) is kept and ``tmp_dir`` left
     for the caller to delete."""
-    import shutil
-
     final = Path(final)
     if not replace:
         try:
@@ -140,8 +140,6 @@ def publish_dir(tmp_dir, final, replace: bool = True) -> Path:
 
 def write_npz(path, **arrays) -> Path:
     """``numpy.savez_compressed`` atomically."""
-    import numpy as np
-
     with atomic_path(path) as tmp:
         with open(tmp, "wb") as fh:
             np.savez_compressed(fh, **arrays)

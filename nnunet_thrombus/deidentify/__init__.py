@@ -26,12 +26,11 @@ flagged ``BurnedInAnnotation`` YES, or a secondary capture).
 from __future__ import annotations
 
 from nnunet_thrombus.deidentify.errors import DeidentificationError
-from nnunet_thrombus.deidentify.key import (DATE_SHIFT_DAYS, KEY_FILE_NAME, DeidKey, key_for_outputs, load_key,
-                                            new_key, patient_identity, shift_date)
+from nnunet_thrombus.deidentify.key import (DATE_SHIFT_DAYS, KEY_FILE_NAME, DeidKey, key_for_outputs, load_key, new_key,
+                                            patient_identity, shift_date)
 from nnunet_thrombus.deidentify.profile import (BASIC_PROFILE, FUNCTIONAL_GROUPS_KEEP, GEOMETRY_KEYWORDS,
                                                 IDENTITY_ACTIONS, PROFILE_CODES)
-from nnunet_thrombus.deidentify.sources import (DeidentifiedSources, deidentify_sources, minimal_source,
-                                                refuse_burned_in)
+from nnunet_thrombus.deidentify.sources import DeidentifiedSources, deidentify_sources, minimal_source, refuse_burned_in
 from nnunet_thrombus.deidentify.text import (MIN_REDACT_LENGTH, REDACTED, check_case_sources, dataset_leaks,
                                              identifying_values, leaked_values, redact, redact_tree)
 

@@ -11,6 +11,8 @@ import secrets
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from pydicom.uid import UID_dictionary
+
 from nnunet_thrombus.deidentify.errors import DeidentificationError
 
 #: default name of the key file written beside the outputs when the user names none
@@ -33,8 +35,6 @@ class DeidKey:
     def uid(self, old: str) -> str:
         """New UID ``2.25.<128-bit integer>`` for ``old``: the same under one key, unrelated across keys. UIDs the
         DICOM standard defines (SOP classes, transfer syntaxes) come back unchanged."""
-        from pydicom.uid import UID_dictionary
-
         old = str(old).strip()
         if not old or old in UID_dictionary:
             return old

@@ -2,13 +2,17 @@
 goes with them, and the refusal of sources with burned-in text."""
 from __future__ import annotations
 
+import copy
 import datetime
 from dataclasses import dataclass, field
 
+from pydicom.dataset import Dataset
+from pydicom.sequence import Sequence
+
 from nnunet_thrombus.deidentify.errors import DeidentificationError
 from nnunet_thrombus.deidentify.key import DeidKey, patient_identity, shift_date
-from nnunet_thrombus.deidentify.profile import (FUNCTIONAL_GROUPS_KEEP, GEOMETRY_KEYWORDS, IDENTITY_ACTIONS,
-                                                OWN_DATES, OWN_TIMES, PROFILE_CODES)
+from nnunet_thrombus.deidentify.profile import (FUNCTIONAL_GROUPS_KEEP, GEOMETRY_KEYWORDS, IDENTITY_ACTIONS, OWN_DATES,
+                                                OWN_TIMES, PROFILE_CODES)
 
 #: SOP class UIDs whose pixels are secondary captures (text burned in by design): refused
 _SECONDARY_CAPTURE_PREFIX = "1.2.840.10008.5.1.4.1.1.7"
@@ -54,9 +58,6 @@ class DeidentifiedSources:
         equipment's ContributionDateTime) shifted like the sources' (so "made today" does not reveal the shift),
         times 000000, PatientIdentityRemoved, DeidentificationMethod and
         its code sequence, LongitudinalTemporalInformationModified; file meta follows the SOP instance UID."""
-        from pydicom.dataset import Dataset
-        from pydicom.sequence import Sequence
-
         now = (today or datetime.date.today()).strftime("%Y%m%d")
         for key in OWN_DATES:
             if key in ds:
@@ -82,9 +83,6 @@ class DeidentifiedSources:
 
 
 def _copy_functional_groups(src_items, keep: dict):
-    from pydicom.dataset import Dataset
-    from pydicom.sequence import Sequence
-
     out = []
     for item in src_items:
         new = Dataset()
@@ -103,10 +101,6 @@ def minimal_source(ds, key: DeidKey, pseudonym: str, shift_days: int, uids: dict
     """A new ``pydicom.Dataset`` holding only ``GEOMETRY_KEYWORDS`` of ``ds`` (and, for an enhanced multi-frame
     image, its plane geometry functional groups) plus the identity attributes of ``IDENTITY_ACTIONS`` replaced.
     ``uids``: dict collecting {old: new} (optional)."""
-    import copy
-
-    from pydicom.dataset import Dataset
-
     out = Dataset()
     for keyword in GEOMETRY_KEYWORDS:
         if keyword in ds:

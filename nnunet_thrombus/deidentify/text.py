@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import re
 
+from pydicom.uid import UID_dictionary
+
 from nnunet_thrombus.deidentify.errors import DeidentificationError
 from nnunet_thrombus.deidentify.profile import BASIC_PROFILE
 from nnunet_thrombus.deidentify.sources import refuse_burned_in
@@ -32,8 +34,6 @@ def identifying_values(datasets) -> set[str]:
     """Every text value in ``datasets`` that the profile acts on: attributes of ``BASIC_PROFILE`` (except the SOP
     class), everything nested in a sequence the profile lists, and private elements. UIDs included, except those
     the DICOM standard defines (a SOP class UID identifies nobody); short coded strings (YES, NO) left out."""
-    from pydicom.uid import UID_dictionary
-
     found: set[str] = set()
 
     def walk(d, inside: bool) -> None:

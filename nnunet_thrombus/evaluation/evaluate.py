@@ -26,10 +26,12 @@ benchmark table).
 from __future__ import annotations
 
 import csv
+import json
 import logging
 import os
 import time
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 import SimpleITK as sitk
@@ -104,9 +106,6 @@ def _outcome(truth: bool, pred: bool) -> str:
 
 def read_reports(reports_dir) -> dict:
     """{case: report dict} from ``predict``'s output folder (``<case>/report.json``; partial cases skipped)."""
-    import json
-    from pathlib import Path
-
     out = {}
     for path in sorted(Path(reports_dir).glob("*/report.json")):
         if not path.parent.name.startswith("."):

@@ -10,6 +10,7 @@ import os
 from glob import glob
 
 import numpy as np
+import SimpleITK as sitk
 
 from nnunet_thrombus.evaluation.statistics import median_iqr
 from nnunet_thrombus.masks import dice
@@ -17,8 +18,6 @@ from nnunet_thrombus.masks import dice
 
 def staple_consensus(masks: list, threshold: float = 0.5):
     """STAPLE consensus of SimpleITK binary masks (nonzero = foreground) -> UInt8 SimpleITK image."""
-    import SimpleITK as sitk
-
     if len(masks) < 2:
         raise ValueError(f"STAPLE needs at least 2 rater masks, got {len(masks)}")
     binary = [sitk.Cast(m != 0, sitk.sitkUInt8) for m in masks]
@@ -35,8 +34,6 @@ def rater_study(raters_dir, pred_dir) -> dict:
         {"n_cases", "per_case": {case: {rater: dice, ..., "model": dice}},
          "dice_vs_consensus": {rater or "model": median_iqr dict}}.
     """
-    import SimpleITK as sitk
-
     cases = sorted(d for d in os.listdir(raters_dir) if os.path.isdir(os.path.join(raters_dir, d)))
     if not cases:
         raise ValueError(f"no case folders in raters dir {raters_dir}")

@@ -17,8 +17,10 @@ from __future__ import annotations
 
 import math
 
-from nnunet_thrombus.evaluation.statistics import (bland_altman, median_iqr, pearson, sensitivity_specificity,
-                                                   spearman)
+import numpy as np
+from scipy.stats import rankdata
+
+from nnunet_thrombus.evaluation.statistics import bland_altman, median_iqr, pearson, sensitivity_specificity, spearman
 from nnunet_thrombus.vocabulary import POOR_DICE
 
 SEG_METRICS = ("dice", "hd95_mm", "assd_mm", "nsd_1mm")
@@ -31,9 +33,6 @@ def auroc(scores, positives) -> dict:
     """Area under the ROC curve of ``scores`` (higher = more likely positive) for boolean ``positives``: the share of
     (positive, negative) pairs the score orders correctly, ties counting one half (Mann-Whitney U / (n_pos n_neg)).
     {"auroc": NaN when either class is empty, "n_pos", "n_neg"}."""
-    import numpy as np
-    from scipy.stats import rankdata
-
     s = np.asarray(scores, dtype=float)
     y = np.asarray(positives, dtype=bool)
     n_pos, n_neg = int(y.sum()), int((~y).sum())

@@ -8,6 +8,7 @@ Components are 26-connected and sorted by volume, largest first.
 from __future__ import annotations
 
 import numpy as np
+import SimpleITK as sitk
 
 from nnunet_thrombus.masks import label_components
 from nnunet_thrombus.measure._arrays import as_mask, bbox_slices, check_same_shape
@@ -89,8 +90,6 @@ def measure_components(mask, ncct=None, cta=None, brain_mask=None, spacing=(1.0,
 
 def measure_components_from_images(label, ncct=None, cta=None, brain_mask=None, **kwargs) -> list[dict]:
     """``measure_components`` on SimpleITK images (label grid sets the geometry; others must match)."""
-    import SimpleITK as sitk
-
     arr = lambda im: None if im is None else sitk.GetArrayFromImage(im)  # noqa: E731
     return measure_components(arr(label), arr(ncct), arr(cta), arr(brain_mask),
                               spacing=label.GetSpacing()[::-1], origin=label.GetOrigin(),

@@ -9,6 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
+import SimpleITK as sitk
 
 
 @dataclass(frozen=True)
@@ -56,8 +57,6 @@ class Grid:
 
     def to_sitk(self, array: np.ndarray):
         """Wrap a ``[z, y, x]`` array as a SimpleITK image with this grid's geometry."""
-        import SimpleITK as sitk
-
         if tuple(array.shape) != tuple(self.shape_zyx):
             raise ValueError(f"array shape {array.shape} does not match grid shape {self.shape_zyx}")
         img = sitk.GetImageFromArray(np.ascontiguousarray(array))
