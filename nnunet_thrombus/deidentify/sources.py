@@ -8,7 +8,9 @@ from dataclasses import dataclass, field
 
 from pydicom.dataset import Dataset
 from pydicom.sequence import Sequence
+from pydicom.sr.codedict import codes
 
+from nnunet_thrombus import __version__
 from nnunet_thrombus.deidentify.errors import DeidentificationError
 from nnunet_thrombus.deidentify.key import DeidKey, patient_identity, shift_date
 from nnunet_thrombus.deidentify.profile import (FUNCTIONAL_GROUPS_KEEP, GEOMETRY_KEYWORDS, IDENTITY_ACTIONS, OWN_DATES,
@@ -44,10 +46,7 @@ class DeidentifiedSources:
     def contributing_equipment(self) -> list:
         """[highdicom ``ContributingEquipment``] naming this package as the de-identifying equipment (DCM
         DeIdentifyingEquipment), for a highdicom writer's ``contributing_equipment`` argument."""
-        import highdicom as hd
-        from pydicom.sr.codedict import codes
-
-        from nnunet_thrombus import __version__
+        import highdicom as hd  # loads in about a second; only the SEG/SR writers need it
 
         return [hd.ContributingEquipment("nnunet_thrombus", codes.DCM.DeIdentifyingEquipment,
                                          software_versions=__version__,

@@ -17,10 +17,11 @@ import warnings
 from pathlib import Path
 from time import sleep
 
+import numpy as np
+
 
 def validate_with_coarse_context(trainer, save_probabilities: bool = False) -> None:
     """Final validation of ``trainer`` (an nnUNetTrainer whose fine network samples a global coarse context)."""
-    import numpy as np
     import torch
     from nnunetv2.configuration import default_num_processes
     from nnunetv2.evaluation.evaluate_predictions import compute_metrics_on_folder

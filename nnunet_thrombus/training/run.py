@@ -16,6 +16,8 @@ import logging
 import random
 from pathlib import Path
 
+import numpy as np
+
 from nnunet_thrombus.training.overrides import TrainingSettings
 
 log = logging.getLogger(__name__)
@@ -24,7 +26,6 @@ log = logging.getLogger(__name__)
 def seed_everything(seed: int) -> None:
     """Seed Python's, numpy's and torch's global generators (weight initialisation, patch sampling,
     augmentation). Repeatable only with ``nnUNet_n_proc_DA=0`` and on CPU or deterministic cuDNN."""
-    import numpy as np
     import torch
 
     random.seed(seed)

@@ -12,6 +12,9 @@ with AdamW 1e-3 reached a validation pseudo-Dice of 0.58 after 300 iterations an
 """
 from __future__ import annotations
 
+from nnunet_thrombus import __version__
+from nnunet_thrombus.model_folder import write_recipe
+from nnunet_thrombus.training.mirroring import augmentation_mirror_axes
 from nnunet_thrombus.training.overrides import SCHEDULE_FIELDS, TrainingSettings, environment_overrides
 
 
@@ -79,8 +82,6 @@ class ShortScheduleMixin:
     def effective_recipe(self) -> dict:
         """What this training actually runs with (read after ``initialize``): optimizer, learning rate and schedule,
         loss, epochs x iterations, batch, foreground oversampling, mirroring, and the run-time overrides."""
-        from nnunet_thrombus import __version__
-
         opt = getattr(self, "optimizer", None)
         group = opt.param_groups[0] if opt is not None else {}
         sched = getattr(self, "lr_scheduler", None)
@@ -111,8 +112,6 @@ class ShortScheduleMixin:
     def on_train_start(self):
         super().on_train_start()
         if self.local_rank == 0:
-            from nnunet_thrombus.model_folder import write_recipe
-
             write_recipe(self.output_folder, self.effective_recipe())
 
     def configure_optimizers(self):
@@ -130,8 +129,6 @@ class ShortScheduleMixin:
     def configure_rotation_dummyDA_mirroring_and_inital_patch_size(self):
         """nnU-Net's rotation and patch size; test-time mirroring off with ``no_mirroring``; augmentation mirrors
         the axes ``mirror_augment`` names (:func:`~nnunet_thrombus.training.mirroring.augmentation_mirror_axes`)."""
-        from nnunet_thrombus.training.mirroring import augmentation_mirror_axes
-
         rotation, dummy_2d, patch, mirror_axes = super().configure_rotation_dummyDA_mirroring_and_inital_patch_size()
         if getattr(self, "no_mirroring", False):
             self.inference_allowed_mirroring_axes = None

@@ -15,7 +15,10 @@ from os.path import isdir, isfile, join
 
 import numpy as np
 
-from nnunet_thrombus.model_folder import CHECKPOINT, COARSE, DEFAULT_PLANS, DEFAULT_TRAINER, N_FOLDS, stage_folder
+from nnunet_thrombus.atomic_io import write_json
+from nnunet_thrombus.model_folder import CHECKPOINT, COARSE, DEFAULT_PLANS, DEFAULT_TRAINER, N_FOLDS
+from nnunet_thrombus.model_folder import dataset_name as _dataset_name
+from nnunet_thrombus.model_folder import quiet_nnunet, stage_folder
 from nnunet_thrombus.model_folder import trained_folds as _trained_folds
 
 logger = logging.getLogger(__name__)
@@ -172,9 +175,6 @@ def export_next_stage(dataset: str | int, trainer_name: str = DEFAULT_TRAINER, p
     from nnunetv2.training.dataloading.nnunet_dataset import infer_dataset_class
     from nnunetv2.utilities.plans_handling.plans_handler import PlansManager
 
-    from nnunet_thrombus.atomic_io import write_json
-    from nnunet_thrombus.model_folder import dataset_name as _dataset_name
-    from nnunet_thrombus.model_folder import quiet_nnunet
     from nnunet_thrombus.networks.cascade_net import unwrap_network
 
     dataset_name = _dataset_name(dataset)

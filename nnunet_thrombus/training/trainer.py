@@ -34,12 +34,13 @@ from nnunetv2.training.loss.deep_supervision import DeepSupervisionWrapper
 from nnunetv2.training.nnUNetTrainer.nnUNetTrainer import nnUNetTrainer
 
 from nnunet_thrombus.networks.cascade_net import unwrap_network
+from nnunet_thrombus.training import stage_one
+from nnunet_thrombus.training.context_validation import validate_with_coarse_context
+from nnunet_thrombus.training.global_context import CoarseContextBank, position_dataloaders, split_positions
 from nnunet_thrombus.training.losses import PresentClassSoftDiceLoss
 from nnunet_thrombus.training.network_builder import NetworkSwitches, build_thrombus_network
-from nnunet_thrombus.training.short_run import ShortScheduleMixin
-from nnunet_thrombus.training import stage_one
-from nnunet_thrombus.training.global_context import CoarseContextBank, position_dataloaders, split_positions
 from nnunet_thrombus.training.overrides import DEFAULT_CONTEXT_CACHE_GB
+from nnunet_thrombus.training.short_run import ShortScheduleMixin
 
 
 class ThrombusCascadeTrainer(ShortScheduleMixin, nnUNetTrainer):
@@ -224,6 +225,4 @@ class ThrombusCascadeTrainer(ShortScheduleMixin, nnUNetTrainer):
             result = super().perform_actual_validation(save_probabilities)
             self._write_whole_head_next_stage()
             return result
-        from nnunet_thrombus.training.context_validation import validate_with_coarse_context
-
         return validate_with_coarse_context(self, save_probabilities)
