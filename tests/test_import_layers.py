@@ -52,6 +52,15 @@ NO_LAZY_PACKAGE_IMPORTS = ("nnunet_thrombus.measure", "nnunet_thrombus.evaluatio
                            "nnunet_thrombus.vocabulary")
 
 
+#: roots an import may load lazily, inside a function, without a comment: slow to import (torch, nnU-Net and what
+#: builds on them, highdicom, matplotlib) or optional extras (ray, the DICOMweb client)
+LAZY_ROOTS = frozenset({"torch", "nnunetv2", "batchgenerators", "batchgeneratorsv2", "dynamic_network_architectures",
+                        "acvl_utils", "highdicom", "matplotlib", "ray", "dicomweb_client", "requests"})
+#: units whose functions may import anything lazily: the CLI builds every parser on start, so each command
+#: imports its library inside its ``run`` and ``--help`` stays instant
+LAZY_UNITS = ("nnunet_thrombus.commands", "nnunet_thrombus.cli")
+
+
 # ------------------------------------------------------------------------------------------------- the parser
 def module_name(root: Path, path: Path) -> str:
     parts = list(path.relative_to(root).with_suffix("").parts)
@@ -191,6 +200,61 @@ def test_nothing_imports_the_cli(rows):
             if target.startswith("nnunet_thrombus.cli") and not mod.startswith("nnunet_thrombus.cli")] == []
 
 
+def loads_slowly(root: Path, module: str, packages=PACKAGES, seen=None) -> bool:
+    """Whether importing ``module`` loads a :data:`LAZY_ROOTS` package at module level (directly or through modules
+    of ``packages``)."""
+    if module.split(".")[0] in LAZY_ROOTS:
+        return True
+    if module.split(".")[0] not in packages:
+        return False
+    seen = set() if seen is None else seen
+    for candidate in (module, module.rpartition(".")[0]):  # a module, or a name of one
+        parts = candidate.split(".")
+        path = root.joinpath(*parts).with_suffix(".py")
+        if not path.is_file():
+            path = root.joinpath(*parts, "__init__.py")
+        if path.is_file():
+            if candidate in seen:
+                return False
+            seen.add(candidate)
+            return any(loads_slowly(root, target, packages, seen) for target, _, lazy in imports_of(root, path)
+                       if not lazy)
+    return False
+
+
+def unexplained_lazy_imports(root: Path, packages=PACKAGES) -> list[str]:
+    """Imports inside functions that load nothing slow or optional and carry no comment (on their lines or on the
+    comment and import lines just above them) saying why they are there."""
+    out = []
+    for pkg in packages:
+        for path in sorted((root / pkg).rglob("*.py")):
+            mod = module_name(root, path)
+            if mod.startswith(LAZY_UNITS):
+                continue
+            lines = path.read_text(encoding="utf-8").splitlines()
+            tree = ast.parse("\n".join(lines))
+            for f in ast.walk(tree):
+                if not isinstance(f, (ast.FunctionDef, ast.AsyncFunctionDef)):
+                    continue
+                for node in ast.walk(f):
+                    if not isinstance(node, (ast.Import, ast.ImportFrom)) or getattr(node, "level", 0):
+                        continue
+                    names = [a.name for a in node.names] if isinstance(node, ast.Import) else [node.module]
+                    if any(loads_slowly(root, n, packages) for n in names):
+                        continue
+                    above, k = [], node.lineno - 2
+                    while k >= 0 and lines[k].strip().startswith(("#", "import ", "from ")):
+                        above.append(lines[k])
+                        k -= 1
+                    if not any("#" in text for text in above + lines[node.lineno - 1:node.end_lineno]):
+                        out.append(f"{path.relative_to(root)}:{node.lineno}: {names[0]}")
+    return out
+
+
+def test_imports_inside_functions_load_something_slow_or_say_why():
+    assert unexplained_lazy_imports(REPO) == []
+
+
 # ------------------------------------------------------------------------------- the checker catches violations
 def _fake_package(root: Path, files: dict) -> None:
     for rel, text in files.items():
@@ -237,3 +301,19 @@ def test_checker_passes_a_clean_fake_package(tmp_path):
     rows = import_graph(tmp_path)
     assert unit_cycles(rows, root=tmp_path) == [] and upward_arrows(rows, root=tmp_path) == []
     assert violations(rows) == []
+
+
+def test_lazy_import_checker_finds_an_unexplained_one(tmp_path):
+    _fake_package(tmp_path, {
+        "nnunet_thrombus/__init__.py": "",
+        "nnunet_thrombus/heavy.py": "import torch\n",
+        "nnunet_thrombus/light.py": "import json\n",
+        "nnunet_thrombus/use.py": ("def a():\n    import json\n\n\n"
+                                   "def b():\n    from nnunet_thrombus.heavy import x\n\n\n"
+                                   "def c():\n    # a cycle: light imports use\n    from nnunet_thrombus.light import y\n\n\n"
+                                   "def d():\n    from nnunet_thrombus.light import z\n    import torch\n"),
+        "nnunet_thrombus/commands/__init__.py": "",
+        "nnunet_thrombus/commands/run.py": "def run():\n    import json\n",
+    })
+    assert unexplained_lazy_imports(tmp_path) == ["nnunet_thrombus/use.py:2: json",
+                                                  "nnunet_thrombus/use.py:15: nnunet_thrombus.light"]

@@ -8,6 +8,8 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
+import pydicom
+
 log = logging.getLogger(__name__)
 
 #: DICOM JSON tags used below
@@ -67,8 +69,6 @@ class DicomWebPacs:
     def store(self, paths, study_uid: str) -> None:
         """STOW-RS of the DICOM files ``paths`` into ``study_uid``, in one request; raises ``RuntimeError`` when
         the server refuses any of them (its FailedSOPSequence), naming them."""
-        import pydicom
-
         datasets = [pydicom.dcmread(str(p)) for p in paths]
         answer = self.client.store_instances(datasets=datasets, study_instance_uid=study_uid)
         failed = getattr(answer, "FailedSOPSequence", None) or []

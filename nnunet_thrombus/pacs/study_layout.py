@@ -20,6 +20,8 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import pydicom
+
 #: SOP classes of CT images (single-frame, enhanced, legacy converted enhanced)
 CT_IMAGE_SOP_CLASSES = ("1.2.840.10008.5.1.4.1.1.2", "1.2.840.10008.5.1.4.1.1.2.1", "1.2.840.10008.5.1.4.1.1.2.2")
 #: description words of a non-contrast scan (checked first: "non-contrast" contains "contrast")
@@ -82,8 +84,6 @@ def split_study(series: dict, case_dir) -> list[SeriesChoice]:
 
     Raises ``StudyLayoutError`` when no series is a CTA or none is an NCCT, or when a CT image series is neither
     (list of the series and of the header values that would place them)."""
-    import pydicom
-
     case_dir = Path(case_dir)
     choices = []
     for uid, files in sorted(series.items()):
