@@ -1,4 +1,4 @@
-"""Reading time of the DICOM reader (dataset_conversion.dicom_io) on a whole-head-sized series, untilted and with
+"""Reading time of the DICOM reader (dataset_conversion.ct_reader) on a whole-head-sized series, untilted and with
 12 deg gantry tilt, against SimpleITK's ImageSeriesReader on the same untilted files.
 
 Usage: ``python benchmarks/dicom_read_speed.py [--slices 200]`` (writes the series into a temporary folder).
@@ -21,7 +21,7 @@ def main(argv=None) -> int:
     import SimpleITK as sitk
     from _pacs_export import tilted_grid, write_series
 
-    from dataset_conversion.dicom_io import read_dicom_series
+    from dataset_conversion.ct_reader import read_dicom_series
 
     rng = np.random.default_rng(0)
     with tempfile.TemporaryDirectory() as tmp:
@@ -33,7 +33,7 @@ def main(argv=None) -> int:
             t0 = time.perf_counter()
             img, _ = read_dicom_series(folder)
             ours = time.perf_counter() - t0
-            line = f"512x512x{args.slices}, tilt {tilt:g} deg: dicom_io {ours:.2f} s (grid {img.GetSize()})"
+            line = f"512x512x{args.slices}, tilt {tilt:g} deg: ct_reader {ours:.2f} s (grid {img.GetSize()})"
             if tilt == 0:
                 reader = sitk.ImageSeriesReader()
                 reader.SetFileNames(sorted(str(p) for p in folder.iterdir()))

@@ -34,9 +34,11 @@ from nnunetv2.dataset_conversion.generate_dataset_json import generate_dataset_j
 from dataset_conversion.case_io import (QC_COLUMNS, META_COLUMNS, atomic_write_image, atomic_write_text,
                                         load_label, outputs_valid, write_qc_png)
 from dataset_conversion.convert_args import add_arguments, check, to_kwargs
-from dataset_conversion.dicom_io import folder_headers, read_image, series_table
+from dataset_conversion.ct_reader import read_image
+from dataset_conversion.dicom_scan import folder_headers
 from dataset_conversion.discovery import Case, discover_cases, read_manifest
 from dataset_conversion.preprocess import check_slice_thickness, preprocess_case
+from dataset_conversion.series_policy import series_table
 from dataset_conversion.splits import make_folds, pick_test_cases
 from nnunet_thrombus import atomic_io
 from nnunet_thrombus.atomic_io import cleanup_temp_files, write_csv

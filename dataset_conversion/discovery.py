@@ -4,7 +4,7 @@ Layouts under ``root/<patient>/`` (docs/data_formats.md):
 
 - DICOM: ``NCCT/`` and ``CTA/`` folders (any depth of ``*.dcm`` / extension-less files, as a PACS exports them:
   localizers, MIPs, dose reports and stray files beside the images; the series is chosen by
-  ``dataset_conversion.dicom_io``; ``CTA/`` may hold several phases);
+  ``dataset_conversion.series_policy``; ``CTA/`` may hold several phases);
 - NIfTI: ``ncct.nii.gz`` and ``cta.nii.gz`` or ``cta_phase1.nii.gz``, ``cta_phase2.nii.gz``, ...;
 - masks: ``masks/rater_*.nii.gz`` (several raters -> STAPLE), ``masks/thrombus.nii.gz`` or ``thrombus.nii.gz``
   (the reference label when present);

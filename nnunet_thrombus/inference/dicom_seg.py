@@ -25,8 +25,8 @@ def source_frames(folder, series_uid: str | None = None) -> tuple[list, list]:
     """Headers of the CTA series in ``folder`` and its frames in the order the SEG frames follow.
 
     Returns ``(datasets, frames)``: one header per file (sorted along the slice normal) and
-    ``dataset_conversion.dicom_io.Frame`` s; for one enhanced multi-frame file, its frames in stored order."""
-    from dataset_conversion.dicom_io import ScanError, series_frames
+    ``dataset_conversion.dicom_scan.Frame`` s; for one enhanced multi-frame file, its frames in stored order."""
+    from dataset_conversion.dicom_scan import ScanError, series_frames
 
     try:
         pairs = series_frames(folder, series_uid)

@@ -21,7 +21,9 @@ from pathlib import Path
 import numpy as np
 import SimpleITK as sitk
 
-from dataset_conversion.dicom_io import AmbiguousSeriesError, ScanError, read_image
+from dataset_conversion.ct_reader import read_image
+from dataset_conversion.dicom_scan import ScanError
+from dataset_conversion.series_policy import AmbiguousSeriesError
 from dataset_conversion.discovery import (IMAGE_SUFFIXES, Case, discover_cases, discover_nnunet_images,
                                           discover_patient, safe_case_id)
 from dataset_conversion.preprocess import OUTSIDE_BRAIN_HU, check_slice_thickness, preprocess_case
@@ -130,7 +132,7 @@ def read_phi(dicom_folder: Path, series_uid: str | None = None) -> dict:
 
 def case_headers(case: Case) -> list:
     """Headers (no pixels) of every DICOM file in the case's NCCT and CTA folders, all series included."""
-    from dataset_conversion.dicom_io import folder_headers
+    from dataset_conversion.dicom_scan import folder_headers
 
     return folder_headers(case.ncct, case.cta)
 

@@ -1,7 +1,7 @@
 """Sort the CT series of one study into the patient folder predict reads (``NCCT/`` and ``CTA/``).
 
 A PACS sends a study as a bag of series; predict wants the non-contrast and the contrast scans apart, then chooses
-within each folder by meaning (``dataset_conversion.dicom_io``: localizers, MIPs, dose reports, thick or sharp
+within each folder by meaning (``dataset_conversion.series_policy``: localizers, MIPs, dose reports, thick or sharp
 reconstructions are skipped there). This module makes the first cut, per series, from its header:
 
 1. a series that is not a CT image (SEG, SR, dose report, presentation state...) is left out;

@@ -12,7 +12,8 @@ import SimpleITK as sitk
 from _pacs_export import tilted_copy, write_multiframe, write_series
 from _phantom import make_case, write_dicom_series, write_patient
 
-from dataset_conversion.dicom_io import ScanError, read_dicom_series
+from dataset_conversion.ct_reader import read_dicom_series
+from dataset_conversion.dicom_scan import ScanError
 
 
 @pytest.fixture(scope="module")
@@ -160,7 +161,7 @@ def test_multiphase_cta_picks_phase_two_by_acquisition_time(tmp_path, phantom):
 
 
 def test_uneven_spacing_and_non_hu_values_are_refused(tmp_path, phantom):
-    from dataset_conversion.dicom_io import read_image
+    from dataset_conversion.ct_reader import read_image
 
     write_dicom_series(phantom["cta"], tmp_path / "uneven", z_shift={30: 0.6})
     with pytest.raises(ScanError, match="inconsistent slice spacing"):

@@ -9,7 +9,10 @@ import SimpleITK as sitk
 from _pacs_export import (analytic_head, mip_of, smooth_head, tilted_grid, write_dose_report, write_localizer,
                           write_multiframe, write_series)
 
-from dataset_conversion.dicom_io import OUTSIDE_FOV_HU, AmbiguousSeriesError, ScanError, deshear, read_dicom_series
+from dataset_conversion.ct_reader import read_dicom_series
+from dataset_conversion.dicom_geometry import OUTSIDE_FOV_HU, deshear
+from dataset_conversion.dicom_scan import ScanError
+from dataset_conversion.series_policy import AmbiguousSeriesError
 
 # a small head grid: 1.2 mm pixels, 1.5 mm slices; the phantom head is 124 x 144 x 100 mm
 SIZE, SPACING = (112, 128, 80), (1.2, 1.2, 1.5)

@@ -51,7 +51,7 @@ def load_schema() -> dict:
 
 
 def read_image(path) -> sitk.Image:
-    from dataset_conversion.dicom_io import read_image as _read
+    from dataset_conversion.ct_reader import read_image as _read
 
     return _read(path)[0]
 

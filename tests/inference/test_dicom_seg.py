@@ -16,7 +16,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "conversion"))
 from _pacs_export import PATIENT, analytic_head, plane_points, tilted_grid, write_multiframe, write_series  # noqa: E402
 from dicom_checks import all_values, dciodvfy_errors, decode_binary_seg  # noqa: E402
 
-from dataset_conversion.dicom_io import read_dicom_series  # noqa: E402
+from dataset_conversion.ct_reader import read_dicom_series  # noqa: E402
 from nnunet_thrombus.inference.dicom_seg import write_dicom_seg  # noqa: E402
 
 CLOT_CENTRE, CLOT_RADIUS = np.array([14.0, -12.0, -10.0]), 7.0

@@ -18,7 +18,7 @@ from _pacs_export import PATIENT, analytic_head, tilted_grid, write_series  # no
 from dicom_checks import all_values, dciodvfy_errors  # noqa: E402
 from predict_testlib import FakePredictor  # noqa: E402
 
-from dataset_conversion.dicom_io import read_dicom_series  # noqa: E402
+from dataset_conversion.ct_reader import read_dicom_series  # noqa: E402
 from nnunet_thrombus.inference.dicom_seg import write_dicom_seg  # noqa: E402
 from nnunet_thrombus.inference.dicom_sr import (PRIVATE_SCHEME, read_sr_values, report_sr_values,  # noqa: E402
                                                 write_case_sr)

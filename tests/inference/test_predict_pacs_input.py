@@ -18,7 +18,7 @@ from _pacs_export import mip_of, tilted_copy, write_dose_report, write_localizer
 from dicom_checks import dciodvfy_errors  # noqa: E402
 from predict_testlib import FakePredictor, load_schema  # noqa: E402
 
-from dataset_conversion.dicom_io import read_dicom_series  # noqa: E402
+from dataset_conversion.ct_reader import read_dicom_series  # noqa: E402
 from nnunet_thrombus.inference.json_schema import schema_errors  # noqa: E402
 from nnunet_thrombus.inference.pipeline import predict_cases  # noqa: E402
 

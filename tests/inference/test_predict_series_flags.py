@@ -100,7 +100,8 @@ def test_series_flags_need_a_single_case(ambiguous_case, fake_model, tmp_path, c
 
 def test_duplicate_series_numbers_are_picked_by_uid(tmp_path):
     """Two series sharing SeriesNumber 3: the message offers their SeriesInstanceUIDs, and a UID picks one."""
-    from dataset_conversion.dicom_io import AmbiguousSeriesError, read_dicom_series
+    from dataset_conversion.ct_reader import read_dicom_series
+    from dataset_conversion.series_policy import AmbiguousSeriesError
 
     grid = tilted_grid((48, 56, 28), (3.0, 3.0, 2.0))
     hu = analytic_head(grid)
