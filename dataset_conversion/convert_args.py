@@ -1,10 +1,13 @@
 """The converter's command-line flags, shared by ``nnunet_thrombus convert`` and
-``python -m dataset_conversion.convert_trial``. Imports only argparse, so ``--help`` stays instant and neither
-entry point needs the other (no import circle between ``dataset_conversion`` and ``nnunet_thrombus.commands``).
+``python -m dataset_conversion.convert_trial``, and the ``ConversionOptions`` they make. Imports only argparse and
+the options dataclass, so ``--help`` stays instant and neither entry point needs the other (no import circle
+between ``dataset_conversion`` and ``nnunet_thrombus.commands``).
 """
 from __future__ import annotations
 
 import argparse
+
+from dataset_conversion.conversion_options import ConversionOptions
 
 
 def add_series_flags(parser: argparse.ArgumentParser, scope: str, cta_note: str = "") -> None:
@@ -62,11 +65,13 @@ def check(args: argparse.Namespace) -> None:
         raise SystemExit("nnunet_thrombus convert: error: give -i/--input or --manifest")
 
 
-def to_kwargs(args: argparse.Namespace) -> dict:
-    """Keyword arguments of ``convert_trial_dataset`` (after ``input_root`` and ``nnunet_raw_dir``)."""
-    return dict(dataset_id=args.dataset_id, dataset_name=args.name, masks_on=args.masks_on,
-                cta_phase=args.cta_phase, test_fraction=args.test_fraction, test_cases=args.test_cases,
-                n_jobs=args.jobs, qc_png=args.qc_png, allow_thick_slices=args.allow_thick_slices,
-                manifest=args.manifest, overwrite=args.overwrite, quiet=args.quiet,
-                ncct_series=getattr(args, "ncct_series", None), cta_series=getattr(args, "cta_series", None),
-                anonymize=getattr(args, "anonymize", False), deid_key=getattr(args, "deid_key", None))
+def to_options(args: argparse.Namespace) -> ConversionOptions:
+    """The ``ConversionOptions`` of parsed convert flags (``convert_trial_dataset`` takes them after the input
+    and output folders, ``-i`` and ``-o``)."""
+    return ConversionOptions(dataset_id=args.dataset_id, dataset_name=args.name, masks_on=args.masks_on,
+                             cta_phase=args.cta_phase, test_fraction=args.test_fraction, test_cases=args.test_cases,
+                             n_jobs=args.jobs, qc_png=args.qc_png, allow_thick_slices=args.allow_thick_slices,
+                             manifest=args.manifest, overwrite=args.overwrite, quiet=args.quiet,
+                             ncct_series=getattr(args, "ncct_series", None),
+                             cta_series=getattr(args, "cta_series", None),
+                             anonymize=getattr(args, "anonymize", False), deid_key=getattr(args, "deid_key", None))

@@ -1,16 +1,16 @@
 """ESCAPE-NA1 / PRoVe-IT-style NCCT + CTA studies -> nnU-Net raw dataset (DESIGN.md sec. 3).
 
-``convert_trial_dataset`` discovers cases (or reads a manifest), converts each one independently
-(in parallel with ``n_jobs``), and writes ``Dataset{id}_{name}/`` with imagesTr/labelsTr/imagesTs/
-labelsTs, brain_masks/, transforms/, dataset.json, metadata.csv, qc.csv and splits_final.json.
+``convert_trial_dataset`` discovers cases (or reads a manifest), converts each one independently (in parallel with
+``ConversionOptions.n_jobs``), and writes ``Dataset{id}_{name}/`` with imagesTr/labelsTr/imagesTs/labelsTs,
+brain_masks/, transforms/, dataset.json, metadata.csv, qc.csv and splits_final.json.
 A case that fails (bad input, diverged registration) leaves no files; its error is printed, listed
 in qc.csv and in the returned dict.  Every file is written under a temporary name and renamed.
 Re-running skips cases whose outputs and state record (``.convert_state/<case>.json``) are intact.
-``anonymize=True`` (``--anonymize``, for sharing a dataset): metadata.csv, qc.csv, the state records and the
-progress lines hold no DICOM header value the de-identification profile removes (``nnunet_thrombus.deidentify``):
-series UIDs are replaced by the key's UIDs (the same ones a de-identified SEG made with the same key carries),
-series descriptions are left out, free text is redacted; the key is ``deid_key.txt`` in the dataset folder unless
-``deid_key`` names a file (move it out before sharing the folder).
+``ConversionOptions(anonymize=True)`` (``--anonymize``, for sharing a dataset): metadata.csv, qc.csv, the state
+records and the progress lines hold no DICOM header value the de-identification profile removes
+(``nnunet_thrombus.deidentify``): series UIDs are replaced by the key's UIDs (the same ones a de-identified SEG made
+with the same key carries), series descriptions are left out, free text is redacted; the key is ``deid_key.txt`` in
+the dataset folder unless ``deid_key`` names a file (move it out before sharing the folder).
 
 Script use: ``python -m dataset_conversion.convert_trial -i ROOT -o NNUNET_RAW`` (same flags as
 ``nnunet_thrombus convert``).
@@ -23,7 +23,6 @@ import os
 import shutil
 import sys
 import time
-import traceback
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from multiprocessing import get_context
 from pathlib import Path
@@ -33,7 +32,8 @@ from nnunetv2.dataset_conversion.generate_dataset_json import generate_dataset_j
 
 from dataset_conversion.case_io import (QC_COLUMNS, META_COLUMNS, atomic_write_image, atomic_write_text,
                                         load_label, outputs_valid, write_qc_png)
-from dataset_conversion.convert_args import add_arguments, check, to_kwargs
+from dataset_conversion.conversion_options import ConversionOptions
+from dataset_conversion.convert_args import add_arguments, check, to_options
 from dataset_conversion.ct_reader import read_image
 from dataset_conversion.dicom_scan import folder_headers
 from dataset_conversion.discovery import Case, discover_cases, read_manifest
@@ -51,100 +51,132 @@ logger = logging.getLogger(__name__)
 FILE_ENDING = ".nii.gz"
 
 
-def _convert_one(case: Case, dataset_dir: str, split: str, options: dict, key_file: str | None = None) -> dict:
+def _read_scans(case: Case, options: ConversionOptions) -> tuple[tuple, tuple]:
+    """``((ncct, ncct_info), (cta, cta_info))`` of one case as int16 HU images (``ct_reader.read_image``): the CTA
+    phase from ``options.cta_phase`` (a phase file, or a phase of a multiphase DICOM folder), the series from the
+    manifest's per-case columns, else from the series flags."""
+    phase = options.cta_phase
+    if case.cta_phases:
+        if phase is not None and not 1 <= phase <= len(case.cta_phases):
+            raise ValueError(f"CTA phase {phase} requested, {len(case.cta_phases)} phase file(s) found")
+        idx = (phase or (2 if len(case.cta_phases) >= 2 else 1)) - 1
+        cta, cta_info = read_image(case.cta_phases[idx])
+        cta_info.update(phase=idx + 1, n_series=len(case.cta_phases))
+    else:
+        cta, cta_info = read_image(case.cta, phase=phase, flag="--cta-series",
+                                   series=case.meta.get("cta_series") or options.cta_series)
+    ncct, ncct_info = read_image(case.ncct, multiphase=False, flag="--ncct-series",
+                                 series=case.meta.get("ncct_series") or options.ncct_series)
+    return (ncct, ncct_info), (cta, cta_info)
+
+
+def _write_outputs(out: Path, case_id: str, split: str, result: dict, label, qc_png: bool) -> list[str]:
+    """Write one case's images, label, brain mask, transform (and QC PNG) under temporary names, then publish them
+    together; returns their paths relative to ``out``."""
+    images = "imagesTr" if split == "train" else "imagesTs"
+    labels = "labelsTr" if split == "train" else "labelsTs"
+    files = {f"{images}/{case_id}_0000{FILE_ENDING}": result["cta"],
+             f"{images}/{case_id}_0001{FILE_ENDING}": result["ncct_on_cta"],
+             f"brain_masks/{case_id}{FILE_ENDING}": result["brain_mask"]}
+    if label is not None:
+        files[f"{labels}/{case_id}{FILE_ENDING}"] = label
+    temps = [atomic_write_image(img, out / rel, defer=True) for rel, img in files.items()]
+    tfm = out / "transforms" / f"{case_id}.tfm"
+    tfm.parent.mkdir(parents=True, exist_ok=True)
+    tmp_tfm = atomic_io.tmp_name(tfm)
+    sitk.WriteTransform(result["registration"].transform, str(tmp_tfm))
+    temps.append((tmp_tfm, tfm))
+    if qc_png:
+        temps.append(write_qc_png(result["cta"], result["ncct_on_cta"], label,
+                                  out / "qc_png" / f"{case_id}.png", defer=True))
+    atomic_io.publish(temps)  # all outputs exist under temporary names: publish them together
+    return [str(final.relative_to(out)) for _, final in temps]
+
+
+def _flags(reg, thick: bool, ncct_info: dict, cta_info: dict, qc: dict) -> list[str]:
+    """Why a converted case needs a look: failed registration QC, resampled thick slices or gantry tilt, a label
+    more than 5 % outside the brain mask."""
+    flags = []
+    if not reg.qc_pass:
+        flags.append(f"registration QC failed: NCC {reg.ncc_brain:.3f}, peak margin {reg.ncc_peak_margin:+.3f}")
+    if thick:
+        flags.append("thick slices resampled to 1 mm")
+    flags += [f"{name} gantry tilt {info['gantry_tilt_deg']:.1f} deg resampled to an orthogonal grid"
+              for name, info in (("NCCT", ncct_info), ("CTA", cta_info)) if info.get("tilt_corrected")]
+    if qc.get("label_outside_brain_frac", 0) > 0.05:
+        flags.append(f"{qc['label_outside_brain_frac']:.0%} of the label lies outside the brain mask")
+    return flags
+
+
+def _convert_scans(record: dict, case: Case, out: Path, scans: tuple, options: ConversionOptions, uid) -> None:
+    """Preprocess the read ``scans`` of ``case``, write its outputs and fill ``record`` (status, split, qc, meta,
+    outputs). ``uid`` maps a series UID to what the tables show (the key's UID when anonymizing)."""
+    (ncct_native, ncct_info), (cta_native, cta_info) = scans
+    cta, cta_thick = check_slice_thickness(cta_native, cta_info["slice_thickness_mm"], "CTA",
+                                           options.allow_thick_slices)
+    ncct, ncct_thick = check_slice_thickness(ncct_native, ncct_info["slice_thickness_mm"], "NCCT",
+                                             options.allow_thick_slices)
+    result = preprocess_case(ncct, cta)
+    reg = result["registration"]
+    label, label_meta = load_label(case, cta_native, ncct_native, result["cta"], reg.transform, options.masks_on)
+    qc = dict(result["qc"])
+    qc.update(label_meta.pop("qc", {}))
+    if label is None and record["split"] == "train":
+        record["split"] = "test"
+        label_meta["note"] = "no thrombus mask found: put in imagesTs without label"
+    record["outputs"] = _write_outputs(out, case.case_id, record["split"], result, label, options.qc_png)
+    series_cols = {**series_table(ncct_info, "ncct", descriptions=not options.anonymize),
+                   **series_table(cta_info, "cta", descriptions=not options.anonymize)}
+    qc.update(series_cols)
+    flags = _flags(reg, cta_thick or ncct_thick, ncct_info, cta_info, qc)
+    record["status"] = "flagged" if flags else "ok"
+    record["error"] = "; ".join(flags)
+    record["qc"] = qc
+    record["meta"] = {"site": case.site, "cta_phase": cta_info.get("phase"), "cta_n_series": cta_info.get("n_series"),
+                      "cta_source": cta_info["source"], "cta_series_uid": uid(cta_info.get("series_uid", "")),
+                      "ncct_series_uid": uid(ncct_info.get("series_uid", "")),
+                      "cta_slice_thickness_mm": round(cta_info["slice_thickness_mm"], 3),
+                      "ncct_slice_thickness_mm": round(ncct_info["slice_thickness_mm"], 3),
+                      "thick_slices_resampled": cta_thick or ncct_thick, **series_cols, **label_meta,
+                      **case.meta.get("metadata_columns", {})}
+
+
+def _redacted(record: dict, case: Case, identifying: frozenset) -> dict:
+    """``record`` without any header value of the case's DICOM files that de-identification removes."""
+    if not identifying:  # failed before its headers were collected
+        try:
+            identifying = identifying_values(folder_headers(case.ncct, case.cta))
+        except Exception:  # unreadable headers: nothing of them can be in the record either
+            identifying = frozenset()
+    return redact_tree(record, identifying)
+
+
+def _convert_one(case: Case, dataset_dir: str, split: str, options: ConversionOptions,
+                 key_file: str | None = None) -> dict:
     """Convert one case; returns a record (never raises). Files are only renamed into place at the end.
-    ``key_file``: the de-identification key when ``options["anonymize"]``."""
+    ``key_file``: the de-identification key when ``options.anonymize``."""
     t0 = time.perf_counter()
     out = Path(dataset_dir)
     record = {"case_id": case.case_id, "patient": case.patient, "split": split, "status": "failed", "error": "",
-              "qc": {}, "meta": {}, "outputs": [], "options": options}
-    anonymize, identifying = bool(options.get("anonymize")), frozenset()
+              "qc": {}, "meta": {}, "outputs": [], "options": options.case_options()}
+    identifying = frozenset()
     try:
         if case.error:
             raise ValueError(case.error)
-        phase = options["cta_phase"]
-        if case.cta_phases:
-            if phase is not None and not 1 <= phase <= len(case.cta_phases):
-                raise ValueError(f"CTA phase {phase} requested, {len(case.cta_phases)} phase file(s) found")
-            idx = (phase or (2 if len(case.cta_phases) >= 2 else 1)) - 1
-            cta, cta_info = read_image(case.cta_phases[idx])
-            cta_info.update(phase=idx + 1, n_series=len(case.cta_phases))
-        else:
-            cta, cta_info = read_image(case.cta, phase=phase, flag="--cta-series",
-                                       series=case.meta.get("cta_series") or options.get("cta_series"))
-        ncct, ncct_info = read_image(case.ncct, multiphase=False, flag="--ncct-series",
-                                     series=case.meta.get("ncct_series") or options.get("ncct_series"))
-        if anonymize:
+        scans = _read_scans(case, options)
+        uid = str
+        if options.anonymize:
             key = load_key(key_file)
+            uid = key.uid
+            (_, ncct_info), (_, cta_info) = scans
             identifying = check_case_sources(case.case_id, folder_headers(case.ncct, case.cta),
                                              [cta_info.get("series_uid"), ncct_info.get("series_uid")])
-        cta_native = cta
-        cta, cta_thick = check_slice_thickness(cta, cta_info["slice_thickness_mm"], "CTA", options["allow_thick_slices"])
-        ncct_native = ncct
-        ncct, ncct_thick = check_slice_thickness(ncct, ncct_info["slice_thickness_mm"], "NCCT",
-                                                 options["allow_thick_slices"])
-        result = preprocess_case(ncct, cta)
-        reg = result["registration"]
-        label, label_meta = load_label(case, cta_native, ncct_native, result["cta"], reg.transform,
-                                       options["masks_on"])
-        qc = dict(result["qc"])
-        qc.update(label_meta.pop("qc", {}))
-        if label is None and split == "train":
-            split = record["split"] = "test"
-            label_meta["note"] = "no thrombus mask found: put in imagesTs without label"
-        images = "imagesTr" if split == "train" else "imagesTs"
-        labels = "labelsTr" if split == "train" else "labelsTs"
-        files = {f"{images}/{case.case_id}_0000{FILE_ENDING}": result["cta"],
-                 f"{images}/{case.case_id}_0001{FILE_ENDING}": result["ncct_on_cta"],
-                 f"brain_masks/{case.case_id}{FILE_ENDING}": result["brain_mask"]}
-        if label is not None:
-            files[f"{labels}/{case.case_id}{FILE_ENDING}"] = label
-        temps = [atomic_write_image(img, out / rel, defer=True) for rel, img in files.items()]
-        tfm = out / "transforms" / f"{case.case_id}.tfm"
-        tfm.parent.mkdir(parents=True, exist_ok=True)
-        tmp_tfm = atomic_io.tmp_name(tfm)
-        sitk.WriteTransform(reg.transform, str(tmp_tfm))
-        temps.append((tmp_tfm, tfm))
-        if options["qc_png"]:
-            temps.append(write_qc_png(result["cta"], result["ncct_on_cta"], label,
-                                      out / "qc_png" / f"{case.case_id}.png", defer=True))
-        atomic_io.publish(temps)  # all outputs exist under temporary names: publish them together
-        record["outputs"] = [str(final.relative_to(out)) for _, final in temps]
-        flags = []
-        if not reg.qc_pass:
-            flags.append(f"registration QC failed: NCC {reg.ncc_brain:.3f}, peak margin {reg.ncc_peak_margin:+.3f}")
-        if cta_thick or ncct_thick:
-            flags.append("thick slices resampled to 1 mm")
-        flags += [f"{name} gantry tilt {info['gantry_tilt_deg']:.1f} deg resampled to an orthogonal grid"
-                  for name, info in (("NCCT", ncct_info), ("CTA", cta_info)) if info.get("tilt_corrected")]
-        series_cols = {**series_table(ncct_info, "ncct", descriptions=not anonymize),
-                       **series_table(cta_info, "cta", descriptions=not anonymize)}
-        qc.update(series_cols)
-        if qc.get("label_outside_brain_frac", 0) > 0.05:
-            flags.append(f"{qc['label_outside_brain_frac']:.0%} of the label lies outside the brain mask")
-        record["status"] = "flagged" if flags else "ok"
-        record["error"] = "; ".join(flags)
-        record["qc"] = qc
-        uid = key.uid if anonymize else str
-        record["meta"] = {"site": case.site, "cta_phase": cta_info.get("phase"), "cta_n_series": cta_info.get("n_series"),
-                          "cta_source": cta_info["source"], "cta_series_uid": uid(cta_info.get("series_uid", "")),
-                          "ncct_series_uid": uid(ncct_info.get("series_uid", "")),
-                          "cta_slice_thickness_mm": round(cta_info["slice_thickness_mm"], 3),
-                          "ncct_slice_thickness_mm": round(ncct_info["slice_thickness_mm"], 3),
-                          "thick_slices_resampled": cta_thick or ncct_thick, **series_cols, **label_meta,
-                          **case.meta.get("metadata_columns", {})}
+        _convert_scans(record, case, out, scans, options, uid)
     except Exception as exc:  # one bad case must not stop the others
         record["error"] = f"{type(exc).__name__}: {exc}"
-        if options.get("debug"):
-            record["error"] += "\n" + traceback.format_exc()
     record["qc"]["time_s"] = round(time.perf_counter() - t0, 2)
-    if anonymize:
-        if not identifying:  # failed before its headers were collected
-            try:
-                identifying = identifying_values(folder_headers(case.ncct, case.cta))
-            except Exception:  # unreadable headers: nothing of them can be in the record either
-                identifying = frozenset()
-        record = redact_tree(record, identifying)
+    if options.anonymize:
+        record = _redacted(record, case, identifying)
     if record["status"] != "failed":
         atomic_write_text(out / ".convert_state" / f"{case.case_id}.json", json.dumps(record, indent=1, default=str))
     return record
@@ -160,56 +192,26 @@ def _remove_outputs(out: Path, record: dict) -> None:
     (out / ".convert_state" / f"{record['case_id']}.json").unlink(missing_ok=True)
 
 
-def convert_trial_dataset(input_root: str | os.PathLike | None, nnunet_raw_dir: str | os.PathLike, dataset_id: int = 501,
-                          dataset_name: str = "Thrombus", masks_on: str = "cta", cta_phase: int | None = None,
-                          test_fraction: float = 0.0, test_cases: list[str] | None = None, n_jobs: int = 1,
-                          qc_png: bool = False, allow_thick_slices: bool = False, manifest: str | None = None,
-                          overwrite: bool = False, seed: int = 12345, quiet: bool = False,
-                          ncct_series: str | None = None, cta_series: str | None = None, anonymize: bool = False,
-                          deid_key: str | None = None) -> dict:
-    """Convert a trial-style folder (or a manifest) to ``nnunet_raw_dir/Dataset{id:03d}_{name}``.
-
-    masks_on: grid the masks were drawn on ("cta" or "ncct"; a mask matching the other scan is accepted and noted).
-    test_fraction / test_cases: held-out test set (imagesTs/labelsTs), stratified by site with ``seed``.
-    ncct_series / cta_series: SeriesNumber or SeriesInstanceUID to read when a DICOM folder's choice is ambiguous
-    (every case; a manifest's ``ncct_series`` / ``cta_series`` columns choose per case).
-    anonymize / deid_key: de-identified tables for sharing (module doc); deid_key: key file (created when missing;
-    default ``deid_key.txt`` in the dataset folder).
-    Returns ``{"dataset_dir", "converted", "skipped", "failed": {case_id: error}, "flagged", "records"}``.
-    """
-    if masks_on not in ("cta", "ncct"):
-        raise ValueError(f"masks_on must be 'cta' or 'ncct', got {masks_on!r}")
-    if not 0.0 <= test_fraction < 1.0:
-        raise ValueError(f"test_fraction must be in [0, 1), got {test_fraction}")
-    if not 1 <= int(dataset_id) <= 999:
-        raise ValueError(f"dataset_id must be in 1..999, got {dataset_id}")
-    if n_jobs < 1:
-        raise ValueError(f"n_jobs must be >= 1, got {n_jobs}")
-
-    def say(text: str) -> None:  # progress: INFO, DEBUG with ``quiet``; failures are logged as errors below
-        logger.log(logging.DEBUG if quiet else logging.INFO, text)
-
-    cases = read_manifest(manifest) if manifest else discover_cases(input_root)
-    if not cases:
-        raise ValueError(f"no cases found in {manifest or input_root}")
-    out = Path(nnunet_raw_dir) / f"Dataset{int(dataset_id):03d}_{dataset_name}"
-    if overwrite and out.exists():
+def _prepare_folder(out: Path, options: ConversionOptions, say) -> str | None:
+    """Create (or, with ``options.overwrite``, recreate) the dataset folder ``out`` and its sub-folders, remove
+    temporary files of an interrupted run; returns the de-identification key file when anonymizing, else None."""
+    if options.overwrite and out.exists():
         shutil.rmtree(out)
     for sub in ("imagesTr", "labelsTr", "imagesTs", "labelsTs", "brain_masks", "transforms", ".convert_state"):
         (out / sub).mkdir(parents=True, exist_ok=True)
     cleanup_temp_files(out)
-    options = {"masks_on": masks_on, "cta_phase": cta_phase, "allow_thick_slices": allow_thick_slices,
-               "qc_png": qc_png, "ncct_series": ncct_series, "cta_series": cta_series}
-    key_file = None
-    if anonymize:  # only then in the options, so datasets converted before the switch existed still resume
-        options["anonymize"] = True
-        key, created = key_for_outputs(out, deid_key)
-        key_file = str(key.path)
-        say(f"de-identification key {'written to' if created else 'read from'} {key.path}: keep it to re-link, "
-            "delete it to make the link one-way; move it out before sharing the dataset")
-    test_ids = pick_test_cases([c for c in cases if not c.error], test_fraction, test_cases, seed)
-    plan = {c.case_id: ("test" if c.case_id in test_ids else "train") for c in cases}
+    if not options.anonymize:
+        return None
+    key, created = key_for_outputs(out, options.deid_key)
+    say(f"de-identification key {'written to' if created else 'read from'} {key.path}: keep it to re-link, "
+        "delete it to make the link one-way; move it out before sharing the dataset")
+    return str(key.path)
 
+
+def _resume(out: Path, cases: list[Case], plan: dict[str, str], case_options: dict) -> tuple[dict, list[Case]]:
+    """Records of cases already converted with the same options, split and patient and intact outputs (marked
+    ``skipped``), and the cases to (re)convert; outputs of cases no longer in the input, or to be redone, are
+    removed."""
     records, todo = {}, []
     known = {p.stem: p for p in (out / ".convert_state").glob("*.json")}
     for case_id, state_path in known.items():  # outputs of cases that are no longer in the input
@@ -220,29 +222,62 @@ def convert_trial_dataset(input_root: str | os.PathLike | None, nnunet_raw_dir: 
         if state is not None:
             old = json.loads(state.read_text(encoding="utf-8"))
             same_split = old["split"] == plan[case.case_id] or "no thrombus mask" in old["meta"].get("note", "")
-            if old.get("options") == options and old.get("patient") == case.patient and same_split \
+            if old.get("options") == case_options and old.get("patient") == case.patient and same_split \
                     and outputs_valid(out, old["outputs"]):
                 records[case.case_id] = dict(old, skipped=True)
                 continue
             _remove_outputs(out, old)
         todo.append(case)
-    say(f"{len(cases)} case(s) found, {len(records)} already converted, {len(todo)} to convert "
-        f"({n_jobs} process(es)) -> {out}")
-    t0 = time.perf_counter()
-    if n_jobs == 1 or len(todo) <= 1:
+    return records, todo
+
+
+def _convert_cases(todo: list[Case], out: Path, plan: dict[str, str], options: ConversionOptions,
+                   key_file: str | None, say) -> dict[str, dict]:
+    """Records of the ``todo`` cases, converted one after the other or in ``options.n_jobs`` processes."""
+    records = {}
+    if options.n_jobs == 1 or len(todo) <= 1:
         results = (_convert_one(c, str(out), plan[c.case_id], options, key_file) for c in todo)
         for i, rec in enumerate(results, start=1):
             records[rec["case_id"]] = rec
             _report(say, i, len(todo), rec)
     else:
-        with ProcessPoolExecutor(max_workers=n_jobs, mp_context=get_context("spawn"), initializer=_worker_init) as ex:
+        with ProcessPoolExecutor(max_workers=options.n_jobs, mp_context=get_context("spawn"),
+                                 initializer=_worker_init) as ex:
             futures = [ex.submit(_convert_one, c, str(out), plan[c.case_id], options, key_file) for c in todo]
             for i, fut in enumerate(as_completed(futures), start=1):
                 rec = fut.result()
                 records[rec["case_id"]] = rec
                 _report(say, i, len(todo), rec)
+    return records
+
+
+def convert_trial_dataset(input_root: str | os.PathLike | None, nnunet_raw_dir: str | os.PathLike,
+                          options: ConversionOptions | None = None) -> dict:
+    """Convert a trial-style folder (or the manifest ``options.manifest``; ``input_root`` may then be None) to
+    ``nnunet_raw_dir/Dataset{id:03d}_{name}`` (``ConversionOptions``; default options when None).
+
+    Returns ``{"dataset_dir", "converted", "skipped", "failed": {case_id: error}, "flagged", "records"}``.
+    """
+    options = options or ConversionOptions()
+
+    def say(text: str) -> None:  # progress: INFO, DEBUG with ``quiet``; failures are logged as errors below
+        logger.log(logging.DEBUG if options.quiet else logging.INFO, text)
+
+    cases = read_manifest(options.manifest) if options.manifest else discover_cases(input_root)
+    if not cases:
+        raise ValueError(f"no cases found in {options.manifest or input_root}")
+    out = Path(nnunet_raw_dir) / options.dataset_folder_name
+    key_file = _prepare_folder(out, options, say)
+    test_ids = pick_test_cases([c for c in cases if not c.error], options.test_fraction, options.test_cases,
+                               options.seed)
+    plan = {c.case_id: ("test" if c.case_id in test_ids else "train") for c in cases}
+    records, todo = _resume(out, cases, plan, options.case_options())
+    say(f"{len(cases)} case(s) found, {len(records)} already converted, {len(todo)} to convert "
+        f"({options.n_jobs} process(es)) -> {out}")
+    t0 = time.perf_counter()
+    records.update(_convert_cases(todo, out, plan, options, key_file, say))
     ordered = [records[c.case_id] for c in cases]
-    _write_tables(out, ordered, dataset_id, dataset_name, seed, say)
+    _write_tables(out, ordered, options.dataset_id, options.dataset_name, options.seed, say)
     failed = {r["case_id"]: f"{r['patient']}: {r['error']}" for r in ordered if r["status"] == "failed"}
     flagged = {r["case_id"]: r["error"] for r in ordered if r["status"] == "flagged"}
     say(f"done in {time.perf_counter() - t0:.1f} s: {sum(r['status'] != 'failed' for r in ordered)} converted "
@@ -303,7 +338,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     check(args)
     configure_logging(level_from_flags(quiet=args.quiet))
-    return 1 if convert_trial_dataset(args.input, args.output, **to_kwargs(args))["failed"] else 0
+    return 1 if convert_trial_dataset(args.input, args.output, to_options(args))["failed"] else 0
 
 
 if __name__ == "__main__":

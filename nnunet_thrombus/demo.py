@@ -18,6 +18,7 @@ from pathlib import Path
 import numpy as np
 import SimpleITK as sitk
 
+from dataset_conversion.conversion_options import ConversionOptions
 from dataset_conversion.convert_trial import convert_trial_dataset
 from nnunet_thrombus.atomic_io import copy_file, write_json
 from nnunet_thrombus.evaluation.evaluate import EvaluationOptions, evaluate_folder
@@ -222,8 +223,9 @@ def _make_data(run: _DemoRun, n_cases: int, n_test: int, seed: int, preset: str)
     cohort = run.prog.run("synth", write_cohort, run.out / "cohort", spec, formats=("dicom",), progress=False)
     truth_ds = Path(cohort["paths"]["dataset"])
     test_cases = _test_cases(truth_ds / "metadata.csv")
-    conv = run.prog.run("convert", convert_trial_dataset, run.out / "cohort" / "raw_dicom", run.ws.raw, DATASET_ID,
-                        "DemoThrombus", masks_on="cta", test_cases=test_cases, quiet=True)
+    conv = run.prog.run("convert", convert_trial_dataset, run.out / "cohort" / "raw_dicom", run.ws.raw,
+                        ConversionOptions(dataset_id=DATASET_ID, dataset_name="DemoThrombus", masks_on="cta",
+                                          test_cases=test_cases, quiet=True))
     if conv["failed"]:
         raise RuntimeError(f"converter failed on {conv['failed']}")
     run.prog.run("plan", plan_and_preprocess, run.ws, DATASET_ID, preset="cpu", features=DEMO_FEATURES,

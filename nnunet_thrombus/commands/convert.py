@@ -17,10 +17,12 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
 
 
 def run(args: argparse.Namespace) -> int:
-    from dataset_conversion.convert_args import check, to_kwargs
+    from dataset_conversion.convert_args import check, to_options
 
     check(args)
+    options = to_options(args)
+    # SimpleITK and nnU-Net: imported only to convert, so that --help stays instant
     from dataset_conversion.convert_trial import convert_trial_dataset
 
-    result = convert_trial_dataset(args.input, args.output, **to_kwargs(args))
+    result = convert_trial_dataset(args.input, args.output, options)
     return 1 if result["failed"] else 0

@@ -40,14 +40,15 @@ def cohort(tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="session")
 def converted(cohort, tmp_path_factory) -> dict:
+    from dataset_conversion.conversion_options import ConversionOptions
     from dataset_conversion.convert_trial import convert_trial_dataset
 
     results = {}
     for fmt in ("dicom", "nifti"):
         raw = tmp_path_factory.mktemp(f"nnunet_raw_{fmt}")
-        results[fmt] = convert_trial_dataset(cohort / f"raw_{fmt}", raw, dataset_id=501, quiet=True,
-                                             test_fraction=0.2 if fmt == "nifti" else 0.0,
-                                             n_jobs=2 if fmt == "nifti" else 1)
+        options = ConversionOptions(dataset_id=501, quiet=True, test_fraction=0.2 if fmt == "nifti" else 0.0,
+                                    n_jobs=2 if fmt == "nifti" else 1)
+        results[fmt] = convert_trial_dataset(cohort / f"raw_{fmt}", raw, options)
         results[fmt]["raw"] = raw
     return results
 

@@ -128,12 +128,13 @@ def test_bad_cases_fail_cleanly_and_good_ones_convert(bad_root, tmp_path, phanto
 
 
 def test_label_drawn_on_ncct_matches_truth(bad_root, tmp_path, phantom):
+    from dataset_conversion.conversion_options import ConversionOptions
     from dataset_conversion.convert_trial import convert_trial_dataset
     from nnunet_thrombus.masks import dice
 
     root = tmp_path / "one"
     shutil.copytree(bad_root / "ncct_masks", root / "ncct_masks")
-    res = convert_trial_dataset(root, tmp_path / "out", masks_on="ncct", quiet=True)
+    res = convert_trial_dataset(root, tmp_path / "out", ConversionOptions(masks_on="ncct", quiet=True))
     lab = sitk.ReadImage(str(Path(res["dataset_dir"]) / "labelsTr" / "ncct_masks.nii.gz"))
     assert dice(sitk.GetArrayFromImage(lab) > 0, sitk.GetArrayFromImage(phantom["label"]) > 0) >= 0.8
 

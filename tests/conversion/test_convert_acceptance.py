@@ -63,12 +63,13 @@ def test_outputs_follow_the_data_contract(converted, cohort):
 
 
 def test_rerun_skips_finished_cases_and_redoes_damaged_ones(converted, cohort):
+    from dataset_conversion.conversion_options import ConversionOptions
     from dataset_conversion.convert_trial import convert_trial_dataset
 
     res = converted["dicom"]
     ds = Path(res["dataset_dir"])
     victim = sorted((ds / "imagesTr").glob("*_0001.nii.gz"))[0]
     victim.write_bytes(b"")  # a damaged output must be redone
-    again = convert_trial_dataset(cohort / "raw_dicom", res["raw"], dataset_id=501, quiet=True)
+    again = convert_trial_dataset(cohort / "raw_dicom", res["raw"], ConversionOptions(dataset_id=501, quiet=True))
     assert len(again["skipped"]) == 5 and victim.name[:-12] not in again["skipped"]
     assert victim.stat().st_size > 1000

@@ -137,11 +137,13 @@ def test_predict_anonymize_writes_no_planted_value(planted, tmp_path, capsys, ca
 
 
 def test_convert_sharing_mode_writes_no_planted_value(planted, tmp_path, capsys, caplog):
+    from dataset_conversion.conversion_options import ConversionOptions
     from dataset_conversion.convert_trial import convert_trial_dataset
 
     caplog.set_level(logging.DEBUG)
-    res = convert_trial_dataset(planted["root"], tmp_path / "raw", dataset_id=502, anonymize=True,
+    options = ConversionOptions(dataset_id=502, anonymize=True,
                                 deid_key=str(_fixed_key(tmp_path / "keys" / KEY_FILE_NAME)))
+    res = convert_trial_dataset(planted["root"], tmp_path / "raw", options)
     assert res["converted"] == ["SYN_0001"] and not res["failed"], res
     dataset = Path(res["dataset_dir"])
     assert _leaks(dataset, planted["values"]) == {}
