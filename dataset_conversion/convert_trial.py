@@ -17,6 +17,7 @@ Script use: ``python -m dataset_conversion.convert_trial -i ROOT -o NNUNET_RAW``
 """
 from __future__ import annotations
 
+import argparse
 import json
 import logging
 import os
@@ -331,8 +332,6 @@ def _write_tables(out: Path, records: list[dict], dataset_id: int, dataset_name:
 
 def main(argv: list[str] | None = None) -> int:
     """Script entry: same flags as ``nnunet_thrombus convert``."""
-    import argparse
-
     parser = argparse.ArgumentParser(prog="python -m dataset_conversion.convert_trial", description=__doc__.split("\n")[0])
     add_arguments(parser)
     args = parser.parse_args(argv)

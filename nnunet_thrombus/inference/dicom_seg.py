@@ -20,14 +20,14 @@ from __future__ import annotations
 import numpy as np
 import SimpleITK as sitk
 
+from dataset_conversion.dicom_scan import ScanError, series_frames
+
 
 def source_frames(folder, series_uid: str | None = None) -> tuple[list, list]:
     """Headers of the CTA series in ``folder`` and its frames in the order the SEG frames follow.
 
     Returns ``(datasets, frames)``: one header per file (sorted along the slice normal) and
     ``dataset_conversion.dicom_scan.Frame`` s; for one enhanced multi-frame file, its frames in stored order."""
-    from dataset_conversion.dicom_scan import ScanError, series_frames
-
     try:
         pairs = series_frames(folder, series_uid)
     except ScanError as exc:

@@ -22,11 +22,11 @@ import numpy as np
 import SimpleITK as sitk
 
 from dataset_conversion.ct_reader import read_image
-from dataset_conversion.dicom_scan import ScanError
-from dataset_conversion.series_policy import AmbiguousSeriesError
+from dataset_conversion.dicom_scan import ScanError, folder_headers
 from dataset_conversion.discovery import (IMAGE_SUFFIXES, Case, discover_cases, discover_nnunet_images,
                                           discover_patient, safe_case_id)
 from dataset_conversion.preprocess import OUTSIDE_BRAIN_HU, check_slice_thickness, preprocess_case
+from dataset_conversion.series_policy import AmbiguousSeriesError
 from nnunet_thrombus.inference.preprocess_cache import preprocess_cached
 
 #: CTA vessel 99th percentile (HU, inside the brain) below which the CTA is said to show no contrast
@@ -132,8 +132,6 @@ def read_phi(dicom_folder: Path, series_uid: str | None = None) -> dict:
 
 def case_headers(case: Case) -> list:
     """Headers (no pixels) of every DICOM file in the case's NCCT and CTA folders, all series included."""
-    from dataset_conversion.dicom_scan import folder_headers
-
     return folder_headers(case.ncct, case.cta)
 
 
