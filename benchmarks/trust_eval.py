@@ -58,15 +58,17 @@ def main(argv=None) -> int:
 
     from nnunet_thrombus.evaluation.evaluate import (EvaluationOptions, evaluate_folder, evidence_columns,
                                                      read_metadata)
+    from nnunet_thrombus.inference.options import BatchOptions, ModelOptions, OutputOptions
     from nnunet_thrombus.inference.pipeline import predict_cases
 
     out = args.out
     out.mkdir(parents=True, exist_ok=True)
     pred_dir = out / "predict"
     if not args.reuse_predictions:
-        predict_cases(args.data / "imagesTs", pred_dir, model=args.model, device=args.device, use_tta=args.tta,
-                      quiet=True, trainer=args.trainer, plans=args.plans, roi_restrict=not args.no_roi,
-                      save_probabilities=args.save_probabilities)
+        model = ModelOptions(model=args.model, trainer=args.trainer, plans=args.plans, device=args.device,
+                             use_tta=args.tta, roi_restrict=not args.no_roi)
+        predict_cases(args.data / "imagesTs", pred_dir, model,
+                      OutputOptions(save_probabilities=args.save_probabilities), BatchOptions(quiet=True))
     masks = out / "masks"
     masks.mkdir(exist_ok=True)
     for f in sorted(pred_dir.glob("*/thrombus.nii.gz")):

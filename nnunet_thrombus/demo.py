@@ -22,6 +22,7 @@ from dataset_conversion.conversion_options import ConversionOptions
 from dataset_conversion.convert_trial import convert_trial_dataset
 from nnunet_thrombus.atomic_io import copy_file, write_json
 from nnunet_thrombus.evaluation.evaluate import EvaluationOptions, evaluate_folder
+from nnunet_thrombus.inference.options import BatchOptions, ModelOptions
 from nnunet_thrombus.inference.pipeline import predict_cases
 from nnunet_thrombus.inference.postprocessing import apply_to_folder
 from nnunet_thrombus.inference.validation_fit import fit_lvo_from_validation, fit_roi_threshold
@@ -207,7 +208,8 @@ def run_demo(out_dir, budget_minutes: float = DEFAULT_BUDGET_MINUTES, n_cases: i
     _train_models(run)
     pred_dir = out / "predictions"
     pred = run.prog.run("predict", predict_cases, [out / "cohort" / "raw_dicom" / c for c in test_cases], pred_dir,
-                        model=run.ws.results / DATASET_NAME, device=device, use_tta=False, quiet=quiet)
+                        ModelOptions(model=run.ws.results / DATASET_NAME, device=device, use_tta=False),
+                        batch=BatchOptions(quiet=quiet))
     evals = run.prog.run("evaluate", _evaluate, run, pred_dir, pred["done"] + pred["skipped"], truth_ds, test_cases)
     summary = _summary(run, budget_minutes, pred, evals)
     summary.update(n_train=n_cases - n_test, n_test=n_test,

@@ -1,8 +1,14 @@
-"""``nnunet_thrombus predict``: NCCT + CTA scans -> thrombus mask, report, overlay per case (docs/predict.md)."""
+"""``nnunet_thrombus predict``: NCCT + CTA scans -> thrombus mask, report, overlay per case (docs/predict.md).
+
+A thin CLI: the flags become ``ModelOptions`` / ``OutputOptions`` / ``BatchOptions``
+(:mod:`nnunet_thrombus.inference.options`) for :func:`nnunet_thrombus.inference.pipeline.predict_cases` (or the Ray
+backend), which loads the model once and predicts every case."""
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import logging
+import os
 
 from nnunet_thrombus.model_folder import DEFAULT_PLANS, DEFAULT_TRAINER
 from nnunet_thrombus.vocabulary import DEFAULT_ROI_THRESHOLD
@@ -94,8 +100,6 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
 
 
 def run(args) -> int:
-    import importlib.util
-
     if args.num_parts < 1 or not 0 <= args.part_id < args.num_parts:
         args._parser.error(f"need --num-parts >= 1 and 0 <= --part-id < --num-parts, got {args.num_parts}, "
                            f"{args.part_id}")
@@ -107,47 +111,44 @@ def run(args) -> int:
         args._parser.error("--anonymize and --keep-phi contradict each other; give one")
     if args.deid_key and not (args.anonymize or args.anonymize_seg):
         args._parser.error("--deid-key needs --anonymize or --anonymize-seg")
-    import os
-
-    from nnunet_thrombus.inference.model_files import ModelError
-    from nnunet_thrombus.inference.pipeline import predict_cases
-
     if args.no_cache and args.cache_dir:
         args._parser.error("--no-cache and --cache-dir contradict each other; give one")
-    from nnunet_thrombus.inference.preprocess_cache import CACHE_ENV, default_cache_dir
-
-    cache_dir = None if args.no_cache else str(default_cache_dir(args.output, args.cache_dir
-                                                                   or os.environ.get(CACHE_ENV)))
     if args.ray_address and args.num_parts != 1:
         args._parser.error("--ray-address splits the cases itself; do not combine it with --num-parts")
     if args.ray_address and importlib.util.find_spec("ray") is None:
         args._parser.error("--ray-address needs Ray, which is not installed: "
                            "pip install 'nnunet_thrombus[distributed]'")
+    # the library (SimpleITK, torch, nnU-Net) loads when the command runs, so that --help stays instant
+    from nnunet_thrombus.inference.model_files import ModelError
+    from nnunet_thrombus.inference.options import BatchOptions, ModelOptions, OutputOptions
+    from nnunet_thrombus.inference.pipeline import predict_cases
+    from nnunet_thrombus.inference.preprocess_cache import CACHE_ENV, default_cache_dir
     from nnunet_thrombus.nnunet_env import announce_device
 
+    cache_dir = None if args.no_cache else str(default_cache_dir(args.output, args.cache_dir
+                                                                   or os.environ.get(CACHE_ENV)))
     try:
         device = announce_device(args.device, quiet=args.quiet)
     except ValueError as exc:
         args._parser.error(str(exc))
-    options = dict(model=args.model, dataset=args.dataset, trainer=args.trainer, plans=args.plans,
-                   folds=args.folds, device=device,
-                   use_tta=not args.disable_tta, roi_restrict=not args.no_roi,
-                   roi_threshold=args.roi_threshold,
-                   save_probabilities=args.save_probabilities, dicom_seg=args.dicom_seg, dicom_sr=args.dicom_sr,
-                   anonymize=args.anonymize, anonymize_seg=args.anonymize_seg, deid_key=args.deid_key,
-                   keep_phi=args.keep_phi,
-                   allow_thick_slices=args.allow_thick_slices, overwrite=args.overwrite, cache_dir=cache_dir,
-                   ncct_series=args.ncct_series, cta_series=args.cta_series)
+    model = ModelOptions(model=args.model, dataset=args.dataset, trainer=args.trainer, plans=args.plans,
+                         folds=args.folds, device=device, use_tta=not args.disable_tta, roi_restrict=not args.no_roi,
+                         roi_threshold=args.roi_threshold)
+    outputs = OutputOptions(save_probabilities=args.save_probabilities, dicom_seg=args.dicom_seg,
+                            dicom_sr=args.dicom_sr, anonymize=args.anonymize, anonymize_seg=args.anonymize_seg,
+                            deid_key=args.deid_key, keep_phi=args.keep_phi)
+    batch = BatchOptions(allow_thick_slices=args.allow_thick_slices, num_parts=args.num_parts, part_id=args.part_id,
+                         overwrite=args.overwrite, quiet=args.quiet, cache_dir=cache_dir,
+                         ncct_series=args.ncct_series, cta_series=args.cta_series)
     try:
         if args.ray_address:
             from nnunet_thrombus.inference.ray_backend import predict_cases_ray
 
             address = None if args.ray_address == "local" else args.ray_address
-            result = predict_cases_ray(args.input, args.output, ray_address=address, num_parts=args.ray_parts,
-                                       gpus_per_task=args.ray_gpus_per_task, **options)
+            result = predict_cases_ray(args.input, args.output, model, outputs, batch, ray_address=address,
+                                       num_parts=args.ray_parts, gpus_per_task=args.ray_gpus_per_task)
         else:
-            result = predict_cases(args.input, args.output, num_parts=args.num_parts, part_id=args.part_id,
-                                   quiet=args.quiet, **options)
+            result = predict_cases(args.input, args.output, model, outputs, batch)
     except (ModelError, OSError, ValueError) as exc:
         logger.error(str(exc))
         return 2

@@ -65,8 +65,9 @@ def run(args) -> int:
         args._parser.error(f"--limit must be >= 1, got {args.limit}")
     if args.study and (args.study_date or args.limit):
         args._parser.error("--study names the studies; do not combine it with --study-date/--limit")
-    from nnunet_thrombus.inference.model_files import load_predictor
-    from nnunet_thrombus.model_folder import ModelError, resolve_cascade
+    from nnunet_thrombus.inference.options import ModelOptions
+    from nnunet_thrombus.inference.pipeline import ThrombusCasePredictor
+    from nnunet_thrombus.model_folder import ModelError
     from nnunet_thrombus.nnunet_env import announce_device
     from nnunet_thrombus.pacs.dicomweb import DicomWebPacs
     from nnunet_thrombus.pacs.node import serve_pacs
@@ -74,20 +75,17 @@ def run(args) -> int:
     folds = [int(f) if str(f).isdigit() else f for f in args.folds] if args.folds else None
     try:
         device = announce_device(args.device, quiet=False)
-        files = resolve_cascade(dataset=args.dataset, model_folder=args.model, folds=folds, trainer=args.trainer,
-                                plans=args.plans)
-        predictor = load_predictor(files, folds=folds, device=device, use_mirroring=not args.disable_tta,
-                                   roi_restrict=not files.calibration.roi.whole_image)  # as predict: fit-roi may say whole image
+        # as predict: the model's ROI threshold, or the whole image where fit-roi found no threshold that keeps clots
+        predictor = ThrombusCasePredictor.from_model(ModelOptions(
+            model=args.model, dataset=args.dataset, trainer=args.trainer, plans=args.plans, folds=folds, device=device,
+            use_tta=not args.disable_tta))
         pacs = DicomWebPacs(args.dicomweb, user=args.user, password=os.environ.get(PASSWORD_ENV))
     except (ModelError, RuntimeError, ValueError, OSError) as exc:
         logger.error(str(exc))
         return 2
     filters = {"ModalitiesInStudy": "CT", **({"StudyDate": args.study_date} if args.study_date else {})}
-    result = serve_pacs(pacs, args.output, predict_options={"model": files, "predictor": predictor, "folds": folds,
-                                                            "use_tta": not args.disable_tta,
-                                                            "roi_restrict": not files.calibration.roi.whole_image},
-                        study_uids=args.study, filters=filters, limit=args.limit, overwrite=args.overwrite,
-                        poll_s=args.poll)
+    result = serve_pacs(pacs, args.output, predictor=predictor, study_uids=args.study, filters=filters,
+                        limit=args.limit, overwrite=args.overwrite, poll_s=args.poll)
     logger.info(f"{len(result['stored'])} stud(ies) stored, {len(result['skipped'])} skipped, "
                 f"{len(result['failed'])} failed; see {os.path.join(args.output, 'pacs_studies.csv')}")
     return 1 if result["failed"] else 0

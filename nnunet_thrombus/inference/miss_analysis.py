@@ -26,9 +26,12 @@ from nnunet_thrombus.calibration.roi import clot_coverage
 
 
 def trace_clot(predictor, images: np.ndarray, spacing, reference: np.ndarray, *, postprocessing, lvo_rule,
-               cta=None, ncct=None, brain=None, origin=(0.0, 0.0, 0.0),
-               direction=(1, 0, 0, 0, 1, 0, 0, 0, 1)) -> dict:
-    """Trace one clot through ``predictor`` (a ``ThrombusCascadePredictor``); see the module docstring."""
+               **evidence) -> dict:
+    """Trace one clot through ``predictor`` (a ``ThrombusCascadePredictor``); see the module docstring.
+
+    images: (2, Z, Y, X) [CTA, NCCT] HU; reference: (Z, Y, X) clot mask; postprocessing: a ``Postprocessing``;
+    lvo_rule: ``LVOThresholds``; evidence: what ``Postprocessing.select`` weighs besides the probability (``cta``,
+    ``ncct``, ``brain`` arrays on the same grid, ``origin``, ``direction``; left out: none, identity geometry)."""
     ref = np.asarray(reference) > 0
     if not ref.any():
         raise ValueError("trace_clot needs a reference clot (the mask is empty)")
@@ -51,8 +54,8 @@ def trace_clot(predictor, images: np.ndarray, spacing, reference: np.ndarray, *,
                 ref].max())
         finally:
             predictor.roi_restrict = True
-    sel = postprocessing.select(result.segmentation, spacing, probability=result.probability, ncct=ncct, cta=cta,
-                                brain=brain, origin=origin, direction=direction, reference=ref)
+    sel = postprocessing.select(result.segmentation, spacing, probability=result.probability, reference=ref,
+                                **evidence)
     out["kept_overlap"] = any(c["overlaps_reference"] for c in sel["kept"])
     out["dropped_on_clot"] = [c["reason"] for c in sel["dropped"] if c["overlaps_reference"]]
     out["kept_elsewhere"] = sum(not c["overlaps_reference"] for c in sel["kept"])

@@ -1,4 +1,15 @@
-"""``predict_cases``: NCCT + CTA scans -> per-case thrombus mask, report, overlay (and DICOM SEG), batch-safe.
+"""Predict thrombi on NCCT + CTA, as nnU-Net splits it: a predictor built once from the model, then ``predict``.
+
+Library use (the model is loaded once; ``predict`` may be called for any number of inputs)::
+
+    from nnunet_thrombus.inference.options import BatchOptions, ModelOptions, OutputOptions
+    from nnunet_thrombus.inference.pipeline import ThrombusCasePredictor
+
+    predictor = ThrombusCasePredictor.from_model(ModelOptions(model="MODEL_DIR", device="cpu"))
+    result = predictor.predict("SCANS_DIR", "OUT", OutputOptions(dicom_seg=True), BatchOptions(quiet=True))
+
+``predict_cases(inputs, out_dir, model_options)`` does both in one call (``nnunet_thrombus predict`` uses it).
+Tests wrap a ready network (any object with ``predict(images, spacing)``): ``ThrombusCasePredictor(network)``.
 
 Per case (``OUT/<case>/``): ``thrombus.nii.gz`` on the CTA grid, ``report.json`` (``docs/report_schema.json``),
 ``overlay.png``, optionally ``probabilities.npz``, ``thrombus_seg.dcm`` and ``thrombus_sr.dcm``; plus
@@ -21,25 +32,37 @@ import json
 import logging
 import time
 import traceback
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 import SimpleITK as sitk
 
 from nnunet_thrombus.atomic_io import write_csv
-from nnunet_thrombus.calibration.lvo import LVOThresholds
+from nnunet_thrombus.calibration.model import ModelCalibration
 from nnunet_thrombus.calibration.postprocessing import Postprocessing
-from nnunet_thrombus.calibration.review import ReviewRule, case_uncertainty
+from nnunet_thrombus.calibration.review import case_uncertainty
 from nnunet_thrombus.calibration.roi import resolve_roi_threshold
+from nnunet_thrombus.deidentify import identifying_values, key_for_outputs, redact
 from nnunet_thrombus.inference import case_outputs as co
-from nnunet_thrombus.inference.inputs import CaseInputError, PreparedCase, find_cases, prepare_case, select_part
+from nnunet_thrombus.inference.dicom_seg import write_dicom_seg
+from nnunet_thrombus.inference.dicom_sr import write_case_sr
+from nnunet_thrombus.inference.inputs import (CaseInputError, PreparedCase, case_headers, find_cases, prepare_case,
+                                              select_part)
 from nnunet_thrombus.inference.model_files import load_predictor
-from nnunet_thrombus.inference.report import SUMMARY_COLUMNS, build_report, summary_row
+from nnunet_thrombus.inference.options import BatchOptions, ModelOptions, OutputOptions
+from nnunet_thrombus.inference.overlay import write_overlay
+from nnunet_thrombus.inference.report import (SUMMARY_COLUMNS, CaseFindings, build_report, deidentified_report,
+                                              summary_row)
 from nnunet_thrombus.model_folder import CascadeModel, resolve_cascade
 
 logger = logging.getLogger(__name__)
 
 FAILURE_COLUMNS = ["case_id", "stage", "error"]
+#: the rules of a ready network given without a model: defaults, every component kept
+NO_MODEL_CALIBRATION = ModelCalibration(postprocessing=Postprocessing("none"),
+                                        sources={"postprocessing": "none", "review": "default", "lvo": "default",
+                                                 "roi": "default"})
 
 
 def _progress(quiet: bool, text: str, error: bool = False) -> None:
@@ -63,83 +86,98 @@ def _stage_timings(prep: PreparedCase, model_t: dict, measure_s: float, export_s
     t = {"preprocess": prep.preprocess_s, "coarse": coarse, "fine": fine,
          "export": model_t.get("export", 0.0) + export_s, "measure": measure_s}
     t["total"] = sum(t.values())
-    return t
+    return {k: round(float(v), 3) for k, v in t.items()}
 
 
-def predict_one(prep: PreparedCase, predictor, out_dir: Path, *, rule: LVOThresholds, rule_source: str,
-                model_info: dict, save_probabilities: bool = False, dicom_seg: bool = False,
-                anonymize: bool = False, anonymize_seg: bool = False, deid_key=None, keep_phi: bool = False,
-                postprocessing=None, postprocessing_source: str = "none", review_rule=None,
-                review_source: str = "default", dicom_sr: bool = False) -> dict:
-    """Predict, post-process (keep or drop each component by evidence: the model's validated rule, or every component
-    kept when ``postprocessing`` is None), measure, judge the uncertainty (``review_rule``: the model's
-    ``ReviewRule``, default thresholds when None) and write one prepared case into ``OUT/<case>/``; returns its
-    report. ``anonymize``: de-identified outputs, UIDs and dates mapped with ``deid_key`` (a ``DeidKey``);
-    ``anonymize_seg``: the SEG only."""
-    # highdicom (DICOM SEG) and matplotlib (overlay) load only when a case is written
-    from nnunet_thrombus.inference.dicom_seg import write_dicom_seg
-    from nnunet_thrombus.inference.overlay import write_overlay
+def resolve_model(options: ModelOptions) -> CascadeModel:
+    """The trained cascade ``options`` name: ``options.model`` when it is already a ``CascadeModel``, else its folder
+    or ``options.dataset`` under ``nnUNet_results`` (``model_folder.resolve_cascade``; raises ``ModelError``)."""
+    if isinstance(options.model, CascadeModel):
+        return options.model
+    names = {k: v for k, v in (("trainer", options.trainer), ("plans", options.plans)) if v is not None}
+    return resolve_cascade(dataset=options.dataset, model_folder=options.model, folds=options.folds, **names)
 
-    result = predictor.predict(prep.channels(), prep.cta.GetSpacing()[::-1])
-    seg = np.asarray(result.segmentation, dtype=np.uint8)
-    t0 = time.perf_counter()
-    cta, ncct = sitk.GetArrayFromImage(prep.cta), sitk.GetArrayFromImage(prep.ncct)
-    brain = sitk.GetArrayFromImage(prep.brain_mask)
-    post = Postprocessing("none") if postprocessing is None else postprocessing
+
+def roi_choice(options: ModelOptions, model: CascadeModel | None) -> tuple[bool, float | None, str, str | None]:
+    """(roi_restrict, roi_threshold, its source, why the ROI was turned off or None) for ``options`` and ``model``.
+
+    A threshold in ``options`` is the user's ("command line"); else the model's ``roi_threshold.json``, which may say
+    that no threshold kept every validation clot inside the ROI: the fine stage then looks everywhere. Without a
+    model the threshold stays None (the network's own, else the default; :func:`describe_model`)."""
+    if options.roi_threshold is not None:
+        return options.roi_restrict, options.roi_threshold, "command line", None
+    if model is None:
+        return options.roi_restrict, None, "default", None
+    roi, source = model.calibration.roi, model.calibration.sources["roi"]
+    if options.roi_restrict and roi.whole_image:  # fit-roi: the coarse stage misses validation clots
+        return False, roi.threshold, source, (f"{model.fine_dir.name}/roi_threshold.json: no threshold kept every "
+                                              "validation clot inside the ROI")
+    return options.roi_restrict, roi.threshold, source, None
+
+
+def describe_model(network, options: ModelOptions, model: CascadeModel | None) -> dict:
+    """``report.json`` ``model`` (less ``folds`` and per-case fields): the model's description
+    (``CascadeModel.describe``; "custom predictor" without one), TTA, ROI restriction, ROI threshold and its source."""
+    info = model.describe() if model is not None else {"model": "custom predictor"}
+    roi_restrict, threshold, source, why_off = roi_choice(options, model)
+    if why_off:
+        info["roi_restrict_source"] = why_off
+    if hasattr(network, "roi_threshold") and threshold != network.roi_threshold:  # a ready network's own
+        threshold, source = network.roi_threshold, "predictor"
+    info.update(tta=bool(options.use_tta), roi_restrict=bool(roi_restrict))
+    if roi_restrict:
+        if threshold is None:
+            threshold, source = resolve_roi_threshold()
+        info["roi_threshold"] = float(threshold)
+        info["roi_threshold_source"] = source
+    return info
+
+
+def case_findings(result, prep: PreparedCase, images: dict, calibration: ModelCalibration) -> CaseFindings:
+    """Post-process the network's ``result`` for ``prep`` (keep or drop each component by evidence, under the model's
+    rule) and judge its uncertainty (the model's review rule). ``images``: {"cta", "ncct", "brain"} arrays
+    (Z, Y, X) on the CTA grid."""
+    post = calibration.postprocessing
     probability = np.asarray(result.probability)
-    selection = post.select(seg, prep.cta.GetSpacing()[::-1], probability=probability, ncct=ncct, cta=cta,
-                            brain=brain, origin=prep.cta.GetOrigin(), direction=prep.cta.GetDirection())
-    dropped_mask = (seg > 0) & (selection["mask"] == 0)
-    seg, components = selection["mask"], selection["kept"]
+    selection = post.select(np.asarray(result.segmentation, dtype=np.uint8), prep.cta.GetSpacing()[::-1],
+                            probability=probability, origin=prep.cta.GetOrigin(), direction=prep.cta.GetDirection(),
+                            **images)
     spread = getattr(result, "fold_spread", None) or {}
-    uncertainty = case_uncertainty(probability, seg, brain, fold_std=spread.get("std"), fold_votes=spread.get("votes"),
-                                   n_folds=len(result.folds) or 1)
-    review_rule = ReviewRule() if review_rule is None else review_rule
-    review = dict(review_rule.review(uncertainty, selection["flags"]), rule=review_rule.to_dict(),
-                  source=review_source)
-    measure_s = time.perf_counter() - t0
-    t0 = time.perf_counter()
-    tmp = co.start_case(out_dir, prep.case_id)
-    mask_img = _image_like(seg, prep.cta)
-    native_mask = mask_img
+    uncertainty = case_uncertainty(probability, selection["mask"], images["brain"], fold_std=spread.get("std"),
+                                   fold_votes=spread.get("votes"), n_folds=len(result.folds) or 1)
+    review = dict(calibration.review.review(uncertainty, selection["flags"]), rule=calibration.review.to_dict(),
+                  source=calibration.sources["review"])
+    return CaseFindings(mask=selection["mask"], probability=probability, components=selection["kept"],
+                        folds=result.folds, dropped=selection["dropped"], uncertainty=uncertainty, review=review,
+                        postprocessing={"rule": post.to_dict(), "source": calibration.sources["postprocessing"],
+                                        "flags": selection["flags"]})
+
+
+def _write_mask(tmp: Path, prep: PreparedCase, findings: CaseFindings, save_probabilities: bool) -> sitk.Image:
+    """Write ``thrombus.nii.gz`` on the native CTA grid (and ``probabilities.npz``); returns that mask image."""
+    native_mask = mask_img = _image_like(findings.mask, prep.cta)
     if prep.cta.GetSize() != prep.cta_native.GetSize():  # thick slices were resampled: back to the CTA grid
         native_mask = sitk.Resample(mask_img, prep.cta_native, sitk.Transform(), sitk.sitkNearestNeighbor, 0,
                                     sitk.sitkUInt8)
     co.write_image(native_mask, tmp / co.MASK)
     if save_probabilities:
-        co.write_npz(tmp / "probabilities.npz", probability=np.asarray(result.probability, np.float16),
+        co.write_npz(tmp / "probabilities.npz", probability=np.asarray(findings.probability, np.float16),
                      spacing_zyx=np.asarray(prep.cta.GetSpacing()[::-1]), origin_xyz=np.asarray(prep.cta.GetOrigin()),
                      direction=np.asarray(prep.cta.GetDirection()))
-    warnings = list(prep.warnings)
-    info = dict(model_info, roi_fallback=bool(getattr(result, "roi_fallback", False)),
-                fine_tiles=list(getattr(result, "fine_tiles", ()) or ()))
-    report = build_report(prep.case_id, components=components, probability=np.asarray(result.probability),
-                          mask=seg, input_info=prep.input_info, registration_qc=prep.registration_qc,
-                          model_info=info, folds=result.folds, rule=rule, rule_source=rule_source,
-                          warnings=warnings, timings_s={}, phi=prep.phi if keep_phi else None,
-                          dropped=selection["dropped"], uncertainty=uncertainty, review=review,
-                          postprocessing={"rule": post.to_dict(), "source": postprocessing_source,
-                                          "flags": selection["flags"]})
-    if anonymize:
-        from nnunet_thrombus.inference.report import deidentified_report
+    return native_mask
 
-        report = deidentified_report(report, prep.identifying)
-    write_overlay(tmp / "overlay.png", cta, ncct, seg, prep.cta.GetSpacing()[::-1], report, brain,
-                  dropped=dropped_mask if dropped_mask.any() else None)
-    if (dicom_seg or dicom_sr) and prep.dicom_cta_folder is not None:
-        write_dicom_seg(tmp / "thrombus_seg.dcm", native_mask, prep.cta_native, prep.dicom_cta_folder,
-                        prep.case_id, series_uid=prep.dicom_series_uid, anonymize=anonymize or anonymize_seg,
-                        key=deid_key)
-        if dicom_sr:  # the measurements as a DICOM SR referencing that SEG
-            from nnunet_thrombus.inference.dicom_sr import write_case_sr
 
-            write_case_sr(tmp / "thrombus_sr.dcm", report, prep.dicom_cta_folder, tmp / "thrombus_seg.dcm",
-                          cta_series_uid=prep.dicom_series_uid, anonymize=anonymize or anonymize_seg,
-                          key=deid_key)
-    timings = _stage_timings(prep, dict(result.timings_s), measure_s, time.perf_counter() - t0)
-    report["timings_s"] = {k: round(float(v), 3) for k, v in timings.items()}
-    co.finish_case(out_dir, prep.case_id, tmp, report)
-    return report
+def _write_dicom(tmp: Path, prep: PreparedCase, native_mask: sitk.Image, report: dict, outputs: OutputOptions,
+                 key) -> None:
+    """``thrombus_seg.dcm`` (and ``thrombus_sr.dcm``, the measurements referencing it) for a DICOM case."""
+    if not (outputs.dicom_seg or outputs.dicom_sr) or prep.dicom_cta_folder is None:
+        return
+    anonymize = outputs.anonymize or outputs.anonymize_seg
+    write_dicom_seg(tmp / "thrombus_seg.dcm", native_mask, prep.cta_native, prep.dicom_cta_folder, prep.case_id,
+                    series_uid=prep.dicom_series_uid, anonymize=anonymize, key=key)
+    if outputs.dicom_sr:
+        write_case_sr(tmp / "thrombus_sr.dcm", report, prep.dicom_cta_folder, tmp / "thrombus_seg.dcm",
+                      cta_series_uid=prep.dicom_series_uid, anonymize=anonymize, key=key)
 
 
 def _redact(text: str, anonymize: bool, case, identifying) -> str:
@@ -147,9 +185,6 @@ def _redact(text: str, anonymize: bool, case, identifying) -> str:
     before its headers were collected)."""
     if not anonymize:
         return text
-    from nnunet_thrombus.deidentify import identifying_values, redact
-    from nnunet_thrombus.inference.inputs import case_headers
-
     if not identifying:
         try:
             identifying = identifying_values(case_headers(case))
@@ -175,154 +210,217 @@ def _write_tables(out_dir: Path, rows: dict, failures: list, failures_name: str)
     write_csv(out_dir / failures_name, failures, FAILURE_COLUMNS)
 
 
-def predict_cases(inputs, out_dir, *, model=None, dataset=None, predictor=None, folds=None, device: str = "cpu",
-                  use_tta: bool = True, roi_restrict: bool = True, save_probabilities: bool = False,
-                  dicom_seg: bool = False, anonymize: bool = False, anonymize_seg: bool = False, deid_key=None,
-                  keep_phi: bool = False,
-                  allow_thick_slices: bool = False, num_parts: int = 1, part_id: int = 0, overwrite: bool = False,
-                  quiet: bool = False, roi_threshold: float | None = None, cache_dir=None, trainer: str | None = None,
-                  plans: str | None = None, ncct_series: str | None = None, cta_series: str | None = None,
-                  dicom_sr: bool = False) -> dict:
-    """Predict every case of ``inputs`` (path or list of paths) into ``out_dir``.
+def _deid_key(out_dir: Path, outputs: OutputOptions, quiet: bool):
+    """The ``DeidKey`` of de-identified outputs (created when missing), None when nothing is de-identified."""
+    if not (outputs.anonymize or (outputs.anonymize_seg and (outputs.dicom_seg or outputs.dicom_sr))):
+        return None
+    key, created = key_for_outputs(out_dir, outputs.deid_key)
+    _progress(quiet, f"de-identification key {'written to' if created else 'read from'} {key.path}: keep it "
+                     "to re-link outputs to their sources, delete it to make the link one-way; never share it")
+    return key
 
-    Model: ``model`` (a folder holding the two stage folders, or a resolved ``CascadeModel``) or ``dataset`` (id/name under
-    ``nnUNet_results``), trained with ``trainer`` under ``plans`` (None: ``model_folder``'s defaults); tests may
-    pass a ready ``predictor`` (any object with ``predict(images, spacing)``).
-    ``ncct_series`` / ``cta_series``: SeriesNumber or SeriesInstanceUID to read from the case's DICOM folder when
-    several series qualify equally (``prepare_case``); only with a single case in ``inputs`` (ValueError otherwise).
-    ``dicom_sr``: also write ``thrombus_sr.dcm`` (the measurements, ``inference.dicom_sr``) and the SEG it references.
-    ``anonymize``: de-identify every output (module doc); ``anonymize_seg``: the DICOM SEG only, the same way;
-    ``deid_key``: path of the key file for either (created when missing; None: ``OUT/deid_key.txt``).
-    ``anonymize`` with ``keep_phi``: ValueError.
-    Returns {"done": [ids], "skipped": [ids], "failed": {id: error}, "out_dir": str, "timings_s": {id: {...}}}.
-    Raises ``ModelError`` (bad model), ``OSError`` (output folder not writable), ``KeyboardInterrupt`` (Ctrl-C,
-    after removing the partial case).
-    """
-    out_dir = Path(out_dir)
-    if anonymize and keep_phi:
-        raise ValueError("anonymize and keep_phi contradict each other; give one")
-    co.check_writable(out_dir)
-    key = None
-    if anonymize or (anonymize_seg and (dicom_seg or dicom_sr)):
-        from nnunet_thrombus.deidentify import key_for_outputs
 
-        key, created = key_for_outputs(out_dir, deid_key)
-        _progress(quiet, f"de-identification key {'written to' if created else 'read from'} {key.path}: keep it "
-                         "to re-link outputs to their sources, delete it to make the link one-way; never share it")
-    rule, rule_source, model_info = LVOThresholds(), "default", {"model": "custom predictor"}
-    roi_source = "default" if roi_threshold is None else "command line"
-    postprocessing, postprocessing_source, review_rule, review_source = None, "none", None, "default"
-    if predictor is None or model is not None or dataset is not None:
-        names = {k: v for k, v in (("trainer", trainer), ("plans", plans)) if v is not None}
-        files = model if isinstance(model, CascadeModel) else resolve_cascade(dataset=dataset, model_folder=model,
-                                                                              folds=folds, **names)
-        cal = files.calibration
-        rule, rule_source, model_info = cal.lvo, cal.sources["lvo"], files.describe()
-        postprocessing, postprocessing_source = cal.postprocessing, cal.sources["postprocessing"]
-        review_rule, review_source = cal.review, cal.sources["review"]
-        if predictor is None:
-            if roi_threshold is None:
-                roi_threshold, roi_source = cal.roi.threshold, cal.sources["roi"]
-                if roi_restrict and cal.roi.whole_image:
-                    roi_restrict = False  # fit-roi: the coarse stage misses validation clots; look everywhere
-                    model_info["roi_restrict_source"] = (f"{files.fine_dir.name}/roi_threshold.json: no threshold "
-                                                         "kept every validation clot inside the ROI")
-            predictor = load_predictor(files, folds=folds, device=device, use_mirroring=use_tta,
-                                       roi_restrict=roi_restrict, roi_threshold=roi_threshold)
-    if hasattr(predictor, "roi_threshold") and roi_threshold != predictor.roi_threshold:  # a ready predictor's own
-        roi_threshold, roi_source = predictor.roi_threshold, "predictor"
-    model_info.update(tta=bool(use_tta), roi_restrict=bool(roi_restrict))
-    if roi_restrict:
-        if roi_threshold is None:
-            roi_threshold, roi_source = resolve_roi_threshold()
-        model_info["roi_threshold"] = float(roi_threshold)
-        model_info["roi_threshold_source"] = roi_source
+def _cases_of(inputs, batch: BatchOptions) -> list:
+    """The cases of ``inputs`` in this run's part; ``--ncct-series``/``--cta-series`` need a single case."""
     cases = find_cases(inputs)
-    if (ncct_series or cta_series) and len(cases) > 1:  # a SeriesNumber means nothing across patients
+    if (batch.ncct_series or batch.cta_series) and len(cases) > 1:  # a SeriesNumber means nothing across patients
         raise ValueError("--ncct-series/--cta-series pick a series in one case's folder, but the input holds "
                          f"{len(cases)} cases; give that patient's folder alone as -i")
-    cases = select_part(cases, num_parts, part_id)
-    failures_name = "failures.csv" if num_parts == 1 else f"failures_part{part_id}of{num_parts}.csv"
-    rows = _load_reports(out_dir)
-    done, skipped, failed, timings = [], [], {}, {}
-    failure_rows: list[dict] = []
-    current = None
-    t_batch = time.perf_counter()
+    return select_part(cases, batch.num_parts, batch.part_id)
+
+
+@dataclass
+class _BatchRun:
+    """One ``predict`` call: where and what it writes, and what it has done so far."""
+
+    out_dir: Path
+    outputs: OutputOptions
+    batch: BatchOptions
+    key: object = None  # DeidKey of de-identified outputs
+    rows: dict = field(default_factory=dict)  # summary.csv rows by case id, finished cases already there included
+    done: list = field(default_factory=list)
+    skipped: list = field(default_factory=list)
+    failed: dict = field(default_factory=dict)
+    timings: dict = field(default_factory=dict)
+    failure_rows: list = field(default_factory=list)
+    current: str | None = None  # the case being predicted (its partial outputs are removed on Ctrl-C)
+
+    @property
+    def failures_name(self) -> str:
+        b = self.batch
+        return "failures.csv" if b.num_parts == 1 else f"failures_part{b.part_id}of{b.num_parts}.csv"
+
+    def write_tables(self, rows: dict | None = None) -> None:
+        _write_tables(self.out_dir, self.rows if rows is None else rows, self.failure_rows, self.failures_name)
+
+    def result(self) -> dict:
+        return {"done": self.done, "skipped": self.skipped, "failed": self.failed, "out_dir": str(self.out_dir),
+                "timings_s": self.timings}
+
+
+def _record_failure(run: _BatchRun, case, tag: str, stage: str, exc: Exception, identifying) -> None:
+    """Log and record a failed case (called inside its ``except`` block, for the traceback)."""
+    anonymize = run.outputs.anonymize
+    if isinstance(exc, OSError) and exc.errno is not None:
+        msg = co.describe_os_error(exc, case.case_id, run.out_dir)
+        stage = "write"
+    elif isinstance(exc, CaseInputError):
+        msg = str(exc)
+    else:
+        msg = f"case {case.case_id}: {type(exc).__name__}: {exc}"
+        if not run.batch.quiet:
+            if anonymize:  # the traceback as text, redacted of the case's header values
+                logger.error("%s: unexpected error\n%s", tag,
+                             _redact(traceback.format_exc(), anonymize, case, identifying).rstrip())
+            else:
+                logger.error(f"{tag}: unexpected error", exc_info=True)
+    msg = _redact(msg, anonymize, case, identifying)
+    run.failed[case.case_id] = msg
+    run.failure_rows.append({"case_id": case.case_id, "stage": stage, "error": msg})
+    _progress(run.batch.quiet, f"{tag}: FAILED ({msg})", error=True)
+
+
+def _record_done(run: _BatchRun, tag: str, prep: PreparedCase, report: dict, seconds: float) -> None:
+    """Record a finished case, log its line and rewrite the tables."""
+    run.rows[prep.case_id] = summary_row(report)
+    run.timings[prep.case_id] = report["timings_s"]
+    run.done.append(prep.case_id)
+    t = report["timings_s"]
+    big = report["components"][0]["volume_mm3"] if report["components"] else 0.0
+    cached = ", registration cached" if prep.input_info.get("preprocess_cache") == "hit" else ""
+    flag = "REVIEW, " if report["review"]["review"] else ""
+    _progress(run.batch.quiet, f"{tag}: {flag}{report['call']['call']}, {report['n_components']} component(s), "
+                               f"largest {big:.0f} mm3 in {seconds:.2f} s (preprocess {t['preprocess']:.2f}{cached}, "
+                               f"coarse {t['coarse']:.2f}, fine {t['fine']:.2f}, export {t['export']:.2f})")
     try:
-        for i, case in enumerate(cases, start=1):
-            current = case.case_id
-            tag = f"[{i}/{len(cases)}] {case.case_id}"
-            co.abandon_case(out_dir, case.case_id)
-            ok, why = co.verify_case(out_dir / case.case_id, case.case_id)
-            if ok and not overwrite:
-                skipped.append(case.case_id)
-                _progress(quiet, f"{tag}: already done, skipped")
-                continue
-            t0 = time.perf_counter()
-            stage = "input"
-            identifying = frozenset()
-            try:
-                prep = prepare_case(case, allow_thick_slices=allow_thick_slices, cache_dir=cache_dir,
-                                    ncct_series=ncct_series, cta_series=cta_series, anonymize=anonymize)
-                identifying = prep.identifying
-                stage = "predict"
-                report = predict_one(prep, predictor, out_dir, rule=rule, rule_source=rule_source,
-                                     model_info=model_info, save_probabilities=save_probabilities,
-                                     dicom_seg=dicom_seg, anonymize=anonymize, anonymize_seg=anonymize_seg,
-                                     deid_key=key, keep_phi=keep_phi,
-                                     postprocessing=postprocessing, postprocessing_source=postprocessing_source,
-                                     review_rule=review_rule, review_source=review_source, dicom_sr=dicom_sr)
-            except Exception as exc:  # one bad case must not stop the batch
+        run.write_tables()
+    except OSError as exc:  # tables are rewritten after the next case; say so and go on
+        logger.warning(f"could not update summary.csv ({exc})")
+
+
+class ThrombusCasePredictor:
+    """The cascade with its fitted rules, loaded once; :meth:`predict` runs it over any number of inputs.
+
+    ``network``: a ``ThrombusCascadePredictor`` (or any object with ``predict(images (2, Z, Y, X), spacing_zyx)``
+    returning a ``CascadeResult``-like object); ``options``: how it was built (TTA, ROI), recorded in every report;
+    ``model``: the resolved ``CascadeModel`` whose rules (LVO call, post-processing, review, ROI threshold) apply
+    (None: defaults, every component kept, model "custom predictor").
+    """
+
+    def __init__(self, network, options: ModelOptions = ModelOptions(), model: CascadeModel | None = None):
+        self.network = network
+        self.options = options
+        self.calibration = model.calibration if model is not None else NO_MODEL_CALIBRATION
+        self.model_info = describe_model(network, options, model)
+
+    @classmethod
+    def from_model(cls, options: ModelOptions) -> ThrombusCasePredictor:
+        """Resolve the model folder and its rules and load every fold's weights, once. Raises ``ModelError``."""
+        model = resolve_model(options)
+        roi_restrict, roi_threshold, _, _ = roi_choice(options, model)
+        network = load_predictor(model, folds=options.folds, device=options.device, use_mirroring=options.use_tta,
+                                 roi_restrict=roi_restrict, roi_threshold=roi_threshold)
+        return cls(network, options, model)
+
+    def predict(self, inputs, out_dir, outputs: OutputOptions | None = None, batch: BatchOptions | None = None) -> dict:
+        """Predict every case of ``inputs`` (path or list of paths: patient folders, folders of them, nnU-Net
+        images folders) into ``out_dir`` (module doc), batch-safe.
+
+        Returns {"done": [ids], "skipped": [ids], "failed": {id: error}, "out_dir": str, "timings_s": {id: {...}}}.
+        Raises ``OSError`` (output folder not writable), ``ValueError`` (series flags with several cases),
+        ``KeyboardInterrupt`` (Ctrl-C, after removing the partial case).
+        """
+        outputs, batch, out_dir = outputs or OutputOptions(), batch or BatchOptions(), Path(out_dir)
+        co.check_writable(out_dir)
+        run = _BatchRun(out_dir, outputs, batch, key=_deid_key(out_dir, outputs, batch.quiet))
+        cases = _cases_of(inputs, batch)
+        run.rows = _load_reports(out_dir)
+        t_batch = time.perf_counter()
+        try:
+            for i, case in enumerate(cases, start=1):
+                self._run_case(case, f"[{i}/{len(cases)}] {case.case_id}", run)
+        except KeyboardInterrupt:
+            for case in cases:
                 co.abandon_case(out_dir, case.case_id)
-                if isinstance(exc, OSError) and exc.errno is not None:
-                    msg = co.describe_os_error(exc, case.case_id, out_dir)
-                    stage = "write"
-                elif isinstance(exc, CaseInputError):
-                    msg = str(exc)
-                else:
-                    msg = f"case {case.case_id}: {type(exc).__name__}: {exc}"
-                    if not quiet:
-                        if anonymize:  # the traceback as text, redacted of the case's header values
-                            logger.error("%s: unexpected error\n%s", tag,
-                                         _redact(traceback.format_exc(), anonymize, case, identifying).rstrip())
-                        else:
-                            logger.error(f"{tag}: unexpected error", exc_info=True)
-                msg = _redact(msg, anonymize, case, identifying)
-                failed[case.case_id] = msg
-                failure_rows.append({"case_id": case.case_id, "stage": stage, "error": msg})
-                _progress(quiet, f"{tag}: FAILED ({msg})", error=True)
-                current = None
-                continue
-            current = None
-            rows[case.case_id] = summary_row(report)
-            timings[case.case_id] = report["timings_s"]
-            done.append(case.case_id)
-            t = report["timings_s"]
-            big = report["components"][0]["volume_mm3"] if report["components"] else 0.0
-            cached = ", registration cached" if prep.input_info.get("preprocess_cache") == "hit" else ""
-            flag = "REVIEW, " if report["review"]["review"] else ""
-            _progress(quiet, f"{tag}: {flag}{report['call']['call']}, {report['n_components']} component(s), largest "
-                             f"{big:.0f} mm3 in {time.perf_counter() - t0:.2f} s (preprocess {t['preprocess']:.2f}"
-                             f"{cached}, "
-                             f"coarse {t['coarse']:.2f}, fine {t['fine']:.2f}, export {t['export']:.2f})")
-            try:
-                _write_tables(out_dir, rows, failure_rows, failures_name)
-            except OSError as exc:  # tables are rewritten after the next case; say so and go on
-                logger.warning(f"could not update summary.csv ({exc})")
-    except KeyboardInterrupt:
-        for case in cases:
-            co.abandon_case(out_dir, case.case_id)
-        _write_tables(out_dir, {**_load_reports(out_dir)}, failure_rows, failures_name)
-        _progress(False, f"interrupted: {len(done)} case(s) finished and kept"
-                         + (f", partial outputs of {current} removed" if current else ""))
-        raise
-    rows = {**_load_reports(out_dir), **rows} if num_parts > 1 else rows
-    _write_tables(out_dir, rows, failure_rows, failures_name)
-    _progress(quiet, f"{len(done)} predicted, {len(skipped)} skipped (already done), {len(failed)} failed "
-                     f"in {time.perf_counter() - t_batch:.1f} s; outputs in {out_dir}")
-    if failed:
-        _progress(quiet, "failed cases:\n" + "\n".join(f"  {k}: {v}" for k, v in failed.items()), error=True)
-    return {"done": done, "skipped": skipped, "failed": failed, "out_dir": str(out_dir), "timings_s": timings}
+            run.write_tables(_load_reports(out_dir))
+            _progress(False, f"interrupted: {len(run.done)} case(s) finished and kept"
+                             + (f", partial outputs of {run.current} removed" if run.current else ""))
+            raise
+        run.write_tables({**_load_reports(out_dir), **run.rows} if batch.num_parts > 1 else None)
+        _progress(batch.quiet, f"{len(run.done)} predicted, {len(run.skipped)} skipped (already done), "
+                               f"{len(run.failed)} failed in {time.perf_counter() - t_batch:.1f} s; "
+                               f"outputs in {out_dir}")
+        if run.failed:
+            _progress(batch.quiet, "failed cases:\n" + "\n".join(f"  {k}: {v}" for k, v in run.failed.items()),
+                      error=True)
+        return run.result()
+
+    def _run_case(self, case, tag: str, run: _BatchRun) -> None:
+        """Skip (already done), predict, or record the failure of one case."""
+        cid, batch = case.case_id, run.batch
+        run.current = cid
+        co.abandon_case(run.out_dir, cid)
+        if co.verify_case(run.out_dir / cid, cid)[0] and not batch.overwrite:
+            run.skipped.append(cid)
+            _progress(batch.quiet, f"{tag}: already done, skipped")
+            return
+        t0 = time.perf_counter()
+        stage, identifying = "input", frozenset()
+        try:
+            prep = prepare_case(case, allow_thick_slices=batch.allow_thick_slices, cache_dir=batch.cache_dir,
+                                ncct_series=batch.ncct_series, cta_series=batch.cta_series,
+                                anonymize=run.outputs.anonymize)
+            identifying = prep.identifying
+            stage = "predict"
+            report = self.predict_case(prep, run.out_dir, run.outputs, run.key)
+        except Exception as exc:  # one bad case must not stop the batch
+            co.abandon_case(run.out_dir, cid)
+            _record_failure(run, case, tag, stage, exc, identifying)
+            run.current = None
+            return
+        run.current = None
+        _record_done(run, tag, prep, report, time.perf_counter() - t0)
+
+    def predict_case(self, prep: PreparedCase, out_dir, outputs: OutputOptions | None = None, key=None) -> dict:
+        """Predict, post-process, measure, judge and write one prepared case into ``OUT/<case>/``; returns its
+        report. ``key``: the ``DeidKey`` mapping UIDs and dates of de-identified outputs."""
+        outputs = outputs or OutputOptions()
+        result = self.network.predict(prep.channels(), prep.cta.GetSpacing()[::-1])
+        t0 = time.perf_counter()
+        images = {"cta": sitk.GetArrayFromImage(prep.cta), "ncct": sitk.GetArrayFromImage(prep.ncct),
+                  "brain": sitk.GetArrayFromImage(prep.brain_mask)}
+        findings = case_findings(result, prep, images, self.calibration)
+        measure_s = time.perf_counter() - t0
+        t0 = time.perf_counter()
+        tmp = co.start_case(Path(out_dir), prep.case_id)
+        native_mask = _write_mask(tmp, prep, findings, outputs.save_probabilities)
+        info = dict(self.model_info, roi_fallback=bool(getattr(result, "roi_fallback", False)),
+                    fine_tiles=list(getattr(result, "fine_tiles", ()) or ()))
+        cal = self.calibration
+        report = build_report(prep.case_id, findings, input_info=prep.input_info,
+                              registration_qc=prep.registration_qc, model_info=info, rule=cal.lvo,
+                              rule_source=cal.sources["lvo"], warnings=list(prep.warnings), timings_s={},
+                              phi=prep.phi if outputs.keep_phi else None)
+        if outputs.anonymize:
+            report = deidentified_report(report, prep.identifying)
+        dropped = (np.asarray(result.segmentation, dtype=np.uint8) > 0) & (findings.mask == 0)
+        write_overlay(tmp / "overlay.png", images["cta"], images["ncct"], findings.mask, prep.cta.GetSpacing()[::-1],
+                      report, images["brain"], dropped=dropped if dropped.any() else None)
+        _write_dicom(tmp, prep, native_mask, report, outputs, key)
+        report["timings_s"] = _stage_timings(prep, dict(result.timings_s), measure_s, time.perf_counter() - t0)
+        co.finish_case(Path(out_dir), prep.case_id, tmp, report)
+        return report
+
+
+def predict_cases(inputs, out_dir, model: ModelOptions | ThrombusCasePredictor, outputs: OutputOptions | None = None,
+                  batch: BatchOptions | None = None) -> dict:
+    """``ThrombusCasePredictor.from_model(model).predict(inputs, out_dir, outputs, batch)`` in one call (``model``
+    may also be a ready ``ThrombusCasePredictor``); see :meth:`ThrombusCasePredictor.predict`. The output folder is
+    checked before the model is loaded. Raises ``ModelError`` (bad model) besides what ``predict`` raises."""
+    if isinstance(model, ModelOptions):
+        co.check_writable(Path(out_dir))
+        model = ThrombusCasePredictor.from_model(model)
+    return model.predict(inputs, out_dir, outputs, batch)
 
 
 def read_failures(out_dir, name: str = "failures.csv") -> list[dict]:

@@ -1,7 +1,7 @@
 """Predict a cohort on a Ray cluster: cases are split into parts, one Ray task per part.
 
-Each task runs :func:`~nnunet_thrombus.inference.pipeline.predict_cases` on its part (``num_parts`` /
-``part_id``, the same split as nnU-Net's ``--num_parts``), so it loads the model once and writes the same per-case
+Each task builds its ``ThrombusCasePredictor`` once from the ``ModelOptions`` and predicts its part
+(``BatchOptions.num_parts`` / ``part_id``, the same split as nnU-Net's ``--num_parts``), so it writes the same per-case
 files a serial run writes; the driver then rebuilds ``summary.csv`` from every case's ``report.json``. Tasks ask
 Ray for ``gpus_per_task`` GPUs (0 on CPU) and ``cpus_per_task`` CPUs. Needs Ray:
 ``pip install 'nnunet_thrombus[distributed]'``.
@@ -12,9 +12,15 @@ the driver's output, prefixed by Ray with the worker's pid; ``-q`` on the driver
 """
 from __future__ import annotations
 
+import dataclasses
 import logging
 import time
 from pathlib import Path
+
+from nnunet_thrombus.console import configure_logging
+from nnunet_thrombus.inference.options import BatchOptions, ModelOptions, OutputOptions
+from nnunet_thrombus.inference.pipeline import ThrombusCasePredictor, predict_cases, rebuild_tables
+from nnunet_thrombus.model_folder import dataset_results_folder
 
 logger = logging.getLogger(__name__)
 
@@ -22,37 +28,36 @@ logger = logging.getLogger(__name__)
 LOG_FORWARD_GRACE_S = 2.0
 
 
-def _run_part(part_id: int, num_parts: int, inputs, out_dir: str, kwargs: dict,
-              log_level: int = logging.WARNING) -> dict:
+def _run_part(part_id: int, num_parts: int, inputs, out_dir: str, model, outputs: OutputOptions,
+              batch: BatchOptions, log_level: int = logging.WARNING) -> dict:
     """One Ray task: this worker logs at the driver's ``log_level`` to its stderr (which Ray forwards to the
     driver), then predicts part ``part_id`` of ``num_parts``."""
-    from nnunet_thrombus.console import configure_logging
-    from nnunet_thrombus.inference.pipeline import predict_cases
-
     configure_logging(log_level)
     logger.info(f"Ray part {part_id + 1}/{num_parts} started")
-    return predict_cases(inputs, out_dir, num_parts=num_parts, part_id=part_id, **kwargs)
+    return predict_cases(inputs, out_dir, model, outputs, dataclasses.replace(batch, num_parts=num_parts,
+                                                                              part_id=part_id))
 
 
-def predict_cases_ray(inputs, out_dir, *, ray_address: str | None = "auto", num_parts: int | None = None,
-                      gpus_per_task: float = 0.0, cpus_per_task: float = 1.0, **predict_kwargs) -> dict:
-    """Run :func:`predict_cases` as ``num_parts`` Ray tasks (default: one per CPU slot of the cluster).
+def predict_cases_ray(inputs, out_dir, model: ModelOptions | ThrombusCasePredictor,
+                      outputs: OutputOptions | None = None, batch: BatchOptions | None = None, *,
+                      ray_address: str | None = "auto", num_parts: int | None = None, gpus_per_task: float = 0.0,
+                      cpus_per_task: float = 1.0) -> dict:
+    """Run ``predict_cases(inputs, out_dir, model, outputs, batch)`` as ``num_parts`` Ray tasks (default: one per CPU
+    slot of the cluster); ``batch``'s own ``num_parts`` / ``part_id`` are replaced by the task's.
 
-    ``ray_address``: ``"auto"`` joins a running cluster, ``None`` starts a local one. ``predict_kwargs`` go to
-    ``predict_cases`` (model/dataset/predictor, folds, device, use_tta, ...). Returns the merged result dict.
+    ``model``: ``ModelOptions`` (each task loads the model once) or a ready ``ThrombusCasePredictor`` (sent to every
+    task). ``ray_address``: ``"auto"`` joins a running cluster, ``None`` starts a local one. Returns the merged result
+    dict.
     """
     try:
-        import ray
+        import ray  # optional dependency (nnunet_thrombus[distributed]), loaded only for a Ray run
     except ImportError as exc:
         raise ImportError("the Ray backend needs ray: pip install 'nnunet_thrombus[distributed]'") from exc
-    from nnunet_thrombus.inference.pipeline import rebuild_tables
-
+    outputs, batch = outputs or OutputOptions(), batch or BatchOptions()
     log_level = logging.getLogger("nnunet_thrombus").getEffectiveLevel()  # the driver's; WARNING if unconfigured
-    if predict_kwargs.get("dataset") is not None and predict_kwargs.get("model") is None:
+    if isinstance(model, ModelOptions) and model.dataset is not None and model.model is None:
         # the tasks get the model's folder, found here under nnUNet_results, so they need no nnU-Net variables
-        from nnunet_thrombus.model_folder import dataset_results_folder
-
-        predict_kwargs = dict(predict_kwargs, model=dataset_results_folder(predict_kwargs["dataset"]), dataset=None)
+        model = dataclasses.replace(model, model=dataset_results_folder(model.dataset), dataset=None)
 
     started = False
     if not ray.is_initialized():
@@ -64,7 +69,7 @@ def predict_cases_ray(inputs, out_dir, *, ray_address: str | None = "auto", num_
         if num_parts is None:
             num_parts = max(1, int(ray.cluster_resources().get("CPU", 1) // max(cpus_per_task, 1e-6)))
         task = ray.remote(num_cpus=cpus_per_task, num_gpus=gpus_per_task)(_run_part)
-        refs = [task.remote(k, num_parts, inputs, str(out_dir), predict_kwargs, log_level)
+        refs = [task.remote(k, num_parts, inputs, str(out_dir), model, outputs, batch, log_level)
                 for k in range(num_parts)]
         parts = ray.get(refs)
         # Ray forwards worker output asynchronously (its log monitor polls the workers' files): give the last

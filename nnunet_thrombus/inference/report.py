@@ -7,11 +7,14 @@ identifying header values under ``patient``; its ``input.series`` quotes the ser
 """
 from __future__ import annotations
 
+from dataclasses import dataclass, field
+
 import numpy as np
 
 from nnunet_thrombus import __version__
 from nnunet_thrombus.calibration.lvo import LVOThresholds, lvo_call, refine_sites
 from nnunet_thrombus.calibration.review import ReviewRule, case_uncertainty
+from nnunet_thrombus.deidentify import redact_tree
 from nnunet_thrombus.model_folder import COARSE, FINE
 from nnunet_thrombus.vocabulary import CALLS
 
@@ -66,9 +69,9 @@ def _series_schema() -> dict:
                            "multiframe": {"type": "boolean"}, "transfer_syntax": {"type": "string"}}}
 
 
-def report_schema() -> dict:
-    """JSON schema (draft 2020-12 subset) of ``report.json``."""
-    component = {
+def _component_schema() -> dict:
+    """``components[i]``: measurements of one kept component, with the evidence and reason of its selection."""
+    return {
         "type": "object",
         "required": ["index", "volume_mm3", "length_mm", "mean_diameter_mm", "centroid_mm", "side", "bbox",
                      "ncct_mean_hu", "ncct_median_hu", "relative_density", "cta_mean_hu", "perviousness_hu", "site"],
@@ -83,8 +86,10 @@ def report_schema() -> dict:
             "on_artery": {"type": ["boolean", "null"]}, "vessel_distance_mm": _num(True, 0),
             "downstream_ratio": _num(True, 0), "kept": {"type": "boolean"}, "reason": {"type": "string"},
             "candidate": {"type": "integer", "minimum": 1}, "flags": {"type": "array", "items": {"type": "string"}}}}
-    dropped = {"type": "object", "required": ["volume_mm3", "centroid_mm", "site", "kept", "reason"],
-               "properties": {**component["properties"], "index": {"type": "null"}, "kept": {"const": False}}}
+
+
+def _trust_schemas() -> tuple[dict, dict]:
+    """``uncertainty`` and ``review``: how sure the model is, and whether a reader should look."""
     uncertainty = {
         "type": "object", "required": ["score", "kind", "mean_entropy_bits", "max_probability_in_brain",
                                        "fold_std_in_clot", "fold_disagreement", "n_folds"],
@@ -95,6 +100,32 @@ def report_schema() -> dict:
     review = {"type": "object", "required": ["review", "reasons", "rule", "source"],
               "properties": {"review": {"type": "boolean"}, "reasons": {"type": "array", "items": {"type": "string"}},
                              "rule": {"type": "object"}, "source": {"type": "string"}}}
+    return uncertainty, review
+
+
+def _input_schema() -> dict:
+    """``input``: where the scans came from, their grids, slice thickness and preprocessing."""
+    return {"type": "object",
+            "required": ["source", "cta_geometry", "grid_geometry", "slice_thickness_mm",
+                         "thick_slices_resampled", "preprocessed_input"],
+            "properties": {"source": {"enum": ["dicom", "nifti"]}, "cta_geometry": _geometry_schema(),
+                           "grid_geometry": _geometry_schema(),
+                           "slice_thickness_mm": {"type": "object", "required": ["cta", "ncct"],
+                                                  "properties": {"cta": _num(False, 0), "ncct": _num(False, 0)}},
+                           "thick_slices_resampled": {"type": "boolean"},
+                           "preprocessed_input": {"type": "boolean"},
+                           "preprocess_cache": {"enum": ["off", "hit", "miss", "n/a"]},
+                           "deidentified": {"type": "boolean"},
+                           "series": {"type": "object", "properties": {"ncct": _series_schema(),
+                                                                       "cta": _series_schema()}}}}
+
+
+def report_schema() -> dict:
+    """JSON schema (draft 2020-12 subset) of ``report.json``."""
+    component = _component_schema()
+    dropped = {"type": "object", "required": ["volume_mm3", "centroid_mm", "site", "kept", "reason"],
+               "properties": {**component["properties"], "index": {"type": "null"}, "kept": {"const": False}}}
+    uncertainty, review = _trust_schemas()
     return {
         "$schema": "https://json-schema.org/draft/2020-12/schema",
         "title": "nnunet_thrombus predict report",
@@ -106,20 +137,7 @@ def report_schema() -> dict:
             "schema_version": {"const": SCHEMA_VERSION},
             "case_id": {"type": "string"},
             "software": {"type": "object", "required": ["nnunet_thrombus"]},
-            "input": {"type": "object",
-                      "required": ["source", "cta_geometry", "grid_geometry", "slice_thickness_mm",
-                                   "thick_slices_resampled", "preprocessed_input"],
-                      "properties": {"source": {"enum": ["dicom", "nifti"]}, "cta_geometry": _geometry_schema(),
-                                     "grid_geometry": _geometry_schema(),
-                                     "slice_thickness_mm": {"type": "object", "required": ["cta", "ncct"],
-                                                            "properties": {"cta": _num(False, 0),
-                                                                           "ncct": _num(False, 0)}},
-                                     "thick_slices_resampled": {"type": "boolean"},
-                                     "preprocessed_input": {"type": "boolean"},
-                                     "preprocess_cache": {"enum": ["off", "hit", "miss", "n/a"]},
-                                     "deidentified": {"type": "boolean"},
-                                     "series": {"type": "object", "properties": {"ncct": _series_schema(),
-                                                                                 "cta": _series_schema()}}}},
+            "input": _input_schema(),
             "registration": {"type": "object"},
             "model": {"type": "object", "required": ["model", "folds", "tta", "roi_restrict"],
                       "properties": {"folds": {"type": "array", "items": {"type": "string"}, "minItems": 1},
@@ -169,30 +187,55 @@ def clot_warnings(components: list[dict]) -> list[dict]:
     return out
 
 
-def build_report(case_id: str, *, components: list[dict], probability: np.ndarray, mask: np.ndarray,
-                 input_info: dict, registration_qc: dict, model_info: dict, folds, rule: LVOThresholds,
-                 rule_source: str, warnings: list[dict], timings_s: dict, outputs: dict | None = None,
-                 phi: dict | None = None, dropped: list[dict] | None = None, postprocessing: dict | None = None,
-                 uncertainty: dict | None = None, review: dict | None = None) -> dict:
-    """Assemble ``report.json`` for one case.
+@dataclass(frozen=True, eq=False)
+class CaseFindings:
+    """What the model and post-processing found in one case, on the grid the model saw.
 
-    probability: (Z, Y, X) thrombus probability in [0, 1]; mask: (Z, Y, X) uint8, same grid.
-    components: rows of ``measure_components`` (sorted by volume), kept by post-processing, each with its evidence
-    and ``reason`` (``component_selection.select_components``); dropped: the components post-processing removed,
-    with their reasons; postprocessing: {"rule", "source", "flags"}; uncertainty: ``calibration.review.case_uncertainty``
-    (computed here from ``probability`` and ``mask`` when None); review: {"review", "reasons", "rule", "source"}
-    (``ReviewRule().review`` with the default rule when None). phi: identifying header values, only when the user
-    asked to keep them (``--keep-phi``).
+    mask: (Z, Y, X) uint8 after post-processing; probability: (Z, Y, X) thrombus probability in [0, 1];
+    components: rows of ``measure_components`` (sorted by volume) kept by post-processing, each with its evidence and
+    ``reason`` (``calibration.components.select_components``); folds: the folds ensembled; dropped: the components
+    post-processing removed, with their reasons; postprocessing: {"rule", "source", "flags"} (None: off);
+    uncertainty: ``calibration.review.case_uncertainty`` (None: computed from ``probability`` and ``mask``); review:
+    {"review", "reasons", "rule", "source"} (None: ``ReviewRule().review`` with the default rule).
     """
-    inside = mask > 0
-    mean_prob = float(probability[inside].mean()) if inside.any() else None
-    components = refine_sites(components, rule)  # the ICA calibre check: the site the call uses is the one shown
-    call = lvo_call(components, rule)
+
+    mask: np.ndarray
+    probability: np.ndarray
+    components: list
+    folds: tuple
+    dropped: list = field(default_factory=list)
+    postprocessing: dict | None = None
+    uncertainty: dict | None = None
+    review: dict | None = None
+
+
+def _trust(findings: CaseFindings) -> tuple[dict, dict]:
+    """(uncertainty, review) of ``findings``, the defaults filled in where they are None."""
+    uncertainty = findings.uncertainty
     if uncertainty is None:
-        uncertainty = case_uncertainty(probability, mask, n_folds=len(folds))
+        uncertainty = case_uncertainty(findings.probability, findings.mask, n_folds=len(findings.folds))
+    review = findings.review
     if review is None:
-        review = dict(ReviewRule().review(uncertainty, (postprocessing or {}).get("flags", ())),
+        review = dict(ReviewRule().review(uncertainty, (findings.postprocessing or {}).get("flags", ())),
                       rule=ReviewRule().to_dict(), source="default")
+    return uncertainty, review
+
+
+def build_report(case_id: str, findings: CaseFindings, *, input_info: dict, registration_qc: dict, model_info: dict,
+                 rule: LVOThresholds, rule_source: str, warnings: list[dict], timings_s: dict,
+                 phi: dict | None = None) -> dict:
+    """Assemble ``report.json`` for one case (``outputs`` is filled in when the case's files are written).
+
+    input_info / registration_qc / warnings: from ``inputs.prepare_case``; model_info: the model's description;
+    rule / rule_source: the occlusion rule and where it came from; timings_s: {stage: seconds}; phi: identifying
+    header values, only when the user asked to keep them (``--keep-phi``).
+    """
+    inside = findings.mask > 0
+    mean_prob = float(findings.probability[inside].mean()) if inside.any() else None
+    components = refine_sites(findings.components, rule)  # the ICA calibre check: the site the call uses is shown
+    call = lvo_call(components, rule)
+    uncertainty, review = _trust(findings)
+    folds = findings.folds
     report = {
         "schema_version": SCHEMA_VERSION,
         "case_id": case_id,
@@ -208,9 +251,9 @@ def build_report(case_id: str, *, components: list[dict], probability: np.ndarra
                        "note": "mean thrombus probability inside the mask (fold ensemble average)"},
         "warnings": list(warnings) + clot_warnings(components),
         "timings_s": {k: round(float(v), 3) for k, v in timings_s.items()},
-        "outputs": outputs or {},
-        "dropped_components": list(dropped or []),
-        "postprocessing": postprocessing or {"rule": {"rule": "none"}, "source": "none", "flags": []},
+        "outputs": {},
+        "dropped_components": list(findings.dropped or []),
+        "postprocessing": findings.postprocessing or {"rule": {"rule": "none"}, "source": "none", "flags": []},
         "uncertainty": uncertainty,
         "review": review,
     }
@@ -223,8 +266,6 @@ def deidentified_report(report: dict, identifying) -> dict:
     """``report`` for ``--anonymize``: no ``patient`` block, no series description (PS3.15 Table E.1-1: X) in
     ``input.series``, and every string redacted of ``identifying`` (the case's header values the profile removes);
     ``deidentified: true`` is added under ``input``."""
-    from nnunet_thrombus.deidentify import redact_tree
-
     out = {k: v for k, v in report.items() if k != "patient"}
     inp = dict(out.get("input") or {})
     series = {}

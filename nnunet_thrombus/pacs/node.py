@@ -6,7 +6,8 @@ Per study (``process_study``):
    ``overwrite`` (the new SEG and SR are then stored beside the old ones: DICOMweb cannot delete);
 2. **retrieve** its CT series (WADO-RS) into a work folder inside ``OUT`` (patient data stays with the outputs,
    removed when the study is done) and sort them into ``NCCT/`` + ``CTA/`` by meaning (``study_layout``);
-3. **predict** it as ``nnunet_thrombus predict --dicom-sr`` would (``predict_cases``) into ``OUT/<case>/``, the case
+3. **predict** it as ``nnunet_thrombus predict --dicom-sr`` would, with the node's ``ThrombusCasePredictor`` (the model
+   loaded once for every study), into ``OUT/<case>/``, the case
    id being ``study-`` + a hash of the StudyInstanceUID (no patient data in folder names); the SEG and SR keep the
    study's patient and study modules (never anonymized: they must open over the patient's images);
 4. **store** the SEG and the SR (STOW-RS, one request) into the study.
@@ -27,6 +28,8 @@ import time
 from pathlib import Path
 
 from nnunet_thrombus.inference.dicom_sr import SR_SERIES_DESCRIPTION
+from nnunet_thrombus.inference.options import BatchOptions, OutputOptions
+from nnunet_thrombus.pacs.study_layout import split_study
 
 log = logging.getLogger(__name__)
 
@@ -55,13 +58,10 @@ def _append_log(out_dir: Path, row: dict) -> None:
         writer.writerow(row)
 
 
-def process_study(pacs, study_uid: str, out_dir, *, predict_options: dict, overwrite: bool = False) -> dict:
-    """Skip, retrieve, predict and store one study (module doc). ``predict_options``: keywords of
-    ``predict_cases`` (model / predictor, device, TTA...). Returns {"study_uid", "case_id", "status": "stored" |
+def process_study(pacs, study_uid: str, out_dir, *, predictor, overwrite: bool = False) -> dict:
+    """Skip, retrieve, predict and store one study (module doc). ``predictor``: a ``ThrombusCasePredictor``
+    (``inference.pipeline``), built once for every study. Returns {"study_uid", "case_id", "status": "stored" |
     "skipped" | "failed", "detail", "stage"}; never raises for a bad study (Ctrl-C still stops)."""
-    from nnunet_thrombus.inference.pipeline import predict_cases
-    from nnunet_thrombus.pacs.study_layout import split_study
-
     out_dir = Path(out_dir)
     case_id = study_case_id(study_uid)
     result = {"study_uid": study_uid, "case_id": case_id, "status": "failed", "detail": "", "stage": "search"}
@@ -82,7 +82,8 @@ def process_study(pacs, study_uid: str, out_dir, *, predict_options: dict, overw
         for c in choices:
             log.info("%s: series %s %r -> %s (%s)", case_id, c.number, c.description, c.scan or "left out", c.reason)
         result["stage"] = "predict"
-        res = predict_cases(work / case_id, out_dir, dicom_sr=True, overwrite=True, quiet=True, **predict_options)
+        res = predictor.predict(work / case_id, out_dir, OutputOptions(dicom_sr=True),
+                                BatchOptions(overwrite=True, quiet=True))
         if case_id not in res["done"]:
             raise RuntimeError(res["failed"].get(case_id) or f"predict did not finish {case_id}")
         outputs = [out_dir / case_id / SEG_NAME, out_dir / case_id / SR_NAME]
@@ -101,11 +102,12 @@ def process_study(pacs, study_uid: str, out_dir, *, predict_options: dict, overw
     return result
 
 
-def serve_pacs(pacs, out_dir, *, predict_options: dict, study_uids=None, filters: dict | None = None,
+def serve_pacs(pacs, out_dir, *, predictor, study_uids=None, filters: dict | None = None,
                limit: int | None = None, overwrite: bool = False, poll_s: float = 0.0,
                max_passes: int | None = None) -> dict:
     """Process the studies ``study_uids`` (None: every study QIDO finds with ``filters``, at most ``limit``), once,
-    or every ``poll_s`` seconds until Ctrl-C (or ``max_passes`` passes). Returns {"stored": [uids],
+    or every ``poll_s`` seconds until Ctrl-C (or ``max_passes`` passes), with ``predictor`` (a
+    ``ThrombusCasePredictor``). Returns {"stored": [uids],
     "skipped": [uids], "failed": {uid: detail}} over all passes; each outcome is logged and appended to
     ``OUT/pacs_studies.csv``."""
     out_dir = Path(out_dir)
@@ -117,7 +119,7 @@ def serve_pacs(pacs, out_dir, *, predict_options: dict, study_uids=None, filters
         uids = list(study_uids) if study_uids else pacs.find_studies(filters, limit=limit)
         log.info("pass %d: %d stud%s to look at", passes, len(uids), "y" if len(uids) == 1 else "ies")
         for uid in uids:
-            res = process_study(pacs, uid, out_dir, predict_options=predict_options, overwrite=overwrite)
+            res = process_study(pacs, uid, out_dir, predictor=predictor, overwrite=overwrite)
             _append_log(out_dir, {"time": datetime.datetime.now().isoformat(timespec="seconds"), "study_uid": uid,
                                   "case_id": res["case_id"], "status": res["status"], "detail": res["detail"]})
             if res["status"] == "failed":

@@ -28,7 +28,8 @@ from predict_testlib import FakePredictor, load_schema  # noqa: E402
 
 from nnunet_thrombus.deidentify import BASIC_PROFILE, KEY_FILE_NAME, load_key  # noqa: E402
 from nnunet_thrombus.inference.json_schema import schema_errors  # noqa: E402
-from nnunet_thrombus.inference.pipeline import predict_cases, read_failures  # noqa: E402
+from nnunet_thrombus.inference.options import BatchOptions, OutputOptions  # noqa: E402
+from nnunet_thrombus.inference.pipeline import ThrombusCasePredictor, predict_cases, read_failures  # noqa: E402
 
 
 @pytest.fixture(scope="module")
@@ -96,8 +97,9 @@ def test_predict_anonymize_writes_no_planted_value(planted, tmp_path, capsys, ca
     caplog.set_level(logging.DEBUG)
     with warnings.catch_warnings(record=True) as caught:  # Python warnings reach the user's console too
         warnings.simplefilter("always")
-        res = predict_cases(planted["case"], out, predictor=FakePredictor(), anonymize=True, dicom_seg=True,
-                            dicom_sr=True, save_probabilities=True, cache_dir=out / ".preprocess_cache", quiet=False)
+        res = predict_cases(planted["case"], out, ThrombusCasePredictor(FakePredictor()),
+                            OutputOptions(anonymize=True, dicom_seg=True, dicom_sr=True, save_probabilities=True),
+                            BatchOptions(cache_dir=out / ".preprocess_cache", quiet=False))
     assert res["done"] == ["SYN_0001"], res
     names = {str(p.relative_to(out)) for p in out.rglob("*") if p.is_file()}
     assert {"SYN_0001/thrombus_seg.dcm", "SYN_0001/thrombus_sr.dcm", "SYN_0001/report.json", "SYN_0001/overlay.png",
@@ -166,8 +168,8 @@ def test_burned_in_series_is_refused_not_passed(planted, tmp_path):
         ds.BurnedInAnnotation = "YES"
         ds.save_as(str(path))
     out = tmp_path / "out"
-    res = predict_cases(case, out, predictor=FakePredictor(), anonymize=True, dicom_seg=True,
-                        cache_dir=out / ".preprocess_cache", quiet=True)
+    res = predict_cases(case, out, ThrombusCasePredictor(FakePredictor()), OutputOptions(anonymize=True, dicom_seg=True),
+                        BatchOptions(cache_dir=out / ".preprocess_cache", quiet=True))
     assert list(res["failed"]) == ["CASE_B"]
     assert "BurnedInAnnotation YES" in res["failed"]["CASE_B"] and "without --anonymize" in res["failed"]["CASE_B"]
     assert not (out / "CASE_B").exists() and not (out / ".preprocess_cache").exists()  # nothing written, not cached
@@ -179,22 +181,23 @@ def test_case_id_that_is_a_header_value_is_refused(planted, tmp_path):
     pid = str(planted["first"].PatientID)
     case = tmp_path / "in" / pid
     shutil.copytree(planted["case"], case)
-    res = predict_cases(case, tmp_path / "out", predictor=FakePredictor(), anonymize=True, quiet=True)
+    res = predict_cases(case, tmp_path / "out", ThrombusCasePredictor(FakePredictor()), OutputOptions(anonymize=True),
+                        BatchOptions(quiet=True))
     assert "rename the folder" in res["failed"][pid]
     assert not (tmp_path / "out" / pid).exists()
 
 
-def test_anonymize_and_keep_phi_contradict(planted, tmp_path):
+def test_anonymize_and_keep_phi_contradict():
     with pytest.raises(ValueError, match="contradict"):
-        predict_cases(planted["case"], tmp_path / "out", predictor=FakePredictor(), anonymize=True, keep_phi=True)
+        OutputOptions(anonymize=True, keep_phi=True)
 
 
 def test_without_anonymize_the_planted_values_do_show(planted, tmp_path):
     """The control: the same check finds the planted values in a plain run's SEG and report (series description),
     so an empty result above means they were removed, not missed."""
     out = tmp_path / "out"
-    res = predict_cases(planted["case"], out, predictor=FakePredictor(), dicom_seg=True, quiet=True,
-                        cache_dir=out / ".preprocess_cache")
+    res = predict_cases(planted["case"], out, ThrombusCasePredictor(FakePredictor()), OutputOptions(dicom_seg=True),
+                        BatchOptions(quiet=True, cache_dir=out / ".preprocess_cache"))
     assert res["done"] == ["SYN_0001"], res["failed"]
     leaks = _leaks(out, planted["values"])
     assert len(leaks["SYN_0001/thrombus_seg.dcm"]) > 20 and leaks["SYN_0001/report.json"]

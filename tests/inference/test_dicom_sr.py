@@ -22,7 +22,8 @@ from dataset_conversion.ct_reader import read_dicom_series  # noqa: E402
 from nnunet_thrombus.inference.dicom_seg import write_dicom_seg  # noqa: E402
 from nnunet_thrombus.inference.dicom_sr import (PRIVATE_SCHEME, read_sr_values, report_sr_values,  # noqa: E402
                                                 write_case_sr)
-from nnunet_thrombus.inference.pipeline import predict_cases  # noqa: E402
+from nnunet_thrombus.inference.options import BatchOptions, OutputOptions  # noqa: E402
+from nnunet_thrombus.inference.pipeline import ThrombusCasePredictor, predict_cases  # noqa: E402
 
 #: a two-component report: an LVO with every value, a second component with nulls and a NaN (left out of the SR)
 REPORT = {"case_id": "case01", "total_volume_mm3": 123.4567, "n_components": 2, "call": {"call": "LVO"},
@@ -91,8 +92,8 @@ def test_sr_valid_and_read_back(tmp_path, anonymize):
 
 def test_predict_writes_sr_with_the_report_values(predict_cohort, tmp_path):
     out = tmp_path / "out"
-    res = predict_cases(predict_cohort["dicom"] / "SYN_0002", out, predictor=FakePredictor(), dicom_sr=True,
-                        quiet=True, cache_dir=tmp_path / "cache")
+    res = predict_cases(predict_cohort["dicom"] / "SYN_0002", out, ThrombusCasePredictor(FakePredictor()),
+                        OutputOptions(dicom_sr=True), BatchOptions(quiet=True, cache_dir=tmp_path / "cache"))
     assert res["done"] == ["SYN_0002"], res
     case = out / "SYN_0002"
     report = json.loads((case / "report.json").read_text())

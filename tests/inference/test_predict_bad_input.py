@@ -13,7 +13,8 @@ import SimpleITK as sitk
 from nnunet_thrombus.inference import case_outputs
 from nnunet_thrombus.model_folder import ModelError
 from nnunet_thrombus.model_folder import resolve_cascade as resolve_model
-from nnunet_thrombus.inference.pipeline import predict_cases, read_failures
+from nnunet_thrombus.inference.options import BatchOptions
+from nnunet_thrombus.inference.pipeline import ThrombusCasePredictor, predict_cases, read_failures
 
 from predict_testlib import FakePredictor
 
@@ -63,7 +64,7 @@ def bad_batch(predict_cohort, tmp_path_factory) -> dict:
     data = (trunc / "cta.nii.gz").read_bytes()
     (trunc / "cta.nii.gz").write_bytes(data[: len(data) // 3])
     out = root.parent / "out"
-    result = predict_cases(root, out, predictor=FakePredictor(), quiet=True)
+    result = predict_cases(root, out, ThrombusCasePredictor(FakePredictor()), batch=BatchOptions(quiet=True))
     return {"root": root, "out": out, "result": result, "thick_ncct": thick}
 
 
@@ -100,8 +101,8 @@ def test_good_case_done_and_batch_continued(bad_batch):
 
 
 def test_thick_slices_allowed_resampled_and_flagged(bad_batch, tmp_path):
-    res = predict_cases(bad_batch["root"] / "thick_slices", tmp_path / "o", predictor=FakePredictor(),
-                        allow_thick_slices=True, quiet=True)
+    res = predict_cases(bad_batch["root"] / "thick_slices", tmp_path / "o", ThrombusCasePredictor(FakePredictor()),
+                        batch=BatchOptions(allow_thick_slices=True, quiet=True))
     assert res["done"] == ["thick_slices"]
     report = json.loads((tmp_path / "o" / "thick_slices" / "report.json").read_text())
     assert "thick_slices" in [w["code"] for w in report["warnings"]]
@@ -119,7 +120,8 @@ def test_disk_full_while_writing_fails_case_with_message(predict_cohort, tmp_pat
         real(image, path)
     monkeypatch.setattr(case_outputs, "write_image", full_on_second)
     out = tmp_path / "out"
-    res = predict_cases(predict_cohort["flat"], out, predictor=FakePredictor(), quiet=True)
+    res = predict_cases(predict_cohort["flat"], out, ThrombusCasePredictor(FakePredictor()),
+                        batch=BatchOptions(quiet=True))
     assert res["done"] == ["SYN_0000", "SYN_0002", "SYN_0003"]
     msg = res["failed"]["SYN_0001"]
     assert msg.startswith("case SYN_0001: disk full") and "re-run" in msg
@@ -131,7 +133,8 @@ def test_output_folder_not_writable(predict_cohort, tmp_path, monkeypatch):
         raise PermissionError(errno.EACCES, "Permission denied", str(self))
     monkeypatch.setattr(Path, "write_bytes", denied)
     with pytest.raises(OSError, match="not writable.*-o"):
-        predict_cases(predict_cohort["flat"], tmp_path / "out", predictor=FakePredictor(), quiet=True)
+        predict_cases(predict_cohort["flat"], tmp_path / "out", ThrombusCasePredictor(FakePredictor()),
+                      batch=BatchOptions(quiet=True))
     from nnunet_thrombus import cli
     assert cli.main(["predict", "-i", str(predict_cohort["flat"]), "-o", str(tmp_path / "o2"), "-m",
                      str(tmp_path)]) == 2

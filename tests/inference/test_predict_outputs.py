@@ -12,7 +12,8 @@ import SimpleITK as sitk
 from nnunet_thrombus.inference.case_outputs import verify_case
 from nnunet_thrombus.inference.inputs import find_cases, select_part
 from nnunet_thrombus.inference.json_schema import schema_errors
-from nnunet_thrombus.inference.pipeline import predict_cases, read_failures
+from nnunet_thrombus.inference.options import BatchOptions, OutputOptions
+from nnunet_thrombus.inference.pipeline import ThrombusCasePredictor, predict_cases, read_failures
 from nnunet_thrombus.inference.report import report_schema
 
 from predict_testlib import BLOB, FakePredictor, assert_case_valid, load_schema, read_image
@@ -33,8 +34,8 @@ def test_schema_checker(value, n_errors):
 def test_dicom_batch_outputs_seg_and_privacy(predict_cohort, tmp_path):
     out = tmp_path / "out"
     fake = FakePredictor()
-    res = predict_cases(predict_cohort["dicom"], out, predictor=fake, dicom_seg=True, save_probabilities=True,
-                        quiet=True)
+    res = predict_cases(predict_cohort["dicom"], out, ThrombusCasePredictor(fake),
+                        OutputOptions(dicom_seg=True, save_probabilities=True), BatchOptions(quiet=True))
     ids = sorted(p.name for p in predict_cohort["dicom"].iterdir())
     assert res["done"] == ids and res["failed"] == {}
     schema = load_schema()
@@ -78,8 +79,8 @@ def test_dicom_batch_outputs_seg_and_privacy(predict_cohort, tmp_path):
 
 def test_keep_phi_and_anonymized_seg(predict_cohort, tmp_path):
     case = predict_cohort["dicom"] / "SYN_0001"
-    res = predict_cases(case, tmp_path / "o", predictor=FakePredictor(), keep_phi=True, dicom_seg=True,
-                        anonymize_seg=True, quiet=True)
+    res = predict_cases(case, tmp_path / "o", ThrombusCasePredictor(FakePredictor()),
+                        OutputOptions(keep_phi=True, dicom_seg=True, anonymize_seg=True), BatchOptions(quiet=True))
     assert res["done"] == ["SYN_0001"]
     report = json.loads((tmp_path / "o" / "SYN_0001" / "report.json").read_text())
     assert report["patient"]["PatientName"] == "SYNTH^PATIENT0001"
@@ -97,14 +98,14 @@ def test_keep_phi_and_anonymized_seg(predict_cohort, tmp_path):
 def test_resume_skips_verified_redoes_partial_and_broken(predict_cohort, tmp_path, caplog):
     out = tmp_path / "out"
     first = FakePredictor()
-    predict_cases(predict_cohort["flat"], out, predictor=first, quiet=True)
+    predict_cases(predict_cohort["flat"], out, ThrombusCasePredictor(first), batch=BatchOptions(quiet=True))
     assert first.calls == 4
     (out / "SYN_0002" / "overlay.png").write_bytes(b"broken")   # size differs from the report
     shutil.copytree(out / "SYN_0003", out / ".SYN_0003.partial")  # leftover of an interrupted run
     shutil.rmtree(out / "SYN_0003")
     second = FakePredictor()
     caplog.set_level("INFO", logger="nnunet_thrombus")
-    res = predict_cases(predict_cohort["flat"], out, predictor=second, quiet=False)
+    res = predict_cases(predict_cohort["flat"], out, ThrombusCasePredictor(second), batch=BatchOptions(quiet=False))
     assert second.calls == 2
     assert res["skipped"] == ["SYN_0000", "SYN_0001"] and res["done"] == ["SYN_0002", "SYN_0003"]
     assert not (out / ".SYN_0003.partial").exists()
@@ -115,7 +116,8 @@ def test_resume_skips_verified_redoes_partial_and_broken(predict_cohort, tmp_pat
 def test_ctrl_c_keeps_finished_removes_partial(predict_cohort, tmp_path):
     out = tmp_path / "out"
     with pytest.raises(KeyboardInterrupt):
-        predict_cases(predict_cohort["flat"], out, predictor=FakePredictor(interrupt_on={3}), quiet=True)
+        predict_cases(predict_cohort["flat"], out, ThrombusCasePredictor(FakePredictor(interrupt_on={3})),
+                      batch=BatchOptions(quiet=True))
     assert sorted(p.name for p in out.iterdir() if p.is_dir()) == ["SYN_0000", "SYN_0001"]
     assert verify_case(out / "SYN_0001", "SYN_0001")[0]
     assert not list(out.glob(".*partial")) and not list(out.rglob(".tmp*"))
@@ -133,7 +135,8 @@ def test_ctrl_c_exit_code_130(predict_cohort, tmp_path, monkeypatch):
 
 def test_model_failure_of_one_case_batch_continues(predict_cohort, tmp_path):
     out = tmp_path / "out"
-    res = predict_cases(predict_cohort["flat"], out, predictor=FakePredictor(fail_on={2}), quiet=True)
+    res = predict_cases(predict_cohort["flat"], out, ThrombusCasePredictor(FakePredictor(fail_on={2})),
+                        batch=BatchOptions(quiet=True))
     assert res["done"] == ["SYN_0000", "SYN_0002", "SYN_0003"]
     rows = read_failures(out)
     assert [r["case_id"] for r in rows] == ["SYN_0001"] and "fake model failure" in rows[0]["error"]
@@ -148,7 +151,8 @@ def test_parts_split_like_nnunet(predict_cohort, tmp_path):
         select_part(cases, 2, 2)
     out = tmp_path / "out"
     for k in (0, 1):
-        predict_cases(predict_cohort["flat"], out, predictor=FakePredictor(), num_parts=2, part_id=k, quiet=True)
+        predict_cases(predict_cohort["flat"], out, ThrombusCasePredictor(FakePredictor()),
+                      batch=BatchOptions(num_parts=2, part_id=k, quiet=True))
     assert len((out / "summary.csv").read_text().splitlines()) == 5
     assert (out / "failures_part1of2.csv").is_file()
 
@@ -158,7 +162,8 @@ def test_inputs_single_case_and_images_ts(predict_cohort, tmp_path):
     assert [c.case_id for c in single] == ["SYN_0002"] and single[0].error is None
     ts = find_cases(predict_cohort["images_ts"])
     assert len(ts) == 2 and all(c.meta["preprocessed"] for c in ts)
-    res = predict_cases(predict_cohort["images_ts"], tmp_path / "o", predictor=FakePredictor(), quiet=True)
+    res = predict_cases(predict_cohort["images_ts"], tmp_path / "o", ThrombusCasePredictor(FakePredictor()),
+                        batch=BatchOptions(quiet=True))
     assert len(res["done"]) == 2
     report = json.loads((tmp_path / "o" / res["done"][0] / "report.json").read_text())
     assert report["input"]["preprocessed_input"] is True and report["registration"]["note"]

@@ -20,7 +20,8 @@ from predict_testlib import FakePredictor, load_schema  # noqa: E402
 
 from dataset_conversion.ct_reader import read_dicom_series  # noqa: E402
 from nnunet_thrombus.inference.json_schema import schema_errors  # noqa: E402
-from nnunet_thrombus.inference.pipeline import predict_cases  # noqa: E402
+from nnunet_thrombus.inference.options import BatchOptions, OutputOptions  # noqa: E402
+from nnunet_thrombus.inference.pipeline import ThrombusCasePredictor, predict_cases  # noqa: E402
 
 TILT = 12.0
 
@@ -49,7 +50,8 @@ def test_predict_on_a_pacs_style_export(predict_cohort, tmp_path):
 
     out = tmp_path / "out"
     cache = tmp_path / "cache"
-    res = predict_cases(case, out, predictor=FakePredictor(), dicom_seg=True, quiet=True, cache_dir=cache)
+    res = predict_cases(case, out, ThrombusCasePredictor(FakePredictor()), OutputOptions(dicom_seg=True),
+                        BatchOptions(quiet=True, cache_dir=cache))
     assert res["done"] == ["SYN_0001"], res
     report = json.loads((out / "SYN_0001" / "report.json").read_text())
     assert schema_errors(report, load_schema()) == []
@@ -69,8 +71,8 @@ def test_predict_on_a_pacs_style_export(predict_cohort, tmp_path):
     print("registration of the tilt-corrected NCCT:", {k: report["registration"].get(k)
                                                        for k in ("ncc_brain", "reg_qc_pass")})
     anon = tmp_path / "anon"
-    res = predict_cases(case, anon, predictor=FakePredictor(), dicom_seg=True, anonymize_seg=True, quiet=True,
-                        cache_dir=cache)
+    res = predict_cases(case, anon, ThrombusCasePredictor(FakePredictor()),
+                        OutputOptions(dicom_seg=True, anonymize_seg=True), BatchOptions(quiet=True, cache_dir=cache))
     assert res["done"] == ["SYN_0001"]
     errors, text = dciodvfy_errors(anon / "SYN_0001" / "thrombus_seg.dcm")
     assert not errors, text

@@ -9,7 +9,8 @@ import re
 import pytest
 
 from nnunet_thrombus.inference.hu_threshold import HUThresholdPredictor
-from nnunet_thrombus.inference.pipeline import predict_cases, rebuild_tables
+from nnunet_thrombus.inference.options import BatchOptions, ModelOptions
+from nnunet_thrombus.inference.pipeline import ThrombusCasePredictor, predict_cases, rebuild_tables
 
 
 def _without_times(obj):
@@ -32,7 +33,8 @@ def _outputs(out_dir):
 @pytest.fixture(scope="module")
 def serial(predict_cohort, tmp_path_factory):
     out = tmp_path_factory.mktemp("serial") / "out"
-    res = predict_cases(predict_cohort["flat"], out, predictor=HUThresholdPredictor(), quiet=True)
+    res = predict_cases(predict_cohort["flat"], out, ThrombusCasePredictor(HUThresholdPredictor()),
+                        batch=BatchOptions(quiet=True))
     assert len(res["done"]) == 4 and not res["failed"]
     return _outputs(out)
 
@@ -44,8 +46,8 @@ def test_threshold_predictor_finds_hyperdense_clots(serial):
 
 def test_num_parts_union_equals_serial(predict_cohort, serial, tmp_path):
     out = tmp_path / "parts"
-    got = [predict_cases(predict_cohort["flat"], out, predictor=HUThresholdPredictor(), num_parts=2, part_id=k,
-                         quiet=True)["done"] for k in (0, 1)]
+    got = [predict_cases(predict_cohort["flat"], out, ThrombusCasePredictor(HUThresholdPredictor()),
+                         batch=BatchOptions(num_parts=2, part_id=k, quiet=True))["done"] for k in (0, 1)]
     assert sorted(got[0] + got[1]) == sorted(serial[0]) and not set(got[0]) & set(got[1])
     rebuild_tables(out)
     assert _outputs(out) == serial
@@ -59,8 +61,8 @@ def test_ray_two_local_workers_equal_serial(predict_cohort, serial, tmp_path, ca
 
     caplog.set_level(logging.INFO, logger="nnunet_thrombus")  # the driver's level, as the CLI sets it by default
     out = tmp_path / "ray"
-    res = predict_cases_ray(predict_cohort["flat"], out, ray_address=None, num_parts=2,
-                            predictor=HUThresholdPredictor())
+    res = predict_cases_ray(predict_cohort["flat"], out, ThrombusCasePredictor(HUThresholdPredictor()),
+                            ray_address=None, num_parts=2)
     assert res["parts"] == 2 and len(res["done"]) == 4 and not res["failed"]
     printed = capfd.readouterr()
     forwarded = printed.out + printed.err
@@ -81,7 +83,8 @@ def trained(tiny_cascade, predict_cohort, tmp_path_factory):
     ``predict -m`` loads it."""
     model = str(tiny_cascade["fine_dir"].parent)
     out = tmp_path_factory.mktemp("trained_serial") / "out"
-    res = predict_cases(predict_cohort["flat"], out, model=model, folds=[0], device="cpu", use_tta=False, quiet=True)
+    res = predict_cases(predict_cohort["flat"], out, ModelOptions(model=model, folds=[0], device="cpu", use_tta=False),
+                        batch=BatchOptions(quiet=True))
     assert len(res["done"]) == 4 and not res["failed"]
     return {"model": model, "serial": _outputs(out), "dir": out}
 
@@ -90,8 +93,9 @@ def trained(tiny_cascade, predict_cohort, tmp_path_factory):
 def test_num_parts_with_a_trained_network_equal_serial(predict_cohort, trained, tmp_path):
     """The parts run of a real (tiny, trained) cascade: the union of two parts is the serial run, byte for byte."""
     out = tmp_path / "parts"
-    got = [predict_cases(predict_cohort["flat"], out, model=trained["model"], folds=[0], device="cpu", use_tta=False,
-                         num_parts=2, part_id=k, quiet=True)["done"] for k in (0, 1)]
+    model = ModelOptions(model=trained["model"], folds=[0], device="cpu", use_tta=False)
+    got = [predict_cases(predict_cohort["flat"], out, model, batch=BatchOptions(num_parts=2, part_id=k, quiet=True))[
+        "done"] for k in (0, 1)]
     assert sorted(got[0] + got[1]) == sorted(trained["serial"][0]) and not set(got[0]) & set(got[1])
     rebuild_tables(out)
     masks, reports, rows = _outputs(out)
@@ -123,8 +127,8 @@ def test_ray_with_a_trained_network_matches_serial(predict_cohort, trained, tmp_
     from nnunet_thrombus.inference.ray_backend import predict_cases_ray
 
     out = tmp_path / "ray"
-    res = predict_cases_ray(predict_cohort["flat"], out, ray_address=None, num_parts=2, model=trained["model"],
-                            folds=[0], device="cpu", use_tta=False)
+    model = ModelOptions(model=trained["model"], folds=[0], device="cpu", use_tta=False)
+    res = predict_cases_ray(predict_cohort["flat"], out, model, ray_address=None, num_parts=2)
     assert res["parts"] == 2 and len(res["done"]) == 4 and not res["failed"]
     masks, reports, rows = _outputs(out)
     assert masks.keys() == trained["serial"][0].keys()

@@ -44,9 +44,9 @@ def fake_model(monkeypatch):
     real = pipeline.predict_cases
     calls = []
 
-    def with_fake(inputs, out_dir, **kw):
-        calls.append(kw)
-        return real(inputs, out_dir, **{**kw, "model": None, "dataset": None, "predictor": FakePredictor()})
+    def with_fake(inputs, out_dir, model, outputs=None, batch=None):
+        calls.append(batch)
+        return real(inputs, out_dir, pipeline.ThrombusCasePredictor(FakePredictor(), model), outputs, batch)
 
     monkeypatch.setattr(pipeline, "predict_cases", with_fake)
     return calls
@@ -67,17 +67,17 @@ def test_ambiguity_names_the_flag_and_the_flags_pick_the_series(ambiguous_case, 
     assert "series 3 'CTA HEAD 2.4 A'" in msg and "series 4 'CTA HEAD 2.4 B'" in msg
     assert "pick one with --cta-series 3 or --cta-series 4" in msg, msg
     assert not (out / "P01").exists()  # no partial output
-    assert fake_model[-1]["cta_series"] is None and fake_model[-1]["ncct_series"] is None
+    assert fake_model[-1].cta_series is None and fake_model[-1].ncct_series is None
 
     # the CTA picked, the NCCT folder's two acquisitions are the next ambiguity, named with its own flag
     assert _predict(ambiguous_case, out, "--cta-series", "4") == 1
     msg = read_failures(out)[0]["error"]
     assert "NCCT" in msg and "2 acquisitions qualify" in msg and "series 2 " in msg and "series 8 " in msg
     assert "pick one with --ncct-series 2 or --ncct-series 8" in msg, msg
-    assert fake_model[-1]["cta_series"] == "4"
+    assert fake_model[-1].cta_series == "4"
 
     assert _predict(ambiguous_case, out, "--cta-series", "4", "--ncct-series", "8") == 0, capsys.readouterr().err
-    assert fake_model[-1]["ncct_series"] == "8" and read_failures(out) == []
+    assert fake_model[-1].ncct_series == "8" and read_failures(out) == []
     series = json.loads((out / "P01" / "report.json").read_text())["input"]["series"]
     assert series["cta"]["chosen"]["series_number"] == 4
     assert series["cta"]["reason"] == "picked with --cta-series 4"

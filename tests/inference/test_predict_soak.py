@@ -6,7 +6,8 @@ import shutil
 
 import SimpleITK as sitk
 
-from nnunet_thrombus.inference.pipeline import predict_cases, read_failures
+from nnunet_thrombus.inference.options import BatchOptions
+from nnunet_thrombus.inference.pipeline import ThrombusCasePredictor, predict_cases, read_failures
 
 from predict_testlib import FakePredictor, assert_case_valid, load_schema
 
@@ -49,7 +50,7 @@ def test_soak_50_cases(predict_cohort, tmp_path):
             sitk.WriteImage(img * 0, str(inp / f"{cid}_0001.nii.gz"), True)
     fake = RecordingPredictor()
     out = tmp_path / "out"
-    res = predict_cases(inp, out, predictor=fake, quiet=True)
+    res = predict_cases(inp, out, ThrombusCasePredictor(fake), batch=BatchOptions(quiet=True))
     peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     print(f"soak: {len(res['done'])} done, {len(res['failed'])} failed, peak RSS {peak_mb:.0f} MB, "
           f"RSS at case 10 / 46: {fake.rss[9]:.0f} / {fake.rss[-1]:.0f} MB")

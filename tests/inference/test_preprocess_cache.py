@@ -12,7 +12,8 @@ import SimpleITK as sitk
 import dataset_conversion.preprocess as conversion_preprocess
 from nnunet_thrombus.inference import preprocess_cache as pc
 from nnunet_thrombus.inference.hu_threshold import HUThresholdPredictor
-from nnunet_thrombus.inference.pipeline import predict_cases
+from nnunet_thrombus.inference.options import BatchOptions
+from nnunet_thrombus.inference.pipeline import ThrombusCasePredictor, predict_cases
 
 
 def _scan(seed: int, spacing=(0.5, 0.5, 1.0)) -> sitk.Image:
@@ -105,8 +106,8 @@ def test_cli_keeps_the_cache_in_the_output_folder_by_default(predict_cohort, tmp
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "home" / ".cache"))
     seen = {}
 
-    def fake_predict_cases(inputs, output, **kwargs):
-        seen.update(kwargs)
+    def fake_predict_cases(inputs, output, model, outputs=None, batch=None):
+        seen["cache_dir"] = batch.cache_dir
         return {"done": [], "failed": {}, "skipped": []}
 
     monkeypatch.setattr(pipeline, "predict_cases", fake_predict_cases)
@@ -131,7 +132,8 @@ def _reports(out):
 def test_second_predict_run_registers_nothing_and_writes_the_same(predict_cohort, tmp_path, monkeypatch, caplog):
     cases = sorted(p for p in predict_cohort["nifti"].iterdir() if p.is_dir())[:2]
     cache = tmp_path / "cache"
-    first = predict_cases(cases, tmp_path / "a", predictor=HUThresholdPredictor(), quiet=True, cache_dir=cache)
+    first = predict_cases(cases, tmp_path / "a", ThrombusCasePredictor(HUThresholdPredictor()),
+                          batch=BatchOptions(quiet=True, cache_dir=cache))
     assert len(first["done"]) == 2 and not first["failed"] and len(list(cache.iterdir())) == 2
 
     def no_registration(*args, **kwargs):
@@ -139,7 +141,8 @@ def test_second_predict_run_registers_nothing_and_writes_the_same(predict_cohort
 
     monkeypatch.setattr(conversion_preprocess, "preprocess_case", no_registration)
     caplog.set_level("INFO", logger="nnunet_thrombus")
-    second = predict_cases(cases, tmp_path / "b", predictor=HUThresholdPredictor(), quiet=False, cache_dir=cache)
+    second = predict_cases(cases, tmp_path / "b", ThrombusCasePredictor(HUThresholdPredictor()),
+                           batch=BatchOptions(quiet=False, cache_dir=cache))
     assert len(second["done"]) == 2 and not second["failed"]
     assert caplog.text.count("registration cached") == 2
     for out, status in ((tmp_path / "a", "miss"), (tmp_path / "b", "hit")):

@@ -8,7 +8,7 @@ import pytest
 from nnunet_thrombus.inference.json_schema import schema_errors
 from nnunet_thrombus.inference.overlay import overlay_text, render_overlay
 from nnunet_thrombus.calibration.postprocessing import Postprocessing
-from nnunet_thrombus.inference.report import build_report, report_schema, summary_row
+from nnunet_thrombus.inference.report import CaseFindings, build_report, report_schema, summary_row
 from nnunet_thrombus.calibration.review import ReviewRule, case_uncertainty
 from nnunet_thrombus.calibration.lvo import LVOThresholds
 
@@ -35,16 +35,17 @@ def test_report_has_reasons_uncertainty_and_review():
     unc = case_uncertainty(prob, sel["mask"])
     rule = ReviewRule(clot_score=0.5)
     review = dict(rule.review(unc, sel["flags"]), rule=rule.to_dict(), source="default")
-    report = build_report("C1", components=sel["kept"], probability=prob, mask=sel["mask"],
+    findings = CaseFindings(mask=sel["mask"], probability=prob, components=sel["kept"], folds=("0",),
+                            dropped=sel["dropped"], uncertainty=unc, review=review,
+                            postprocessing={"rule": Postprocessing().to_dict(), "source": "default",
+                                            "flags": sel["flags"]})
+    report = build_report("C1", findings,
                           input_info={"source": "nifti", "cta_geometry": GEO, "grid_geometry": GEO,
                                       "slice_thickness_mm": {"cta": 1.0, "ncct": 1.0}, "thick_slices_resampled": False,
                                       "preprocessed_input": True},
                           registration_qc={}, model_info={"model": "m", "tta": False, "roi_restrict": True},
-                          folds=("0",), rule=LVOThresholds(), rule_source="default", warnings=[],
-                          timings_s={k: 0.0 for k in ("preprocess", "coarse", "fine", "export")},
-                          dropped=sel["dropped"], uncertainty=unc, review=review,
-                          postprocessing={"rule": Postprocessing().to_dict(), "source": "default",
-                                          "flags": sel["flags"]})
+                          rule=LVOThresholds(), rule_source="default", warnings=[],
+                          timings_s={k: 0.0 for k in ("preprocess", "coarse", "fine", "export")})
     import json
 
     report = json.loads(json.dumps(report))          # what report.json holds

@@ -18,6 +18,7 @@ from dicom_checks import dciodvfy_errors  # noqa: E402
 from predict_testlib import FakePredictor  # noqa: E402
 
 from nnunet_thrombus.inference.dicom_sr import SR_SERIES_DESCRIPTION, read_sr_values, report_sr_values  # noqa: E402
+from nnunet_thrombus.inference.pipeline import ThrombusCasePredictor  # noqa: E402
 
 
 def _study_files(case_dir: Path) -> list[Path]:
@@ -63,7 +64,7 @@ def test_node_round_trip_through_orthanc(orthanc, tmp_path):
     assert set(pacs.find_studies({"ModalitiesInStudy": "CT"})) == {*good, bad_uid}
 
     out = tmp_path / "out"
-    first = serve_pacs(pacs, out, predict_options={"predictor": FakePredictor()})
+    first = serve_pacs(pacs, out, predictor=ThrombusCasePredictor(FakePredictor()))
     assert sorted(first["stored"]) == sorted(good) and first["skipped"] == []
     assert list(first["failed"]) == [bad_uid] and "no NCCT series" in first["failed"][bad_uid]
     assert [s["modality"] for s in pacs.series(bad_uid)] == ["CT"]  # the failed study is as it was
@@ -92,11 +93,11 @@ def test_node_round_trip_through_orthanc(orthanc, tmp_path):
                 for r in e.ReferencedSeriesSequence for i in r.ReferencedSOPSequence}
         assert str(seg.SOPInstanceUID) in refs
 
-    again = serve_pacs(pacs, out, predict_options={"predictor": FakePredictor()}, study_uids=sorted(good))
+    again = serve_pacs(pacs, out, predictor=ThrombusCasePredictor(FakePredictor()), study_uids=sorted(good))
     assert sorted(again["skipped"]) == sorted(good) and again["stored"] == [] and again["failed"] == {}
     for uid in good:  # nothing stored twice
         assert sorted(s["modality"] for s in pacs.series(uid)).count("SR") == 1
-    broken = serve_pacs(pacs, out, predict_options={"predictor": FakePredictor(fail_on=(1, 2))},
+    broken = serve_pacs(pacs, out, predictor=ThrombusCasePredictor(FakePredictor(fail_on=(1, 2))),
                         study_uids=sorted(good), overwrite=True)  # the model fails: nothing reaches the PACS
     assert sorted(broken["failed"]) == sorted(good) and broken["stored"] == []
     assert all("predict: " in d and "fake model failure" in d for d in broken["failed"].values())

@@ -131,6 +131,7 @@ def test_fit_roi_on_validation_and_predict_uses_it(tiny_cascade, tmp_path):
     import shutil
 
     from nnunet_thrombus.calibration.roi import THRESHOLDS, ROIThreshold
+    from nnunet_thrombus.inference.options import BatchOptions, ModelOptions
     from nnunet_thrombus.inference.pipeline import predict_cases
     from nnunet_thrombus.inference.validation_fit import fit_roi_threshold
     from nnunet_thrombus.model_folder import resolve_cascade
@@ -164,7 +165,8 @@ def test_fit_roi_on_validation_and_predict_uses_it(tiny_cascade, tmp_path):
         shutil.copy(f, inp / f.name)
     for given, source in ((None, FILE), (0.25, "command line")):
         out = tmp_path / f"out_{given}"
-        res = predict_cases(inp, out, model=files, folds=[0], use_tta=False, roi_threshold=given, quiet=True)
+        res = predict_cases(inp, out, ModelOptions(model=files, folds=[0], use_tta=False, roi_threshold=given),
+                            batch=BatchOptions(quiet=True))
         assert len(res["done"]) == 1
         report = json.loads(next(out.glob("*/report.json")).read_text())
         assert report["model"]["roi_threshold"] == (info["threshold"] if given is None else given)
