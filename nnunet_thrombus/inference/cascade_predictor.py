@@ -26,6 +26,7 @@ from os.path import isdir, isfile, join
 import numpy as np
 import torch
 import torch.nn.functional as F
+from nnunetv2.inference.data_iterators import PreprocessAdapterFromNpy
 
 from nnunet_thrombus.inference.fold_ensemble import FoldSpread, ensemble_logits
 from nnunet_thrombus.inference.result import CascadeResult
@@ -110,8 +111,6 @@ class ThrombusCascadePredictor:
         self.coarse_ratio = tuple(float(c) / float(f) for c, f in zip(coarse_spacing, fine_cm.spacing))
 
     def _preprocess(self, predictor, images: np.ndarray, spacing, seg_prev=None) -> dict:
-        from nnunetv2.inference.data_iterators import PreprocessAdapterFromNpy
-
         ppa = PreprocessAdapterFromNpy([images], [seg_prev], [{"spacing": list(spacing)}], [None],
                                        predictor.plans_manager, predictor.dataset_json,
                                        predictor.configuration_manager, num_threads_in_multithreaded=1)

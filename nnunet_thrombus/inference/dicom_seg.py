@@ -21,6 +21,9 @@ import numpy as np
 import SimpleITK as sitk
 
 from dataset_conversion.dicom_scan import ScanError, series_frames
+from nnunet_thrombus import __version__
+from nnunet_thrombus.atomic_io import atomic_path
+from nnunet_thrombus.deidentify import DeidentificationError, dataset_leaks, deidentify_sources, new_key
 
 
 def source_frames(folder, series_uid: str | None = None) -> tuple[list, list]:
@@ -71,8 +74,6 @@ def mask_on_native_grid(mask: sitk.Image, native: sitk.Image) -> np.ndarray:
 def _check_no_leak(ds, sources: list) -> None:
     """``DeidentificationError`` naming the attributes of the written ``ds`` that carry a value the profile
     removes from ``sources`` (``deidentify.dataset_leaks``: a last check behind the allow-list)."""
-    from nnunet_thrombus.deidentify import DeidentificationError, dataset_leaks
-
     where = dataset_leaks(ds, sources)
     if where:
         raise DeidentificationError("the anonymized SEG would carry source values the profile removes, in "
@@ -89,17 +90,14 @@ def write_dicom_seg(path, mask: sitk.Image, cta_native: sitk.Image, cta_folder, 
     Written to a temp name then renamed. Returns {"frames": int, "series_uid": str, "anonymized": bool}; with
     ``anonymize``, also "uids" ({source UID: new UID}) and "shift_days".
     """
+    # highdicom (and pydicom's code dictionary) load when a SEG is written, not when predict starts
     import highdicom as hd
     from pydicom.sr.codedict import codes
-
-    from nnunet_thrombus import __version__
 
     sources, frames = source_frames(cta_folder, series_uid)
     arr = mask_on_source_frames(mask, frames)
     originals, deid = sources, None
     if anonymize:
-        from nnunet_thrombus.deidentify import deidentify_sources, new_key
-
         deid = deidentify_sources(sources, key if key is not None else new_key(), case_id)
         sources = deid.datasets
     algo = hd.AlgorithmIdentificationSequence(name="nnunet_thrombus cascade", version=__version__,
@@ -120,8 +118,6 @@ def write_dicom_seg(path, mask: sitk.Image, cta_native: sitk.Image, cta_folder, 
     if deid is not None:
         deid.stamp(seg)
         _check_no_leak(seg, originals)
-    from nnunet_thrombus.atomic_io import atomic_path
-
     with atomic_path(path) as tmp:
         seg.save_as(str(tmp), enforce_file_format=True)
     out = {"frames": int(arr.shape[0]), "series_uid": str(seg.SeriesInstanceUID), "anonymized": bool(anonymize)}

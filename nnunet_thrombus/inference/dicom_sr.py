@@ -30,6 +30,17 @@ from __future__ import annotations
 import datetime
 import math
 
+import pydicom
+from pydicom.dataset import Dataset
+
+from nnunet_thrombus import __version__
+from nnunet_thrombus.atomic_io import atomic_path
+from nnunet_thrombus.deidentify import DeidentificationError, dataset_leaks, deidentify_sources
+from nnunet_thrombus.inference.dicom_seg import sorted_series
+
+# highdicom (and pydicom's code dictionary) are imported inside the functions that build SR content: they load when
+# an SR is written, not when predict starts
+
 #: private coding scheme of concepts no standard terminology has
 PRIVATE_SCHEME = "99NNUNETTHR"
 #: private concepts: key -> (code value, code meaning)
@@ -149,8 +160,6 @@ def _case_group(report: dict, algorithm):
 
 
 def _coding_scheme_item():
-    from pydicom.dataset import Dataset
-
     item = Dataset()
     item.CodingSchemeDesignator = PRIVATE_SCHEME
     item.CodingSchemeName = "nnunet_thrombus private concepts"
@@ -171,8 +180,6 @@ def build_dicom_sr(report: dict, sources: list, seg, *, series_uid: str, sop_ins
     """
     import highdicom as hd
     from pydicom.sr.codedict import codes
-
-    from nnunet_thrombus import __version__
 
     if not sources:
         raise ValueError(f"case {report.get('case_id')}: no source CTA datasets for the DICOM SR")
@@ -238,13 +245,9 @@ def write_dicom_sr(path, report: dict, sources: list, seg, *, series_uid: str | 
     Returns {"series_uid": str, "sop_instance_uid": str, "n_components": int}."""
     import highdicom as hd
 
-    from nnunet_thrombus.atomic_io import atomic_path
-
     sr = build_dicom_sr(report, sources, seg, series_uid=series_uid or hd.UID(),
                         sop_instance_uid=sop_instance_uid or hd.UID(), date_shift_days=date_shift_days, deid=deid)
     if deid is not None and originals is not None:
-        from nnunet_thrombus.deidentify import DeidentificationError, dataset_leaks
-
         where = dataset_leaks(sr, originals)
         if where:
             raise DeidentificationError("the anonymized SR would carry source values the profile removes, in "
@@ -263,10 +266,6 @@ def write_case_sr(path, report: dict, cta_folder, seg_path, *, cta_series_uid: s
     anonymize: the SEG was written with ``anonymize=True`` under ``key`` (a ``deidentify.DeidKey``, required then);
     the SR is built from the same minimal de-identified source copies (same case id, date shift and UID mapping),
     so it references exactly what the SEG does."""
-    import pydicom
-
-    from nnunet_thrombus.inference.dicom_seg import sorted_series
-
     sources = sorted_series(cta_folder, cta_series_uid)
     seg = pydicom.dcmread(str(seg_path))
     if not anonymize:
@@ -274,8 +273,6 @@ def write_case_sr(path, report: dict, cta_folder, seg_path, *, cta_series_uid: s
     if key is None:
         raise ValueError(f"case {report.get('case_id')}: an anonymized SR needs the key its SEG was written with "
                          "(deidentify.key_for_outputs), or its references would not match the SEG")
-    from nnunet_thrombus.deidentify import deidentify_sources
-
     deid = deidentify_sources(sources, key, str(report["case_id"]))
     return write_dicom_sr(path, report, deid.datasets, seg, deid=deid, originals=sources)
 

@@ -14,12 +14,16 @@ raises ``CaseInputError`` (a ``ValueError``) whose message names the case and sa
 """
 from __future__ import annotations
 
+import gzip
+import struct
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
+import pydicom
 import SimpleITK as sitk
+from scipy import ndimage
 
 from dataset_conversion.ct_reader import read_image
 from dataset_conversion.dicom_scan import ScanError, folder_headers
@@ -27,6 +31,7 @@ from dataset_conversion.discovery import (IMAGE_SUFFIXES, Case, discover_cases, 
                                           discover_patient, safe_case_id)
 from dataset_conversion.preprocess import OUTSIDE_BRAIN_HU, check_slice_thickness, preprocess_case
 from dataset_conversion.series_policy import AmbiguousSeriesError
+from nnunet_thrombus.deidentify import DeidentificationError, check_case_sources
 from nnunet_thrombus.inference.preprocess_cache import preprocess_cached
 
 #: CTA vessel 99th percentile (HU, inside the brain) below which the CTA is said to show no contrast
@@ -117,8 +122,6 @@ def select_part(cases: list, num_parts: int, part_id: int) -> list:
 def read_phi(dicom_folder: Path, series_uid: str | None = None) -> dict:
     """Identifying header values of the first DICOM file in ``dicom_folder`` (of ``series_uid`` when given;
     stray and non-DICOM files skipped; empty values dropped)."""
-    import pydicom
-
     for path in sorted(p for p in Path(dicom_folder).rglob("*") if p.is_file() and not p.name.startswith(".")):
         try:
             ds = pydicom.dcmread(str(path), stop_before_pixels=True)
@@ -138,8 +141,6 @@ def case_headers(case: Case) -> list:
 def check_deidentifiable(case: Case, series_uids) -> frozenset:
     """For ``--anonymize``: ``deidentify.check_case_sources`` on the case's DICOM headers, its refusals raised
     as ``CaseInputError``."""
-    from nnunet_thrombus.deidentify import DeidentificationError, check_case_sources
-
     try:
         return check_case_sources(case.case_id, case_headers(case), series_uids)
     except DeidentificationError as exc:
@@ -163,8 +164,6 @@ def contrast_statistics(cta: np.ndarray, ncct: np.ndarray, brain: np.ndarray, sp
                         erode_mm: float = 3.0) -> dict:
     """99.5th percentiles (HU) of CTA and NCCT inside the brain mask eroded by ``erode_mm`` (away from the
     inner table): contrast-filled vessels lift the CTA's to 200-500 HU, the NCCT's stays near brain (30-60 HU)."""
-    from scipy import ndimage
-
     inside = ndimage.binary_erosion(brain > 0, _ball(erode_mm, spacing_zyx))
     if not inside.any():
         inside = brain > 0
@@ -177,8 +176,6 @@ def contrast_statistics(cta: np.ndarray, ncct: np.ndarray, brain: np.ndarray, sp
 def skull_enclosure(native: np.ndarray, brain: np.ndarray, spacing_zyx, shell_mm: float = 5.0) -> float:
     """Fraction of a ``shell_mm`` shell around the brain mask that is bone (> 300 HU) on ``native``: a skull
     surrounds the brain in a head CT (about 0.3-1.0); a body CT's soft-tissue blob is not enclosed (< 0.1)."""
-    from scipy import ndimage
-
     m = brain > 0
     if not m.any():
         return 0.0
@@ -189,9 +186,6 @@ def skull_enclosure(native: np.ndarray, brain: np.ndarray, spacing_zyx, shell_mm
 def check_nifti_complete(path: Path) -> None:
     """Raise ``CaseInputError`` when a NIfTI-1 file (``.nii`` / ``.nii.gz``) holds fewer voxel bytes than its
     header promises or its gzip stream is cut: ITK would otherwise read a truncated file without complaint."""
-    import gzip
-    import struct
-
     name = Path(path).name.lower()
     if not name.endswith((".nii", ".nii.gz")):
         return
@@ -249,6 +243,84 @@ def _read_pair(case: Case, allow_thick: bool, ncct_series: str | None = None, ct
     return cta, ncct, cta_native, cta_info, ncct_info, cta_thick or ncct_thick
 
 
+def _scan_warnings(cta_info: dict, ncct_info: dict, thick: bool) -> list[dict]:
+    """Warnings about how the scans were acquired: gantry tilt (resampled), thick slices (resampled to 1 mm)."""
+    warnings: list[dict] = []
+    for name, scan_info in (("NCCT", ncct_info), ("CTA", cta_info)):
+        if scan_info.get("tilt_corrected"):
+            tilt = scan_info["gantry_tilt_deg"]
+            warnings.append({"code": "gantry_tilt", "message": f"{name} acquired with {tilt:.1f} deg gantry tilt: "
+                             "resampled onto an orthogonal grid (slices shifted in-plane)"})
+    if thick:
+        warnings.append({"code": "thick_slices", "message": "slices thicker than 2.5 mm were resampled to 1 mm "
+                         "(--allow-thick-slices); measurements are less reliable"})
+    return warnings
+
+
+def _register(case: Case, cta: sitk.Image, ncct: sitk.Image, cache_dir: Path | None) -> tuple[dict, str]:
+    """({"cta", "ncct_on_cta", "brain_mask", "qc"}, cache status): NCCT registered onto the CTA and both
+    skull-stripped (``dataset_conversion.preprocess``), or taken as they are for nnU-Net input (already done)."""
+    cid = case.case_id
+    if case.meta.get("preprocessed"):
+        if cta.GetSize() != ncct.GetSize() or not np.allclose(cta.GetSpacing(), ncct.GetSpacing(), atol=1e-3):
+            raise CaseInputError(f"case {cid}: _0000 and _0001 are on different grids ({cta.GetSize()} vs "
+                                 f"{ncct.GetSize()}); run 'nnunet_thrombus convert' to register them")
+        ncct.CopyInformation(cta)
+        brain = sitk.Cast(cta > -1000, sitk.sitkUInt8)
+        return {"cta": cta, "ncct_on_cta": ncct, "brain_mask": brain, "qc": {"note": "input already registered"}}, "n/a"
+    try:
+        return preprocess_cached(ncct, cta, cache_dir, preprocess_case)
+    except ValueError as exc:  # skull strip finds no brain, registration diverged
+        raise CaseInputError(f"case {cid}: {exc}; is this a head CT (NCCT + CTA of the same patient)?") from exc
+
+
+def _check_head(case: Case, cta: sitk.Image, brain_arr: np.ndarray) -> float:
+    """Brain volume (ml) of a plausible head CT; ``CaseInputError`` when the brain mask is implausible or no skull
+    surrounds it."""
+    cid = case.case_id
+    brain_ml = float(brain_arr.sum()) * float(np.prod(cta.GetSpacing())) / 1000.0
+    if not BRAIN_ML_RANGE[0] <= brain_ml <= BRAIN_ML_RANGE[1]:
+        raise CaseInputError(f"case {cid}: brain mask volume {brain_ml:.0f} ml outside {BRAIN_ML_RANGE} ml: not a "
+                             "head CT, or the field of view misses the brain; check the scans")
+    if not case.meta.get("preprocessed"):
+        enclosure = skull_enclosure(sitk.GetArrayViewFromImage(cta), brain_arr, cta.GetSpacing()[::-1])
+        if enclosure < MIN_SKULL_ENCLOSURE:
+            raise CaseInputError(f"case {cid}: no skull around the soft tissue (bone fraction {enclosure:.2f} < "
+                                 f"{MIN_SKULL_ENCLOSURE}): this does not look like a head CT; give head scans")
+    return brain_ml
+
+
+def _check_contrast(result: dict, brain_arr: np.ndarray, spacing_zyx, warnings: list) -> dict:
+    """Contrast statistics of the registered pair; swaps ``result``'s CTA and NCCT (with a warning) when only the
+    scan given as NCCT shows contrast, warns when neither does."""
+    cta_arr = sitk.GetArrayFromImage(result["cta"])
+    ncct_arr = sitk.GetArrayFromImage(result["ncct_on_cta"])
+    stats = contrast_statistics(cta_arr, ncct_arr, brain_arr, spacing_zyx)
+    if stats["ncct_p99_hu"] >= NO_CONTRAST_HU > stats["cta_p99_hu"]:
+        warnings.append({"code": "swapped_channels",
+                         "message": f"the scan given as CTA shows no contrast (99th pct {stats['cta_p99_hu']:.0f} HU) "
+                                    f"but the NCCT does ({stats['ncct_p99_hu']:.0f} HU): channels were swapped for "
+                                    "prediction; check which scan is which"})
+        swapped_cta = sitk.GetImageFromArray(ncct_arr)
+        swapped_cta.CopyInformation(result["cta"])
+        swapped_ncct = sitk.GetImageFromArray(cta_arr)
+        swapped_ncct.CopyInformation(result["cta"])
+        result["cta"], result["ncct_on_cta"] = swapped_cta, swapped_ncct
+    elif stats["cta_p99_hu"] < NO_CONTRAST_HU:
+        warnings.append({"code": "no_contrast", "message": f"CTA vessel 99th percentile {stats['cta_p99_hu']:.0f} HU "
+                                                           f"< {NO_CONTRAST_HU:g} HU: no contrast visible"})
+    return stats
+
+
+def _case_phi(case: Case, cta_info: dict, ncct_info: dict) -> tuple[Path | None, dict]:
+    """(the CTA's DICOM folder or None, identifying header values of the case's DICOM series)."""
+    dicom_folder = Path(case.cta) if case.cta is not None and Path(case.cta).is_dir() else None
+    phi = read_phi(dicom_folder, cta_info.get("series_uid") or None) if dicom_folder else {}
+    if case.ncct is not None and Path(case.ncct).is_dir():
+        phi = {**read_phi(Path(case.ncct), ncct_info.get("series_uid") or None), **phi}
+    return dicom_folder, phi
+
+
 def prepare_case(case: Case, allow_thick_slices: bool = False, cache_dir: Path | None = None,
                  ncct_series: str | None = None, cta_series: str | None = None,
                  anonymize: bool = False) -> PreparedCase:
@@ -269,7 +341,7 @@ def prepare_case(case: Case, allow_thick_slices: bool = False, cache_dir: Path |
     try:
         cta, ncct, cta_native, cta_info, ncct_info, thick = _read_pair(case, allow_thick_slices, ncct_series,
                                                                        cta_series)
-    except AmbiguousSeriesError as exc:  # predict_cases takes these flags for a single case only
+    except AmbiguousSeriesError as exc:  # predict takes these flags for a single case only
         raise CaseInputError(f"case {cid}: {exc} (with this case's folder as the only -i input)") from exc
     except (ScanError, CaseInputError) as exc:
         raise CaseInputError(f"case {cid}: {exc}") from exc
@@ -277,54 +349,11 @@ def prepare_case(case: Case, allow_thick_slices: bool = False, cache_dir: Path |
     if anonymize:
         identifying = check_deidentifiable(case, [i.get("series_uid") for i in (cta_info, ncct_info)
                                                   if i.get("series_uid")])
-    warnings: list[dict] = []
-    for name, scan_info in (("NCCT", ncct_info), ("CTA", cta_info)):
-        if scan_info.get("tilt_corrected"):
-            tilt = scan_info["gantry_tilt_deg"]
-            warnings.append({"code": "gantry_tilt", "message": f"{name} acquired with {tilt:.1f} deg gantry tilt: "
-                             "resampled onto an orthogonal grid (slices shifted in-plane)"})
-    if thick:
-        warnings.append({"code": "thick_slices", "message": "slices thicker than 2.5 mm were resampled to 1 mm "
-                         "(--allow-thick-slices); measurements are less reliable"})
-    if case.meta.get("preprocessed"):
-        if cta.GetSize() != ncct.GetSize() or not np.allclose(cta.GetSpacing(), ncct.GetSpacing(), atol=1e-3):
-            raise CaseInputError(f"case {cid}: _0000 and _0001 are on different grids ({cta.GetSize()} vs "
-                                 f"{ncct.GetSize()}); run 'nnunet_thrombus convert' to register them")
-        ncct.CopyInformation(cta)
-        brain = sitk.Cast(cta > -1000, sitk.sitkUInt8)
-        result = {"cta": cta, "ncct_on_cta": ncct, "brain_mask": brain, "qc": {"note": "input already registered"}}
-        cache_status = "n/a"
-    else:
-        try:
-            result, cache_status = preprocess_cached(ncct, cta, cache_dir, preprocess_case)
-        except ValueError as exc:  # skull strip finds no brain, registration diverged
-            raise CaseInputError(f"case {cid}: {exc}; is this a head CT (NCCT + CTA of the same patient)?") from exc
+    warnings = _scan_warnings(cta_info, ncct_info, thick)
+    result, cache_status = _register(case, cta, ncct, cache_dir)
     brain_arr = sitk.GetArrayViewFromImage(result["brain_mask"])
-    brain_ml = float(brain_arr.sum()) * float(np.prod(cta.GetSpacing())) / 1000.0
-    if not BRAIN_ML_RANGE[0] <= brain_ml <= BRAIN_ML_RANGE[1]:
-        raise CaseInputError(f"case {cid}: brain mask volume {brain_ml:.0f} ml outside {BRAIN_ML_RANGE} ml: not a "
-                             "head CT, or the field of view misses the brain; check the scans")
-    if not case.meta.get("preprocessed"):
-        enclosure = skull_enclosure(sitk.GetArrayViewFromImage(cta), brain_arr, cta.GetSpacing()[::-1])
-        if enclosure < MIN_SKULL_ENCLOSURE:
-            raise CaseInputError(f"case {cid}: no skull around the soft tissue (bone fraction {enclosure:.2f} < "
-                                 f"{MIN_SKULL_ENCLOSURE}): this does not look like a head CT; give head scans")
-    cta_arr = sitk.GetArrayFromImage(result["cta"])
-    ncct_arr = sitk.GetArrayFromImage(result["ncct_on_cta"])
-    stats = contrast_statistics(cta_arr, ncct_arr, brain_arr, cta.GetSpacing()[::-1])
-    if stats["ncct_p99_hu"] >= NO_CONTRAST_HU > stats["cta_p99_hu"]:
-        warnings.append({"code": "swapped_channels",
-                         "message": f"the scan given as CTA shows no contrast (99th pct {stats['cta_p99_hu']:.0f} HU) "
-                                    f"but the NCCT does ({stats['ncct_p99_hu']:.0f} HU): channels were swapped for "
-                                    "prediction; check which scan is which"})
-        swapped_cta = sitk.GetImageFromArray(ncct_arr)
-        swapped_cta.CopyInformation(result["cta"])
-        swapped_ncct = sitk.GetImageFromArray(cta_arr)
-        swapped_ncct.CopyInformation(result["cta"])
-        result["cta"], result["ncct_on_cta"] = swapped_cta, swapped_ncct
-    elif stats["cta_p99_hu"] < NO_CONTRAST_HU:
-        warnings.append({"code": "no_contrast", "message": f"CTA vessel 99th percentile {stats['cta_p99_hu']:.0f} HU "
-                                                           f"< {NO_CONTRAST_HU:g} HU: no contrast visible"})
+    brain_ml = _check_head(case, cta, brain_arr)
+    stats = _check_contrast(result, brain_arr, cta.GetSpacing()[::-1], warnings)
     qc = dict(result["qc"])
     if qc.get("reg_qc_pass") is False:
         warnings.append({"code": "poor_registration", "message": f"registration QC failed (NCC "
@@ -338,10 +367,7 @@ def prepare_case(case: Case, allow_thick_slices: bool = False, cache_dir: Path |
             "cta_p99_hu": round(stats["cta_p99_hu"], 1), "ncct_p99_hu": round(stats["ncct_p99_hu"], 1),
             "preprocess_cache": cache_status,
             "series": {"ncct": series_report(ncct_info), "cta": series_report(cta_info)}}
-    dicom_folder = Path(case.cta) if case.cta is not None and Path(case.cta).is_dir() else None
-    phi = read_phi(dicom_folder, cta_info.get("series_uid") or None) if dicom_folder else {}
-    if case.ncct is not None and Path(case.ncct).is_dir():
-        phi = {**read_phi(Path(case.ncct), ncct_info.get("series_uid") or None), **phi}
+    dicom_folder, phi = _case_phi(case, cta_info, ncct_info)
     return PreparedCase(case_id=cid, cta=result["cta"], ncct=result["ncct_on_cta"], brain_mask=result["brain_mask"],
                         cta_native=cta_native, input_info=info, registration_qc=qc, warnings=warnings,
                         dicom_cta_folder=dicom_folder, dicom_series_uid=cta_info.get("series_uid") or None,

@@ -63,7 +63,7 @@ def render_overlay(cta: np.ndarray, ncct: np.ndarray, mask: np.ndarray, spacing,
                    brain: np.ndarray | None = None, slab_mm: float = 10.0, dropped: np.ndarray | None = None):
     """matplotlib Figure (2 x 3 panels) of the case; caller saves and closes it. ``dropped``: (z, y, x) mask of the
     components post-processing removed, or None."""
-    from matplotlib.figure import Figure
+    from matplotlib.figure import Figure  # matplotlib loads when an overlay is drawn, not when predict starts
 
     comps = report["components"]
     centre = _centre(mask, brain, comps[0]["bbox"] if comps else None)

@@ -50,6 +50,7 @@ from scipy import ndimage
 
 from nnunet_thrombus.networks.cascade_net import unwrap_network
 from nnunet_thrombus.networks.coarse_context import position_field
+from nnunet_thrombus.nnunet_env import trainer_class
 
 #: logits written where no window was run: background certain, thrombus impossible
 UNVISITED_BACKGROUND_LOGIT = 10.0
@@ -137,8 +138,6 @@ class ROIRestrictedPredictor(nnUNetPredictor):
         checkpoint; the network built by the trainer class named in the first checkpoint, with that fold's weights),
         but find the trainer class with :func:`~nnunet_thrombus.nnunet_env.trainer_class` instead of through
         ``nnUNet_extTrainer`` in the process environment."""
-        from nnunet_thrombus.nnunet_env import trainer_class
-
         folder = Path(model_training_output_dir)
         if use_folds is None:
             use_folds = self.auto_detect_available_folds(str(folder), checkpoint_name)
