@@ -1,14 +1,17 @@
-"""Loading a trained cascade for prediction, from a resolved model (:func:`nnunet_thrombus.model_folder.resolve_cascade`:
-``-d DATASET`` under ``nnUNet_results`` or ``-m FOLDER``, a copy).
+"""Loading a trained cascade for prediction, from a resolved model (:func:`nnunet_thrombus.model_folder.resolve_cascade`
+of ``-d DATASET`` under ``nnUNet_results`` or ``-m FOLDER``, a copy; :func:`resolve_model` from ``ModelOptions``).
 
 Where the model lives, its folds and the files stored with it are :mod:`nnunet_thrombus.model_folder`'s business;
 here the checked folders become a ``ThrombusCascadePredictor``, with every fold's weights loaded once so a corrupt or
-mixed model fails once, clearly, before any case is read.
+mixed model fails once, clearly, before any case is read. :func:`roi_choice` says which ROI setting the model runs
+with (the user's threshold, else the model's ``roi_threshold.json``), :func:`describe_model` what the report says.
 """
 from __future__ import annotations
 
-from nnunet_thrombus.model_folder import (COARSE, CHECKPOINT, FINE, CascadeModel, ModelError,
-                                          quiet_nnunet)
+from nnunet_thrombus.calibration.roi import resolve_roi_threshold
+from nnunet_thrombus.inference.options import ModelOptions
+from nnunet_thrombus.model_folder import (COARSE, CHECKPOINT, FINE, CascadeModel, ModelError, quiet_nnunet,
+                                          resolve_cascade)
 
 
 def load_predictor(model: CascadeModel, folds=None, device: str = "cpu", use_mirroring: bool = True,
@@ -39,3 +42,47 @@ def load_predictor(model: CascadeModel, folds=None, device: str = "cpu", use_mir
     except (RuntimeError, KeyError) as exc:  # state dict does not fit the architecture in plans.json
         raise ModelError(f"checkpoint in {model.root} does not match its plans ({type(exc).__name__}: "
                          f"{str(exc)[:300]}); the model folder is corrupt or mixed from different trainings") from exc
+
+
+def resolve_model(options: ModelOptions) -> CascadeModel:
+    """The trained cascade ``options`` name: ``options.model`` when it is already a ``CascadeModel``, else its folder
+    or ``options.dataset`` under ``nnUNet_results`` (``model_folder.resolve_cascade``; raises ``ModelError``)."""
+    if isinstance(options.model, CascadeModel):
+        return options.model
+    names = {k: v for k, v in (("trainer", options.trainer), ("plans", options.plans)) if v is not None}
+    return resolve_cascade(dataset=options.dataset, model_folder=options.model, folds=options.folds, **names)
+
+
+def roi_choice(options: ModelOptions, model: CascadeModel | None) -> tuple[bool, float | None, str, str | None]:
+    """(roi_restrict, roi_threshold, its source, why the ROI was turned off or None) for ``options`` and ``model``.
+
+    A threshold in ``options`` is the user's ("command line"); else the model's ``roi_threshold.json``, which may say
+    that no threshold kept every validation clot inside the ROI: the fine stage then looks everywhere. Without a
+    model the threshold stays None (the network's own, else the default; :func:`describe_model`)."""
+    if options.roi_threshold is not None:
+        return options.roi_restrict, options.roi_threshold, "command line", None
+    if model is None:
+        return options.roi_restrict, None, "default", None
+    roi, source = model.calibration.roi, model.calibration.sources["roi"]
+    if options.roi_restrict and roi.whole_image:  # fit-roi: the coarse stage misses validation clots
+        return False, roi.threshold, source, (f"{model.fine_dir.name}/roi_threshold.json: no threshold kept every "
+                                              "validation clot inside the ROI")
+    return options.roi_restrict, roi.threshold, source, None
+
+
+def describe_model(network, options: ModelOptions, model: CascadeModel | None) -> dict:
+    """``report.json`` ``model`` (less ``folds`` and per-case fields): the model's description
+    (``CascadeModel.describe``; "custom predictor" without one), TTA, ROI restriction, ROI threshold and its source."""
+    info = model.describe() if model is not None else {"model": "custom predictor"}
+    roi_restrict, threshold, source, why_off = roi_choice(options, model)
+    if why_off:
+        info["roi_restrict_source"] = why_off
+    if hasattr(network, "roi_threshold") and threshold != network.roi_threshold:  # a ready network's own
+        threshold, source = network.roi_threshold, "predictor"
+    info.update(tta=bool(options.use_tta), roi_restrict=bool(roi_restrict))
+    if roi_restrict:
+        if threshold is None:
+            threshold, source = resolve_roi_threshold()
+        info["roi_threshold"] = float(threshold)
+        info["roi_threshold_source"] = source
+    return info

@@ -42,19 +42,18 @@ from nnunet_thrombus.atomic_io import write_csv
 from nnunet_thrombus.calibration.model import ModelCalibration
 from nnunet_thrombus.calibration.postprocessing import Postprocessing
 from nnunet_thrombus.calibration.review import case_uncertainty
-from nnunet_thrombus.calibration.roi import resolve_roi_threshold
 from nnunet_thrombus.deidentify import identifying_values, key_for_outputs, redact
 from nnunet_thrombus.inference import case_outputs as co
 from nnunet_thrombus.inference.dicom_seg import write_dicom_seg
 from nnunet_thrombus.inference.dicom_sr import write_case_sr
 from nnunet_thrombus.inference.inputs import (CaseInputError, PreparedCase, case_headers, find_cases, prepare_case,
                                               select_part)
-from nnunet_thrombus.inference.model_files import load_predictor
+from nnunet_thrombus.inference.model_files import describe_model, load_predictor, resolve_model, roi_choice
 from nnunet_thrombus.inference.options import BatchOptions, ModelOptions, OutputOptions
 from nnunet_thrombus.inference.overlay import write_overlay
 from nnunet_thrombus.inference.report import (SUMMARY_COLUMNS, CaseFindings, build_report, deidentified_report,
                                               summary_row)
-from nnunet_thrombus.model_folder import CascadeModel, resolve_cascade
+from nnunet_thrombus.model_folder import CascadeModel
 
 logger = logging.getLogger(__name__)
 
@@ -87,50 +86,6 @@ def _stage_timings(prep: PreparedCase, model_t: dict, measure_s: float, export_s
          "export": model_t.get("export", 0.0) + export_s, "measure": measure_s}
     t["total"] = sum(t.values())
     return {k: round(float(v), 3) for k, v in t.items()}
-
-
-def resolve_model(options: ModelOptions) -> CascadeModel:
-    """The trained cascade ``options`` name: ``options.model`` when it is already a ``CascadeModel``, else its folder
-    or ``options.dataset`` under ``nnUNet_results`` (``model_folder.resolve_cascade``; raises ``ModelError``)."""
-    if isinstance(options.model, CascadeModel):
-        return options.model
-    names = {k: v for k, v in (("trainer", options.trainer), ("plans", options.plans)) if v is not None}
-    return resolve_cascade(dataset=options.dataset, model_folder=options.model, folds=options.folds, **names)
-
-
-def roi_choice(options: ModelOptions, model: CascadeModel | None) -> tuple[bool, float | None, str, str | None]:
-    """(roi_restrict, roi_threshold, its source, why the ROI was turned off or None) for ``options`` and ``model``.
-
-    A threshold in ``options`` is the user's ("command line"); else the model's ``roi_threshold.json``, which may say
-    that no threshold kept every validation clot inside the ROI: the fine stage then looks everywhere. Without a
-    model the threshold stays None (the network's own, else the default; :func:`describe_model`)."""
-    if options.roi_threshold is not None:
-        return options.roi_restrict, options.roi_threshold, "command line", None
-    if model is None:
-        return options.roi_restrict, None, "default", None
-    roi, source = model.calibration.roi, model.calibration.sources["roi"]
-    if options.roi_restrict and roi.whole_image:  # fit-roi: the coarse stage misses validation clots
-        return False, roi.threshold, source, (f"{model.fine_dir.name}/roi_threshold.json: no threshold kept every "
-                                              "validation clot inside the ROI")
-    return options.roi_restrict, roi.threshold, source, None
-
-
-def describe_model(network, options: ModelOptions, model: CascadeModel | None) -> dict:
-    """``report.json`` ``model`` (less ``folds`` and per-case fields): the model's description
-    (``CascadeModel.describe``; "custom predictor" without one), TTA, ROI restriction, ROI threshold and its source."""
-    info = model.describe() if model is not None else {"model": "custom predictor"}
-    roi_restrict, threshold, source, why_off = roi_choice(options, model)
-    if why_off:
-        info["roi_restrict_source"] = why_off
-    if hasattr(network, "roi_threshold") and threshold != network.roi_threshold:  # a ready network's own
-        threshold, source = network.roi_threshold, "predictor"
-    info.update(tta=bool(options.use_tta), roi_restrict=bool(roi_restrict))
-    if roi_restrict:
-        if threshold is None:
-            threshold, source = resolve_roi_threshold()
-        info["roi_threshold"] = float(threshold)
-        info["roi_threshold_source"] = source
-    return info
 
 
 def case_findings(result, prep: PreparedCase, images: dict, calibration: ModelCalibration) -> CaseFindings:
