@@ -39,7 +39,7 @@ import numpy as np
 import SimpleITK as sitk
 
 from nnunet_thrombus.atomic_io import write_csv
-from nnunet_thrombus.calibration.model import ModelCalibration
+from nnunet_thrombus.calibration.model import ARTIFACTS, DEFAULT, ModelCalibration
 from nnunet_thrombus.calibration.postprocessing import Postprocessing
 from nnunet_thrombus.calibration.review import case_uncertainty
 from nnunet_thrombus.deidentify import identifying_values, key_for_outputs, redact
@@ -60,8 +60,7 @@ logger = logging.getLogger(__name__)
 FAILURE_COLUMNS = ["case_id", "stage", "error"]
 #: the rules of a ready network given without a model: defaults, every component kept
 NO_MODEL_CALIBRATION = ModelCalibration(postprocessing=Postprocessing("none"),
-                                        sources={"postprocessing": "none", "review": "default", "lvo": "default",
-                                                 "roi": "default"})
+                                        sources={**dict.fromkeys(ARTIFACTS, DEFAULT), "postprocessing": "none"})
 
 
 def _progress(quiet: bool, text: str, error: bool = False) -> None:

@@ -9,7 +9,7 @@ from predict_testlib import FakePredictor
 
 from nnunet_thrombus.calibration.model import ModelCalibration
 from nnunet_thrombus.calibration.roi import ROIThreshold
-from nnunet_thrombus.inference import pipeline
+from nnunet_thrombus.inference import model_files, pipeline
 from nnunet_thrombus.inference.options import BatchOptions, ModelOptions
 from nnunet_thrombus.model_folder import CascadeModel
 
@@ -35,7 +35,7 @@ def _counting_loader(monkeypatch, model: CascadeModel) -> dict:
         seen["loads"].append(kwargs)
         return seen["network"]
 
-    monkeypatch.setattr(pipeline, "resolve_cascade", resolve)
+    monkeypatch.setattr(model_files, "resolve_cascade", resolve)
     monkeypatch.setattr(pipeline, "load_predictor", load)
     return seen
 
