@@ -11,6 +11,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:  # for the annotation only
+    from nnunet_thrombus.model_folder import CascadeModel
 
 
 @dataclass(frozen=True)
@@ -25,7 +29,7 @@ class ModelOptions:
     else the default).
     """
 
-    model: object = None
+    model: str | Path | CascadeModel | None = None
     dataset: str | int | None = None
     trainer: str | None = None
     plans: str | None = None

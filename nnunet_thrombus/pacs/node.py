@@ -7,7 +7,7 @@ Per study (``process_study``):
 2. **retrieve** its CT series (WADO-RS) into a work folder inside ``OUT`` (patient data stays with the outputs,
    removed when the study is done) and sort them into ``NCCT/`` + ``CTA/`` by meaning (``study_layout``);
 3. **predict** it as ``nnunet_thrombus predict --dicom-sr`` would, with the node's ``ThrombusCasePredictor`` (the model
-   loaded once for every study), into ``OUT/<case>/``, the case
+   loaded once, for all studies), into ``OUT/<case>/``, the case
    id being ``study-`` + a hash of the StudyInstanceUID (no patient data in folder names); the SEG and SR keep the
    study's patient and study modules (never anonymized: they must open over the patient's images);
 4. **store** the SEG and the SR (STOW-RS, one request) into the study.
@@ -60,7 +60,7 @@ def _append_log(out_dir: Path, row: dict) -> None:
 
 def process_study(pacs, study_uid: str, out_dir, *, predictor, overwrite: bool = False) -> dict:
     """Skip, retrieve, predict and store one study (module doc). ``predictor``: a ``ThrombusCasePredictor``
-    (``inference.pipeline``), built once for every study. Returns {"study_uid", "case_id", "status": "stored" |
+    (``inference.pipeline``), built once and used for every study. Returns {"study_uid", "case_id", "status": "stored" |
     "skipped" | "failed", "detail", "stage"}; never raises for a bad study (Ctrl-C still stops)."""
     out_dir = Path(out_dir)
     case_id = study_case_id(study_uid)
