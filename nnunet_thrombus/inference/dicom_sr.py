@@ -179,7 +179,7 @@ def build_dicom_sr(report: dict, sources: list, seg, *, series_uid: str, sop_ins
     Returns a ``highdicom.sr.Comprehensive3DSR``.
     """
     import highdicom as hd
-    from pydicom.sr.codedict import codes
+    from pydicom.sr.codedict import codes  # pydicom's code dictionary: loaded with highdicom, when an SR is built
 
     if not sources:
         raise ValueError(f"case {report.get('case_id')}: no source CTA datasets for the DICOM SR")
