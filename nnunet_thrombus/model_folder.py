@@ -25,7 +25,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from nnunet_thrombus.atomic_io import write_json
-from nnunet_thrombus.nnunet_env import ext_trainer_value
 
 if TYPE_CHECKING:
     from nnunet_thrombus.calibration.model import ModelCalibration

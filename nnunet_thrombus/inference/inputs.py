@@ -4,7 +4,7 @@ Accepted inputs (any mix, given as a list of paths):
 
 - one patient folder (``NCCT/`` + ``CTA/`` DICOM folders or ``ncct.nii.gz`` + ``cta.nii.gz``, as the converter reads;
   a DICOM folder may hold localizers, MIPs, dose reports and stray files: the series is chosen by meaning, see
-  ``dataset_conversion.dicom_io``, and the choice goes into ``report.json`` ``input.series``);
+  ``dataset_conversion.series_policy``, and the choice goes into ``report.json`` ``input.series``);
 - a folder of such patient folders (one case per sub-folder);
 - an nnU-Net images folder (``<case>_0000.nii.gz`` = CTA, ``<case>_0001.nii.gz`` = NCCT), already registered and
   skull-stripped by ``convert``: registration and skull stripping are skipped, the brain mask is CTA > -1000 HU.
@@ -328,7 +328,8 @@ def prepare_case(case: Case, allow_thick_slices: bool = False, cache_dir: Path |
 
     ``ncct_series`` / ``cta_series``: SeriesNumber or SeriesInstanceUID to read when a DICOM folder holds several
     series that qualify equally (predict's ``--ncct-series`` / ``--cta-series``); ``case.meta`` values of the same
-    name win. None: chosen by meaning (``dataset_conversion.dicom_io``); an ambiguous choice raises, naming the flag.
+    name win. None: chosen by meaning (``dataset_conversion.series_policy``); an ambiguous choice raises, naming
+    the flag.
 
     ``cache_dir``: where registration + skull stripping are cached per pair of scans
     (:mod:`nnunet_thrombus.inference.preprocess_cache`); None computes them every time. ``input_info`` records

@@ -129,7 +129,6 @@ def _ncct_grid(cta_grid: Grid, thick: bool, thick_mm: float) -> tuple[Grid, int]
         return cta_grid, 1
     sz = cta_grid.spacing_xyz[2]
     nz = max(2, int(round(cta_grid.shape_zyx[0] * sz / thick_mm)))
-    g = Grid.centred((nz, *cta_grid.shape_zyx[1:]), (*cta_grid.spacing_xyz[:2], thick_mm), cta_grid.centre_xyz)
     sub = max(2, int(round(thick_mm / sz)))
     fine = Grid.centred((nz * sub, *cta_grid.shape_zyx[1:]), (*cta_grid.spacing_xyz[:2], thick_mm / sub),
                         cta_grid.centre_xyz)

@@ -10,7 +10,6 @@ import datetime
 from pathlib import Path
 
 import numpy as np
-import pydicom
 import SimpleITK as sitk
 from pydicom.dataset import FileDataset, FileMetaDataset
 from pydicom.uid import CTImageStorage, ExplicitVRLittleEndian, generate_uid

@@ -4,7 +4,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import SimpleITK as sitk
-from _phantom import euler, make_case
+from _phantom import make_case
 from conftest import mean_tre_mm
 
 from dataset_conversion.registration import (QC_PEAK_TOLERANCE, apply_transform_to_mask, register_ncct_to_cta,

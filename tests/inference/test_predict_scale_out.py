@@ -66,11 +66,15 @@ def test_ray_two_local_workers_equal_serial(predict_cohort, serial, tmp_path, ca
     assert res["parts"] == 2 and len(res["done"]) == 4 and not res["failed"]
     printed = capfd.readouterr()
     forwarded = printed.out + printed.err
-    for part in (1, 2):
-        assert f"Ray part {part}/2 started" in forwarded, forwarded[-3000:]
-    for case in res["done"]:  # one progress line per case, written in whichever worker predicted it
-        # Ray's prefix "(_run_part pid=N)" (colour codes after it on some terminals), then our record
-        assert re.search(rf"pid=\d+\)\S* \d\d:\d\d:\d\d \[\d/2\] {case}: ", forwarded), forwarded[-3000:]
+    # each part's start and one progress line per case, written in whichever worker ran it: Ray's prefix
+    # "(_run_part pid=N)" (colour codes after it on some terminals), then our record. Ray prints a line that differs
+    # from an earlier one of another worker only in numbers once, then "[repeated Nx across cluster]" (N: the lines
+    # it left out; docs/logging.md), so some of these lines may be counted only in such a marker
+    merged = sum(int(n) for n in re.findall(r"\[repeated (\d+)x across cluster\]", forwarded))
+    parts = [part for part in (1, 2) if f"Ray part {part}/2 started" in forwarded]
+    shown = [case for case in res["done"]
+             if re.search(rf"pid=\d+\)\S* \d\d:\d\d:\d\d \[\d/2\] {case}: ", forwarded)]
+    assert parts and shown and len(parts) + len(shown) + merged >= 2 + len(res["done"]), forwarded[-3000:]
     masks, reports, rows = _outputs(out)
     assert masks == serial[0], "Ray masks differ byte for byte from the serial run"
     assert reports == serial[1]

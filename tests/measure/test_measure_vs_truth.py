@@ -6,7 +6,6 @@ test_measure_analytic_truth.py and test_measure_length_volume.py. The targets ar
 package: volume 2%, length 10% (every case), NCCT core density and perviousness 3 HU (every case, same core
 definition), side 100%, site >= 95%. See docs/metrics.md for the table and the command that makes it.
 """
-import numpy as np
 import pytest
 
 from nnunet_thrombus.synthetic.measure_check import error_table, errors, misses, run_check
