@@ -16,7 +16,7 @@
 # The summary splits the wall time into setup (data generation, planning, preprocessing) and the check itself
 # (three trainings and two predictions), which is what the 8-minute target is about.
 # CPU dry run of the same steps (minutes, proves the script's logic, says nothing about GPU speed):
-#   bash benchmarks/gpu_check.sh --out /tmp/gpu_dry --preset tiny --plan-preset cpu --device cpu --iters 2
+#   bash benchmarks/gpu_check.sh --out gpu_dry --preset tiny --plan-preset cpu --device cpu --iters 2
 #
 # Fold 0 trains on all cases but one and validates on that one (a splits_final.json written here, since nnU-Net's
 # five-fold split needs five cases and a paper-preset case takes 1-2 minutes to generate). Training times are
