@@ -46,7 +46,7 @@ DEMO_OPTIMIZER = "adamw"
 #: 3e-3 they found 3 and 2 of 4 test clots in two runs (docs/results/demo.md, "Why the coarse stage found no
 #: held-out clot")
 DEMO_COARSE_LR = 3e-3
-DEFAULT_BUDGET_MINUTES = 17.0
+DEFAULT_BUDGET_MINUTES = 20.0
 
 
 @dataclass(frozen=True)
@@ -60,23 +60,24 @@ class DemoSchedule:
     val_iters: int = 2
 
     #: minutes of the demo that are not training iterations: synth, convert, plan, export-next-stage, the final
-    #: validation of each training, predict, evaluate, process start-ups (measured on 2 idle cores: 6.8), plus
-    #: about 0.5 for the coarse stage's own held-out prediction (one nnUNetv2_predict start-up and 6 coarse passes
-    #: of about 3 s: an estimate from the demo5 log, not yet measured on idle cores)
-    FIXED_MINUTES = 7.5
-    #: seconds per iteration on 2 idle cores at the demo patch: coarse, fine, baseline
-    SECONDS = {"coarse": 0.31, "fine": 0.42, "baseline": 0.20}
+    #: validation of each training, the fits, predict, evaluate (with its two nnUNetv2_predict runs), process
+    #: start-ups. Measured on 2 idle cores at commit 9bc9716: 19.7 min in all, of which 9.9 min were training
+    #: epochs (the epoch times of nnU-Net's training logs), leaving 9.8
+    FIXED_MINUTES = 9.8
+    #: seconds per iteration on 2 idle cores at the demo patch (mean epoch time / iterations, the same run):
+    #: coarse 15.3 s / 43, fine 39.8 s / 95, baseline 20.9 s / 95
+    SECONDS = {"coarse": 0.355, "fine": 0.419, "baseline": 0.219}
     #: share of the fine stage's iterations the coarse stage gets
     COARSE_SHARE = 0.4
 
     @classmethod
     def for_budget(cls, minutes: float) -> "DemoSchedule":
         """Iterations that fit ``minutes`` end to end. The fine stage and the baseline get the same number N; the
-        coarse stage gets 0.4 N. With AdamW 3e-3 (:data:`DEMO_COARSE_LR`) the coarse stage's 301 iterations of the
-        default budget found 3 and 2 of 4 test clots in two runs on the demo cohort; at 1e-3 none (docs/results/demo.md).
+        coarse stage gets 0.4 N. With AdamW 3e-3 (:data:`DEMO_COARSE_LR`) the coarse stage's 301 iterations (the
+        default budget now gives 308) found 3 and 2 of 4 test clots in two runs on the demo cohort; at 1e-3 none (docs/results/demo.md).
         The fine stage needs about 750 iterations to find held-out clots reliably.
-        N = (minutes - FIXED_MINUTES) * 60 / (0.4 * 0.31 + 0.42 + 0.20); the default 17 minutes gives the fine
-        stage and the baseline 8 x 95 and the coarse stage 7 x 43."""
+        N = (minutes - FIXED_MINUTES) * 60 / (0.4 * 0.355 + 0.419 + 0.219); the default 20 minutes gives the fine
+        stage and the baseline 8 x 98 and the coarse stage 7 x 44."""
         if minutes <= 0:
             raise ValueError(f"budget must be positive minutes, got {minutes}")
         per_iter = cls.COARSE_SHARE * cls.SECONDS["coarse"] + cls.SECONDS["fine"] + cls.SECONDS["baseline"]

@@ -72,9 +72,15 @@ def test_train_passes_the_learning_rate_as_a_flag(tmp_path, monkeypatch):
     assert "--lr" not in seen[-1][0]
 
 
-def test_default_budget_gives_the_coarse_stage_the_measured_301_iterations():
-    from nnunet_thrombus.demo import DemoSchedule
+def test_default_budget_gives_the_coarse_stage_about_the_measured_301_iterations():
+    from nnunet_thrombus.demo import DEFAULT_BUDGET_MINUTES, DemoSchedule
 
-    s = DemoSchedule.for_budget(17.0)
-    assert (s.coarse_epochs, s.coarse_iters) == (7, 43)     # the schedule measured at lr 3e-3
-    assert (s.epochs, s.iters) == (8, 95)
+    s = DemoSchedule.for_budget(DEFAULT_BUDGET_MINUTES)
+    assert DEFAULT_BUDGET_MINUTES == 20.0
+    assert (s.coarse_epochs, s.coarse_iters) == (7, 44)     # 308 iterations; 301 were measured at lr 3e-3
+    assert (s.epochs, s.iters) == (8, 98)
+    # the schedule's own time estimate is the budget: fixed minutes plus iterations x measured seconds
+    est = DemoSchedule.FIXED_MINUTES + (s.coarse_epochs * s.coarse_iters * DemoSchedule.SECONDS["coarse"]
+                                        + s.epochs * s.iters * (DemoSchedule.SECONDS["fine"]
+                                                                + DemoSchedule.SECONDS["baseline"])) / 60
+    assert abs(est - DEFAULT_BUDGET_MINUTES) < 0.2
