@@ -192,6 +192,21 @@ def _record(chosen: SeriesInfo, reason: str, passed_over: list[SeriesInfo], **ex
             "skipped": [series_summary(o) for o in _by_number(passed_over)], **extra}
 
 
+def _not_a_head_volume(series: SeriesInfo) -> str | None:
+    """Why a series cannot be a head scan even when the user names it (a localizer, fewer than 3 images, less
+    than ``MIN_COVERAGE_MM`` of coverage), or None. Other skip reasons (a DERIVED reconstruction, a thick or
+    oblique series) the user may override."""
+    types = [str(v).upper() for _, d in series.files for v in as_list(getattr(d, "ImageType", []))]
+    if "LOCALIZER" in types:
+        return "a localizer (scout) image"
+    if len(series.frames) < 3:
+        return f"only {len(series.frames)} image(s)"
+    cover = coverage_mm(series)
+    if cover < MIN_COVERAGE_MM:
+        return f"covers only {cover:.1f} mm along the slice normal (< {MIN_COVERAGE_MM:g} mm)"
+    return None
+
+
 def _choose_picked(folder: Path, series: dict[str, SeriesInfo], want: str, flag: str | None,
                    skipped: list[SeriesInfo], candidates: list[SeriesInfo]) -> tuple[SeriesInfo, dict]:
     """The series the user named (SeriesNumber or SeriesInstanceUID ``want``), even one the rule would skip."""
@@ -208,6 +223,12 @@ def _choose_picked(folder: Path, series: dict[str, SeriesInfo], want: str, flag:
         chosen.frames = [f for path, d in chosen.files for f in frames_of(path, d)]
     if chosen.skip and not chosen.frames:
         raise ScanError(f"{folder}: series {want} ({flag}) cannot be read as a volume: {chosen.skip}")
+    not_a_head = _not_a_head_volume(chosen)
+    if not_a_head:
+        usable = [series_label(s) for s in _by_number(candidates)]
+        raise ScanError(f"{folder}: series {want} ({flag}) is not a head volume: {not_a_head}; "
+                        + (f"give {flag or 'the flag'} one of: " + "; ".join(usable) if usable
+                           else "no series of this folder qualifies"))
     note = f"picked with {flag} {want}" + (f" although it would be skipped: {chosen.skip}" if chosen.skip else "")
     chosen.skip = None
     others = [s for s in candidates if s is not chosen]

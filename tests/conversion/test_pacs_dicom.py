@@ -48,6 +48,18 @@ def test_primary_chosen_over_mip_localizer_and_dose_report(tmp_path, head, prima
     assert info["selection"]["reason"] == "the only qualifying series"
 
 
+def test_a_picked_localizer_is_refused_naming_the_series_that_qualify(tmp_path, head):
+    grid, hu = head
+    folder = tmp_path / "CTA"
+    write_localizer(folder, number=1)
+    write_series(folder, hu, grid, number=3, acq_time="101500")
+    with pytest.raises(ScanError, match=r"series 1 \(--cta-series\) is not a head volume: a localizer.*"
+                                        r"--cta-series one of: series 3"):
+        read_dicom_series(folder, series=1, flag="--cta-series")
+    img, info = read_dicom_series(folder, series=3, flag="--cta-series")
+    assert info["series_number"] == 3 and np.array_equal(_arr(img), hu)
+
+
 def test_soft_kernel_then_thinnest_then_ambiguity(tmp_path, head):
     grid, hu = head
     folder = tmp_path / "NCCT"
