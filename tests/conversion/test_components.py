@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 import SimpleITK as sitk
 from _phantom import make_case
-from conftest import mean_tre_mm
+from _registration_truth import mean_tre_mm
 
 from dataset_conversion.registration import (QC_PEAK_TOLERANCE, apply_transform_to_mask, register_ncct_to_cta,
                                              registration_qc)

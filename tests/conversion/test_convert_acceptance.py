@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import SimpleITK as sitk
-from conftest import load_truth, mean_tre_mm, truth_transform
+from _registration_truth import load_truth, mean_tre_mm, truth_transform
 
 from nnunet_thrombus.masks import dice
 
