@@ -11,10 +11,8 @@ Rule (``LVOThresholds``, documented in docs/metrics.md):
 Calibre check of the ICA site (``refined_site``): the site rule works on the brain box only, and a clot at the
 origin of the A1 sits in its ICA zone beside the carotid T. With ``min_ica_diameter_mm`` set, a component the
 site rule calls "ICA" whose mean diameter is below it has the calibre of an A1 or M1, not of the ICA (lumen
-diameters about 2, 3 and 4.5 mm). Its own axis then names the artery (``measure.course.artery_at_carotid_t``): running
-medially and forwards it is an A1 clot ("ACA"), laterally an M1 clot, up and back a thin (partial) ICA clot, which
-stays "ICA". Only a clot without a clear axis (about as long as wide) falls back to its position: "ACA" when its
-centroid lies medial of ``carotid_t_lr`` (the A1 runs medially from the carotid T), "M1" otherwise. ``fit_ica_calibre`` sets the threshold from the training
+diameters about 2, 3 and 4.5 mm): it becomes "ACA" when its centroid lies medial of ``carotid_t_lr`` (the A1
+runs medially from the carotid T) and "M1" otherwise. ``fit_ica_calibre`` sets the threshold from the training
 set's own ICA reference clots, so it follows the cohort's calibre.
 
 Thresholds are fitted on validation folds only (``fit_lvo_thresholds``) and stored as ``lvo_thresholds.json``
@@ -28,7 +26,6 @@ from dataclasses import dataclass, replace
 import numpy as np
 
 from nnunet_thrombus.calibration.artifact import FittedArtifact
-from nnunet_thrombus.measure.course import artery_at_carotid_t
 from nnunet_thrombus.vocabulary import CALLS, LVO_SITES
 
 #: normalised distance of the carotid T from the midline (14 of about 70 mm half brain width; the middle of the site
@@ -73,29 +70,19 @@ class LVOThresholds(FittedArtifact):
 
 
 def refined_site(component: dict, rule: LVOThresholds) -> tuple[str, str | None]:
-    """The component's site after the ICA calibre check (module docstring) and a note saying why it changed or was
-    kept (None when the check did not apply). Keys used: ``site``, ``mean_diameter_mm``, ``length_mm``,
-    ``axis_lps``, ``side``, ``site_coordinates`` ([lr, ap, si])."""
+    """The component's site after the ICA calibre check (module docstring) and a note saying why it changed
+    (None when it did not). Keys used: ``site``, ``mean_diameter_mm``, ``site_coordinates`` ([lr, ap, si])."""
     site, diameter = component.get("site"), component.get("mean_diameter_mm")
     if site != "ICA" or rule.min_ica_diameter_mm is None or diameter is None or diameter >= rule.min_ica_diameter_mm:
         return site, None
-    thin = f"ICA zone, but mean diameter {float(diameter):.2f} mm < {rule.min_ica_diameter_mm:g} mm (ICA calibre)"
-    length = component.get("length_mm")
-    elongation = float(length) / float(diameter) if length and diameter else None
-    artery, cos = artery_at_carotid_t(component.get("axis_lps"), component.get("side"), elongation) \
-        if component.get("side") in ("L", "R") else (None, {})
-    if artery is not None:
-        runs = {"ICA": "up and back as the supraclinoid ICA", "A1": "medially and forwards as the A1",
-                "M1": "laterally as the M1"}[artery]
-        new = {"ICA": "ICA", "A1": "ACA", "M1": "M1"}[artery]
-        return new, f"{thin}; its axis runs {runs} (|cos| {cos[artery]:.2f}): {new if new != 'ACA' else 'A1'}"
     coords = component.get("site_coordinates")
     if not coords:
         return site, None
     lr = float(coords[0])
     new = "ACA" if lr < rule.carotid_t_lr else "M1"
     where = "medial" if new == "ACA" else "lateral"
-    return new, (f"{thin}, no clear axis, and {where} of the carotid T (lr {lr:.2f} vs {rule.carotid_t_lr:g}): "
+    return new, (f"ICA zone, but mean diameter {float(diameter):.2f} mm < {rule.min_ica_diameter_mm:g} mm "
+                 f"(ICA calibre) and {where} of the carotid T (lr {lr:.2f} vs {rule.carotid_t_lr:g}): "
                  f"{'A1' if new == 'ACA' else 'M1'}")
 
 

@@ -80,8 +80,7 @@ def _component_schema() -> dict:
             "mean_diameter_mm": _num(True, 0), "centroid_mm": _vec(3), "side": {"type": ["string", "null"]},
             "bbox": _vec(6, {"type": "integer", "minimum": 0}), "ncct_mean_hu": _num(), "ncct_median_hu": _num(),
             "relative_density": _num(), "cta_mean_hu": _num(), "perviousness_hu": _num(),
-            "site": {"type": "string"}, "site_coordinates": _vec(3), "axis_lps": dict(_vec(3), type=["array", "null"]),
-            "site_zone": {"type": "string"}, "site_note": {"type": "string"},
+            "site": {"type": "string"}, "site_coordinates": _vec(3),
             # component selection (calibration.components): evidence, decision and its reason
             "mean_probability": _num(True, 0), "max_probability": _num(True, 0),
             "on_artery": {"type": ["boolean", "null"]}, "vessel_distance_mm": _num(True, 0),

@@ -12,7 +12,6 @@ import SimpleITK as sitk
 
 from nnunet_thrombus.masks import label_components
 from nnunet_thrombus.measure._arrays import as_mask, bbox_slices, check_same_shape
-from nnunet_thrombus.measure.course import principal_axis_lps
 from nnunet_thrombus.measure.density import cta_hu, density_hu, perviousness_hu, relative_density
 from nnunet_thrombus.measure.length import length_mm, mean_diameter_mm
 from nnunet_thrombus.measure.location import (ImageGeometry, SiteThresholds, brain_frame, centroid_mm,
@@ -38,9 +37,8 @@ def measure_components(mask, ncct=None, cta=None, brain_mask=None, spacing=(1.0,
         ``volume_mm3``, ``length_mm``, ``mean_diameter_mm``, ``centroid_mm`` ([x, y, z] patient mm),
         ``side`` ("L"/"R"), ``bbox`` ([z0, y0, x0, z1, y1, x1] array indices, half-open),
         ``ncct_mean_hu``, ``ncct_median_hu``, ``relative_density`` (clot / mirrored contralateral
-        NCCT), ``cta_mean_hu``, ``perviousness_hu`` (HU), ``site``, ``site_coordinates``
-        ([lr, ap, si]) and ``axis_lps`` (unit [x, y, z] of the longest extent, ``measure.course``; None for a
-        single voxel). An empty mask gives [].
+        NCCT), ``cta_mean_hu``, ``perviousness_hu`` (HU), ``site`` and ``site_coordinates``
+        ([lr, ap, si]). An empty mask gives [].
     """
     m = as_mask(mask)
     check_same_shape(mask=m, ncct=ncct, cta=cta, brain_mask=brain_mask)
@@ -58,9 +56,8 @@ def measure_components(mask, ncct=None, cta=None, brain_mask=None, spacing=(1.0,
         comp[box] = sub
         cbox = bbox_slices(comp)
         length = length_mm(sub, sp)
-        sub_geo = ImageGeometry(geo.spacing, tuple(geo.index_to_patient([s.start for s in box])), geo.direction)
-        centre = centroid_mm(sub, sub_geo)
-        axis = principal_axis_lps(sub, sub_geo)
+        centre = centroid_mm(sub, ImageGeometry(geo.spacing, tuple(geo.index_to_patient([s.start for s in box])),
+                                                geo.direction))
         coords = normalised_brain_coordinates(centre, frame)
         row = {
             "volume_mm3": float(sub.sum()) * float(np.prod(sp)),
@@ -71,7 +68,6 @@ def measure_components(mask, ncct=None, cta=None, brain_mask=None, spacing=(1.0,
             "bbox": [s.start for s in cbox] + [s.stop for s in cbox],
             "site": site_from_coordinates(*coords, site_thresholds),
             "site_coordinates": [round(c, 4) for c in coords],
-            "axis_lps": None if axis is None else [round(a, 4) for a in axis],
             "ncct_mean_hu": None, "ncct_median_hu": None, "relative_density": None,
             "cta_mean_hu": None, "perviousness_hu": None,
         }
