@@ -143,10 +143,12 @@ def fit_lvo_thresholds(cases, base: LVOThresholds = LVOThresholds(), fit_diamete
                        max_min_volume_mm3: float | None = MAX_FITTED_MIN_VOLUME_MM3) -> LVOThresholds:
     """Choose thresholds on validation cases (never on the test set).
 
-    ``min_volume_mm3`` is chosen among 0, the midpoints between observed component volumes up to
-    ``max_min_volume_mm3`` and that cap itself (None: no cap) to
+    ``min_volume_mm3`` is chosen among 0, ``base.min_volume_mm3``, the midpoints between observed component volumes
+    up to ``max_min_volume_mm3`` and that cap itself (None: no cap) to
     maximise Youden's J (sensitivity + specificity - 1) of occlusion vs no occlusion, ties broken by
-    three-class accuracy and then the smaller threshold. With ``fit_diameter`` the diameter
+    three-class accuracy and then by closeness to ``base.min_volume_mm3`` (the default 5 mm^3): the validation
+    cases move the threshold only when they score another value higher. (Ties used to go to the smallest value, so a
+    few validation heads without specks fitted 0 mm^3 and one component of a few voxels made a call.) With ``fit_diameter`` the diameter
     threshold is then chosen the same way for LVO vs not LVO (None when it does not help).
     ``ica_diameter_mm`` (from ``fit_ica_calibre`` on reference masks) becomes ``min_ica_diameter_mm`` unless it
     lowers LVO-vs-not Youden's J or three-class accuracy on these validation cases.
@@ -163,6 +165,7 @@ def fit_lvo_thresholds(cases, base: LVOThresholds = LVOThresholds(), fit_diamete
         raise ValueError("fit_lvo_thresholds needs at least one case")
     vols = sorted({float(c["volume_mm3"]) for comps, _ in cases for c in comps})
     cands = [0.0] + [0.5 * (a + b) for a, b in zip(vols[:-1], vols[1:])] + ([vols[-1] + 1.0] if vols else [])
+    cands.append(float(base.min_volume_mm3))
     if max_min_volume_mm3 is not None:
         cands = [v for v in cands if v <= max_min_volume_mm3] + [float(max_min_volume_mm3)]
 
@@ -180,7 +183,8 @@ def fit_lvo_thresholds(cases, base: LVOThresholds = LVOThresholds(), fit_diamete
         acc = float(np.mean([a == b for a, b in zip(calls, truth)]))
         return sens + spec - 1.0, acc
 
-    best = max(cands, key=lambda v: (*score(replace(base, min_volume_mm3=v), "occlusion"), -v))
+    best = max(cands, key=lambda v: (*score(replace(base, min_volume_mm3=v), "occlusion"),
+                                     -abs(v - base.min_volume_mm3), -v))
     fitted = replace(base, min_volume_mm3=float(best))
     if fit_diameter:
         diams = sorted({float(c["mean_diameter_mm"]) for comps, _ in cases for c in comps

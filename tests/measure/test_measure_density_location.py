@@ -136,6 +136,19 @@ def test_fit_lvo_thresholds_separates_specks_from_clots():
     assert all(lvo_call(c, fitted)["call"] == t for c, t in cases)
 
 
+def test_fit_lvo_thresholds_keeps_the_default_unless_validation_prefers_another():
+    """Four validation heads with no specks tie every threshold up to the smallest clot: the default 5 mm^3 stays
+    (a tie once went to 0 mm^3, and a 2.4 mm^3 component then made an LVO call); a true 3 mm^3 clot moves it."""
+    clean = [([{"volume_mm3": 120.0, "site": "M1"}], "LVO"), ([{"volume_mm3": 40.0, "site": "M2"}], "non-LVO occlusion"),
+             ([], "no occlusion"), ([], "no occlusion")]
+    fitted = fit_lvo_thresholds(clean)
+    assert fitted.min_volume_mm3 == 5.0
+    assert lvo_call([{"volume_mm3": 2.4, "site": "M1"}], fitted)["call"] == "no occlusion"
+    small = clean + [([{"volume_mm3": 3.0, "site": "M2"}], "non-LVO occlusion")]
+    assert fit_lvo_thresholds(small).min_volume_mm3 < 3.0
+    assert fit_lvo_thresholds(clean, base=LVOThresholds(min_volume_mm3=8.0)).min_volume_mm3 == 8.0
+
+
 def test_fit_lvo_thresholds_never_learns_to_delete_small_clots():
     """Specks of 30-34 mm^3 in clot-free heads and small distal clots of 20-25 mm^3: uncapped, the fit would call
     the small clots "no occlusion" (floor about 27.5 mm^3); the cap keeps them."""
