@@ -283,13 +283,23 @@ class BenchmarkRun:
                       f"{pp.get('validation_mean_dice')}); predict applies it")
             return
         marker = ws.log_dir / f"postprocess_{variant.name}.done"
-        if self.resume and marker.is_file():  # this run's masks were post-processed before it stopped
+        predicted = ws.log_dir / (f"predict_{variant.trainer}_{variant.plans}_{variant.configuration}"
+                                  f"_seed{variant.seed}.done.json")
+        if self.resume and applied_after(marker, predicted):  # these masks were post-processed before the run stopped
             self._say(f"  post-processing {pp.get('rule', 'none')} already applied (resumed run)")
             return
         n = apply_to_folder(out, pp_file, images_dir=self.ws.raw / self.dataset_name / "imagesTs")
         marker.write_text(f"{n}\n")
         self._say(f"  post-processing {pp.get('rule', 'none')} (validation mean Dice "
                   f"{pp.get('validation_mean_dice')}) changed {n} test mask(s)")
+
+
+def applied_after(marker: Path, prediction_record: Path) -> bool:
+    """True when ``marker`` (a post-processing step's) exists and is not older than ``prediction_record`` (the
+    record the prediction step leaves): masks predicted again after the marker was written are not post-processed."""
+    if not marker.is_file():
+        return False
+    return not prediction_record.is_file() or marker.stat().st_mtime_ns >= prediction_record.stat().st_mtime_ns
 
 
 def prepare_data(raw: Path | None, work: Path, dataset_id: int, budget: Budget, synthetic: int | None,

@@ -55,3 +55,19 @@ def test_parallel_rows_wait_passively():
 
     assert parallel_environment(1) == {}
     assert parallel_environment(2) == {"OMP_WAIT_POLICY": "PASSIVE"}
+
+
+def test_post_processing_marker_counts_only_for_the_masks_it_saw(tmp_path):
+    import os
+
+    from nnunet_thrombus.benchmark.runner import applied_after
+
+    marker, record = tmp_path / "postprocess_row.done", tmp_path / "predict_row.done.json"
+    assert not applied_after(marker, record)
+    record.write_text("{}")
+    marker.write_text("3\n")
+    os.utime(record, ns=(1_000_000_000, 1_000_000_000))
+    os.utime(marker, ns=(2_000_000_000, 2_000_000_000))
+    assert applied_after(marker, record)
+    os.utime(record, ns=(3_000_000_000, 3_000_000_000))  # predicted again after the marker: apply again
+    assert not applied_after(marker, record)
