@@ -152,6 +152,11 @@ def skip_reason(series: SeriesInfo) -> str | None:
     if angle > MAX_AXIAL_DEG:
         plane = "sagittal" if abs(n[0]) >= abs(n[1]) else "coronal"
         return f"not axial ({plane}-like: slice normal {angle:.0f} deg from the head-foot axis)"
+    return _extent_reason(series)
+
+
+def _extent_reason(series: SeriesInfo) -> str | None:
+    """Why the series' frames are too few or too short to be a head volume, or None."""
     if len(series.frames) < 3:
         return f"only {len(series.frames)} image(s), not a volume"
     cover = coverage_mm(series)
@@ -199,12 +204,7 @@ def _not_a_head_volume(series: SeriesInfo) -> str | None:
     types = [str(v).upper() for _, d in series.files for v in as_list(getattr(d, "ImageType", []))]
     if "LOCALIZER" in types:
         return "a localizer (scout) image"
-    if len(series.frames) < 3:
-        return f"only {len(series.frames)} image(s)"
-    cover = coverage_mm(series)
-    if cover < MIN_COVERAGE_MM:
-        return f"covers only {cover:.1f} mm along the slice normal (< {MIN_COVERAGE_MM:g} mm)"
-    return None
+    return _extent_reason(series)
 
 
 def _choose_picked(folder: Path, series: dict[str, SeriesInfo], want: str, flag: str | None,
