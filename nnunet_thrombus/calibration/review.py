@@ -16,9 +16,10 @@ raises the entropy too):
   ``evaluate`` for Spearman rho with Dice and the AUROC for Dice < 0.6.
 
 :class:`ReviewRule` sets ``review`` when the score reaches the threshold for its kind of prediction (clot /
-clot-free), or when the case has two or more plausible clot candidates. :func:`fit_review_rule` chooses the two
-thresholds on validation cases (never the test set): the highest threshold that still flags ``target_sensitivity``
-of the bad cases (Dice < 0.6, a false-positive call, or a miss); stored as ``review_rule.json`` with the model.
+clot-free), or when the case carries one of the rule's case flags (two or more plausible clot candidates, a
+candidate as dense as calcium). :func:`fit_review_rule` chooses the thresholds and the flags on validation cases
+(never the test set): among the rules that flag ``target_sensitivity`` of the bad cases (Dice < 0.6, a
+false-positive call, or a miss), the most specific; stored as ``review_rule.json`` with the model.
 """
 from __future__ import annotations
 
@@ -83,11 +84,19 @@ class ReviewRule(FittedArtifact):
     clot_score: float = 0.5
     clot_free_score: float = 0.9
     target_sensitivity: float = 0.9
+    #: the component-selection flags that ask for review (a subset of ``REVIEW_CASE_FLAGS``; the fit keeps a flag
+    #: only where it helps, older files without this field keep both)
+    case_flags: tuple = REVIEW_CASE_FLAGS
 
     def __post_init__(self):
         for f in fields(self):
             v = getattr(self, f.name)
-            if not (np.isfinite(v) and 0.0 <= v <= 1.0 + 1e-9):
+            if f.name == "case_flags":
+                unknown = sorted(set(v) - set(REVIEW_CASE_FLAGS))
+                if unknown:
+                    raise ValueError(f"case_flags must be among {REVIEW_CASE_FLAGS}, got {unknown}")
+                object.__setattr__(self, "case_flags", tuple(v))
+            elif not (np.isfinite(v) and 0.0 <= v <= 1.0 + 1e-9):
                 raise ValueError(f"{f.name} must be in [0, 1], got {v}")
 
     def review(self, uncertainty: dict, case_flags=()) -> dict:
@@ -98,7 +107,7 @@ class ReviewRule(FittedArtifact):
         if score >= limit:
             what = "mean entropy in the clot" if kind == "clot" else "strongest voxel's entropy (clot-free)"
             reasons.append(f"{what} {score:.3f} bits >= {limit:.3f} (validation threshold)")
-        for flag in case_flags:
+        for flag in (f for f in case_flags if f in self.case_flags):
             if flag == "multiple_candidates":
                 reasons.append("two or more plausible clot candidates: all are reported, none chosen by size")
             elif flag == "dense_candidate":
@@ -106,39 +115,59 @@ class ReviewRule(FittedArtifact):
         return {"review": bool(reasons), "reasons": reasons}
 
 
-def threshold_for_sensitivity(scores_bad, scores_good, target: float, default: float) -> float:
-    """Highest threshold t (flag when score >= t) flagging at least ``target`` of ``scores_bad``; candidates are the
-    observed scores. ``default`` when there is no bad case."""
-    bad = sorted(float(s) for s in scores_bad)
-    if not bad:
-        return float(default)
-    need = int(np.ceil(target * len(bad) - 1e-9))
-    # flagging the ``need`` highest bad scores: the threshold is the need-th highest bad score
-    t = bad[len(bad) - need] if need > 0 else np.inf
-    return float(min(t, 1.0))
+def _flag_subsets() -> list[tuple]:
+    """Every subset of ``REVIEW_CASE_FLAGS``, largest first (so a tie keeps the flags)."""
+    subsets = [tuple(f for i, f in enumerate(REVIEW_CASE_FLAGS) if mask >> i & 1)
+               for mask in range(2 ** len(REVIEW_CASE_FLAGS))]
+    return sorted(subsets, key=len, reverse=True)
 
 
-def fit_review_rule(cases, target_sensitivity: float = 0.9, base: ReviewRule = ReviewRule()) -> tuple[ReviewRule, dict]:
-    """Fit on validation ``cases``: dicts {"uncertainty": case_uncertainty(...), "bad": bool}. Returns (rule, info
-    with the validation sensitivity and specificity of the fitted flag per kind)."""
-    cases = list(cases)
-    if not cases:
-        raise ValueError("fit_review_rule needs at least one validation case")
+def _rule_for_flags(cases, flags: tuple, target: float, base: "ReviewRule") -> "ReviewRule":
+    """Score thresholds per kind for a rule that also flags ``flags``: the bad cases those flags catch count toward
+    ``target``; the score catches enough of the rest (the highest such threshold; 1.0 when the flags alone reach
+    it, ``base``'s threshold for a kind without bad cases)."""
     thresholds = {}
     for kind, default in (("clot", base.clot_score), ("clot-free", base.clot_free_score)):
-        sub = [c for c in cases if c["uncertainty"]["kind"] == kind]
-        thresholds[kind] = threshold_for_sensitivity([c["uncertainty"]["score"] for c in sub if c["bad"]],
-                                                     [c["uncertainty"]["score"] for c in sub if not c["bad"]],
-                                                     target_sensitivity, default)
-    rule = ReviewRule(clot_score=thresholds["clot"], clot_free_score=thresholds["clot-free"],
-                      target_sensitivity=target_sensitivity)
+        bad = [c for c in cases if c["uncertainty"]["kind"] == kind and c["bad"]]
+        if not bad:
+            thresholds[kind] = float(default)
+            continue
+        caught = [c for c in bad if set(c.get("flags", ())) & set(flags)]
+        rest = sorted(float(c["uncertainty"]["score"]) for c in bad if c not in caught)
+        need = int(np.ceil(target * len(bad) - 1e-9)) - len(caught)
+        thresholds[kind] = 1.0 if need <= 0 else float(min(rest[len(rest) - need], 1.0))
+    return ReviewRule(clot_score=thresholds["clot"], clot_free_score=thresholds["clot-free"],
+                      target_sensitivity=target, case_flags=flags)
+
+
+def _sens_spec(rule: "ReviewRule", cases) -> tuple[float | None, float | None]:
     flags = [rule.review(c["uncertainty"], c.get("flags", ()))["review"] for c in cases]
     bad = [bool(c["bad"]) for c in cases]
     tp = sum(f and b for f, b in zip(flags, bad))
     tn = sum(not f and not b for f, b in zip(flags, bad))
-    info = {"n_cases": len(cases), "n_bad": sum(bad),
-            "sensitivity": tp / sum(bad) if sum(bad) else None,
-            "specificity": tn / (len(bad) - sum(bad)) if len(bad) > sum(bad) else None,
+    return (tp / sum(bad) if sum(bad) else None,
+            tn / (len(bad) - sum(bad)) if len(bad) > sum(bad) else None)
+
+
+def fit_review_rule(cases, target_sensitivity: float = 0.9, base: ReviewRule = ReviewRule()) -> tuple[ReviewRule, dict]:
+    """Fit on validation ``cases``: dicts {"uncertainty": case_uncertainty(...), "bad": bool, "flags": [case
+    flags]}. Objective: flag at least ``target_sensitivity`` of the bad cases of each kind and, among the rules that
+    do, the highest specificity. Candidates: every subset of the case flags (``multiple_candidates`` and
+    ``dense_candidate``), each with the highest score thresholds that still reach the target together with the bad
+    cases those flags catch (:func:`_rule_for_flags`); a tie keeps more flags. A flag that fires mostly on good
+    cases is left out, one that catches bad cases the score misses stays. Returns (rule, info with the validation
+    sensitivity and specificity of the chosen rule and of every candidate)."""
+    cases = list(cases)
+    if not cases:
+        raise ValueError("fit_review_rule needs at least one validation case")
+    candidates = [_rule_for_flags(cases, flags, target_sensitivity, base) for flags in _flag_subsets()]
+    scored = [(rule, *_sens_spec(rule, cases)) for rule in candidates]
+    rule, sens, spec = max(scored, key=lambda t: (-1.0 if t[2] is None else t[2], len(t[0].case_flags)))
+    bad = [bool(c["bad"]) for c in cases]
+    info = {"n_cases": len(cases), "n_bad": sum(bad), "sensitivity": sens, "specificity": spec,
+            "case_flags": list(rule.case_flags),
+            "candidates": [{"case_flags": list(r.case_flags), "sensitivity": se, "specificity": sp}
+                           for r, se, sp in scored],
             "bad_definition": f"Dice < {POOR_DICE} (reference clot), a false-positive call (clot-free reference), "
                               "or a miss"}
     return rule, info

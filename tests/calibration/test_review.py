@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from nnunet_thrombus.calibration.review import (ReviewRule, binary_entropy_bits, case_uncertainty, fit_review_rule,
-                                                   is_bad, threshold_for_sensitivity)
+                                                   is_bad)
 from nnunet_thrombus.calibration.artifact import CalibrationFileError
 from nnunet_thrombus.calibration.model import load_artifact
 
@@ -42,10 +42,52 @@ def test_case_uncertainty_clot_and_clot_free():
         case_uncertainty(p, mask[:, :1])
 
 
-def test_threshold_for_sensitivity():
-    assert threshold_for_sensitivity([0.2, 0.4, 0.6, 0.8], [0.1], 0.75, 0.5) == pytest.approx(0.4)   # 3 of 4
-    assert threshold_for_sensitivity([0.2, 0.4, 0.6, 0.8], [0.1], 1.0, 0.5) == pytest.approx(0.2)
-    assert threshold_for_sensitivity([], [0.1], 0.9, 0.33) == pytest.approx(0.33)
+def _cases(bad_scores, good_scores, kind="clot", flags=()):
+    return [{"uncertainty": {"score": s, "kind": kind}, "bad": b, "flags": list(flags)}
+            for scores, b in ((bad_scores, True), (good_scores, False)) for s in scores]
+
+
+def test_score_threshold_is_the_highest_that_reaches_the_target():
+    def fit(target):
+        return fit_review_rule(_cases([0.2, 0.4, 0.6, 0.8], [0.1]), target_sensitivity=target)[0].clot_score
+
+    assert fit(0.75) == pytest.approx(0.4) and fit(1.0) == pytest.approx(0.2)   # 3 of 4, 4 of 4
+    # no bad clot-free case: the base threshold stays
+    assert fit_review_rule(_cases([0.5], [0.1]), base=ReviewRule(clot_free_score=0.33))[0].clot_free_score == 0.33
+
+
+def test_fit_drops_a_case_flag_that_fires_on_good_cases():
+    """Three good cases with two candidates (the component rule keeps false components beside true clots): a flag
+    that always asks for review would cost 3 of 5 good cases and catch no bad one."""
+    cases = _cases([0.7, 0.8], [0.1, 0.2]) + _cases([], [0.15, 0.25, 0.3], flags=("multiple_candidates",))
+    rule, info = fit_review_rule(cases, target_sensitivity=1.0)
+    assert rule.case_flags == ("dense_candidate",) and rule.clot_score == pytest.approx(0.7)
+    assert info["sensitivity"] == 1.0 and info["specificity"] == 1.0
+    default = next(c for c in info["candidates"] if len(c["case_flags"]) == 2)
+    assert default["specificity"] == pytest.approx(2 / 5)
+    assert rule.review(_u(0.2), ("multiple_candidates",))["review"] is False
+
+
+def test_fit_keeps_a_case_flag_that_catches_what_the_score_misses():
+    """A calcified clot whose probabilities are sure (score 0.05) but wrong: only the dense-candidate flag catches
+    it, so the score threshold need not drop to 0.05 and flag every good case."""
+    cases = _cases([0.7], [0.1, 0.2, 0.3]) + _cases([0.05], [], flags=("dense_candidate",))
+    rule, info = fit_review_rule(cases, target_sensitivity=1.0)
+    assert "dense_candidate" in rule.case_flags and rule.clot_score == pytest.approx(0.7)
+    assert info["specificity"] == 1.0
+    without = [c for c in info["candidates"] if "dense_candidate" not in c["case_flags"]]
+    assert all(c["specificity"] == 0.0 for c in without)   # the score alone must go to 0.05
+
+
+def test_case_flags_round_trip_and_old_files(tmp_path):
+    rule = ReviewRule(clot_score=0.4, case_flags=("dense_candidate",))
+    rule.save(tmp_path / "review_rule.json", {"n_cases": 3})
+    assert ReviewRule.load(tmp_path / "review_rule.json") == rule
+    old = {"rule": {"clot_score": 0.4, "clot_free_score": 0.9, "target_sensitivity": 0.9}}
+    (tmp_path / "old.json").write_text(json.dumps(old))
+    assert ReviewRule.load(tmp_path / "old.json").case_flags == ("multiple_candidates", "dense_candidate")
+    with pytest.raises(ValueError, match="case_flags"):
+        ReviewRule(case_flags=("made_up",))
 
 
 def _u(score, kind="clot"):
