@@ -199,12 +199,13 @@ def run_demo(out_dir, budget_minutes: float = DEFAULT_BUDGET_MINUTES, n_cases: i
         raise ValueError(f"demo output folder {out} is not empty; choose another -o or remove it")
     if n_test < 2 or n_cases - n_test < 5:
         raise ValueError(f"need >= 5 training and >= 2 test cases, got n_cases={n_cases}, n_test={n_test}")
+    sched = DemoSchedule.for_budget(budget_minutes)  # refuses a bad budget before anything is written
     stages = ["synth", "convert", "plan", "train coarse", "train fine"] + (["train baseline"] if baseline else []) \
         + ["predict", "evaluate"]
     # nnU-Net's folders reach nnU-Net through the environment of the subprocesses ``ws`` starts; what runs here
     # (fits, prediction, evaluation) is given the folders themselves
     run = _DemoRun(out=out, ws=NnunetWorkspace.under(out / "nnunet"), prog=_Progress(quiet, stages),
-                   sched=DemoSchedule.for_budget(budget_minutes), device=device, baseline=baseline, quiet=quiet)
+                   sched=sched, device=device, baseline=baseline, quiet=quiet)
     truth_ds, test_cases = _make_data(run, n_cases, n_test, seed, preset)
     _train_models(run)
     pred_dir = out / "predictions"

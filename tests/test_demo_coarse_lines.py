@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 
 import numpy as np
+import pytest
 import SimpleITK as sitk
 
 from nnunet_thrombus.demo import coarse_heldout, fine_window_share, format_summary
@@ -84,3 +85,11 @@ def test_default_budget_gives_the_coarse_stage_about_the_measured_301_iterations
                                         + s.epochs * s.iters * (DemoSchedule.SECONDS["fine"]
                                                                 + DemoSchedule.SECONDS["baseline"])) / 60
     assert abs(est - DEFAULT_BUDGET_MINUTES) < 0.2
+
+
+def test_a_zero_budget_is_refused_not_replaced_by_the_default(tmp_path):
+    from nnunet_thrombus.cli import main
+
+    with pytest.raises(ValueError, match="budget must be positive"):
+        main(["demo", "-o", str(tmp_path / "demo"), "--budget", "0", "--device", "cpu"])
+    assert not (tmp_path / "demo").exists()

@@ -30,7 +30,8 @@ def run(args) -> int:
     from nnunet_thrombus.nnunet_env import announce_device
 
     device = announce_device(args.device, quiet=args.quiet)
-    summary = run_demo(args.output, budget_minutes=args.budget or DEFAULT_BUDGET_MINUTES, n_cases=args.cases, n_test=args.test_cases,
+    budget = DEFAULT_BUDGET_MINUTES if args.budget is None else args.budget
+    summary = run_demo(args.output, budget_minutes=budget, n_cases=args.cases, n_test=args.test_cases,
                        seed=args.seed, baseline=not args.no_baseline, device=device, quiet=args.quiet,
                        preset=args.preset)
     print_result(format_summary(summary))
