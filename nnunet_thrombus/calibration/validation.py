@@ -128,7 +128,8 @@ def fit_trust(cases, fine_dir) -> dict:
         rule, rinfo = fit_review_rule(rows)
         record = {**rinfo, "note": NOTE,
                   "cases": {r["case"]: {"score": r["uncertainty"]["score"], "kind": r["uncertainty"]["kind"],
-                                        "dice": r["dice"], "bad": r["bad"]} for r in rows}}
+                                        "dice": r["dice"], "bad": r["bad"], "flags": list(r["flags"])}
+                            for r in rows}}
         rule.save(fine / ReviewRule.FILE, record)
         result["review"] = rule.to_file_dict(record)
     return result
