@@ -36,6 +36,11 @@ def _largest(seed: int, site: str, preset: str) -> dict:
     return comps[0] if comps else {}
 
 
+def _first_seed(site: str, floor_cases: int, offset: int) -> int:
+    """First evaluated seed of ``site``: past the floor's ICA seeds, shifted by ``offset``."""
+    return SEEDS[site] + (floor_cases if site == "ICA" else 0) + offset
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("-n", "--cases", type=int, default=40, help="evaluated patients per site (default: 40)")
@@ -56,7 +61,7 @@ def main(argv=None) -> int:
     rule = LVOThresholds(min_ica_diameter_mm=floor)
     rows = []
     for site in SEEDS:
-        first = SEEDS[site] + (args.floor_cases if site == "ICA" else 0) + args.offset
+        first = _first_seed(site, args.floor_cases, args.offset)
         for seed in range(first, first + args.cases):
             c = _largest(seed, site, args.preset)
             if not c:
@@ -69,7 +74,7 @@ def main(argv=None) -> int:
             logger.info(f"{site} seed {seed}: brain-box rule {c['site']}, calibre check {checked}")
     lines = [f"SYNTHETIC generator truth masks, preset {args.preset}; ICA calibre floor {floor} mm "
              f"(ICA seeds {SEEDS['ICA']}-{SEEDS['ICA'] + args.floor_cases - 1}); evaluated seeds from "
-             + ", ".join(f"{s} {SEEDS[s] + (args.floor_cases if s == 'ICA' else 0) + args.offset}" for s in SEEDS)
+             + ", ".join(f"{s} {_first_seed(s, args.floor_cases, args.offset)}" for s in SEEDS)
              + f"; {time.perf_counter() - t0:.0f} s",
              "", "| truth site | n | brain-box rule | with the ICA calibre check |", "| --- | --- | --- | --- |"]
     for site in SEEDS:

@@ -114,6 +114,11 @@ def series_label(series: SeriesInfo) -> str:
     return " ".join(b for b in bits if b)
 
 
+def _image_types(series: SeriesInfo) -> list[str]:
+    """The ImageType values of every file of the series, upper case."""
+    return [str(v).upper() for _, d in series.files for v in as_list(getattr(d, "ImageType", []))]
+
+
 def _type_skip_reason(series: SeriesInfo) -> str | None:
     """Why the series' SOP class, modality or ImageType rule it out (headers only), or None."""
     ds = series.header
@@ -123,9 +128,7 @@ def _type_skip_reason(series: SeriesInfo) -> str | None:
     modality = str(getattr(ds, "Modality", ""))
     if modality != "CT":
         return f"modality is {modality!r}, expected 'CT'"
-    types = [str(v).upper() for v in as_list(getattr(ds, "ImageType", []))]
-    for path, d in series.files[1:]:
-        types += [str(v).upper() for v in as_list(getattr(d, "ImageType", []))]
+    types = _image_types(series)
     bad = [t for t in NON_PRIMARY_TYPES if t in types]
     if bad:
         return f"ImageType {chr(92).join(as_list(ds.ImageType))}: {'/'.join(b.lower() for b in bad)} image"
@@ -201,8 +204,7 @@ def _not_a_head_volume(series: SeriesInfo) -> str | None:
     """Why a series cannot be a head scan even when the user names it (a localizer, fewer than 3 images, less
     than ``MIN_COVERAGE_MM`` of coverage), or None. Other skip reasons (a DERIVED reconstruction, a thick or
     oblique series) the user may override."""
-    types = [str(v).upper() for _, d in series.files for v in as_list(getattr(d, "ImageType", []))]
-    if "LOCALIZER" in types:
+    if "LOCALIZER" in _image_types(series):
         return "a localizer (scout) image"
     return _extent_reason(series)
 

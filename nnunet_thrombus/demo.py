@@ -74,7 +74,8 @@ class DemoSchedule:
     def for_budget(cls, minutes: float) -> "DemoSchedule":
         """Iterations that fit ``minutes`` end to end. The fine stage and the baseline get the same number N; the
         coarse stage gets 0.4 N. With AdamW 3e-3 (:data:`DEMO_COARSE_LR`) the coarse stage's 301 iterations (the
-        default budget now gives 308) found 3 and 2 of 4 test clots in two runs on the demo cohort; at 1e-3 none (docs/results/demo.md).
+        default budget now gives 308) found 3 and 2 of 4 test clots in two runs on the demo cohort; at 1e-3 none
+        (docs/results/demo.md).
         The fine stage needs about 750 iterations to find held-out clots reliably.
         N = (minutes - FIXED_MINUTES) * 60 / (0.4 * 0.355 + 0.419 + 0.219); the default 20 minutes gives the fine
         stage and the baseline 8 x 98 and the coarse stage 7 x 44."""

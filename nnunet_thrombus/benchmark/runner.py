@@ -74,6 +74,16 @@ _PEAK_SHIM = ("import os, subprocess, sys\n"
               "sys.exit(os.waitstatus_to_exitcode(status) & 255)\n")
 
 
+def step_record(ws: NnunetWorkspace, log_name: str) -> Path:
+    """Where :func:`run_measured` records a finished step."""
+    return ws.log_dir / f"{log_name}.done.json"
+
+
+def predict_step(trainer: str, plans: str, configuration: str, seed: int) -> str:
+    """Log name of an ``nnUNetv2_predict`` step of the benchmark."""
+    return f"predict_{trainer}_{plans}_{configuration}_seed{seed}"
+
+
 def run_measured(ws: NnunetWorkspace, args: list, log_name: str, resume: bool = False, on_line=None,
                  **extra_env) -> StepCost:
     """Like ``NnunetWorkspace.run`` but also returns the subprocess's peak memory (``ru_maxrss`` of the command and
@@ -85,7 +95,7 @@ def run_measured(ws: NnunetWorkspace, args: list, log_name: str, resume: bool = 
     exe = BIN / str(args[0])
     cmd = [str(exe) if exe.exists() else str(args[0])] + [str(a) for a in args[1:]]
     log = ws.log_dir / f"{log_name}.log"
-    record = ws.log_dir / f"{log_name}.done.json"
+    record = step_record(ws, log_name)
     if resume and record.is_file():
         done = json.loads(record.read_text())
         if done.get("command") == cmd:
@@ -180,7 +190,7 @@ class BenchmarkRun:
             args.append("--disable_tta")
         if prev is not None:
             args += ["-prev_stage_predictions", prev]
-        cost = run_measured(self.workspace(seed), args, f"predict_{trainer}_{plans}_{configuration}_seed{seed}",
+        cost = run_measured(self.workspace(seed), args, predict_step(trainer, plans, configuration, seed),
                             resume=self.resume, **self.step_env)
         self._say(f"  predicted {trainer} {configuration} in {cost.seconds:.1f} s")
         return cost
@@ -283,8 +293,7 @@ class BenchmarkRun:
                       f"{pp.get('validation_mean_dice')}); predict applies it")
             return
         marker = ws.log_dir / f"postprocess_{variant.name}.done"
-        predicted = ws.log_dir / (f"predict_{variant.trainer}_{variant.plans}_{variant.configuration}"
-                                  f"_seed{variant.seed}.done.json")
+        predicted = step_record(ws, predict_step(variant.trainer, variant.plans, variant.configuration, variant.seed))
         if self.resume and applied_after(marker, predicted):  # these masks were post-processed before the run stopped
             self._say(f"  post-processing {pp.get('rule', 'none')} already applied (resumed run)")
             return

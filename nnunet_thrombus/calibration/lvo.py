@@ -147,8 +147,7 @@ def fit_lvo_thresholds(cases, base: LVOThresholds = LVOThresholds(), fit_diamete
     up to ``max_min_volume_mm3`` and that cap itself (None: no cap) to
     maximise Youden's J (sensitivity + specificity - 1) of occlusion vs no occlusion, ties broken by
     three-class accuracy and then by closeness to ``base.min_volume_mm3`` (the default 5 mm^3): the validation
-    cases move the threshold only when they score another value higher. (Ties used to go to the smallest value, so a
-    few validation heads without specks fitted 0 mm^3 and one component of a few voxels made a call.) With ``fit_diameter`` the diameter
+    cases move the threshold only when they score another value higher. With ``fit_diameter`` the diameter
     threshold is then chosen the same way for LVO vs not LVO (None when it does not help).
     ``ica_diameter_mm`` (from ``fit_ica_calibre`` on reference masks) becomes ``min_ica_diameter_mm`` unless it
     lowers LVO-vs-not Youden's J or three-class accuracy on these validation cases.

@@ -132,9 +132,8 @@ def _rule_for_flags(cases, flags: tuple, target: float, base: "ReviewRule") -> "
         if not bad:
             thresholds[kind] = float(default)
             continue
-        caught = [c for c in bad if set(c.get("flags", ())) & set(flags)]
-        rest = sorted(float(c["uncertainty"]["score"]) for c in bad if c not in caught)
-        need = int(np.ceil(target * len(bad) - 1e-9)) - len(caught)
+        rest = sorted(float(c["uncertainty"]["score"]) for c in bad if not set(c.get("flags", ())) & set(flags))
+        need = int(np.ceil(target * len(bad) - 1e-9)) - (len(bad) - len(rest))  # the flags catch the others
         thresholds[kind] = 1.0 if need <= 0 else float(min(rest[len(rest) - need], 1.0))
     return ReviewRule(clot_score=thresholds["clot"], clot_free_score=thresholds["clot-free"],
                       target_sensitivity=target, case_flags=flags)
@@ -163,8 +162,8 @@ def fit_review_rule(cases, target_sensitivity: float = 0.9, base: ReviewRule = R
     candidates = [_rule_for_flags(cases, flags, target_sensitivity, base) for flags in _flag_subsets()]
     scored = [(rule, *_sens_spec(rule, cases)) for rule in candidates]
     rule, sens, spec = max(scored, key=lambda t: (-1.0 if t[2] is None else t[2], len(t[0].case_flags)))
-    bad = [bool(c["bad"]) for c in cases]
-    info = {"n_cases": len(cases), "n_bad": sum(bad), "sensitivity": sens, "specificity": spec,
+    info = {"n_cases": len(cases), "n_bad": sum(bool(c["bad"]) for c in cases), "sensitivity": sens,
+            "specificity": spec,
             "case_flags": list(rule.case_flags),
             "candidates": [{"case_flags": list(r.case_flags), "sensitivity": se, "specificity": sp}
                            for r, se, sp in scored],

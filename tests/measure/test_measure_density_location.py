@@ -139,8 +139,8 @@ def test_fit_lvo_thresholds_separates_specks_from_clots():
 def test_fit_lvo_thresholds_keeps_the_default_unless_validation_prefers_another():
     """Four validation heads with no specks tie every threshold up to the smallest clot: the default 5 mm^3 stays
     (a tie once went to 0 mm^3, and a 2.4 mm^3 component then made an LVO call); a true 3 mm^3 clot moves it."""
-    clean = [([{"volume_mm3": 120.0, "site": "M1"}], "LVO"), ([{"volume_mm3": 40.0, "site": "M2"}], "non-LVO occlusion"),
-             ([], "no occlusion"), ([], "no occlusion")]
+    clean = [([{"volume_mm3": 120.0, "site": "M1"}], "LVO"),
+             ([{"volume_mm3": 40.0, "site": "M2"}], "non-LVO occlusion"), ([], "no occlusion"), ([], "no occlusion")]
     fitted = fit_lvo_thresholds(clean)
     assert fitted.min_volume_mm3 == 5.0
     assert lvo_call([{"volume_mm3": 2.4, "site": "M1"}], fitted)["call"] == "no occlusion"
