@@ -86,6 +86,29 @@ def refined_site(component: dict, rule: LVOThresholds) -> tuple[str, str | None]
                  f"{'A1' if new == 'ACA' else 'M1'}")
 
 
+def small_call_volume_mm3(rule: LVOThresholds) -> float:
+    """Volume (mm^3) under which the component that decides a call makes it a ``small_call``: twice the rule's
+    minimum volume, and at least ``MAX_FITTED_MIN_VOLUME_MM3`` (a fitted minimum of 0 still leaves a margin)."""
+    return max(2.0 * float(rule.min_volume_mm3), MAX_FITTED_MIN_VOLUME_MM3)
+
+
+def call_flags(components, rule: LVOThresholds = LVOThresholds()) -> list[str]:
+    """Case flags of the call :func:`lvo_call` makes from ``components`` (the review rule may ask for review on
+    them, ``calibration.review.CALL_FLAGS``): ``site_by_calibre`` when the deciding component's site was changed
+    by the ICA calibre check (:func:`refined_site`), ``small_call`` when an occlusion is called from a component
+    under :func:`small_call_volume_mm3`. No call, no flags."""
+    kept = [c for c in components if float(c["volume_mm3"]) >= rule.min_volume_mm3]
+    if not kept:
+        return []
+    big = max(kept, key=lambda c: float(c["volume_mm3"]))
+    flags = []
+    if refined_site(big, rule)[1] is not None:
+        flags.append("site_by_calibre")
+    if float(big["volume_mm3"]) < small_call_volume_mm3(rule):
+        flags.append("small_call")
+    return flags
+
+
 def refine_sites(components, rule: LVOThresholds) -> list[dict]:
     """Copies of ``components`` with ``site`` after ``refined_site``; a changed one keeps the site rule's answer in
     ``site_zone`` and the reason in ``site_note``."""

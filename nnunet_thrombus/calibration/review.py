@@ -16,10 +16,13 @@ raises the entropy too):
   ``evaluate`` for Spearman rho with Dice and the AUROC for Dice < 0.6.
 
 :class:`ReviewRule` sets ``review`` when the score reaches the threshold for its kind of prediction (clot /
-clot-free), or when the case carries one of the rule's case flags (two or more plausible clot candidates, a
-candidate as dense as calcium). :func:`fit_review_rule` chooses the thresholds and the flags on validation cases
-(never the test set): among the rules that flag ``target_sensitivity`` of the bad cases (Dice < 0.6, a
-false-positive call, or a miss), the most specific; stored as ``review_rule.json`` with the model.
+clot-free), or when the case carries one of the rule's case flags. The component rule raises two
+(:data:`COMPONENT_FLAGS`: two or more plausible clot candidates, a candidate as dense as calcium) and the LVO rule
+two (:data:`CALL_FLAGS`, ``calibration.lvo.call_flags``: the call's site was changed by the ICA calibre check, the
+call rests on a component under twice the rule's minimum volume). :func:`fit_review_rule` chooses the thresholds
+and the flags on validation cases (never the test set): among the rules that flag ``target_sensitivity`` of the
+bad cases (:func:`is_bad`: Dice < 0.6, a false-positive call, a miss, or a wrong LVO call), the most specific;
+stored as ``review_rule.json`` with the model.
 """
 from __future__ import annotations
 
@@ -30,8 +33,22 @@ import numpy as np
 from nnunet_thrombus.calibration.artifact import FittedArtifact
 from nnunet_thrombus.vocabulary import POOR_DICE
 
-#: case flags (from component selection) that always ask for review
-REVIEW_CASE_FLAGS = ("multiple_candidates", "dense_candidate")
+#: case flags of the component selection (``calibration.components``)
+COMPONENT_FLAGS = ("multiple_candidates", "dense_candidate")
+#: case flags of the occlusion call (``calibration.lvo.call_flags``)
+CALL_FLAGS = ("site_by_calibre", "small_call")
+#: every case flag a review rule may use; an unfitted rule (and a file older than the flag fit) uses
+#: ``COMPONENT_FLAGS``
+REVIEW_CASE_FLAGS = COMPONENT_FLAGS + CALL_FLAGS
+#: why each flag asks for review, as the report says it
+FLAG_REASONS = {
+    "multiple_candidates": "two or more plausible clot candidates: all are reported, none chosen by size",
+    "dense_candidate": "a kept candidate is as dense as calcium: calcified thrombus or plaque",
+    "site_by_calibre": "the call's site comes from the ICA calibre check (a thin clot in the ICA zone, near the "
+                       "carotid T, where the site rule errs most)",
+    "small_call": "the call rests on a component under twice the LVO rule's minimum volume (at least 10 mm3): a "
+                  "few voxels decide it",
+}
 
 
 def binary_entropy_bits(p) -> np.ndarray:
@@ -84,9 +101,9 @@ class ReviewRule(FittedArtifact):
     clot_score: float = 0.5
     clot_free_score: float = 0.9
     target_sensitivity: float = 0.9
-    #: the component-selection flags that ask for review (a subset of ``REVIEW_CASE_FLAGS``; the fit keeps a flag
-    #: only where it helps, older files without this field keep both)
-    case_flags: tuple = REVIEW_CASE_FLAGS
+    #: the case flags that ask for review (a subset of ``REVIEW_CASE_FLAGS``; the fit keeps a flag only where it
+    #: helps; older files without this field keep ``COMPONENT_FLAGS``)
+    case_flags: tuple = COMPONENT_FLAGS
 
     def __post_init__(self):
         for f in fields(self):
@@ -107,11 +124,7 @@ class ReviewRule(FittedArtifact):
         if score >= limit:
             what = "mean entropy in the clot" if kind == "clot" else "strongest voxel's entropy (clot-free)"
             reasons.append(f"{what} {score:.3f} bits >= {limit:.3f} (validation threshold)")
-        for flag in (f for f in case_flags if f in self.case_flags):
-            if flag == "multiple_candidates":
-                reasons.append("two or more plausible clot candidates: all are reported, none chosen by size")
-            elif flag == "dense_candidate":
-                reasons.append("a kept candidate is as dense as calcium: calcified thrombus or plaque")
+        reasons += [FLAG_REASONS[f] for f in case_flags if f in self.case_flags]
         return {"review": bool(reasons), "reasons": reasons}
 
 
@@ -151,10 +164,10 @@ def _sens_spec(rule: "ReviewRule", cases) -> tuple[float | None, float | None]:
 def fit_review_rule(cases, target_sensitivity: float = 0.9, base: ReviewRule = ReviewRule()) -> tuple[ReviewRule, dict]:
     """Fit on validation ``cases``: dicts {"uncertainty": case_uncertainty(...), "bad": bool, "flags": [case
     flags]}. Objective: flag at least ``target_sensitivity`` of the bad cases of each kind and, among the rules that
-    do, the highest specificity. Candidates: every subset of the case flags (``multiple_candidates`` and
-    ``dense_candidate``), each with the highest score thresholds that still reach the target together with the bad
-    cases those flags catch (:func:`_rule_for_flags`); a tie keeps more flags. A flag that fires mostly on good
-    cases is left out, one that catches bad cases the score misses stays. Returns (rule, info with the validation
+    do, the highest specificity. Candidates: every subset of ``REVIEW_CASE_FLAGS``, each with the highest score
+    thresholds that still reach the target together with the bad cases those flags catch (:func:`_rule_for_flags`);
+    a tie keeps more flags. A flag that fires mostly on good cases is left out, one that catches bad cases the
+    score misses stays. Returns (rule, info with the validation
     sensitivity and specificity of the chosen rule and of every candidate)."""
     cases = list(cases)
     if not cases:
@@ -168,13 +181,16 @@ def fit_review_rule(cases, target_sensitivity: float = 0.9, base: ReviewRule = R
             "candidates": [{"case_flags": list(r.case_flags), "sensitivity": se, "specificity": sp}
                            for r, se, sp in scored],
             "bad_definition": f"Dice < {POOR_DICE} (reference clot), a false-positive call (clot-free reference), "
-                              "or a miss"}
+                              "a miss, or a wrong LVO call"}
     return rule, info
 
 
-def is_bad(dice_value: float, ref_present: bool, pred_present: bool) -> bool:
-    """The case the review flag should catch: Dice < ``POOR_DICE`` (0.6) with a reference clot (a miss included), or a clot called
-    in a clot-free head."""
+def is_bad(dice_value: float, ref_present: bool, pred_present: bool, lvo_wrong: bool = False) -> bool:
+    """The case the review flag should catch: Dice < ``POOR_DICE`` (0.6) with a reference clot (a miss included), a
+    clot called in a clot-free head, or a wrong LVO call (``lvo_wrong``: the call says LVO and the reference does
+    not, or the other way round)."""
+    if lvo_wrong:
+        return True
     if ref_present:
         return (not pred_present) or dice_value < POOR_DICE
     return bool(pred_present)

@@ -10,10 +10,12 @@ non-LVO occlusion). Where nnU-Net also saved the probabilities (``nnUNetv2_train
 predicted by its own fold's cascade, as ``predict`` runs it) supplies probability and mask; with neither, the review
 flag keeps its default thresholds and the report says so (``review.source`` "default").
 
-Order (:func:`fit_validation_rules`): the component keep/drop rule first (``postprocessing.json``), then the review
-flag on the components it keeps (``review_rule.json``, only with probabilities), then the LVO thresholds on those
-same components, as ``predict`` sees them (``lvo_thresholds.json``); ``lvo_fit.json`` records cases, folds and the
-validation counts. This module reads files and fits; it runs no network.
+Order (:func:`fit_validation_rules`): the component keep/drop rule first (``postprocessing.json``), then the LVO
+thresholds on the components it keeps, as ``predict`` sees them (``lvo_thresholds.json``), then the review flag
+(``review_rule.json``, only with probabilities) on those components and that rule's calls: a wrong LVO call is
+one of the bad cases it must catch, and the call's own flags (``calibration.lvo.call_flags``) are among its
+candidate flags. ``lvo_fit.json`` records cases, folds and the validation counts. This module reads files and
+fits; it runs no network.
 """
 from __future__ import annotations
 
@@ -24,7 +26,8 @@ import numpy as np
 import SimpleITK as sitk
 
 from nnunet_thrombus.atomic_io import write_json
-from nnunet_thrombus.calibration.lvo import ICA_CALIBRE_FRACTION, fit_ica_calibre, fit_lvo_thresholds, lvo_call
+from nnunet_thrombus.calibration.lvo import (ICA_CALIBRE_FRACTION, LVOThresholds, call_flags, fit_ica_calibre,
+                                             fit_lvo_thresholds, lvo_call)
 from nnunet_thrombus.calibration.model import FIT_RECORD_FILE
 from nnunet_thrombus.calibration.postprocessing import IMAGE_KEYS, Postprocessing, choose_postprocessing
 from nnunet_thrombus.calibration.review import ReviewRule, case_uncertainty, fit_review_rule, is_bad
@@ -96,43 +99,63 @@ def ica_reference_diameters(raw_dataset_dir, sites: dict) -> dict:
 
 
 # ----------------------------------------------------------------------------------------------------- fitting
-def review_cases(cases, postprocessing: Postprocessing) -> list[dict]:
-    """Per validation case with a probability map: its uncertainty after ``postprocessing`` and whether it is a bad
-    case (:func:`~nnunet_thrombus.calibration.review.is_bad`), for ``fit_review_rule``."""
+def _select(case: dict, postprocessing: Postprocessing) -> dict:
+    """``postprocessing.select`` on a loaded validation case (its mask, spacing and images)."""
+    return postprocessing.select(case["pred"], case["spacing"], **{k: case[k] for k in IMAGE_KEYS})
+
+
+def review_cases(cases, postprocessing: Postprocessing, lvo_rule: LVOThresholds | None = None,
+                 sites: dict | None = None) -> list[dict]:
+    """Per validation case with a probability map: its uncertainty after ``postprocessing``, its case flags (the
+    component selection's and those of ``lvo_rule``'s call) and whether it is a bad case
+    (:func:`~nnunet_thrombus.calibration.review.is_bad`; with ``sites`` ({case: metadata site}) a wrong LVO call
+    counts too), for ``fit_review_rule``. ``lvo_rule`` None: the default thresholds."""
+    lvo_rule = lvo_rule or LVOThresholds()
     out = []
     for c in cases:
         if c.get("probability") is None:
             continue
-        images = {k: c[k] for k in IMAGE_KEYS}
-        sel = postprocessing.select(c["pred"], c["spacing"], **images)
+        sel = _select(c, postprocessing)
         unc = case_uncertainty(c["probability"], sel["mask"], c["brain"])
         d = dice(sel["mask"], c["ref"])
-        out.append({"case": c["case"], "uncertainty": unc, "flags": sel["flags"], "dice": d,
-                    "bad": is_bad(d, bool(c["ref"].any()), bool(sel["mask"].any()))})
+        lvo_wrong = False
+        if sites is not None:
+            called = lvo_call(sel["kept"], lvo_rule)["call"] == "LVO"
+            lvo_wrong = called != (true_call(sites[c["case"]]) == "LVO")
+        out.append({"case": c["case"], "uncertainty": unc, "dice": d, "lvo_wrong": lvo_wrong,
+                    "flags": list(sel["flags"]) + call_flags(sel["kept"], lvo_rule),
+                    "bad": is_bad(d, bool(c["ref"].any()), bool(sel["mask"].any()), lvo_wrong)})
     return out
 
 
-def fit_trust(cases, fine_dir) -> dict:
-    """Fit on loaded validation ``cases`` (``load_validation_case`` dicts), write ``postprocessing.json`` and (with
-    probabilities) ``review_rule.json`` into ``fine_dir``; returns {"postprocessing": {...}, "review": {...} or None}."""
+def fit_component_rule_on(cases, fine_dir) -> tuple[Postprocessing, dict | None]:
+    """Fit the component rule on loaded validation ``cases`` (``load_validation_case`` dicts; those without a
+    reference are skipped) and write ``postprocessing.json`` into ``fine_dir``. Returns (rule, its record), or
+    (the default rule, None) when no case has a reference."""
     cases = [c for c in cases if c.get("ref") is not None]
     if not cases:
-        return {"postprocessing": None, "review": None}
-    fine = Path(fine_dir)
+        return Postprocessing(), None
     chosen, info = choose_postprocessing(cases)
-    chosen.save(fine / Postprocessing.FILE,
+    chosen.save(Path(fine_dir) / Postprocessing.FILE,
                 {**info, "n_with_probabilities": sum(c["probability"] is not None for c in cases), "note": NOTE})
-    result = {"postprocessing": {**chosen.to_dict(), **info}, "review": None}
-    rows = review_cases(cases, chosen)
-    if rows:
-        rule, rinfo = fit_review_rule(rows)
-        record = {**rinfo, "note": NOTE,
-                  "cases": {r["case"]: {"score": r["uncertainty"]["score"], "kind": r["uncertainty"]["kind"],
-                                        "dice": r["dice"], "bad": r["bad"], "flags": list(r["flags"])}
-                            for r in rows}}
-        rule.save(fine / ReviewRule.FILE, record)
-        result["review"] = rule.to_file_dict(record)
-    return result
+    return chosen, {**chosen.to_dict(), **info}
+
+
+def fit_review_on(cases, postprocessing: Postprocessing, fine_dir, lvo_rule: LVOThresholds | None = None,
+                  sites: dict | None = None) -> dict | None:
+    """Fit the review flag on loaded validation ``cases`` with probabilities and a reference (:func:`review_cases`)
+    and write ``review_rule.json`` into ``fine_dir``; returns its content, or None when no case has both."""
+    rows = review_cases([c for c in cases if c.get("ref") is not None], postprocessing, lvo_rule, sites)
+    if not rows:
+        return None
+    rule, rinfo = fit_review_rule(rows)
+    record = {**rinfo, "note": NOTE,
+              "cases": {r["case"]: {"score": r["uncertainty"]["score"], "kind": r["uncertainty"]["kind"],
+                                    "dice": r["dice"], "lvo_wrong": r["lvo_wrong"], "bad": r["bad"],
+                                    "flags": r["flags"]}
+                        for r in rows}}
+    rule.save(Path(fine_dir) / ReviewRule.FILE, record)
+    return rule.to_file_dict(record)
 
 
 def fit_validation_rules(fine_model_dir, raw_dataset_dir, folds: dict, metadata_csv=None, predictor=None) -> dict:
@@ -157,22 +180,19 @@ def fit_validation_rules(fine_model_dir, raw_dataset_dir, folds: dict, metadata_
     if not loaded:
         raise FileNotFoundError(f"no validation predictions under {fine}/fold_*/validation: train (or validate with "
                                 f"nnUNetv2_train ... --val) the fine stage first")
-    trust = fit_trust(loaded, fine)
-    post = Postprocessing.from_file_dict(trust["postprocessing"]) if trust["postprocessing"] else Postprocessing()
-    cases = []
-    for c in loaded:
-        images = {k: c[k] for k in IMAGE_KEYS}
-        cases.append((c["case"], post.select(c["pred"], c["spacing"], **images)["kept"], true_call(sites[c["case"]])))
+    post, post_record = fit_component_rule_on(loaded, fine)
+    cases = [(c["case"], _select(c, post)["kept"], true_call(sites[c["case"]])) for c in loaded]
     ica_refs = ica_reference_diameters(raw, sites)
     ica_floor = fit_ica_calibre(ica_refs.values())
     rule = fit_lvo_thresholds([(c, t) for _, c, t in cases], ica_diameter_mm=ica_floor)
     rule.save(fine / rule.FILE)
+    review = fit_review_on(loaded, post, fine, rule, sites)
     counts = {}
     for _, comps, truth in cases:
         call = lvo_call(comps, rule)["call"]
         counts[f"{truth} -> {call}"] = counts.get(f"{truth} -> {call}", 0) + 1
-    info = {"thresholds": rule.to_dict(), "postprocessing": trust["postprocessing"],
-            "review": None if trust["review"] is None else {k: v for k, v in trust["review"].items() if k != "cases"},
+    info = {"thresholds": rule.to_dict(), "postprocessing": post_record,
+            "review": None if review is None else {k: v for k, v in review.items() if k != "cases"},
             "n_cases": len(cases),
             "ica_calibre": {"reference_diameters_mm": ica_refs, "candidate_mm": ica_floor,
                             "kept": rule.min_ica_diameter_mm is not None,

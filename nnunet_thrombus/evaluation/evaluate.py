@@ -19,7 +19,8 @@ Trust, when ``reports_dir`` (``predict``'s output folder, ``<case>/report.json``
 uncertainty score (bits), ``review`` flag, components dropped by post-processing, and whether a dropped component's
 bounding box holds reference voxels (``dropped_on_reference``: the post-processing may have removed the clot). The
 summary then has Spearman rho between uncertainty and Dice, the AUROC of the uncertainty for Dice < 0.6, and the
-review flag's sensitivity and specificity for bad cases (``uncertainty.is_bad``); false-positive calls per clot-free
+review flag's sensitivity and specificity for bad cases (``calibration.review.is_bad``: Dice < 0.6, a miss, a
+false-positive call or a wrong LVO call); false-positive calls per clot-free
 head are always reported. :func:`evidence_columns` gives these as one flat dict per evaluated model (for the
 benchmark table).
 """
@@ -114,10 +115,12 @@ def read_reports(reports_dir) -> dict:
 
 
 def trust_fields(report: dict | None, ref: np.ndarray, dice_value: float, ref_present: bool,
-                 pred_present: bool) -> dict:
+                 pred_present: bool, lvo_wrong: bool = False) -> dict:
     """Per-case trust columns from a ``report.json`` (None: uncertainty, review and drops unknown). ``ref``: the
-    reference mask (z, y, x) on the report's grid."""
-    row = {"fp_call": bool(pred_present and not ref_present), "bad": is_bad(dice_value, ref_present, pred_present),
+    reference mask (z, y, x) on the report's grid; ``lvo_wrong``: the LVO call disagrees with the reference (a bad
+    case for the review flag, as ``fit-lvo`` counts it)."""
+    row = {"fp_call": bool(pred_present and not ref_present),
+           "bad": is_bad(dice_value, ref_present, pred_present, lvo_wrong),
            "uncertainty": None, "uncertainty_kind": None, "review": None, "n_dropped": None,
            "dropped_on_reference": None}
     if report is None:
@@ -179,7 +182,7 @@ def evaluate_case(case, pred_img, ref_img, meta=None, brain_img=None, lvo_rule=N
     size_class = meta.get("size_class") or None
     calcified = meta.get("clot_free_calcified", "")
     return {
-        **trust_fields(report, ref, m["dice"], ref_present, pred_present),
+        **trust_fields(report, ref, m["dice"], ref_present, pred_present, ref_lvo != (call["call"] == "LVO")),
         "size_class": size_class,
         "clot_free_calcified": None if calcified in ("", None) else ("yes" if _truthy(calcified) else "no"),
         "case": case, "dice": m["dice"], "hd95_mm": m["hd95_mm"], "assd_mm": m["assd_mm"], "nsd_1mm": m["nsd"],

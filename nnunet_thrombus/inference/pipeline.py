@@ -39,6 +39,7 @@ import numpy as np
 import SimpleITK as sitk
 
 from nnunet_thrombus.atomic_io import write_csv
+from nnunet_thrombus.calibration.lvo import call_flags
 from nnunet_thrombus.calibration.model import ARTIFACTS, DEFAULT, ModelCalibration
 from nnunet_thrombus.calibration.postprocessing import Postprocessing
 from nnunet_thrombus.calibration.review import case_uncertainty
@@ -89,7 +90,8 @@ def _stage_timings(prep: PreparedCase, model_t: dict, measure_s: float, export_s
 
 def case_findings(result, prep: PreparedCase, images: dict, calibration: ModelCalibration) -> CaseFindings:
     """Post-process the network's ``result`` for ``prep`` (keep or drop each component by evidence, under the model's
-    rule) and judge its uncertainty (the model's review rule). ``images``: {"cta", "ncct", "brain"} arrays
+    rule) and judge its uncertainty (the model's review rule, on the component flags and those of the model's LVO
+    call). ``images``: {"cta", "ncct", "brain"} arrays
     (Z, Y, X) on the CTA grid."""
     post = calibration.postprocessing
     probability = np.asarray(result.probability)
@@ -99,8 +101,9 @@ def case_findings(result, prep: PreparedCase, images: dict, calibration: ModelCa
     spread = getattr(result, "fold_spread", None) or {}
     uncertainty = case_uncertainty(probability, selection["mask"], images["brain"], fold_std=spread.get("std"),
                                    fold_votes=spread.get("votes"), n_folds=len(result.folds) or 1)
-    review = dict(calibration.review.review(uncertainty, selection["flags"]), rule=calibration.review.to_dict(),
-                  source=calibration.sources["review"])
+    flags = list(selection["flags"]) + call_flags(selection["kept"], calibration.lvo)  # as fit-lvo fits them
+    review = dict(calibration.review.review(uncertainty, flags), rule=calibration.review.to_dict(),
+                  source=calibration.sources["review"], flags=flags)
     return CaseFindings(mask=selection["mask"], probability=probability, components=selection["kept"],
                         folds=result.folds, dropped=selection["dropped"], uncertainty=uncertainty, review=review,
                         postprocessing={"rule": post.to_dict(), "source": calibration.sources["postprocessing"],

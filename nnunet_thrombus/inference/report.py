@@ -13,7 +13,7 @@ import numpy as np
 
 from nnunet_thrombus import __version__
 from nnunet_thrombus.calibration.lvo import LVOThresholds, lvo_call, refine_sites
-from nnunet_thrombus.calibration.review import ReviewRule, case_uncertainty
+from nnunet_thrombus.calibration.review import REVIEW_CASE_FLAGS, ReviewRule, case_uncertainty
 from nnunet_thrombus.deidentify import redact_tree
 from nnunet_thrombus.model_folder import COARSE, FINE
 from nnunet_thrombus.vocabulary import CALLS
@@ -99,7 +99,8 @@ def _trust_schemas() -> tuple[dict, dict]:
                        "fold_disagreement": _num(True, 0), "n_folds": {"type": "integer", "minimum": 1}}}
     review = {"type": "object", "required": ["review", "reasons", "rule", "source"],
               "properties": {"review": {"type": "boolean"}, "reasons": {"type": "array", "items": {"type": "string"}},
-                             "rule": {"type": "object"}, "source": {"type": "string"}}}
+                             "rule": {"type": "object"}, "source": {"type": "string"},
+                             "flags": {"type": "array", "items": {"enum": list(REVIEW_CASE_FLAGS)}}}}
     return uncertainty, review
 
 

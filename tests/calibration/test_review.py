@@ -7,10 +7,10 @@ import math
 import numpy as np
 import pytest
 
-from nnunet_thrombus.calibration.review import (ReviewRule, binary_entropy_bits, case_uncertainty, fit_review_rule,
-                                                   is_bad)
 from nnunet_thrombus.calibration.artifact import CalibrationFileError
 from nnunet_thrombus.calibration.model import load_artifact
+from nnunet_thrombus.calibration.review import (ReviewRule, binary_entropy_bits, case_uncertainty, fit_review_rule,
+                                                is_bad)
 
 
 def test_binary_entropy_values():
@@ -61,9 +61,11 @@ def test_fit_drops_a_case_flag_that_fires_on_good_cases():
     that always asks for review would cost 3 of 5 good cases and catch no bad one."""
     cases = _cases([0.7, 0.8], [0.1, 0.2]) + _cases([], [0.15, 0.25, 0.3], flags=("multiple_candidates",))
     rule, info = fit_review_rule(cases, target_sensitivity=1.0)
-    assert rule.case_flags == ("dense_candidate",) and rule.clot_score == pytest.approx(0.7)
+    # a tie keeps the flags that fire on no case; the one that costs good cases goes
+    assert rule.case_flags == ("dense_candidate", "site_by_calibre", "small_call")
+    assert rule.clot_score == pytest.approx(0.7)
     assert info["sensitivity"] == 1.0 and info["specificity"] == 1.0
-    default = next(c for c in info["candidates"] if len(c["case_flags"]) == 2)
+    default = next(c for c in info["candidates"] if c["case_flags"] == ["multiple_candidates", "dense_candidate"])
     assert default["specificity"] == pytest.approx(2 / 5)
     assert rule.review(_u(0.2), ("multiple_candidates",))["review"] is False
 
@@ -120,3 +122,18 @@ def test_bad_case_definition():
     assert is_bad(0.59, True, True) and not is_bad(0.6, True, True)
     assert is_bad(0.0, True, False)                 # a miss
     assert is_bad(0.0, False, True) and not is_bad(1.0, False, False)
+    assert is_bad(0.9, True, True, lvo_wrong=True)  # a good mask with the wrong LVO call
+
+
+def test_fit_chooses_among_the_call_flags_too():
+    """Two wrong LVO calls with sure probabilities (score 0.05): one rests on a few voxels, one on a site the
+    calibre check changed. Only the call flags catch both without flagging the confident good cases."""
+    cases = (_cases([0.7], [0.1, 0.2, 0.3]) + _cases([0.05], [], flags=("small_call",))
+             + _cases([0.05], [], flags=("site_by_calibre",)) + _cases([], [0.1], flags=("multiple_candidates",)))
+    rule, info = fit_review_rule(cases, target_sensitivity=1.0)
+    assert set(rule.case_flags) == {"small_call", "site_by_calibre", "dense_candidate"}
+    assert rule.clot_score == pytest.approx(0.7) and info["specificity"] == 1.0
+    assert len(info["candidates"]) == 16 and "wrong LVO call" in info["bad_definition"]
+    r = rule.review(_u(0.1), ("small_call",))
+    assert r["review"] and "few voxels" in r["reasons"][0]
+    assert ReviewRule().review(_u(0.1), ("small_call", "site_by_calibre"))["review"] is False  # unfitted: not used

@@ -8,7 +8,9 @@ import numpy as np
 import pytest
 import SimpleITK as sitk
 
-from nnunet_thrombus.calibration.validation import fit_trust, load_validation_case
+from nnunet_thrombus.calibration.lvo import LVOThresholds
+from nnunet_thrombus.calibration.validation import (fit_component_rule_on, fit_review_on, load_validation_case,
+                                                    review_cases)
 
 
 def _img(arr, path):
@@ -52,8 +54,9 @@ def test_load_and_fit_with_probabilities(tmp_path):
     a = load_validation_case(*_case(tmp_path, "A", clot | plaque, clot, prob_a), "A")
     b = load_validation_case(*_case(tmp_path, "B", plaque, np.zeros_like(clot), prob_b), "B")
     assert a["probability"].shape == clot.shape and float(a["probability"].max()) == pytest.approx(0.95)
-    out = fit_trust([a, b], tmp_path / "fine")
-    assert out["postprocessing"]["validation_mean_dice"]["evidence"] == pytest.approx(1.0)
+    post, record = fit_component_rule_on([a, b], tmp_path / "fine")
+    assert record["validation_mean_dice"]["evidence"] == pytest.approx(1.0)
+    fit_review_on([a, b], post, tmp_path / "fine")
     review = json.loads((tmp_path / "fine" / "review_rule.json").read_text())
     # after post-processing: A keeps the clot (entropy of 0.95), B is clot-free with the dropped plaque at 0.55
     h95 = -(0.95 * np.log2(0.95) + 0.05 * np.log2(0.05))
@@ -72,7 +75,29 @@ def test_shape_mismatch_and_missing_reference(tmp_path):
     pred_file.with_name("A.npz").unlink()
     case = load_validation_case(pred_file, raw, "A")
     assert case["ref"] is None and case["probability"] is None
-    assert fit_trust([case], tmp_path / "fine") == {"postprocessing": None, "review": None}
+    post, record = fit_component_rule_on([case], tmp_path / "fine")
+    assert record is None and fit_review_on([case], post, tmp_path / "fine") is None
+    assert not (tmp_path / "fine" / "postprocessing.json").exists()
+
+
+def test_a_wrong_lvo_call_is_a_bad_case_and_the_call_flags_reach_the_fit(tmp_path):
+    """A well-segmented clot (Dice 1) of 36 mm3 in the brain box: with the site ``M2`` in metadata the call (by
+    site from the mask) may be right or wrong; a case is bad exactly when the LVO call disagrees with metadata."""
+    clot, _ = _masks()
+    prob = np.where(clot, 0.95, 0.0).astype(np.float32)
+    a = load_validation_case(*_case(tmp_path, "A", clot, clot, prob), "A")
+    post, _ = fit_component_rule_on([a], tmp_path / "fine")
+    rule = LVOThresholds(min_volume_mm3=5.0)
+    (row,) = review_cases([a], post, rule, sites={"A": "M2"})
+    called_lvo = row["lvo_wrong"]                 # wrong against M2 exactly when the mask's call is LVO
+    (as_lvo,) = review_cases([a], post, rule, sites={"A": "M1"})
+    assert as_lvo["lvo_wrong"] is (not called_lvo) and row["dice"] == pytest.approx(1.0)
+    assert {row["bad"], as_lvo["bad"]} == {True, False}          # Dice 1: only the LVO call makes a case bad
+    (no_sites,) = review_cases([a], post, rule)
+    assert no_sites["lvo_wrong"] is False and no_sites["bad"] is False
+    (small,) = review_cases([a], post, LVOThresholds(min_volume_mm3=20.0), sites={"A": "M2"})
+    assert "small_call" in small["flags"]                        # 36 mm3 < 2 x 20 mm3
+    assert "small_call" not in row["flags"]                       # 36 mm3 >= 10 mm3
 
 
 def test_validation_predictor_only_beside_a_coarse_stage(tmp_path):

@@ -5,8 +5,8 @@ import numpy as np
 import pytest
 import SimpleITK as sitk
 
-from nnunet_thrombus.calibration.lvo import (LVOThresholds, fit_ica_calibre, fit_lvo_thresholds, lvo_call, refine_sites,
-                                         refined_site)
+from nnunet_thrombus.calibration.lvo import (LVOThresholds, call_flags, fit_ica_calibre, fit_lvo_thresholds, lvo_call,
+                                             refine_sites, refined_site, small_call_volume_mm3)
 
 RULE = LVOThresholds(min_volume_mm3=5.0, min_ica_diameter_mm=4.0)
 
@@ -41,6 +41,19 @@ def test_lvo_call_uses_the_refined_site():
     assert lvo_call([comp(d=3.0, lr=0.30)], RULE)["call"] == "LVO"      # M1 is a large vessel
     assert lvo_call([comp(d=5.0, lr=0.15)], RULE)["call"] == "LVO"
     assert lvo_call([comp(d=3.0, lr=0.15)], LVOThresholds())["call"] == "LVO"  # no floor: the zone decides
+
+
+def test_call_flags_name_what_the_call_hinges_on():
+    assert call_flags([comp(d=3.0, lr=0.15)], RULE) == ["site_by_calibre"]       # the calibre check made it ACA
+    assert call_flags([comp(d=5.0, lr=0.15)], RULE) == []                        # ICA calibre: the zone decides
+    assert call_flags([comp(d=5.0, vol=9.9)], RULE) == ["small_call"]            # under 2 x 5 mm3
+    assert call_flags([comp(d=5.0, vol=10.0)], RULE) == []
+    assert call_flags([comp(d=3.0, vol=4.9)], RULE) == []                        # under the minimum: no call
+    # the largest component decides, as in lvo_call: a thin speck beside a large ICA clot raises nothing
+    assert call_flags([comp(d=3.0, vol=6.0), comp(d=5.0, vol=40.0)], RULE) == []
+    assert small_call_volume_mm3(LVOThresholds(min_volume_mm3=8.0)) == 16.0
+    assert small_call_volume_mm3(LVOThresholds(min_volume_mm3=0.0)) == 10.0     # a fitted 0 keeps a margin
+    assert call_flags([comp(site="M2", vol=3.0)], LVOThresholds(min_volume_mm3=0.0)) == ["small_call"]
 
 
 def test_rule_json_round_trip_and_old_files(tmp_path):
