@@ -92,21 +92,33 @@ def small_call_volume_mm3(rule: LVOThresholds) -> float:
     return max(2.0 * float(rule.min_volume_mm3), MAX_FITTED_MIN_VOLUME_MM3)
 
 
+def deciding_component(components, rule: LVOThresholds) -> dict | None:
+    """The component a call rests on: the largest of those with volume >= ``rule.min_volume_mm3`` (None: none)."""
+    kept = [c for c in components if float(c["volume_mm3"]) >= rule.min_volume_mm3]
+    return max(kept, key=lambda c: float(c["volume_mm3"])) if kept else None
+
+
 def call_flags(components, rule: LVOThresholds = LVOThresholds()) -> list[str]:
     """Case flags of the call :func:`lvo_call` makes from ``components`` (the review rule may ask for review on
     them, ``calibration.review.CALL_FLAGS``): ``site_by_calibre`` when the deciding component's site was changed
     by the ICA calibre check (:func:`refined_site`), ``small_call`` when an occlusion is called from a component
     under :func:`small_call_volume_mm3`. No call, no flags."""
-    kept = [c for c in components if float(c["volume_mm3"]) >= rule.min_volume_mm3]
-    if not kept:
+    big = deciding_component(components, rule)
+    if big is None:
         return []
-    big = max(kept, key=lambda c: float(c["volume_mm3"]))
     flags = []
     if refined_site(big, rule)[1] is not None:
         flags.append("site_by_calibre")
     if float(big["volume_mm3"]) < small_call_volume_mm3(rule):
         flags.append("small_call")
     return flags
+
+
+def review_flags(selection: dict, rule: LVOThresholds) -> list[str]:
+    """Every case flag of a post-processed case for the review rule: the component selection's (``selection``:
+    ``Postprocessing.select``'s result) and those of ``rule``'s call on its kept components (:func:`call_flags`).
+    ``fit-lvo`` fits the review rule on these and ``predict`` applies it to them."""
+    return list(selection["flags"]) + call_flags(selection["kept"], rule)
 
 
 def refine_sites(components, rule: LVOThresholds) -> list[dict]:
@@ -145,11 +157,10 @@ def lvo_call(components, rule: LVOThresholds = LVOThresholds()) -> dict:
     Returns:
         {"call": "no occlusion" | "LVO" | "non-LVO occlusion", "rule": str explaining the decision}.
     """
-    kept = [c for c in components if float(c["volume_mm3"]) >= rule.min_volume_mm3]
-    if not kept:
+    big = deciding_component(components, rule)
+    if big is None:
         return {"call": "no occlusion",
                 "rule": f"no component >= {rule.min_volume_mm3:g} mm3 ({rule.describe()})"}
-    big = max(kept, key=lambda c: float(c["volume_mm3"]))
     site, note = refined_site(big, rule)
     why = f"largest component {float(big['volume_mm3']):.1f} mm3 at site {site}" + (f" ({note})" if note else "")
     diameter = big.get("mean_diameter_mm")

@@ -26,8 +26,8 @@ import numpy as np
 import SimpleITK as sitk
 
 from nnunet_thrombus.atomic_io import write_json
-from nnunet_thrombus.calibration.lvo import (ICA_CALIBRE_FRACTION, LVOThresholds, call_flags, fit_ica_calibre,
-                                             fit_lvo_thresholds, lvo_call)
+from nnunet_thrombus.calibration.lvo import (ICA_CALIBRE_FRACTION, LVOThresholds, fit_ica_calibre, fit_lvo_thresholds,
+                                             lvo_call, review_flags)
 from nnunet_thrombus.calibration.model import FIT_RECORD_FILE
 from nnunet_thrombus.calibration.postprocessing import IMAGE_KEYS, Postprocessing, choose_postprocessing
 from nnunet_thrombus.calibration.review import ReviewRule, case_uncertainty, fit_review_rule, is_bad
@@ -105,17 +105,19 @@ def _select(case: dict, postprocessing: Postprocessing) -> dict:
 
 
 def review_cases(cases, postprocessing: Postprocessing, lvo_rule: LVOThresholds | None = None,
-                 sites: dict | None = None) -> list[dict]:
+                 sites: dict | None = None, selections: dict | None = None) -> list[dict]:
     """Per validation case with a probability map: its uncertainty after ``postprocessing``, its case flags (the
     component selection's and those of ``lvo_rule``'s call) and whether it is a bad case
     (:func:`~nnunet_thrombus.calibration.review.is_bad`; with ``sites`` ({case: metadata site}) a wrong LVO call
-    counts too), for ``fit_review_rule``. ``lvo_rule`` None: the default thresholds."""
+    counts too), for ``fit_review_rule``. ``lvo_rule`` None: the default thresholds. ``selections``: {case:
+    ``postprocessing``'s selection} already made (the others are made here)."""
     lvo_rule = lvo_rule or LVOThresholds()
+    selections = selections or {}
     out = []
     for c in cases:
         if c.get("probability") is None:
             continue
-        sel = _select(c, postprocessing)
+        sel = selections.get(c["case"]) or _select(c, postprocessing)
         unc = case_uncertainty(c["probability"], sel["mask"], c["brain"])
         d = dice(sel["mask"], c["ref"])
         lvo_wrong = False
@@ -123,7 +125,7 @@ def review_cases(cases, postprocessing: Postprocessing, lvo_rule: LVOThresholds 
             called = lvo_call(sel["kept"], lvo_rule)["call"] == "LVO"
             lvo_wrong = called != (true_call(sites[c["case"]]) == "LVO")
         out.append({"case": c["case"], "uncertainty": unc, "dice": d, "lvo_wrong": lvo_wrong,
-                    "flags": list(sel["flags"]) + call_flags(sel["kept"], lvo_rule),
+                    "flags": review_flags(sel, lvo_rule),
                     "bad": is_bad(d, bool(c["ref"].any()), bool(sel["mask"].any()), lvo_wrong)})
     return out
 
@@ -142,10 +144,11 @@ def fit_component_rule_on(cases, fine_dir) -> tuple[Postprocessing, dict | None]
 
 
 def fit_review_on(cases, postprocessing: Postprocessing, fine_dir, lvo_rule: LVOThresholds | None = None,
-                  sites: dict | None = None) -> dict | None:
-    """Fit the review flag on loaded validation ``cases`` with probabilities and a reference (:func:`review_cases`)
-    and write ``review_rule.json`` into ``fine_dir``; returns its content, or None when no case has both."""
-    rows = review_cases([c for c in cases if c.get("ref") is not None], postprocessing, lvo_rule, sites)
+                  sites: dict | None = None, selections: dict | None = None) -> dict | None:
+    """Fit the review flag on loaded validation ``cases`` with probabilities and a reference (:func:`review_cases`,
+    which takes ``selections``) and write ``review_rule.json`` into ``fine_dir``; returns its content, or None when
+    no case has both."""
+    rows = review_cases([c for c in cases if c.get("ref") is not None], postprocessing, lvo_rule, sites, selections)
     if not rows:
         return None
     rule, rinfo = fit_review_rule(rows)
@@ -181,12 +184,13 @@ def fit_validation_rules(fine_model_dir, raw_dataset_dir, folds: dict, metadata_
         raise FileNotFoundError(f"no validation predictions under {fine}/fold_*/validation: train (or validate with "
                                 f"nnUNetv2_train ... --val) the fine stage first")
     post, post_record = fit_component_rule_on(loaded, fine)
-    cases = [(c["case"], _select(c, post)["kept"], true_call(sites[c["case"]])) for c in loaded]
+    selections = {c["case"]: _select(c, post) for c in loaded}  # once per case: the LVO and review fits share it
+    cases = [(c["case"], selections[c["case"]]["kept"], true_call(sites[c["case"]])) for c in loaded]
     ica_refs = ica_reference_diameters(raw, sites)
     ica_floor = fit_ica_calibre(ica_refs.values())
     rule = fit_lvo_thresholds([(c, t) for _, c, t in cases], ica_diameter_mm=ica_floor)
     rule.save(fine / rule.FILE)
-    review = fit_review_on(loaded, post, fine, rule, sites)
+    review = fit_review_on(loaded, post, fine, rule, sites, selections)
     counts = {}
     for _, comps, truth in cases:
         call = lvo_call(comps, rule)["call"]

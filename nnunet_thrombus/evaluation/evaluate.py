@@ -175,14 +175,14 @@ def evaluate_case(case, pred_img, ref_img, meta=None, brain_img=None, lvo_rule=N
         call, pred_site = lvo_call(pred_comps, rule), pred_comps[0]["site"] if pred_comps else "none"
     meta = meta or {}
     ref_lvo = _truthy(meta["lvo"]) if "lvo" in meta else lvo_call(ref_comps, rule)["call"] == "LVO"
-    ref_present, pred_present = bool(ref.any()), call["call"] != "no occlusion"
+    ref_present, pred_present, pred_lvo = bool(ref.any()), call["call"] != "no occlusion", call["call"] == "LVO"
     density = None
     if rv and meta.get("isodense", "") != "":
         density = "isodense" if _truthy(meta["isodense"]) else "hyperdense"
     size_class = meta.get("size_class") or None
     calcified = meta.get("clot_free_calcified", "")
     return {
-        **trust_fields(report, ref, m["dice"], ref_present, pred_present, ref_lvo != (call["call"] == "LVO")),
+        **trust_fields(report, ref, m["dice"], ref_present, pred_present, ref_lvo != pred_lvo),
         "size_class": size_class,
         "clot_free_calcified": None if calcified in ("", None) else ("yes" if _truthy(calcified) else "no"),
         "case": case, "dice": m["dice"], "hd95_mm": m["hd95_mm"], "assd_mm": m["assd_mm"], "nsd_1mm": m["nsd"],
@@ -193,8 +193,8 @@ def evaluate_case(case, pred_img, ref_img, meta=None, brain_img=None, lvo_rule=N
         "ref_components": len(ref_comps), "pred_components": len(pred_comps),
         "ref_present": ref_present, "pred_present": pred_present,
         "presence_outcome": _outcome(ref_present, pred_present),
-        "ref_lvo": ref_lvo, "pred_lvo": call["call"] == "LVO",
-        "lvo_outcome": _outcome(ref_lvo, call["call"] == "LVO"), "pred_call": call["call"],
+        "ref_lvo": ref_lvo, "pred_lvo": pred_lvo,
+        "lvo_outcome": _outcome(ref_lvo, pred_lvo), "pred_call": call["call"],
         "pred_site": pred_site,
         "site": meta.get("site") or None,
         "size_group": (f"<{SMALL_CLOT_MM3:g} mm3" if rv < SMALL_CLOT_MM3 else f">={SMALL_CLOT_MM3:g} mm3") if rv else None,

@@ -39,7 +39,7 @@ import numpy as np
 import SimpleITK as sitk
 
 from nnunet_thrombus.atomic_io import write_csv
-from nnunet_thrombus.calibration.lvo import call_flags
+from nnunet_thrombus.calibration.lvo import review_flags
 from nnunet_thrombus.calibration.model import ARTIFACTS, DEFAULT, ModelCalibration
 from nnunet_thrombus.calibration.postprocessing import Postprocessing
 from nnunet_thrombus.calibration.review import case_uncertainty
@@ -101,7 +101,7 @@ def case_findings(result, prep: PreparedCase, images: dict, calibration: ModelCa
     spread = getattr(result, "fold_spread", None) or {}
     uncertainty = case_uncertainty(probability, selection["mask"], images["brain"], fold_std=spread.get("std"),
                                    fold_votes=spread.get("votes"), n_folds=len(result.folds) or 1)
-    flags = list(selection["flags"]) + call_flags(selection["kept"], calibration.lvo)  # as fit-lvo fits them
+    flags = review_flags(selection, calibration.lvo)
     review = dict(calibration.review.review(uncertainty, flags), rule=calibration.review.to_dict(),
                   source=calibration.sources["review"], flags=flags)
     return CaseFindings(mask=selection["mask"], probability=probability, components=selection["kept"],
