@@ -7,14 +7,14 @@ import os
 import stat
 
 import pytest
-from pydicom.dataset import Dataset
 from pydicom.datadict import tag_for_keyword
+from pydicom.dataset import Dataset
 from pydicom.sequence import Sequence
 
 from nnunet_thrombus.deidentify import (BASIC_PROFILE, DATE_SHIFT_DAYS, GEOMETRY_KEYWORDS, IDENTITY_ACTIONS,
-                                        DeidentificationError, DeidKey, check_case_sources, deidentify_sources,
-                                        identifying_values, key_for_outputs, load_key, new_key, redact, redact_tree,
-                                        shift_date)
+                                        DeidentificationError, DeidKey, check_case_sources, dataset_leaks,
+                                        deidentify_sources, identifying_values, key_for_outputs, load_key, new_key,
+                                        redact, redact_tree, shift_date)
 
 SOURCE_UID = "1.2.826.0.1.3680043.8.498.12345678901234567890"
 
@@ -101,6 +101,30 @@ def test_redact_longest_first_and_through_json():
     assert redact("patient DOE^JANE (PID4711), F, DOES ok", values) == "patient [removed] ([removed]), F, DOES ok"
     tree = redact_tree({"a": ["JANE DOE", 3.5], "b": {"c": "none"}}, values)
     assert tree == {"a": ["[removed] [removed]", 3.5], "b": {"c": "none"}}
+
+
+def test_written_dates_and_times_compared_by_parts_not_as_text():
+    source = _ct()
+    source.StudyTime = "101500"
+    sources = deidentify_sources([source], new_key(), "case01")
+    # the day whose shifted date ends in 1015: stamp then writes ContributionDateTime 2026 1015 000000, whose digits
+    # hold the source StudyTime 101500 (a substring check refused such an output about once a year of shifts)
+    today = datetime.date(2026, 10, 15) + datetime.timedelta(days=sources.shift_days)
+    out = Dataset()
+    out.ContentDate, out.ContentTime = "20250101", "120000"
+    out.ContributingEquipmentSequence = Sequence([Dataset()])
+    out.ContributingEquipmentSequence[0].ContributionDateTime = "20260101120000"
+    sources.stamp(out, today=today)
+    assert out.ContributingEquipmentSequence[0].ContributionDateTime == "20261015000000"
+    assert dataset_leaks(out, [source]) == []
+    # a source date or time kept whole, as the date or time of a DT, or at minute precision is still a leak
+    out.ContentDate = "20240611"  # the source StudyDate
+    out.ContributingEquipmentSequence[0].ContributionDateTime = "202610151015"  # 10:15, the source StudyTime
+    out.AcquisitionDateTime = "20240611083015.25+0100"  # the source's own date and StudyTime 083015
+    out.ContentTime = "101500"
+    out.ImageComments = "reviewed 101500"  # free text is still searched as text
+    assert dataset_leaks(out, [source]) == ["AcquisitionDateTime", "ContentDate", "ContentTime",
+                                            "ContributionDateTime", "ImageComments"]
 
 
 def test_burned_in_and_case_id_refused():

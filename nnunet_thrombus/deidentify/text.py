@@ -106,11 +106,39 @@ def leaked_values(data: bytes, values) -> list[str]:
     return [v for v in _searchable(values) if v.encode("utf-8", "replace") in data]
 
 
+#: a written date/time value of this form is split into its date and its time instead of searched as text
+_DATE_TIME = re.compile(r"^(\d{8})?(\d{2,6})?(\.\d{1,6})?([+-]\d{4})?$")
+
+
+def _temporal_parts(text: str) -> set[str]:
+    """A DA, TM or DT value as the parts a source date or time could equal: the whole value, its YYYYMMDD date and
+    its time as hhmmss (``1015`` read as ``101500``; fraction and UTC offset dropped). A time of 000000 is left out:
+    it is the constant ``DeidentifiedSources.stamp`` writes, and midnight identifies nobody. An empty set for text
+    that is not a date or time."""
+    text = text.strip()
+    match = _DATE_TIME.match(text)
+    if not text or match is None:
+        return set()
+    date, time = match.group(1), match.group(2)
+    parts = {text, date, time.ljust(6, "0") if time else None}
+    return {p for p in parts if p and p.strip("0")}
+
+
+def _temporal_leak(elem, source_parts: set[str]) -> bool:
+    """A DA/TM/DT element equals, as a whole or in its date or time, one of ``source_parts`` (the sources' values
+    split by ``_temporal_parts``). Compared by parts, not as a substring: the digits of a shifted date and a time of
+    000000 may spell a source time by chance (``20231015`` + ``000000`` holds ``101500``)."""
+    items = elem.value if isinstance(elem.value, (list, tuple)) or elem.VM > 1 else [elem.value]
+    return any(_temporal_parts(str(v)) & source_parts for v in items)
+
+
 def dataset_leaks(ds, sources) -> list[str]:
     """Keywords (or tags) of the elements of a written dataset ``ds`` whose text contains a value the profile
     removes from ``sources``, or whose UID is one of theirs (whole UIDs: a date's digits may occur inside a new
-    2.25 UID by chance). Pixel data and other binary values are not searched."""
+    2.25 UID by chance). Dates and times (DA, TM, DT) are compared by their date and time parts, not as text
+    (``_temporal_leak``). Pixel data and other binary values are not searched."""
     values = identifying_values(sources)
+    source_parts = set().union(*(_temporal_parts(v) for v in values)) if values else set()
     where = set()
     for elem in ds.iterall():
         if elem.VR in ("SQ", "OB", "OW", "OF", "OD", "OL", "OV", "UN") or elem.value is None:
@@ -118,6 +146,9 @@ def dataset_leaks(ds, sources) -> list[str]:
         if elem.VR == "UI":
             items = elem.value if isinstance(elem.value, (list, tuple)) or elem.VM > 1 else [elem.value]
             if any(str(v) in values for v in items):
+                where.add(elem.keyword or str(elem.tag))
+        elif elem.VR in ("DA", "TM", "DT"):
+            if _temporal_leak(elem, source_parts):
                 where.add(elem.keyword or str(elem.tag))
         elif leaked_values(str(elem.value).encode("utf-8", "replace"), values):
             where.add(elem.keyword or str(elem.tag))
