@@ -42,6 +42,7 @@ from nnunet_thrombus.calibration.lvo import LVOThresholds, lvo_call, refine_site
 from nnunet_thrombus.calibration.review import is_bad
 from nnunet_thrombus.evaluation import plots as p
 from nnunet_thrombus.evaluation.raters import rater_study
+from nnunet_thrombus.evaluation.statistics import wilson_ci
 from nnunet_thrombus.evaluation.summary import summarise, to_markdown
 from nnunet_thrombus.evaluation.surface_metrics import all_metrics
 from nnunet_thrombus.measure.components import measure_components
@@ -294,7 +295,8 @@ def evidence_columns(summary: dict) -> dict:
     ``lvo_sensitivity``, ``lvo_specificity``, ``m2_aca_detection`` (occlusion found at M2 or ACA),
     ``uncertainty_spearman_rho`` (vs Dice), ``uncertainty_auroc_poor_dice`` (Dice < 0.6), ``review_sensitivity``,
     ``review_specificity`` (for bad cases), ``dropped_on_reference`` (cases where post-processing dropped a component
-    over the reference clot).
+    over the reference clot); the 95% CIs of the proportions (Wilson) and of the AUROC (stratified bootstrap) as
+    ``<key>_ci_low`` / ``<key>_ci_high``.
     """
     nan = float("nan")
     det, trust = summary["detection"], summary.get("trust") or {}
@@ -303,7 +305,7 @@ def evidence_columns(summary: dict) -> dict:
     pos = sum(sites[s]["detection"]["tp"] + sites[s]["detection"]["fn"] for s in ("M2", "ACA") if s in sites)
     review = trust.get("review") or {}
     val = lambda d, k: nan if d is None or d.get(k) is None else float(d[k])  # noqa: E731
-    return {"clot_free_specificity": val(det["occlusion_vs_none"], "specificity"),
+    cols = {"clot_free_specificity": val(det["occlusion_vs_none"], "specificity"),
             "fp_calls_per_clot_free_head": val(summary.get("false_positives"), "per_clot_free_head"),
             "lvo_sensitivity": val(det["lvo_vs_non_lvo"], "sensitivity"),
             "lvo_specificity": val(det["lvo_vs_non_lvo"], "specificity"),
@@ -312,3 +314,14 @@ def evidence_columns(summary: dict) -> dict:
             "uncertainty_auroc_poor_dice": val(trust.get("auroc_poor_dice"), "auroc"),
             "review_sensitivity": val(review, "sensitivity"), "review_specificity": val(review, "specificity"),
             "dropped_on_reference": val(trust, "dropped_on_reference")}
+    intervals = {"clot_free_specificity": (det["occlusion_vs_none"] or {}).get("specificity_ci"),
+                 "lvo_sensitivity": (det["lvo_vs_non_lvo"] or {}).get("sensitivity_ci"),
+                 "lvo_specificity": (det["lvo_vs_non_lvo"] or {}).get("specificity_ci"),
+                 "m2_aca_detection": list(wilson_ci(tp, pos)),
+                 "uncertainty_auroc_poor_dice": (trust.get("auroc_poor_dice") or {}).get("ci"),
+                 "review_sensitivity": review.get("sensitivity_ci"), "review_specificity": review.get("specificity_ci")}
+    for key, ci in intervals.items():
+        low, high = ci if ci is not None else (None, None)
+        cols[f"{key}_ci_low"] = nan if low is None else float(low)
+        cols[f"{key}_ci_high"] = nan if high is None else float(high)
+    return cols

@@ -20,7 +20,8 @@ import math
 import numpy as np
 from scipy.stats import rankdata
 
-from nnunet_thrombus.evaluation.statistics import bland_altman, median_iqr, pearson, sensitivity_specificity, spearman
+from nnunet_thrombus.evaluation.statistics import (BOOTSTRAP_RESAMPLES, BOOTSTRAP_SEED, bland_altman, median_iqr,
+                                                   pearson, sensitivity_specificity, spearman)
 from nnunet_thrombus.vocabulary import POOR_DICE
 
 SEG_METRICS = ("dice", "hd95_mm", "assd_mm", "nsd_1mm")
@@ -29,18 +30,32 @@ MEASURES = ("ref_length_mm", "pred_length_mm", "length_error_mm", "abs_length_er
 GROUP_KEYS = ("site", "size_group", "density_group", "size_class", "clot_free_calcified")
 
 
-def auroc(scores, positives) -> dict:
+def auroc(scores, positives, n_resamples: int = BOOTSTRAP_RESAMPLES, confidence: float = 0.95,
+          seed: int = BOOTSTRAP_SEED) -> dict:
     """Area under the ROC curve of ``scores`` (higher = more likely positive) for boolean ``positives``: the share of
     (positive, negative) pairs the score orders correctly, ties counting one half (Mann-Whitney U / (n_pos n_neg)).
-    {"auroc": NaN when either class is empty, "n_pos", "n_neg"}."""
+
+    ``ci``: percentile bootstrap interval, the positives and the negatives each resampled with replacement at their
+    own count (``n_resamples`` draws from ``numpy.random.default_rng(seed)``, as ``statistics.bootstrap_ci``), so
+    every resample has both classes. {"auroc", "ci": [low, high], "n_pos", "n_neg"}; NaN when either class is
+    empty."""
     s = np.asarray(scores, dtype=float)
     y = np.asarray(positives, dtype=bool)
     n_pos, n_neg = int(y.sum()), int((~y).sum())
     if n_pos == 0 or n_neg == 0:
-        return {"auroc": float("nan"), "n_pos": n_pos, "n_neg": n_neg}
+        return {"auroc": float("nan"), "ci": [float("nan"), float("nan")], "n_pos": n_pos, "n_neg": n_neg}
     ranks = rankdata(s)
     u = ranks[y].sum() - n_pos * (n_pos + 1) / 2.0
-    return {"auroc": float(u / (n_pos * n_neg)), "n_pos": n_pos, "n_neg": n_neg}
+    # pair matrix: 1 where the positive scores above the negative, 1/2 for a tie; a resample weights its rows and
+    # columns by how often each case was drawn
+    pairs = (s[y][:, None] > s[~y][None, :]) + 0.5 * (s[y][:, None] == s[~y][None, :])
+    rng = np.random.default_rng(seed)
+    w_pos = np.stack([np.bincount(i, minlength=n_pos) for i in rng.integers(0, n_pos, (n_resamples, n_pos))])
+    w_neg = np.stack([np.bincount(i, minlength=n_neg) for i in rng.integers(0, n_neg, (n_resamples, n_neg))])
+    resampled = np.einsum("rp,pn,rn->r", w_pos, pairs, w_neg) / (n_pos * n_neg)
+    alpha = (1.0 - confidence) / 2.0
+    low, high = np.percentile(resampled, [100 * alpha, 100 * (1 - alpha)])
+    return {"auroc": float(u / (n_pos * n_neg)), "ci": [float(low), float(high)], "n_pos": n_pos, "n_neg": n_neg}
 
 
 def trust_summary(rows: list[dict]) -> dict | None:
@@ -170,7 +185,8 @@ def to_markdown(summary: dict) -> str:
                   "| measure | value |", "| --- | --- |",
                   f"| Spearman rho, uncertainty vs Dice (n={sp['n']}) | {_fmt(sp['r'])} (p={_fmt(sp['p'], 3)}) |",
                   f"| AUROC of uncertainty for Dice < {POOR_DICE:g} ({au['n_pos']} poor / {au['n_neg']} good) | "
-                  f"{_fmt(au['auroc'])} |",
+                  f"{_fmt(au['auroc'])}" + ("" if "ci" not in au else f" (95% CI {_fmt(au['ci'][0])}-{_fmt(au['ci'][1])})")
+                  + " |",
                   f"| review flag: sensitivity for bad cases | {_pct_ci(rv, 'sensitivity')} |",
                   f"| review flag: specificity | {_pct_ci(rv, 'specificity')} |",
                   f"| cases flagged for review | {trust['n_review']} |",

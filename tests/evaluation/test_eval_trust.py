@@ -33,6 +33,22 @@ def test_auroc_equals_the_pair_count_with_ties():
     assert np.isnan(auroc([0.1, 0.2], [True, True])["auroc"])
 
 
+def test_auroc_interval_matches_hanley_mcneil_and_its_limits():
+    rng = np.random.default_rng(3)
+    pos, neg = rng.normal(1.0, 1.0, 60), rng.normal(0.0, 1.0, 60)
+    scores, labels = np.concatenate([pos, neg]), np.arange(120) < 60
+    a = auroc(scores, labels)
+    # an independent interval: Hanley & McNeil's standard error of the AUROC, normal approximation
+    q1, q2 = a["auroc"] / (2 - a["auroc"]), 2 * a["auroc"] ** 2 / (1 + a["auroc"])
+    se = np.sqrt((a["auroc"] * (1 - a["auroc"]) + 59 * (q1 - a["auroc"] ** 2) + 59 * (q2 - a["auroc"] ** 2)) / 3600)
+    assert a["ci"][0] == pytest.approx(a["auroc"] - 1.96 * se, abs=0.02)
+    assert a["ci"][1] == pytest.approx(a["auroc"] + 1.96 * se, abs=0.02)
+    assert a["ci"][0] < a["auroc"] < a["ci"][1] and auroc(scores, labels)["ci"] == a["ci"]  # seeded: reproducible
+    assert auroc([0.1, 0.2, 0.8, 0.9], [False, False, True, True])["ci"] == [1.0, 1.0]  # every resample separates
+    assert auroc([0.5] * 4, [False, True, False, True])["ci"] == [0.5, 0.5]              # all ties
+    assert np.isnan(auroc([0.1, 0.2], [True, True])["ci"]).all()
+
+
 def _row(dice, ref, pred, unc, review, site="M1", dropped=False):
     from nnunet_thrombus.calibration.review import is_bad
 
@@ -76,6 +92,12 @@ def test_false_positives_and_subgroups():
     assert cols["fp_calls_per_clot_free_head"] == pytest.approx(1 / 3)
     assert cols["review_sensitivity"] == pytest.approx(2 / 3) and cols["dropped_on_reference"] == 1.0
     assert cols["uncertainty_auroc_poor_dice"] == pytest.approx(5 / 6)
+    # each figure's 95% CI beside it: Wilson for the proportions (3 of 4: 0.301-0.954), bootstrap for the AUROC
+    assert (cols["m2_aca_detection_ci_low"], cols["m2_aca_detection_ci_high"]) == pytest.approx((0.3006, 0.9544),
+                                                                                                abs=1e-4)
+    assert (cols["review_sensitivity_ci_low"], cols["review_sensitivity_ci_high"]) == pytest.approx(
+        s["trust"]["review"]["sensitivity_ci"])
+    assert cols["uncertainty_auroc_poor_dice_ci_low"] < 5 / 6 <= cols["uncertainty_auroc_poor_dice_ci_high"] <= 1.0
 
 
 def _write(arr, path):
