@@ -85,9 +85,8 @@ def main(argv=None) -> int:
     if not args.no_trace:
         from nnunet_thrombus.inference.miss_analysis import summarise_traces, trace_clot
         from nnunet_thrombus.inference.model_files import load_predictor
-        from nnunet_thrombus.model_folder import resolve_cascade as resolve_model
-
         from nnunet_thrombus.model_folder import DEFAULT_PLANS, DEFAULT_TRAINER
+        from nnunet_thrombus.model_folder import resolve_cascade as resolve_model
 
         files = resolve_model(model_folder=args.model, trainer=args.trainer or DEFAULT_TRAINER,
                               plans=args.plans or DEFAULT_PLANS)
