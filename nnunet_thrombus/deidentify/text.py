@@ -15,11 +15,15 @@ MIN_REDACT_LENGTH = 4
 REDACTED = "[removed]"
 
 
-def _values_of(elem) -> list[str]:
+def _element_items(elem) -> list:
+    """The values of a DICOM element, one per item of a multi-valued element."""
     value = elem.value
-    items = list(value) if isinstance(value, (list, tuple)) or getattr(elem, "VM", 1) > 1 else [value]
+    return list(value) if isinstance(value, (list, tuple)) or getattr(elem, "VM", 1) > 1 else [value]
+
+
+def _values_of(elem) -> list[str]:
     out = []
-    for v in items:
+    for v in _element_items(elem):
         if v is None or isinstance(v, (bytes, bytearray)):
             continue
         text = str(v).strip()
@@ -128,8 +132,7 @@ def _temporal_leak(elem, source_parts: set[str]) -> bool:
     """A DA/TM/DT element equals, as a whole or in its date or time, one of ``source_parts`` (the sources' values
     split by ``_temporal_parts``). Compared by parts, not as a substring: the digits of a shifted date and a time of
     000000 may spell a source time by chance (``20231015`` + ``000000`` holds ``101500``)."""
-    items = elem.value if isinstance(elem.value, (list, tuple)) or elem.VM > 1 else [elem.value]
-    return any(_temporal_parts(str(v)) & source_parts for v in items)
+    return any(_temporal_parts(str(v)) & source_parts for v in _element_items(elem))
 
 
 def dataset_leaks(ds, sources) -> list[str]:
@@ -138,14 +141,13 @@ def dataset_leaks(ds, sources) -> list[str]:
     2.25 UID by chance). Dates and times (DA, TM, DT) are compared by their date and time parts, not as text
     (``_temporal_leak``). Pixel data and other binary values are not searched."""
     values = identifying_values(sources)
-    source_parts = set().union(*(_temporal_parts(v) for v in values)) if values else set()
+    source_parts = set().union(*(_temporal_parts(v) for v in values))
     where = set()
     for elem in ds.iterall():
         if elem.VR in ("SQ", "OB", "OW", "OF", "OD", "OL", "OV", "UN") or elem.value is None:
             continue
         if elem.VR == "UI":
-            items = elem.value if isinstance(elem.value, (list, tuple)) or elem.VM > 1 else [elem.value]
-            if any(str(v) in values for v in items):
+            if any(str(v) in values for v in _element_items(elem)):
                 where.add(elem.keyword or str(elem.tag))
         elif elem.VR in ("DA", "TM", "DT"):
             if _temporal_leak(elem, source_parts):

@@ -185,8 +185,7 @@ def to_markdown(summary: dict) -> str:
                   "| measure | value |", "| --- | --- |",
                   f"| Spearman rho, uncertainty vs Dice (n={sp['n']}) | {_fmt(sp['r'])} (p={_fmt(sp['p'], 3)}) |",
                   f"| AUROC of uncertainty for Dice < {POOR_DICE:g} ({au['n_pos']} poor / {au['n_neg']} good) | "
-                  f"{_fmt(au['auroc'])}" + ("" if "ci" not in au else f" (95% CI {_fmt(au['ci'][0])}-{_fmt(au['ci'][1])})")
-                  + " |",
+                  f"{_fmt(au['auroc'])} (95% CI {_fmt(au['ci'][0])}-{_fmt(au['ci'][1])}) |",
                   f"| review flag: sensitivity for bad cases | {_pct_ci(rv, 'sensitivity')} |",
                   f"| review flag: specificity | {_pct_ci(rv, 'specificity')} |",
                   f"| cases flagged for review | {trust['n_review']} |",
